@@ -1,0 +1,70 @@
+package conf
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Load reads the config file at path and returns it parsed, normalised and
+// validated, as Parse does.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("conf: read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes data, the contents of the config file named file, onto
+// Default(), then normalises and validates the result.
+//
+// Decoding is strict: a key zkdns does not know is an error, as is a value
+// of the wrong type. Normalising lowercases dns.zone and gives it its
+// trailing dot, lowercases the log level and format and each format, trims
+// the ZooKeeper servers and gives a bare host port 2181, and gives a bare
+// upstream IP port 53.
+//
+// On success the *Config is complete and Parse returns a nil error. On
+// failure it returns a nil *Config and every problem found as *Error
+// values joined with errors.Join, in line order. A TOML syntax error stops
+// parsing, so it is reported alone.
+func Parse(file string, data []byte) (*Config, error) {
+	var raw map[string]toml.Primitive
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
+	if err != nil {
+		return nil, syntaxError(file, data, err)
+	}
+
+	c := Default()
+	c.File = file
+	ps := newProblems(file, data)
+	d := decoder{md: &md, problems: ps}
+	d.table(nil, raw, reflect.ValueOf(c).Elem())
+	ps.check(c)
+	if err := ps.err(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func syntaxError(file string, data []byte, err error) error {
+	var pe toml.ParseError
+	if !errors.As(err, &pe) {
+		return errors.Join(&Error{File: file, Msg: "invalid TOML: " + err.Error()})
+	}
+	line := pe.Position.Line
+	// When the offending byte is the newline ending a line (an unclosed
+	// [table, say), toml counts it on the next line; the user's mistake
+	// is on the line the newline ends.
+	if start := pe.Position.Start; start >= 0 && start < len(data) && data[start] == '\n' {
+		if at := bytes.Count(data[:start], []byte("\n")) + 1; at == line-1 {
+			line = at
+		}
+	}
+	return errors.Join(&Error{File: file, Line: line, Msg: "invalid TOML: " + pe.Message})
+}

@@ -1,0 +1,459 @@
+package conf
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Ports filled in for addresses written without one.
+const (
+	zooKeeperPort = "2181"
+	dnsPort       = 53
+)
+
+const maxTTL = 24 * time.Hour
+
+// check normalises c in place, which is safe because Parse has not handed
+// it out yet, and reports every rule it breaks.
+func (ps *problems) check(c *Config) {
+	ps.checkZooKeeper(&c.ZooKeeper)
+	ps.checkDNS(&c.DNS)
+	ps.checkAdmin(&c.Admin)
+	ps.checkLog(&c.Log)
+	ps.checkServices(c.Services)
+	ps.checkDiscovers(c.Discover)
+}
+
+func (ps *problems) checkZooKeeper(z *ZooKeeper) {
+	servers := pathOf("zookeeper", "servers")
+	if len(z.Servers) == 0 {
+		ps.missing(servers, `required: list at least one ZooKeeper server as host:port, e.g. ["127.0.0.1:2181"]`)
+	}
+	seen := make(map[string]int, len(z.Servers))
+	for i, s := range z.Servers {
+		server, problem := normaliseServer(s)
+		if problem != "" {
+			ps.invalid(servers.at(i), s, "%s", problem)
+			continue
+		}
+		z.Servers[i] = server
+		key := strings.ToLower(server) // host names are case-insensitive
+		if j, dup := seen[key]; dup {
+			ps.invalid(servers.at(i), s, "already listed as %s; list each server once", servers.at(j))
+			continue
+		}
+		seen[key] = i
+	}
+
+	ps.checkDuration(pathOf("zookeeper", "session_timeout"), z.SessionTimeout, 100*time.Millisecond, 5*time.Minute)
+
+	if z.Root != "" {
+		if problem := zkPathProblem(z.Root); problem != "" {
+			ps.invalid(pathOf("zookeeper", "root"), z.Root,
+				`must be empty for no chroot, or an absolute ZooKeeper path like "/zkdns" (%s)`, problem)
+		}
+	}
+
+	if a := z.Auth; a != nil {
+		auth := pathOf("zookeeper", "auth")
+		switch a.Scheme {
+		case "digest":
+		case "":
+			ps.missing(auth.child("scheme"), `required: set scheme = "digest"`)
+		default:
+			ps.invalid(auth.child("scheme"), a.Scheme, `must be "digest", the only scheme zkdns supports`)
+		}
+		if a.CredentialsFile == "" {
+			ps.missing(auth.child("credentials_file"), `required: the path of a file holding "user:password"`)
+		}
+	}
+
+	if t := z.TLS; t != nil {
+		tls := pathOf("zookeeper", "tls")
+		if t.CAFile == "" {
+			ps.missing(tls.child("ca_file"), "required: the PEM file of the CA that signed the servers' certificates")
+		}
+		switch {
+		case t.CertFile == "" && t.KeyFile != "":
+			ps.missing(tls.child("cert_file"), "required because key_file is set: give the client certificate and its key, or neither")
+		case t.CertFile != "" && t.KeyFile == "":
+			ps.missing(tls.child("key_file"), "required because cert_file is set: give the client certificate and its key, or neither")
+		}
+	}
+}
+
+func (ps *problems) checkDNS(d *DNS) {
+	listen := pathOf("dns", "listen")
+	if len(d.Listen) == 0 {
+		ps.missing(listen, `required: list at least one IP:port to serve DNS on, e.g. ["127.0.0.1:8600"]`)
+	}
+	seen := make(map[netip.AddrPort]int, len(d.Listen))
+	for i, l := range d.Listen {
+		addr, problem := parseListen(l)
+		if problem != "" {
+			ps.invalid(listen.at(i), l, "%s", problem)
+			continue
+		}
+		if j, dup := seen[addr]; dup {
+			ps.invalid(listen.at(i), l, "already listed as %s; list each address once", listen.at(j))
+			continue
+		}
+		seen[addr] = i
+	}
+
+	zonePath := pathOf("dns", "zone")
+	written := d.Zone
+	d.Zone = strings.ToLower(d.Zone)
+	if d.Zone != "" && !strings.HasSuffix(d.Zone, ".") {
+		d.Zone += "."
+	}
+	switch {
+	case d.Zone == "":
+		ps.missing(zonePath, `required: the domain zkdns answers for, e.g. "local."`)
+	case d.Zone == ".":
+		ps.invalid(zonePath, written, `must not be the root: give the domain zkdns answers for, e.g. "local."`)
+	default:
+		if problem := domainProblem(d.Zone); problem != "" {
+			ps.invalid(zonePath, written, `must be a domain name like "local." or "svc.example.com." (%s)`, problem)
+		}
+	}
+
+	ps.checkDuration(pathOf("dns", "ttl"), d.TTL, 0, maxTTL)
+	ps.checkDuration(pathOf("dns", "negative_ttl"), d.NegativeTTL, 0, maxTTL)
+
+	upstreams := pathOf("dns", "upstreams")
+	for i, u := range d.Upstreams {
+		upstream, ok := normaliseUpstream(u)
+		if !ok {
+			ps.invalid(upstreams.at(i), u, `must be an IP, or IP:port with a port from 1 to 65535, e.g. "192.0.2.53" or "[2001:db8::53]:53"`)
+			continue
+		}
+		d.Upstreams[i] = upstream
+	}
+}
+
+func (ps *problems) checkAdmin(a *Admin) {
+	if a.Listen == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(a.Listen)
+	if err != nil || !validPort(port, 0) || host != "" && !isIPOrHostname(host) {
+		ps.invalid(pathOf("admin", "listen"), a.Listen,
+			`must be host:port, e.g. "127.0.0.1:8601", or "" to turn the admin endpoint off`)
+	}
+}
+
+func (ps *problems) checkLog(l *Log) {
+	level := strings.ToLower(l.Level)
+	switch level {
+	case "debug", "info", "warn", "error":
+		l.Level = level
+	default:
+		ps.invalid(pathOf("log", "level"), l.Level, "must be one of debug, info, warn, error")
+	}
+	format := strings.ToLower(l.Format)
+	switch format {
+	case "text", "json":
+		l.Format = format
+	default:
+		ps.invalid(pathOf("log", "format"), l.Format, "must be text or json")
+	}
+}
+
+func (ps *problems) checkServices(services []Service) {
+	names := make(map[string]int, len(services))
+	paths := make(map[string]int, len(services))
+	for i := range services {
+		s := &services[i]
+		p := pathOf("service").at(i)
+
+		switch {
+		case s.Name == "":
+			ps.missing(p.child("name"), `required: the DNS label to serve the service under, e.g. "payments"`)
+		case !isLabel(s.Name):
+			ps.invalid(p.child("name"), s.Name, "%s", labelAdvice(s.Name))
+		default:
+			if j, dup := names[s.Name]; dup {
+				ps.invalid(p.child("name"), s.Name, "already the name of service[%d]; names must be unique", j)
+			} else {
+				names[s.Name] = i
+			}
+		}
+
+		switch problem := zkPathProblem(s.Path); {
+		case s.Path == "":
+			ps.missing(p.child("path"), `required: the ZooKeeper path whose children are the instances, e.g. "/services/payments"`)
+		case problem != "":
+			ps.invalid(p.child("path"), s.Path, `must be an absolute ZooKeeper path like "/services/payments" (%s)`, problem)
+		default:
+			if j, dup := paths[s.Path]; dup {
+				ps.invalid(p.child("path"), s.Path, "already the path of service[%d]; two services cannot watch one path", j)
+			} else {
+				paths[s.Path] = i
+			}
+		}
+
+		s.Format = ps.checkWatch(p, s.Format, s.Endpoint, s.Warmup)
+	}
+}
+
+func (ps *problems) checkDiscovers(discovers []Discover) {
+	paths := make(map[string]int, len(discovers))
+	for i := range discovers {
+		d := &discovers[i]
+		p := pathOf("discover").at(i)
+
+		switch problem := zkPathProblem(d.Path); {
+		case d.Path == "":
+			ps.missing(p.child("path"), `required: the ZooKeeper path whose children are services, e.g. "/services"`)
+		case problem != "":
+			ps.invalid(p.child("path"), d.Path, `must be an absolute ZooKeeper path like "/services" (%s)`, problem)
+		default:
+			if j, dup := paths[d.Path]; dup {
+				ps.invalid(p.child("path"), d.Path, "already the path of discover[%d]; list each path once", j)
+			} else {
+				paths[d.Path] = i
+			}
+		}
+
+		d.Format = ps.checkWatch(p, d.Format, d.Endpoint, d.Warmup)
+	}
+}
+
+// checkWatch checks what services and discovers share, under p: format,
+// endpoint and warmup. It returns the format normalised.
+func (ps *problems) checkWatch(p keyPath, format, endpoint string, warmup Duration) string {
+	normal := strings.ToLower(format)
+	if normal == "" {
+		normal = "auto"
+	}
+	switch normal {
+	case "auto", "serverset":
+	case "curator":
+		if endpoint != "" && endpoint != "ssl" {
+			ps.invalid(p.child("endpoint"), endpoint, `must be "" or "ssl" for format curator (ssl serves sslPort instead of port)`)
+		}
+	case "nerve", "dubbo", "hostport":
+		if endpoint != "" {
+			ps.invalid(p.child("endpoint"), endpoint, "is only used by formats auto, curator and serverset: remove it for format %s", normal)
+		}
+	default:
+		ps.invalid(p.child("format"), format, "must be one of auto, curator, serverset, nerve, dubbo, hostport")
+	}
+	ps.checkDuration(p.child("warmup"), warmup, 0, maxTTL)
+	return normal
+}
+
+func (ps *problems) checkDuration(p keyPath, d Duration, lo, hi time.Duration) {
+	if d.Duration < lo || d.Duration > hi {
+		ps.invalid(p, d.String(), "must be from %s to %s", shortDuration(lo), shortDuration(hi))
+	}
+}
+
+// shortDuration writes d without the zero units time.Duration.String keeps:
+// "5m" rather than "5m0s".
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// normaliseServer trims a ZooKeeper server address and gives a bare host
+// the ZooKeeper port. On failure it returns a message saying what to fix.
+func normaliseServer(s string) (string, string) {
+	s = strings.TrimSpace(s)
+	const want = `must be host:port, e.g. "127.0.0.1:2181"`
+	if s == "" {
+		return "", want
+	}
+	bare := s
+	if len(bare) >= 2 && bare[0] == '[' && bare[len(bare)-1] == ']' {
+		bare = bare[1 : len(bare)-1]
+	}
+	if _, err := netip.ParseAddr(bare); err == nil {
+		return net.JoinHostPort(bare, zooKeeperPort), ""
+	}
+	host, port := s, zooKeeperPort
+	if strings.Contains(s, ":") {
+		var err error
+		if host, port, err = net.SplitHostPort(s); err != nil {
+			return "", want
+		}
+	}
+	if !isIPOrHostname(host) {
+		return "", fmt.Sprintf("host %q is neither an IP nor a host name; %s", host, want)
+	}
+	if !validPort(port, 1) {
+		return "", fmt.Sprintf("port %q must be a number from 1 to 65535", port)
+	}
+	return net.JoinHostPort(host, port), ""
+}
+
+// parseListen parses a DNS listen address. On failure it returns a message
+// saying what to fix.
+func parseListen(s string) (netip.AddrPort, string) {
+	addr, err := netip.ParseAddrPort(s)
+	if err == nil {
+		return addr, ""
+	}
+	const want = `must be IP:port with a literal IP, e.g. "127.0.0.1:8600" or "[::1]:8600"`
+	host, port, err := net.SplitHostPort(s)
+	_, ipErr := netip.ParseAddr(host)
+	switch {
+	case err != nil:
+		return netip.AddrPort{}, want
+	case host == "":
+		return netip.AddrPort{}, want + `; for every address use "0.0.0.0:53" or "[::]:53"`
+	case ipErr != nil && isHostname(host):
+		return netip.AddrPort{}, want + ", not a host name"
+	case ipErr == nil && !validPort(port, 0):
+		return netip.AddrPort{}, fmt.Sprintf("port %q must be a number from 0 to 65535 (0 picks a free port)", port)
+	default:
+		return netip.AddrPort{}, want
+	}
+}
+
+// normaliseUpstream turns an upstream resolver's IP or IP:port into
+// IP:port, in netip's canonical form.
+func normaliseUpstream(s string) (string, bool) {
+	bare := s
+	if len(bare) >= 2 && bare[0] == '[' && bare[len(bare)-1] == ']' {
+		bare = bare[1 : len(bare)-1]
+	}
+	if addr, err := netip.ParseAddr(bare); err == nil {
+		return netip.AddrPortFrom(addr, dnsPort).String(), true
+	}
+	addr, err := netip.ParseAddrPort(s)
+	if err != nil || addr.Port() == 0 {
+		return "", false
+	}
+	return addr.String(), true
+}
+
+// validPort reports whether port is a decimal number from lo to 65535.
+func validPort(port string, lo uint64) bool {
+	if port == "" || port[0] < '0' || port[0] > '9' {
+		return false
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	return err == nil && n >= lo
+}
+
+func isIPOrHostname(host string) bool {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return true
+	}
+	return isHostname(host)
+}
+
+// isHostname reports whether host is a syntactically valid host name:
+// dot-separated labels of letters, digits, '-' and '_' (seen in container
+// names), none empty or over 63 bytes or starting or ending with '-'.
+func isHostname(host string) bool {
+	host = strings.TrimSuffix(host, ".")
+	if host == "" || len(host) > 253 {
+		return false
+	}
+	for label := range strings.SplitSeq(host, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := range len(label) {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// isLabel reports whether s is a DNS label as zkdns serves them: 1 to 63
+// bytes of lowercase a-z, 0-9 and '-', with no '-' at either end.
+func isLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// labelAdvice says why name is not a label, with a corrected name when
+// lowercasing and turning '_' and '.' into '-' would make it one.
+func labelAdvice(name string) string {
+	const rule = "must be a DNS label (a-z, 0-9, '-', at most 63 bytes, no '-' at either end)"
+	fixed := strings.Map(func(r rune) rune {
+		if r == '_' || r == '.' {
+			return '-'
+		}
+		return r
+	}, strings.ToLower(name))
+	if isLabel(fixed) {
+		return fmt.Sprintf("%s: try %q", rule, fixed)
+	}
+	return rule
+}
+
+// domainProblem says why zone (lowercase, with its trailing dot) is not a
+// domain name, or returns "".
+func domainProblem(zone string) string {
+	name := strings.TrimSuffix(zone, ".")
+	if len(name) > 253 {
+		return "longer than 253 bytes"
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		switch {
+		case label == "":
+			return "it has an empty label"
+		case !isLabel(label):
+			return fmt.Sprintf("label %q is not a-z, 0-9 and '-' of at most 63 bytes with no '-' at either end", label)
+		}
+	}
+	return ""
+}
+
+// zkPathProblem says why p is not an absolute ZooKeeper path without a
+// trailing "/", or returns "". "/" itself is refused: no service lives at
+// the root.
+func zkPathProblem(p string) string {
+	switch {
+	case !strings.HasPrefix(p, "/"):
+		return `it must start with "/"`
+	case strings.HasSuffix(p, "/"):
+		return `it must not end with "/"`
+	case !utf8.ValidString(p):
+		return "it is not valid UTF-8"
+	}
+	for elem := range strings.SplitSeq(p[1:], "/") {
+		switch elem {
+		case "":
+			return `it has an empty element ("//")`
+		case ".", "..":
+			return `it has a "." or ".." element`
+		}
+	}
+	for _, r := range p {
+		// ZooKeeper refuses these code points in paths. It checks UTF-16
+		// units, so everything beyond the BMP (a surrogate pair) is
+		// refused too.
+		if r < 0x20 || r >= 0x7f && r <= 0x9f || r >= 0xd800 && r <= 0xf8ff || r >= 0xfff0 {
+			return fmt.Sprintf("it has the character %U, which ZooKeeper does not allow", r)
+		}
+	}
+	return ""
+}

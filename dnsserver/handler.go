@@ -1,0 +1,177 @@
+package dnsserver
+
+import (
+	"errors"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+)
+
+// ednsSize is the UDP payload size zkdns advertises in its OPT record and
+// the largest UDP query it reads: the DNS Flag Day 2020 value, which avoids
+// IP fragmentation on common paths.
+const ednsSize = 1232
+
+// maxUDPReply caps the reply size a client may ask for over UDP. A larger
+// EDNS size is not trusted: big UDP replies fragment and amplify.
+const maxUDPReply = 4096
+
+// Handler answers DNS queries from the snapshot most recently published on
+// it. The zero Handler answers SERVFAIL until a snapshot is published. It is
+// safe for concurrent use.
+type Handler struct {
+	snap atomic.Pointer[Snapshot]
+}
+
+var _ dns.Handler = (*Handler)(nil)
+
+// NewHandler returns a Handler serving s. A nil s answers SERVFAIL to every
+// query until Publish is called.
+func NewHandler(s *Snapshot) *Handler {
+	h := new(Handler)
+	h.snap.Store(s)
+	return h
+}
+
+// Publish makes s the snapshot that queries from now on are answered from.
+// Queries already running finish with the snapshot they started with.
+func (h *Handler) Publish(s *Snapshot) { h.snap.Store(s) }
+
+// Current returns the snapshot queries are answered from.
+func (h *Handler) Current() *Snapshot { return h.snap.Load() }
+
+// ServeDNS answers r from the current snapshot. It takes no locks and
+// writes no logs; a failed write is the client's loss and is not reported.
+func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	_, tcp := w.RemoteAddr().(*net.TCPAddr)
+	_ = w.WriteMsg(Answer(h.snap.Load(), r, tcp))
+}
+
+// Answer returns the reply to req from snapshot s; tcp says whether req came
+// over TCP, which decides how large the reply may be. Answer has no side
+// effects and never changes s or req. It always returns a reply; a nil s
+// answers SERVFAIL to everything.
+//
+// Policy choices the DNS leaves open:
+//   - A query of class ANY is answered like class IN; every other class is
+//     REFUSED, since zkdns is authoritative for no zone in them.
+//   - AXFR and IXFR are REFUSED.
+//   - An opcode other than QUERY is NOTIMP; a question count other than one
+//     is FORMERR, with the question section left empty.
+//   - A name outside the zone is REFUSED, without the AA bit.
+func Answer(s *Snapshot, req *dns.Msg, tcp bool) *dns.Msg {
+	reply := new(dns.Msg)
+	reply.SetReply(req)
+
+	var qname string
+	if len(req.Question) == 1 {
+		qname = req.Question[0].Name
+	}
+	found, err := resolve(s, req)
+	switch {
+	case err == nil:
+		reply.Authoritative = true
+		reply.Answer = ownedBy(found.answer, qname)
+		if found.shuffle {
+			rand.Shuffle(len(reply.Answer), func(i, j int) {
+				reply.Answer[i], reply.Answer[j] = reply.Answer[j], reply.Answer[i]
+			})
+		}
+		reply.Extra = append(reply.Extra, found.extra...)
+	case errors.Is(err, errNoData):
+		reply.Authoritative = true
+		reply.Ns = []dns.RR{s.apex.negSOA}
+	case errors.Is(err, errNameNotFound):
+		reply.Authoritative = true
+		reply.Rcode = dns.RcodeNameError
+		reply.Ns = []dns.RR{s.apex.negSOA}
+	case errors.Is(err, errNotInZone):
+		// Forwarding to upstreams will take this branch over; until then
+		// zkdns answers only for its own zone.
+		reply.Rcode = dns.RcodeRefused
+	case errors.Is(err, errRefused):
+		reply.Rcode = dns.RcodeRefused
+	case errors.Is(err, errNotSynced):
+		reply.Rcode = dns.RcodeServerFailure
+	case errors.Is(err, errBadVersion):
+		reply.Rcode = dns.RcodeBadVers
+	case errors.Is(err, errNotImplemented):
+		reply.Rcode = dns.RcodeNotImplemented
+	case errors.Is(err, errFormat):
+		reply.Rcode = dns.RcodeFormatError
+		reply.Question = nil
+	default:
+		reply.Rcode = dns.RcodeServerFailure
+	}
+
+	limit := dns.MaxMsgSize
+	if opt := req.IsEdns0(); opt != nil {
+		reply.Extra = append(reply.Extra, newOPT())
+		if !tcp {
+			limit = max(dns.MinMsgSize, min(int(opt.UDPSize()), maxUDPReply))
+		}
+	} else if !tcp {
+		limit = dns.MinMsgSize
+	}
+	reply.Truncate(limit)
+	// Truncate turns compression off when the reply fits without it.
+	reply.Compress = true
+	return reply
+}
+
+// resolve checks the header of req and looks its question up in s.
+func resolve(s *Snapshot, req *dns.Msg) (records, error) {
+	if req.Opcode != dns.OpcodeQuery {
+		return records{}, errNotImplemented
+	}
+	if len(req.Question) != 1 {
+		return records{}, errFormat
+	}
+	opts := 0
+	for _, rr := range req.Extra {
+		if opt, ok := rr.(*dns.OPT); ok {
+			opts++
+			if opt.Version() != 0 {
+				return records{}, errBadVersion
+			}
+		}
+	}
+	if opts > 1 {
+		// RFC 6891 §6.1.1.
+		return records{}, errFormat
+	}
+	q := req.Question[0]
+	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
+		return records{}, errRefused
+	}
+	if s == nil {
+		return records{}, errNotSynced
+	}
+	return s.lookup(strings.ToLower(q.Name), q.Qtype)
+}
+
+// ownedBy returns a fresh copy of rrs, whose owner is the lowercase form of
+// qname, with qname's own case restored, as clients expect to see the name
+// they asked. Records already spelled like qname are shared, not copied.
+func ownedBy(rrs []dns.RR, qname string) []dns.RR {
+	out := make([]dns.RR, len(rrs))
+	for i, rr := range rrs {
+		if rr.Header().Name != qname {
+			rr = dns.Copy(rr)
+			rr.Header().Name = qname
+		}
+		out[i] = rr
+	}
+	return out
+}
+
+// newOPT returns the OPT record of a reply: version 0, DO off, our size.
+// It is made per reply because packing writes the extended rcode into it.
+func newOPT() *dns.OPT {
+	opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
+	opt.SetUDPSize(ednsSize)
+	return opt
+}

@@ -1,0 +1,185 @@
+package dnsserver
+
+import (
+	"errors"
+
+	"github.com/miekg/dns"
+)
+
+// Why a query gets no positive answer. Answer maps each to an rcode in one
+// switch; nothing else decides rcodes.
+var (
+	errFormat         = errors.New("dnsserver: malformed query")
+	errNotImplemented = errors.New("dnsserver: opcode not implemented")
+	errBadVersion     = errors.New("dnsserver: unsupported EDNS version")
+	errRefused        = errors.New("dnsserver: query refused")
+	errNotInZone      = errors.New("dnsserver: name is outside the zone")
+	errNotSynced      = errors.New("dnsserver: first sync from ZooKeeper not done yet")
+	errNameNotFound   = errors.New("dnsserver: name does not exist")
+	errNoData         = errors.New("dnsserver: name has no records of this type")
+)
+
+// records is a positive answer. Its slices belong to the snapshot (or, for
+// ANY, were made for this query) and must be copied before they are changed.
+type records struct {
+	answer []dns.RR // every owner name is the query name, lowercased
+	extra  []dns.RR
+	// shuffle says answer is a set of addresses to hand out in a fresh
+	// random order on every query, to spread load across instances.
+	shuffle bool
+}
+
+// lookup finds the records of qname, a lowercase FQDN, for qtype.
+func (s *Snapshot) lookup(qname string, qtype uint16) (records, error) {
+	rel, ok := s.apex.relative(qname)
+	if !ok {
+		return records{}, errNotInZone
+	}
+	if qtype == dns.TypeAXFR || qtype == dns.TypeIXFR {
+		// The zone is rebuilt on every ZooKeeper event; a copy of it would
+		// be stale at once, so transfers are not offered.
+		return records{}, errRefused
+	}
+	if len(rel) == 0 {
+		switch qtype {
+		case dns.TypeSOA:
+			return records{answer: []dns.RR{s.apex.soa}}, nil
+		case dns.TypeNS:
+			return records{answer: s.apex.ns, extra: s.apex.nsGlue}, nil
+		}
+	}
+	if !s.synced {
+		return records{}, errNotSynced
+	}
+
+	switch len(rel) {
+	case 0:
+		return existing(s.apex, qname, qtype, nil)
+	case 1:
+		if svc := s.services[rel[0]]; svc != nil {
+			return svc.lookup(s.apex, qname, qtype)
+		}
+		if rel[0] == "ns" {
+			return s.apex.nsHost(qname, qtype)
+		}
+		if rel[0] == "_tcp" && len(s.services) > 0 {
+			// An empty non-terminal above the _<service>._tcp names: it
+			// exists, with no records (RFC 8020 §2).
+			return existing(s.apex, qname, qtype, nil)
+		}
+	case 2:
+		if rel[1] == "_tcp" && len(rel[0]) > 1 && rel[0][0] == '_' {
+			if svc := s.services[rel[0][1:]]; svc != nil {
+				return svc.lookupTCP(s.apex, qname, qtype)
+			}
+			break
+		}
+		if svc := s.services[rel[1]]; svc != nil {
+			if inst := svc.instances[rel[0]]; inst != nil {
+				return inst.lookup(s.apex, qname, qtype)
+			}
+		}
+	}
+	return records{}, errNameNotFound
+}
+
+// relative returns the labels of qname below the origin, leftmost first, or
+// false when qname is not in the zone.
+func (a *apex) relative(qname string) ([]string, bool) {
+	labels := dns.SplitDomainName(qname)
+	below := len(labels) - len(a.labels)
+	if below < 0 {
+		return nil, false
+	}
+	for i, l := range a.labels {
+		if labels[below+i] != l {
+			return nil, false
+		}
+	}
+	return labels[:below], true
+}
+
+// nsHost answers ns.<origin>, the host the apex NS record names.
+func (a *apex) nsHost(qname string, qtype uint16) (records, error) {
+	switch qtype {
+	case dns.TypeA:
+		return existing(a, qname, qtype, a.nsA)
+	case dns.TypeAAAA:
+		return existing(a, qname, qtype, a.nsAAAA)
+	}
+	return existing(a, qname, qtype, nil)
+}
+
+// lookup answers <service>.<origin>.
+func (svc *service) lookup(a *apex, qname string, qtype uint16) (records, error) {
+	switch qtype {
+	case dns.TypeSRV:
+		return svc.srvAnswer(a, qname, qtype, svc.srv)
+	case dns.TypeA:
+		return shuffled(existing(a, qname, qtype, svc.a))
+	case dns.TypeAAAA:
+		return shuffled(existing(a, qname, qtype, svc.aaaa))
+	}
+	return existing(a, qname, qtype, nil)
+}
+
+// shuffled marks a found address set for shuffling.
+func shuffled(r records, err error) (records, error) {
+	if err == nil {
+		r.shuffle = true
+	}
+	return r, err
+}
+
+// lookupTCP answers _<service>._tcp.<origin>, the RFC 2782 form.
+func (svc *service) lookupTCP(a *apex, qname string, qtype uint16) (records, error) {
+	if qtype == dns.TypeSRV {
+		return svc.srvAnswer(a, qname, qtype, svc.srvTCP)
+	}
+	return existing(a, qname, qtype, nil)
+}
+
+func (svc *service) srvAnswer(a *apex, qname string, qtype uint16, srv []dns.RR) (records, error) {
+	r, err := existing(a, qname, qtype, srv)
+	if err == nil {
+		r.extra = svc.glue
+	}
+	return r, err
+}
+
+// lookup answers <instance>.<service>.<origin>.
+func (inst *instance) lookup(a *apex, qname string, qtype uint16) (records, error) {
+	switch qtype {
+	case dns.TypeA, dns.TypeAAAA:
+		if inst.cname != nil {
+			// The address is a hostname: point at it and let the
+			// client's resolver follow; it is outside what zkdns knows.
+			// Only address queries get the CNAME: TXT still carries the
+			// instance's metadata, which a CNAME for every type would hide.
+			return records{answer: inst.cname}, nil
+		}
+		if qtype == dns.TypeA {
+			return existing(a, qname, qtype, inst.a)
+		}
+		return existing(a, qname, qtype, inst.aaaa)
+	case dns.TypeTXT:
+		return existing(a, qname, qtype, inst.txt)
+	}
+	return existing(a, qname, qtype, nil)
+}
+
+// existing answers a name that exists: rrs when there are any, RFC 8482's
+// HINFO for ANY, and NODATA otherwise.
+func existing(a *apex, qname string, qtype uint16, rrs []dns.RR) (records, error) {
+	if len(rrs) > 0 {
+		return records{answer: rrs}, nil
+	}
+	if qtype == dns.TypeANY {
+		return records{answer: []dns.RR{&dns.HINFO{
+			Hdr: dns.RR_Header{Name: qname, Rrtype: dns.TypeHINFO, Class: dns.ClassINET, Ttl: a.ttl},
+			Cpu: "RFC8482",
+			Os:  "",
+		}}}, nil
+	}
+	return records{}, errNoData
+}

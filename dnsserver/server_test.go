@@ -1,0 +1,515 @@
+package dnsserver
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// served is a Serve running in the background for one test.
+type served struct {
+	addr string // ip:port of the one address served
+	stop func() error
+}
+
+// serve binds addr, serves snap on it until the test ends, and returns the
+// bound address. It skips the test when addr cannot be bound and skip is set.
+func serve(t *testing.T, addr string, snap *Snapshot, skip bool) served {
+	t.Helper()
+	l, err := Listen([]string{addr})
+	if err != nil {
+		if skip {
+			t.Skipf("cannot bind %s here: %v", addr, err)
+		}
+		t.Fatalf("Listen: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, l, NewHandler(snap)) }()
+
+	var once sync.Once
+	var serveErr error
+	stop := func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case serveErr = <-done:
+			case <-time.After(10 * time.Second):
+				serveErr = errors.New("Serve did not return within 10s of cancel")
+			}
+		})
+		return serveErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return served{addr: l.Addrs()[0], stop: stop}
+}
+
+// digReply is the part of dig's output the tests look at.
+type digReply struct {
+	status string
+	flags  []string
+	answer []dns.RR
+	ns     []dns.RR
+	extra  []dns.RR
+}
+
+var (
+	digStatus = regexp.MustCompile(`status: ([A-Z]+)`)
+	digFlags  = regexp.MustCompile(`;; flags: ([a-z ]*);`)
+)
+
+// dig runs the real dig against addr and parses its output.
+func dig(t *testing.T, addr string, args ...string) digReply {
+	t.Helper()
+	ap := netip.MustParseAddrPort(addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	argv := append([]string{"@" + ap.Addr().String(), "-p", fmt.Sprint(ap.Port()), "+time=2", "+tries=1", "+nocookie"}, args...)
+	out, err := exec.CommandContext(ctx, "dig", argv...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("dig %s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+
+	var r digReply
+	if m := digStatus.FindSubmatch(out); m != nil {
+		r.status = string(m[1])
+	}
+	if m := digFlags.FindSubmatch(out); m != nil {
+		r.flags = strings.Fields(string(m[1]))
+	}
+	var section *[]dns.RR
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == ";; ANSWER SECTION:":
+			section = &r.answer
+		case line == ";; AUTHORITY SECTION:":
+			section = &r.ns
+		case line == ";; ADDITIONAL SECTION:":
+			section = &r.extra
+		case line == "" || strings.HasPrefix(line, ";"):
+			if line == "" {
+				section = nil
+			}
+		case section != nil:
+			rr, err := dns.NewRR(line)
+			if err != nil {
+				t.Fatalf("dig printed a record that does not parse: %q: %v", line, err)
+			}
+			*section = append(*section, rr)
+		}
+	}
+	if r.status == "" {
+		t.Fatalf("no status in dig output:\n%s", out)
+	}
+	return r
+}
+
+// serverSnapshot is the fixture plus a service too big for one UDP reply.
+func serverSnapshot() *Snapshot {
+	big := bigSnapshot(60).byName["big"].src
+	return fixture().Apply(Update{Services: []Service{big}})
+}
+
+func TestServeDig(t *testing.T) {
+	snap := serverSnapshot()
+	cases := []struct {
+		name      string
+		args      []string
+		status    string
+		flags     []string // flags that must be set
+		noFlags   []string // flags that must not be set
+		answer    []string // expected answer section, compared as a set; nil: see answers
+		answers   int      // with answer nil: how many answer records; -1: any number ≥ 1 below 60
+		extra     []string // expected additional section, if not nil
+		authority int      // records in the authority section
+	}{
+		{name: "SRV over UDP", args: []string{"payments.local.", "SRV"}, status: "NOERROR", flags: []string{"qr", "aa", "rd"}, noFlags: []string{"ra", "tc"},
+			answer: []string{
+				"payments.local. 5 IN SRV 0 100 8080 pay-1.payments.local.",
+				"payments.local. 5 IN SRV 0 50 8080 pay-2.payments.local.",
+			},
+			extra: []string{"pay-1.payments.local. 5 IN A 192.0.2.1", "pay-2.payments.local. 5 IN AAAA 2001:db8::2"}},
+		{name: "A over TCP", args: []string{"+tcp", "payments.local.", "A"}, status: "NOERROR", flags: []string{"aa"},
+			answer: []string{"payments.local. 5 IN A 192.0.2.1"}},
+		{name: "no recursion desired", args: []string{"+norecurse", "PayMents.LOCAL.", "AAAA"}, status: "NOERROR", flags: []string{"aa"}, noFlags: []string{"rd", "ra"},
+			answer: []string{"PayMents.LOCAL. 5 IN AAAA 2001:db8::2"}},
+		{name: "TXT", args: []string{"pay-1.payments.local.", "TXT"}, status: "NOERROR",
+			answer: []string{`pay-1.payments.local. 5 IN TXT "format=curator" "id=pay-1"`}},
+		{name: "NXDOMAIN", args: []string{"nope.local.", "A"}, status: "NXDOMAIN", flags: []string{"aa"}, authority: 1},
+		{name: "NODATA", args: []string{"empty.local.", "SRV"}, status: "NOERROR", flags: []string{"aa"}, authority: 1},
+		{name: "outside the zone", args: []string{"example.com.", "A"}, status: "REFUSED", noFlags: []string{"aa"}},
+		{name: "class CH", args: []string{"-c", "CH", "version.bind.", "TXT"}, status: "REFUSED"},
+		{name: "EDNS version 1", args: []string{"+edns=1", "+noednsneg", "local.", "SOA"}, status: "BADVERS"},
+		{name: "ANY", args: []string{"payments.local.", "ANY"}, status: "NOERROR",
+			answer: []string{`payments.local. 5 IN HINFO "RFC8482" ""`}},
+		{name: "big SRV over UDP without EDNS is truncated", args: []string{"+ignore", "+noedns", "big.local.", "SRV"}, status: "NOERROR", flags: []string{"tc"}, answers: -1},
+		{name: "big SRV over UDP with 512 bytes is truncated", args: []string{"+ignore", "+bufsize=512", "big.local.", "SRV"}, status: "NOERROR", flags: []string{"tc"}, answers: -1},
+		{name: "big SRV over TCP is whole", args: []string{"+tcp", "big.local.", "SRV"}, status: "NOERROR", noFlags: []string{"tc"}, answers: 60},
+		{name: "big SRV falls back to TCP by itself", args: []string{"+noedns", "big.local.", "SRV"}, status: "NOERROR", noFlags: []string{"tc"}, answers: 60},
+	}
+
+	for _, family := range []struct {
+		name string
+		addr string
+		skip bool
+	}{
+		{name: "IPv4", addr: "127.0.0.1:0"},
+		{name: "IPv6", addr: "[::1]:0", skip: true},
+	} {
+		t.Run(family.name, func(t *testing.T) {
+			srv := serve(t, family.addr, snap, family.skip)
+			for _, tc := range cases {
+				t.Run(tc.name, func(t *testing.T) {
+					r := dig(t, srv.addr, tc.args...)
+					if r.status != tc.status {
+						t.Errorf("status %s, want %s", r.status, tc.status)
+					}
+					for _, f := range tc.flags {
+						if !slices.Contains(r.flags, f) {
+							t.Errorf("flags %v lack %q", r.flags, f)
+						}
+					}
+					for _, f := range tc.noFlags {
+						if slices.Contains(r.flags, f) {
+							t.Errorf("flags %v have %q", r.flags, f)
+						}
+					}
+					switch {
+					case tc.answer != nil:
+						sameRRs(t, "answer", r.answer, tc.answer)
+					case tc.answers == -1:
+						if n := len(r.answer); n == 0 || n >= 60 {
+							t.Errorf("%d answer records, want a truncated set of 1 to 59", n)
+						}
+					case len(r.answer) != tc.answers:
+						t.Errorf("%d answer records, want %d", len(r.answer), tc.answers)
+					}
+					if tc.extra != nil {
+						sameRRs(t, "additional", r.extra, tc.extra)
+					}
+					if len(r.ns) != tc.authority {
+						t.Errorf("%d authority records, want %d", len(r.ns), tc.authority)
+					}
+				})
+			}
+			if err := srv.stop(); err != nil {
+				t.Fatalf("Serve returned %v after cancel, want nil", err)
+			}
+			assertReleased(t, srv.addr)
+		})
+	}
+}
+
+// assertReleased binds addr on UDP and TCP again, which only works if the
+// server let go of it.
+func assertReleased(t *testing.T, addr string) {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		t.Errorf("UDP %s still taken after Serve returned: %v", addr, err)
+	} else {
+		pc.Close()
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Errorf("TCP %s still taken after Serve returned: %v", addr, err)
+	} else {
+		ln.Close()
+	}
+}
+
+// goResolver is Go's own DNS client, sending every query to addr.
+func goResolver(addr string) *net.Resolver {
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}
+}
+
+func TestServeGoResolver(t *testing.T) {
+	srv := serve(t, "127.0.0.1:0", serverSnapshot(), false)
+	r := goResolver(srv.addr)
+
+	cases := []struct {
+		name  string
+		query func(ctx context.Context) ([]string, error)
+		want  []string // sorted
+		nx    bool     // want a not-found error instead
+	}{
+		{name: "LookupSRV by name", query: func(ctx context.Context) ([]string, error) {
+			_, srvs, err := r.LookupSRV(ctx, "", "", "payments.local.")
+			return srvStrings(srvs), err
+		}, want: []string{"pay-1.payments.local.:8080/100", "pay-2.payments.local.:8080/50"}},
+		{name: "LookupSRV by service and proto", query: func(ctx context.Context) ([]string, error) {
+			_, srvs, err := r.LookupSRV(ctx, "payments", "tcp", "local.")
+			return srvStrings(srvs), err
+		}, want: []string{"pay-1.payments.local.:8080/100", "pay-2.payments.local.:8080/50"}},
+		{name: "LookupSRV of a big set comes whole over TCP", query: func(ctx context.Context) ([]string, error) {
+			_, srvs, err := r.LookupSRV(ctx, "", "", "big.local.")
+			return []string{fmt.Sprint(len(srvs))}, err
+		}, want: []string{"60"}},
+		{name: "LookupHost", query: func(ctx context.Context) ([]string, error) {
+			return r.LookupHost(ctx, "payments.local.")
+		}, want: []string{"192.0.2.1", "2001:db8::2"}},
+		{name: "LookupIPAddr of an instance", query: func(ctx context.Context) ([]string, error) {
+			addrs, err := r.LookupIPAddr(ctx, "pay-2.payments.local.")
+			var out []string
+			for _, a := range addrs {
+				out = append(out, a.IP.String())
+			}
+			return out, err
+		}, want: []string{"2001:db8::2"}},
+		{name: "LookupTXT joins one record's strings", query: func(ctx context.Context) ([]string, error) {
+			return r.LookupTXT(ctx, "pay-1.payments.local.")
+		}, want: []string{"format=curatorid=pay-1"}},
+		{name: "LookupHost of a missing name", query: func(ctx context.Context) ([]string, error) {
+			return r.LookupHost(ctx, "nope.local.")
+		}, nx: true},
+		{name: "LookupSRV of a missing name", query: func(ctx context.Context) ([]string, error) {
+			_, srvs, err := r.LookupSRV(ctx, "", "", "nope.local.")
+			return srvStrings(srvs), err
+		}, nx: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			got, err := tc.query(ctx)
+			if tc.nx {
+				var dnsErr *net.DNSError
+				if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+					t.Fatalf("got %v, %v; want a not-found DNSError", got, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("lookup: %v", err)
+			}
+			slices.Sort(got)
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func srvStrings(srvs []*net.SRV) []string {
+	var out []string
+	for _, s := range srvs {
+		out = append(out, fmt.Sprintf("%s:%d/%d", s.Target, s.Port, s.Weight))
+	}
+	return out
+}
+
+func TestListen(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+
+	cases := []struct {
+		name    string
+		addrs   []string
+		wantErr string // substring of the error; "" means success
+	}{
+		{name: "one free port", addrs: []string{"127.0.0.1:0"}},
+		{name: "two addresses", addrs: []string{"127.0.0.1:0", "127.0.0.1:0"}},
+		{name: "no addresses", addrs: nil, wantErr: "no addresses"},
+		{name: "hostname is not an address", addrs: []string{"localhost:0"}, wantErr: `"localhost:0"`},
+		{name: "missing port", addrs: []string{"127.0.0.1"}, wantErr: `"127.0.0.1"`},
+		{name: "port taken for TCP", addrs: []string{"127.0.0.1:0", taken.Addr().String()}, wantErr: taken.Addr().String()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			l, err := Listen(tc.addrs)
+			if tc.wantErr != "" {
+				if err == nil {
+					l.Close()
+					t.Fatalf("Listen(%q) succeeded, want an error naming %s", tc.addrs, tc.wantErr)
+				}
+				if !strings.Contains(err.Error(), tc.wantErr) || !strings.HasPrefix(err.Error(), "dnsserver: ") {
+					t.Errorf("error %q does not start with dnsserver: and name %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Listen: %v", err)
+			}
+			defer l.Close()
+			got := l.Addrs()
+			if len(got) != len(tc.addrs) || len(l.UDP) != len(tc.addrs) || len(l.TCP) != len(tc.addrs) {
+				t.Fatalf("Addrs %v, %d UDP, %d TCP; want %d of each", got, len(l.UDP), len(l.TCP), len(tc.addrs))
+			}
+			for i := range tc.addrs {
+				if u, c := l.UDP[i].LocalAddr().String(), l.TCP[i].Addr().String(); u != c || u != got[i] {
+					t.Errorf("address %d: UDP %s, TCP %s, Addrs %s; want one port for both", i, u, c, got[i])
+				}
+			}
+			if err := l.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			if err := l.Close(); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+			for _, a := range got {
+				assertReleased(t, a)
+			}
+		})
+	}
+}
+
+// TestListenReleasesOnFailure checks that a failing Listen closes what it
+// had already bound.
+func TestListenReleasesOnFailure(t *testing.T) {
+	probe, err := Listen([]string{"127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	free := probe.Addrs()[0]
+	probe.Close()
+
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+
+	if l, err := Listen([]string{free, taken.LocalAddr().String()}); err == nil {
+		l.Close()
+		t.Fatal("Listen succeeded on a taken UDP port")
+	}
+	assertReleased(t, free)
+}
+
+func TestServeErrors(t *testing.T) {
+	cases := []struct {
+		name    string
+		run     func(t *testing.T) error
+		wantErr string
+	}{
+		{name: "no listeners", run: func(t *testing.T) error {
+			return Serve(context.Background(), &Listeners{}, NewHandler(nil))
+		}, wantErr: "no listeners"},
+		{name: "nil handler", run: func(t *testing.T) error {
+			l, err := Listen([]string{"127.0.0.1:0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer assertReleased(t, l.Addrs()[0])
+			return Serve(context.Background(), l, nil)
+		}, wantErr: "nil handler"},
+		{name: "a listener closed under Serve", run: func(t *testing.T) error {
+			l, err := Listen([]string{"127.0.0.1:0"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			l.TCP[0].Close()
+			err = Serve(ctx, l, NewHandler(nil))
+			if ctx.Err() != nil {
+				t.Fatal("Serve ran until the test timeout; it should have stopped on the listener failure")
+			}
+			return err
+		}, wantErr: "dnsserver: serving tcp"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.run(t)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("Serve returned %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestServeStopsBeforeStart(t *testing.T) {
+	l, err := Listen([]string{"127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addrs()[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, l, NewHandler(nil)) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve with a cancelled context returned %v, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve with a cancelled context did not return")
+	}
+	assertReleased(t, addr)
+}
+
+// TestServeMalformed sends packets that do not parse and checks that the
+// server answers FORMERR where it can read a header, and keeps serving.
+func TestServeMalformed(t *testing.T) {
+	srv := serve(t, "127.0.0.1:0", fixture(), false)
+	seeds := fuzzSeeds(t)
+	cases := []struct {
+		name   string
+		packet []byte
+		reply  bool // a FORMERR reply is expected
+	}{
+		{name: "compression pointer loop", packet: seeds["pointer-loop"], reply: true},
+		{name: "two questions", packet: seeds["two-questions"], reply: true},
+		{name: "short header", packet: seeds["short-header"]},
+		{name: "garbage", packet: seeds["garbage"]},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("udp", srv.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.Write(tc.packet); err != nil {
+				t.Fatal(err)
+			}
+			if tc.reply {
+				conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+				buf := make([]byte, 512)
+				n, err := conn.Read(buf)
+				if err != nil {
+					t.Fatalf("no reply: %v", err)
+				}
+				m := new(dns.Msg)
+				if err := m.Unpack(buf[:n]); err != nil {
+					t.Fatalf("reply does not unpack: %v", err)
+				}
+				if m.Rcode != dns.RcodeFormatError {
+					t.Errorf("rcode %s, want FORMERR", dns.RcodeToString[m.Rcode])
+				}
+			}
+			// The server still answers a good query, over UDP and TCP.
+			for _, network := range []string{"udp", "tcp"} {
+				c := &dns.Client{Net: network, Timeout: 5 * time.Second}
+				m, _, err := c.Exchange(new(dns.Msg).SetQuestion("payments.local.", dns.TypeA), srv.addr)
+				if err != nil || m.Rcode != dns.RcodeSuccess || len(m.Answer) != 1 {
+					t.Errorf("%s query after a bad packet: %v, %v", network, m, err)
+				}
+			}
+		})
+	}
+}

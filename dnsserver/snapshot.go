@@ -1,0 +1,458 @@
+package dnsserver
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Zone holds the settings that apply to every answer.
+type Zone struct {
+	// Origin is the zone apex as a fully qualified name, e.g. "local.".
+	// The snapshot lowercases it and adds a missing trailing dot; an empty
+	// Origin means the root, which puts every name in the zone, so the
+	// config layer is expected to reject it.
+	Origin string
+	// TTL is the TTL of positive answers. It is served in whole seconds,
+	// rounded down.
+	TTL time.Duration
+	// NegativeTTL is the SOA minimum, and the TTL of the SOA served in the
+	// authority section of NXDOMAIN and NODATA answers (RFC 2308 §5).
+	NegativeTTL time.Duration
+	// NSAddrs are the addresses served for "ns.<Origin>", the host the apex
+	// NS record names. Empty is allowed: the NS host then has no addresses.
+	NSAddrs []netip.Addr
+}
+
+// Service is one service to serve.
+type Service struct {
+	// Name is the raw name: a config name or a discovered znode name. The
+	// snapshot makes it into a DNS label (see Label).
+	Name string
+	// Instances are the healthy instances to serve, in the order their SRV
+	// records are served. Empty means the name exists with no records
+	// (NODATA). Of two instances with the same ID only the first is served.
+	Instances []Instance
+}
+
+// Instance is one instance of a Service.
+type Instance struct {
+	// ID is the znode name. The snapshot makes it into a DNS label.
+	ID string
+	// Address is an IP literal or a hostname. An instance whose Address is
+	// neither (or whose hostname is not a valid DNS name) is not served.
+	Address string
+	// Port is the SRV port.
+	Port uint16
+	// Weight is the SRV weight to serve.
+	Weight uint16
+	// TXT holds "key=value" strings, served in this order. A string longer
+	// than 255 bytes does not fit a TXT character-string and is skipped.
+	TXT []string
+}
+
+// Update describes a change to the served set.
+type Update struct {
+	// Services are the added or changed services. Each replaces any earlier
+	// service of the same Name; if a Name appears twice, the last one wins.
+	Services []Service
+	// Removed names services that are no longer served. A name in both
+	// Services and Removed is removed.
+	Removed []string
+	// Full says Services is the whole set: every service not in it is
+	// removed.
+	Full bool
+	// Synced says the first full sync from ZooKeeper has happened. It is
+	// sticky: once a snapshot is synced, every snapshot derived from it is.
+	Synced bool
+}
+
+// SOA timers. zkdns serves no zone transfers, so secondaries never use
+// them; they only need to be plausible to tools that print the SOA.
+const (
+	soaRefresh = 3600
+	soaRetry   = 600
+	soaExpire  = 86400
+)
+
+// Snapshot is an immutable view of everything zkdns serves: the zone
+// settings and, for each service, the DNS records built from its instances.
+// Every method is safe for concurrent use; nothing changes a Snapshot after
+// it is built. Apply and WithZone return new snapshots.
+type Snapshot struct {
+	zone   Zone // normalised; NSAddrs is owned by the snapshot
+	serial uint32
+	synced bool
+	apex   *apex
+
+	// services maps a service's final DNS label to its records.
+	services map[string]*service
+	// byName maps a service's raw name to the same records as services.
+	byName map[string]*service
+}
+
+// apex holds the records of the zone apex and of its NS host, and what a
+// query needs to tell whether a name is in the zone.
+type apex struct {
+	origin string   // lowercase FQDN
+	labels []string // origin split into labels, for matching names
+	ttl    uint32   // positive TTL, in seconds
+
+	soa    dns.RR   // SOA with the positive TTL, the answer to an SOA query
+	negSOA dns.RR   // the same SOA with the negative TTL, for NXDOMAIN and NODATA
+	ns     []dns.RR // the apex NS record
+	nsA    []dns.RR // A records of ns.<origin>
+	nsAAAA []dns.RR // AAAA records of ns.<origin>
+	nsGlue []dns.RR // nsA then nsAAAA, the additional section of an NS answer
+}
+
+// service holds one service's records, all built at snapshot time.
+type service struct {
+	src   Service // deep copy of the input, for rebuilding on relabel or zone change
+	base  string  // Label(src.Name), before collisions are broken
+	label string  // the label the service is served under
+
+	srv    []dns.RR // SRV records owned by <label>.<origin>
+	srvTCP []dns.RR // the same SRV records owned by _<label>._tcp.<origin>
+	glue   []dns.RR // A/AAAA of the IP instances, the additional section of SRV answers
+	a      []dns.RR // A records owned by <label>.<origin>
+	aaaa   []dns.RR // AAAA records owned by <label>.<origin>
+
+	// instances maps an instance's final label to its records.
+	instances map[string]*instance
+}
+
+// instance holds one instance's records, owned by <instance>.<service>.<origin>.
+type instance struct {
+	a     []dns.RR // its A record, when its address is IPv4
+	aaaa  []dns.RR // its AAAA record, when its address is IPv6
+	cname []dns.RR // a CNAME to its address, when that is a hostname
+	txt   []dns.RR // its TXT record, when it has strings that fit
+}
+
+// NewSnapshot returns a snapshot with no services that is not synced. Its
+// SOA serial is 1; every snapshot derived from it has the serial of its
+// parent plus one. zkdns serves no zone transfers, so the serial only has to
+// grow while the daemon runs.
+func NewSnapshot(z Zone) *Snapshot {
+	z = normaliseZone(z)
+	const serial = 1
+	return &Snapshot{
+		zone:     z,
+		serial:   serial,
+		apex:     buildApex(z, serial),
+		services: map[string]*service{},
+		byName:   map[string]*service{},
+	}
+}
+
+// Apply returns a new snapshot with u applied; s itself is not changed.
+// Only the services that u names are rebuilt; the new snapshot shares the
+// records of every other service with s. The one exception is a service
+// whose label changes because a newly added name collides with it: that
+// service is rebuilt under its new label.
+func (s *Snapshot) Apply(u Update) *Snapshot {
+	changed := make(map[string]Service, len(u.Services))
+	for _, svc := range u.Services {
+		changed[svc.Name] = svc
+	}
+	for _, name := range u.Removed {
+		delete(changed, name)
+	}
+
+	kept := map[string]*service{}
+	if !u.Full {
+		kept = maps.Clone(s.byName)
+		for name := range changed {
+			delete(kept, name)
+		}
+		for _, name := range u.Removed {
+			delete(kept, name)
+		}
+	}
+
+	bases := make(map[string]string, len(kept)+len(changed))
+	for name, svc := range kept {
+		bases[name] = svc.base
+	}
+	for name := range changed {
+		bases[name] = Label(name)
+	}
+	labels := resolveLabels(bases)
+
+	next := s.derive(s.zone)
+	next.synced = s.synced || u.Synced
+	for name, label := range labels {
+		svc := kept[name]
+		switch {
+		case svc == nil:
+			svc = buildService(next.apex, cloneService(changed[name]), bases[name], label)
+		case svc.label != label:
+			svc = buildService(next.apex, svc.src, svc.base, label)
+		}
+		next.add(svc)
+	}
+	return next
+}
+
+// WithZone returns a snapshot with the same services and synced state as s,
+// served under the zone settings z. Every record is rebuilt.
+func (s *Snapshot) WithZone(z Zone) *Snapshot {
+	next := s.derive(normaliseZone(z))
+	next.synced = s.synced
+	for _, svc := range s.byName {
+		next.add(buildService(next.apex, svc.src, svc.base, svc.label))
+	}
+	return next
+}
+
+// Synced reports whether the first full sync has happened. Until it has,
+// every name in the zone but the apex SOA and NS answers SERVFAIL.
+func (s *Snapshot) Synced() bool { return s.synced }
+
+// Zone returns the zone settings, normalised: Origin is lowercase and fully
+// qualified. The caller may keep and change the result.
+func (s *Snapshot) Zone() Zone {
+	z := s.zone
+	z.NSAddrs = slices.Clone(z.NSAddrs)
+	return z
+}
+
+// Services returns the number of services served.
+func (s *Snapshot) Services() int { return len(s.byName) }
+
+// derive returns an empty snapshot under zone z whose serial follows s's.
+func (s *Snapshot) derive(z Zone) *Snapshot {
+	serial := s.serial + 1
+	if serial == 0 {
+		// Skip 0 on wrap-around: some tools read serial 0 as "unset".
+		serial = 1
+	}
+	return &Snapshot{
+		zone:     z,
+		serial:   serial,
+		apex:     buildApex(z, serial),
+		services: make(map[string]*service, len(s.byName)),
+		byName:   make(map[string]*service, len(s.byName)),
+	}
+}
+
+// add files svc under its label and raw name. It is only used while a new
+// snapshot is being built, before anyone else can see it.
+func (s *Snapshot) add(svc *service) {
+	s.services[svc.label] = svc
+	s.byName[svc.src.Name] = svc
+}
+
+func normaliseZone(z Zone) Zone {
+	z.Origin = dns.CanonicalName(z.Origin)
+	z.NSAddrs = slices.Clone(z.NSAddrs)
+	return z
+}
+
+func buildApex(z Zone, serial uint32) *apex {
+	ttl := seconds(z.TTL)
+	negTTL := seconds(z.NegativeTTL)
+	a := &apex{
+		origin: z.Origin,
+		labels: dns.SplitDomainName(z.Origin),
+		ttl:    ttl,
+	}
+	nsHost := under("ns", z.Origin)
+	soa := &dns.SOA{
+		Hdr:     dns.RR_Header{Name: z.Origin, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: ttl},
+		Ns:      nsHost,
+		Mbox:    under("hostmaster", z.Origin),
+		Serial:  serial,
+		Refresh: soaRefresh,
+		Retry:   soaRetry,
+		Expire:  soaExpire,
+		Minttl:  negTTL,
+	}
+	neg := *soa
+	neg.Hdr.Ttl = negTTL
+	a.soa, a.negSOA = soa, &neg
+	a.ns = []dns.RR{&dns.NS{
+		Hdr: dns.RR_Header{Name: z.Origin, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: ttl},
+		Ns:  nsHost,
+	}}
+	for _, addr := range z.NSAddrs {
+		if !addr.IsValid() {
+			continue
+		}
+		rr := addressRR(nsHost, addr, ttl)
+		if addr.Unmap().Is4() {
+			a.nsA = append(a.nsA, rr)
+		} else {
+			a.nsAAAA = append(a.nsAAAA, rr)
+		}
+	}
+	a.nsGlue = slices.Concat(a.nsA, a.nsAAAA)
+	return a
+}
+
+// buildService builds the records of src, served under label.
+func buildService(ap *apex, src Service, base, label string) *service {
+	owner := under(label, ap.origin)
+	svc := &service{
+		src:       src,
+		base:      base,
+		label:     label,
+		instances: make(map[string]*instance, len(src.Instances)),
+	}
+	if _, ok := dns.IsDomainName(owner); !ok {
+		// The origin is too long to hold this label. The name could not be
+		// asked for either, so serving nothing under it loses nothing.
+		return svc
+	}
+	srvOwner := under("_"+label+"._tcp", ap.origin)
+	if _, ok := dns.IsDomainName(srvOwner); !ok {
+		srvOwner = ""
+	}
+
+	byID := make(map[string]Instance, len(src.Instances))
+	ids := make([]string, 0, len(src.Instances))
+	bases := make(map[string]string, len(src.Instances))
+	for _, inst := range src.Instances {
+		if _, dup := byID[inst.ID]; dup {
+			continue
+		}
+		byID[inst.ID] = inst
+		ids = append(ids, inst.ID)
+		bases[inst.ID] = Label(inst.ID)
+	}
+	labels := resolveLabels(bases)
+
+	for _, id := range ids {
+		inst := byID[id]
+		name := under(labels[id], owner)
+		if _, ok := dns.IsDomainName(name); !ok {
+			continue
+		}
+		built := &instance{txt: txtRR(name, inst.TXT, ap.ttl)}
+		target := name
+		if addr, err := netip.ParseAddr(inst.Address); err == nil {
+			addr = addr.Unmap().WithZone("")
+			rr := addressRR(name, addr, ap.ttl)
+			svc.glue = append(svc.glue, rr)
+			if addr.Is4() {
+				built.a = []dns.RR{rr}
+				svc.a = append(svc.a, addressRR(owner, addr, ap.ttl))
+			} else {
+				built.aaaa = []dns.RR{rr}
+				svc.aaaa = append(svc.aaaa, addressRR(owner, addr, ap.ttl))
+			}
+		} else if host, ok := hostname(inst.Address); ok {
+			target = host
+			built.cname = []dns.RR{&dns.CNAME{
+				Hdr:    dns.RR_Header{Name: name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ap.ttl},
+				Target: host,
+			}}
+		} else {
+			continue
+		}
+		svc.instances[labels[id]] = built
+		svc.srv = append(svc.srv, srvRR(owner, target, inst, ap.ttl))
+		if srvOwner != "" {
+			svc.srvTCP = append(svc.srvTCP, srvRR(srvOwner, target, inst, ap.ttl))
+		}
+	}
+	return svc
+}
+
+// under returns the name of label (one or more labels) below the FQDN
+// parent.
+func under(label, parent string) string {
+	if parent == "." {
+		return label + "."
+	}
+	return label + "." + parent
+}
+
+func srvRR(owner, target string, inst Instance, ttl uint32) dns.RR {
+	return &dns.SRV{
+		Hdr:      dns.RR_Header{Name: owner, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: ttl},
+		Priority: 0,
+		Weight:   inst.Weight,
+		Port:     inst.Port,
+		Target:   target,
+	}
+}
+
+// addressRR returns an A or AAAA record for addr.
+func addressRR(owner string, addr netip.Addr, ttl uint32) dns.RR {
+	addr = addr.Unmap()
+	if addr.Is4() {
+		return &dns.A{
+			Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: ttl},
+			A:   addr.AsSlice(),
+		}
+	}
+	return &dns.AAAA{
+		Hdr:  dns.RR_Header{Name: owner, Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: ttl},
+		AAAA: addr.AsSlice(),
+	}
+}
+
+// txtRR returns a TXT record with the strings that fit one
+// character-string, or nil when none do.
+func txtRR(owner string, strs []string, ttl uint32) []dns.RR {
+	txt := make([]string, 0, len(strs))
+	for _, s := range strs {
+		if len(s) > 255 {
+			continue
+		}
+		// miekg/dns reads a backslash in TXT data as the start of an
+		// escape when packing; double it so the bytes go out as given.
+		txt = append(txt, strings.ReplaceAll(s, `\`, `\\`))
+	}
+	if len(txt) == 0 {
+		return nil
+	}
+	return []dns.RR{&dns.TXT{
+		Hdr: dns.RR_Header{Name: owner, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: ttl},
+		Txt: txt,
+	}}
+}
+
+// hostname returns s as a lowercase FQDN if it is a plain hostname: dot
+// separated labels of 1 to 63 letters, digits, '-' or '_' (the last for the
+// service-style names some registries use), 253 bytes at most. Anything
+// else could carry presentation-format escapes into the wire format.
+func hostname(s string) (string, bool) {
+	s = strings.TrimSuffix(strings.ToLower(s), ".")
+	if s == "" || len(s) > 253 {
+		return "", false
+	}
+	for label := range strings.SplitSeq(s, ".") {
+		if label == "" || len(label) > maxLabel {
+			return "", false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+				return "", false
+			}
+		}
+	}
+	return s + ".", true
+}
+
+func cloneService(s Service) Service {
+	s.Instances = slices.Clone(s.Instances)
+	for i := range s.Instances {
+		s.Instances[i].TXT = slices.Clone(s.Instances[i].TXT)
+	}
+	return s
+}
+
+// seconds converts d to a TTL, clamped to [0, 2^31-1] (RFC 2181 §8).
+func seconds(d time.Duration) uint32 {
+	const maxTTL = 1<<31 - 1
+	s := int64(d / time.Second)
+	return uint32(min(max(s, 0), maxTTL))
+}

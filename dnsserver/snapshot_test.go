@@ -1,0 +1,341 @@
+package dnsserver
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+func inst(id, addr string) Instance {
+	return Instance{ID: id, Address: addr, Port: 8080, Weight: 100}
+}
+
+// base serves a, b and c, one instance each.
+func base() *Snapshot {
+	return NewSnapshot(fixtureZone()).Apply(Update{Full: true, Synced: true, Services: []Service{
+		{Name: "a", Instances: []Instance{inst("a1", "192.0.2.1")}},
+		{Name: "b", Instances: []Instance{inst("b1", "192.0.2.2")}},
+		{Name: "c", Instances: []Instance{inst("c1", "192.0.2.3")}},
+	}})
+}
+
+// addrsOf returns the A records of qname as addresses, or the rcode's name
+// when there is no answer.
+func addrsOf(t *testing.T, s *Snapshot, qname string) []string {
+	t.Helper()
+	reply := Answer(s, new(dns.Msg).SetQuestion(qname, dns.TypeA), true)
+	if len(reply.Answer) == 0 {
+		return []string{dns.RcodeToString[reply.Rcode]}
+	}
+	var out []string
+	for _, rr := range reply.Answer {
+		out = append(out, rr.(*dns.A).A.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func serialOf(t *testing.T, s *Snapshot) uint32 {
+	t.Helper()
+	reply := Answer(s, new(dns.Msg).SetQuestion(s.Zone().Origin, dns.TypeSOA), true)
+	if len(reply.Answer) != 1 {
+		t.Fatalf("SOA query got %v", reply)
+	}
+	return reply.Answer[0].(*dns.SOA).Serial
+}
+
+func TestApply(t *testing.T) {
+	cases := []struct {
+		name      string
+		update    Update
+		want      map[string][]string // query name → addresses (or rcode)
+		services  int
+		shared    []string // services whose records must be shared with base
+		notShared []string // services that must have been rebuilt
+	}{
+		{
+			name:      "change one service",
+			update:    Update{Services: []Service{{Name: "b", Instances: []Instance{inst("b2", "198.51.100.2")}}}},
+			want:      map[string][]string{"a.local.": {"192.0.2.1"}, "b.local.": {"198.51.100.2"}, "c.local.": {"192.0.2.3"}},
+			services:  3,
+			shared:    []string{"a", "c"},
+			notShared: []string{"b"},
+		},
+		{
+			name:     "add one service",
+			update:   Update{Services: []Service{{Name: "d", Instances: []Instance{inst("d1", "198.51.100.4")}}}},
+			want:     map[string][]string{"a.local.": {"192.0.2.1"}, "d.local.": {"198.51.100.4"}},
+			services: 4,
+			shared:   []string{"a", "b", "c"},
+		},
+		{
+			name:     "remove one service",
+			update:   Update{Removed: []string{"b", "never-there"}},
+			want:     map[string][]string{"a.local.": {"192.0.2.1"}, "b.local.": {"NXDOMAIN"}, "c.local.": {"192.0.2.3"}},
+			services: 2,
+			shared:   []string{"a", "c"},
+		},
+		{
+			name: "removed wins over changed",
+			update: Update{
+				Services: []Service{{Name: "b", Instances: []Instance{inst("b2", "198.51.100.2")}}},
+				Removed:  []string{"b"},
+			},
+			want:     map[string][]string{"b.local.": {"NXDOMAIN"}},
+			services: 2,
+		},
+		{
+			name: "full update replaces the set",
+			update: Update{Full: true, Services: []Service{
+				{Name: "a", Instances: []Instance{inst("a1", "192.0.2.1")}},
+				{Name: "x", Instances: []Instance{inst("x1", "198.51.100.24")}},
+			}},
+			want:      map[string][]string{"a.local.": {"192.0.2.1"}, "b.local.": {"NXDOMAIN"}, "c.local.": {"NXDOMAIN"}, "x.local.": {"198.51.100.24"}},
+			services:  2,
+			notShared: []string{"a"},
+		},
+		{
+			name:     "full update with nothing empties the set",
+			update:   Update{Full: true},
+			want:     map[string][]string{"a.local.": {"NXDOMAIN"}},
+			services: 0,
+		},
+		{
+			name: "the last of two same-named services wins",
+			update: Update{Services: []Service{
+				{Name: "b", Instances: []Instance{inst("b2", "198.51.100.2")}},
+				{Name: "b", Instances: []Instance{inst("b3", "198.51.100.3")}},
+			}},
+			want:     map[string][]string{"b.local.": {"198.51.100.3"}},
+			services: 3,
+		},
+		{
+			name:     "an instance with a bad address is not served",
+			update:   Update{Services: []Service{{Name: "b", Instances: []Instance{inst("bad", "not an address!"), inst("ok", "198.51.100.5")}}}},
+			want:     map[string][]string{"b.local.": {"198.51.100.5"}, "bad.b.local.": {"NXDOMAIN"}},
+			services: 3,
+		},
+		{
+			name:     "the first of two same instance IDs wins",
+			update:   Update{Services: []Service{{Name: "b", Instances: []Instance{inst("dup", "198.51.100.6"), inst("dup", "198.51.100.7")}}}},
+			want:     map[string][]string{"b.local.": {"198.51.100.6"}, "dup.b.local.": {"198.51.100.6"}},
+			services: 3,
+		},
+		{
+			name:     "an IPv4-mapped address is served as A",
+			update:   Update{Services: []Service{{Name: "b", Instances: []Instance{inst("m", "::ffff:198.51.100.8")}}}},
+			want:     map[string][]string{"m.b.local.": {"198.51.100.8"}},
+			services: 3,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			old := base()
+			before := map[string][]string{}
+			for _, q := range []string{"a.local.", "b.local.", "c.local."} {
+				before[q] = addrsOf(t, old, q)
+			}
+
+			next := old.Apply(tc.update)
+
+			for q, want := range tc.want {
+				if got := addrsOf(t, next, q); !slices.Equal(got, want) {
+					t.Errorf("%s: got %v, want %v", q, got, want)
+				}
+			}
+			if got := next.Services(); got != tc.services {
+				t.Errorf("Services() = %d, want %d", got, tc.services)
+			}
+			for _, name := range tc.shared {
+				if next.byName[name] != old.byName[name] {
+					t.Errorf("service %s was rebuilt; it should be shared with the old snapshot", name)
+				}
+			}
+			for _, name := range tc.notShared {
+				if next.byName[name] == old.byName[name] {
+					t.Errorf("service %s is shared; it should have been rebuilt", name)
+				}
+			}
+			// The old snapshot answers as before.
+			for q, want := range before {
+				if got := addrsOf(t, old, q); !slices.Equal(got, want) {
+					t.Errorf("old snapshot changed: %s now %v, was %v", q, got, want)
+				}
+			}
+			if old.Services() != 3 {
+				t.Errorf("old snapshot now has %d services, had 3", old.Services())
+			}
+			if s1, s2 := serialOf(t, old), serialOf(t, next); s2 <= s1 {
+				t.Errorf("serial went from %d to %d, want it to grow", s1, s2)
+			}
+		})
+	}
+}
+
+func TestApplyRelabelsOnCollision(t *testing.T) {
+	old := NewSnapshot(fixtureZone()).Apply(Update{Synced: true, Services: []Service{
+		{Name: "pay_ments", Instances: []Instance{inst("p1", "192.0.2.1")}},
+		{Name: "other", Instances: []Instance{inst("o1", "192.0.2.9")}},
+	}})
+	next := old.Apply(Update{Services: []Service{
+		{Name: "pay-ments", Instances: []Instance{inst("p2", "198.51.100.1")}},
+	}})
+	cases := []struct {
+		name  string
+		snap  *Snapshot
+		qname string
+		want  []string
+	}{
+		{name: "before: the changed name has the label", snap: old, qname: "pay-ments.local.", want: []string{"192.0.2.1"}},
+		{name: "after: the exact name takes the label", snap: next, qname: "pay-ments.local.", want: []string{"198.51.100.1"}},
+		{name: "after: the changed name moves to a suffix", snap: next, qname: "pay-ments-b8744e.local.", want: []string{"192.0.2.1"}},
+		{name: "after: its instances move with it", snap: next, qname: "p1.pay-ments-b8744e.local.", want: []string{"192.0.2.1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := addrsOf(t, tc.snap, tc.qname); !slices.Equal(got, tc.want) {
+				t.Errorf("%s: got %v, want %v", tc.qname, got, tc.want)
+			}
+		})
+	}
+	if next.byName["other"] != old.byName["other"] {
+		t.Error("an unrelated service was rebuilt")
+	}
+}
+
+func TestSnapshotSynced(t *testing.T) {
+	cases := []struct {
+		name    string
+		updates []Update
+		want    bool
+	}{
+		{name: "new snapshot", want: false},
+		{name: "partial update without sync", updates: []Update{{Services: []Service{{Name: "a"}}}}, want: false},
+		{name: "full update without sync", updates: []Update{{Full: true}}, want: false},
+		{name: "synced", updates: []Update{{Full: true, Synced: true}}, want: true},
+		{name: "sticky", updates: []Update{{Full: true, Synced: true}, {Removed: []string{"a"}}, {Full: true}}, want: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s := NewSnapshot(fixtureZone())
+			for _, u := range tc.updates {
+				s = s.Apply(u)
+			}
+			if got := s.Synced(); got != tc.want {
+				t.Errorf("Synced() = %v, want %v", got, tc.want)
+			}
+			if got := s.WithZone(fixtureZone()).Synced(); got != tc.want {
+				t.Errorf("after WithZone, Synced() = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestSnapshotSerial(t *testing.T) {
+	s := NewSnapshot(fixtureZone())
+	steps := []struct {
+		name string
+		next func(*Snapshot) *Snapshot
+	}{
+		{name: "empty update", next: func(s *Snapshot) *Snapshot { return s.Apply(Update{}) }},
+		{name: "sync", next: func(s *Snapshot) *Snapshot { return s.Apply(Update{Full: true, Synced: true}) }},
+		{name: "zone change", next: func(s *Snapshot) *Snapshot { return s.WithZone(fixtureZone()) }},
+		{name: "add a service", next: func(s *Snapshot) *Snapshot { return s.Apply(Update{Services: []Service{{Name: "a"}}}) }},
+	}
+	prev := serialOf(t, s)
+	if prev != 1 {
+		t.Errorf("new snapshot has serial %d, want 1", prev)
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			s = step.next(s)
+			got := serialOf(t, s)
+			if got != prev+1 {
+				t.Errorf("serial %d after %d, want %d", got, prev, prev+1)
+			}
+			prev = got
+		})
+	}
+}
+
+func TestWithZone(t *testing.T) {
+	old := base()
+	next := old.WithZone(Zone{
+		Origin:      "SVC.Example.",
+		TTL:         30 * time.Second,
+		NegativeTTL: 3 * time.Second,
+		NSAddrs:     []netip.Addr{netip.MustParseAddr("198.51.100.53")},
+	})
+	cases := []struct {
+		name  string
+		snap  *Snapshot
+		qname string
+		qtype uint16
+		rcode int
+		want  string // the first answer record, if any
+	}{
+		{name: "service under the new origin", snap: next, qname: "a.svc.example.", qtype: dns.TypeA, want: "a.svc.example.\t30\tIN\tA\t192.0.2.1"},
+		{name: "old origin is now outside the zone", snap: next, qname: "a.local.", qtype: dns.TypeA, rcode: dns.RcodeRefused},
+		{name: "new NS host address", snap: next, qname: "ns.svc.example.", qtype: dns.TypeA, want: "ns.svc.example.\t30\tIN\tA\t198.51.100.53"},
+		{name: "new negative TTL", snap: next, qname: "svc.example.", qtype: dns.TypeSOA,
+			want: "svc.example.\t30\tIN\tSOA\tns.svc.example. hostmaster.svc.example. 3 3600 600 86400 3"},
+		{name: "old snapshot keeps its zone", snap: old, qname: "a.local.", qtype: dns.TypeA, want: "a.local.\t5\tIN\tA\t192.0.2.1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			reply := Answer(tc.snap, new(dns.Msg).SetQuestion(tc.qname, tc.qtype), true)
+			if reply.Rcode != tc.rcode {
+				t.Fatalf("rcode %s, want %s", dns.RcodeToString[reply.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			got := ""
+			if len(reply.Answer) > 0 {
+				got = reply.Answer[0].String()
+			}
+			if got != tc.want {
+				t.Errorf("answer %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if next.Services() != old.Services() || !next.Synced() {
+		t.Errorf("WithZone kept %d of %d services, synced %v", next.Services(), old.Services(), next.Synced())
+	}
+	if got := next.Zone().Origin; got != "svc.example." {
+		t.Errorf("Zone().Origin = %q, want it normalised to %q", got, "svc.example.")
+	}
+}
+
+// TestSnapshotOwnsItsData changes everything the caller handed in or got
+// back, and checks that the snapshot does not see it.
+func TestSnapshotOwnsItsData(t *testing.T) {
+	zone := fixtureZone()
+	svc := Service{Name: "a", Instances: []Instance{{ID: "a1", Address: "192.0.2.1", Port: 1, TXT: []string{"k=v"}}}}
+	s := NewSnapshot(zone).Apply(Update{Synced: true, Services: []Service{svc}})
+
+	zone.NSAddrs[0] = netip.MustParseAddr("198.51.100.99")
+	svc.Instances[0].TXT[0] = "k=changed"
+	svc.Instances[0].Address = "198.51.100.98"
+	s.Zone().NSAddrs[0] = netip.MustParseAddr("198.51.100.97")
+
+	cases := []struct {
+		name  string
+		qname string
+		qtype uint16
+		want  string
+	}{
+		{name: "NS address", qname: "ns.local.", qtype: dns.TypeA, want: "ns.local.\t5\tIN\tA\t192.0.2.53"},
+		{name: "TXT", qname: "a1.a.local.", qtype: dns.TypeTXT, want: "a1.a.local.\t5\tIN\tTXT\t\"k=v\""},
+		{name: "rebuilt after a zone change", qname: "a1.a.local.", qtype: dns.TypeA, want: "a1.a.local.\t5\tIN\tA\t192.0.2.1"},
+	}
+	s = s.WithZone(s.Zone())
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			reply := Answer(s, new(dns.Msg).SetQuestion(tc.qname, tc.qtype), true)
+			if len(reply.Answer) != 1 || reply.Answer[0].String() != tc.want {
+				t.Errorf("answer %v, want %q", reply.Answer, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,115 @@
+package testutil
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"sync"
+)
+
+// TCPProxy forwards connections from a loopback port to a target, and can
+// cut them off. Between a client and a ZooKeeper that keeps running, a cut
+// makes the server expire the client's session for certain (pausing the
+// server does not: the client's reconnect waits in the accept backlog and
+// revalidates the session the moment the server resumes).
+type TCPProxy struct {
+	target string
+	ln     net.Listener
+
+	mu    sync.Mutex // guards cut and conns
+	cut   bool
+	conns map[net.Conn]struct{}
+	wg    sync.WaitGroup
+}
+
+// NewTCPProxy listens on 127.0.0.1:0 and forwards to target until Close.
+func NewTCPProxy(target string) (*TCPProxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("testutil: proxy listen: %w", err)
+	}
+	p := &TCPProxy{target: target, ln: ln, conns: map[net.Conn]struct{}{}}
+	p.wg.Add(1)
+	go p.accept()
+	return p, nil
+}
+
+// Addr is the address clients should dial.
+func (p *TCPProxy) Addr() string { return p.ln.Addr().String() }
+
+// Cut closes every forwarded connection and refuses new ones until Restore.
+func (p *TCPProxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = true
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+// Restore lets connections through again.
+func (p *TCPProxy) Restore() {
+	p.mu.Lock()
+	p.cut = false
+	p.mu.Unlock()
+}
+
+// Close stops the proxy and waits for its goroutines.
+func (p *TCPProxy) Close() error {
+	err := p.ln.Close()
+	p.Cut()
+	p.wg.Wait()
+	return err
+}
+
+func (p *TCPProxy) accept() {
+	defer p.wg.Done()
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		if !p.track(client) {
+			client.Close()
+			continue
+		}
+		server, err := net.Dial("tcp", p.target)
+		if err != nil || !p.track(server) {
+			if server != nil {
+				server.Close()
+			}
+			p.untrack(client)
+			client.Close()
+			continue
+		}
+		p.wg.Add(2)
+		go p.pipe(client, server)
+		go p.pipe(server, client)
+	}
+}
+
+func (p *TCPProxy) track(c net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cut {
+		return false
+	}
+	p.conns[c] = struct{}{}
+	return true
+}
+
+func (p *TCPProxy) untrack(c net.Conn) {
+	p.mu.Lock()
+	delete(p.conns, c)
+	p.mu.Unlock()
+}
+
+func (p *TCPProxy) pipe(dst, src net.Conn) {
+	defer p.wg.Done()
+	// Any end of the copy (EOF, reset, a cut) ends both directions.
+	_, _ = io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+	p.untrack(dst)
+	p.untrack(src)
+}

@@ -1,0 +1,1022 @@
+package zkwatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"golang.org/x/sync/errgroup"
+)
+
+// ServiceSpec names one service to watch: the children of Path are its
+// instances.
+type ServiceSpec struct {
+	Name     string // service name; for a discovered service, its znode name
+	Path     string // ZooKeeper path, without the chroot
+	Format   string // payload format, "auto" when empty
+	Endpoint string // serverset additional endpoint or curator "ssl"; "" = default
+}
+
+// DiscoverSpec names a path whose every child is a service.
+type DiscoverSpec struct {
+	Path     string
+	Format   string
+	Endpoint string
+}
+
+// Spec is everything a Watcher watches.
+type Spec struct {
+	Services []ServiceSpec
+	Discover []DiscoverSpec
+}
+
+// ServiceState is the current view of one service.
+type ServiceState struct {
+	ServiceSpec
+	// DiscoveredBy is the [[discover]] path the service was found under, or
+	// "" for a configured service.
+	DiscoveredBy string
+	// Exists reports whether the service path exists in ZooKeeper.
+	Exists bool
+	// Instances are the decoded instances, healthy or not, sorted by ID.
+	Instances []Instance
+	// Invalid counts children whose payload did not decode.
+	Invalid int
+}
+
+// Update is a change to the watched set, delivered to Options.Publish.
+type Update struct {
+	Services []ServiceState // services added or changed
+	Removed  []string       // names of services no longer watched
+	Full     bool           // Services is the whole set; drop anything else
+	Synced   bool           // a full sync has completed in this update
+}
+
+// Options configures a Watcher. The zero value is not usable: Servers and
+// Publish are required.
+type Options struct {
+	// Servers are the ensemble members, host:port.
+	Servers []string
+	// SessionTimeout is the requested session timeout; zero means 10s.
+	SessionTimeout time.Duration
+	// Root is a chroot prefix added to every path ("" for none).
+	Root string
+	// Publish receives every change, from a single goroutine, in order. It
+	// must not block for long: it holds up the processing of watch events.
+	Publish func(Update)
+	// Logger receives one line per state change; nil discards.
+	Logger *slog.Logger
+	// Concurrency bounds the requests in flight on the one connection;
+	// zero means 64.
+	Concurrency int
+	// MaxBufferSize is the largest ZooKeeper response accepted; zero means
+	// 16 MiB, enough for a child list of ~100,000 long names.
+	MaxBufferSize int
+}
+
+// Watcher keeps the instance sets of the configured services current. Its
+// zero value is not usable: create one with New.
+type Watcher struct {
+	opts   Options
+	logger *slog.Logger
+
+	// mu guards pending and spec; the ZooKeeper event callback writes them
+	// and the run loop takes them.
+	mu      sync.Mutex
+	pending map[string]eventKind // full path → what happened to it
+	session []zk.State           // session state changes not yet handled
+	spec    *Spec                // a spec change not yet applied, or nil
+	wake    chan struct{}        // capacity 1: "something is pending"
+
+	status atomic.Pointer[Status]
+
+	// Everything below is owned by the run loop goroutine.
+	conn          *zk.Conn
+	current       Spec
+	services      map[string]*service // by name
+	byPath        map[string]*service // by full path
+	roots         map[string]*root    // discover roots by full path
+	lastSession   int64
+	needResync    bool
+	specDirty     bool
+	synced        bool
+	retry         map[string]eventKind // work that failed for lack of a connection
+	requestsLimit chan struct{}
+
+	// badMu guards badLogged, written by concurrent reads.
+	badMu     sync.Mutex
+	badLogged map[string]int64 // full path → Mzxid whose decode error was logged
+}
+
+// Status is a point-in-time view of the ZooKeeper session.
+type Status struct {
+	State zk.State
+	// Server is the ensemble member connected to, when connected.
+	Server string
+	// DisconnectedSince is when the connection was lost; zero when connected.
+	DisconnectedSince time.Time
+	// SessionID is the ZooKeeper session the watches belong to; zero
+	// before the first session.
+	SessionID int64
+	// Synced reports whether a full sync has completed.
+	Synced bool
+}
+
+type eventKind uint8
+
+const (
+	evChildren eventKind = 1 << iota // child list or existence of a service/discover path changed
+	evData                           // an instance znode's data changed
+	evDeleted                        // a znode was deleted
+)
+
+type service struct {
+	spec         ServiceSpec
+	full         string
+	discoveredBy string
+	exists       bool
+	nodes        map[string]*node // by child name
+}
+
+type node struct {
+	mzxid int64
+	inst  Instance
+	err   error
+}
+
+type root struct {
+	spec     DiscoverSpec
+	full     string
+	exists   bool
+	children []string
+}
+
+// New returns a Watcher for spec. It does not connect: Run does.
+func New(opts Options, spec Spec) (*Watcher, error) {
+	if len(opts.Servers) == 0 {
+		return nil, errors.New("zkwatch: no ZooKeeper servers given")
+	}
+	if opts.Publish == nil {
+		return nil, errors.New("zkwatch: Options.Publish is required")
+	}
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = 10 * time.Second
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 64
+	}
+	if opts.MaxBufferSize <= 0 {
+		opts.MaxBufferSize = 16 << 20
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	w := &Watcher{
+		opts:          opts,
+		logger:        logger.With("component", "zkwatch"),
+		pending:       make(map[string]eventKind),
+		wake:          make(chan struct{}, 1),
+		current:       cloneSpec(spec),
+		services:      make(map[string]*service),
+		byPath:        make(map[string]*service),
+		roots:         make(map[string]*root),
+		retry:         make(map[string]eventKind),
+		badLogged:     make(map[string]int64),
+		requestsLimit: make(chan struct{}, opts.Concurrency),
+	}
+	w.status.Store(&Status{State: zk.StateDisconnected, DisconnectedSince: time.Now()})
+	return w, nil
+}
+
+// Status returns the current session status. Safe for concurrent use.
+func (w *Watcher) Status() Status { return *w.status.Load() }
+
+// SetSpec replaces what is watched. Services whose spec is unchanged keep
+// their watches and state; the difference is applied by the run loop and
+// published as one Update. Safe for concurrent use.
+func (w *Watcher) SetSpec(spec Spec) {
+	s := cloneSpec(spec)
+	w.mu.Lock()
+	w.spec = &s
+	w.mu.Unlock()
+	w.signal()
+}
+
+// Run connects to ZooKeeper and keeps the services current until ctx ends.
+// It returns nil when ctx is cancelled, and an error only when it cannot
+// start at all. A ZooKeeper that is unreachable is not an error: Run keeps
+// trying, and publishes nothing until it has synced.
+func (w *Watcher) Run(ctx context.Context) error {
+	conn, _, err := zk.Connect(w.opts.Servers, w.opts.SessionTimeout,
+		zk.WithEventCallback(w.onEvent),
+		zk.WithLogger(zkLogger{w.logger}),
+		zk.WithMaxBufferSize(w.opts.MaxBufferSize),
+		zk.WithDialer(cappedDialer(w.opts.SessionTimeout*2/3)),
+	)
+	if err != nil {
+		return fmt.Errorf("zkwatch: connect to %s: %w", strings.Join(w.opts.Servers, ","), err)
+	}
+	w.conn = conn
+	// Closing the connection is what unblocks requests waiting for a
+	// server, so it must happen as soon as ctx ends, not after the loop.
+	stop := context.AfterFunc(ctx, conn.Close)
+	defer func() {
+		stop()
+		conn.Close()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-w.wake:
+		}
+		w.step(ctx)
+	}
+}
+
+func (w *Watcher) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// onEvent runs on the ZooKeeper client's receive goroutine for every event,
+// session and watch alike (its event channel drops events when full, this
+// never does). It only records what happened: the run loop does the work.
+func (w *Watcher) onEvent(ev zk.Event) {
+	if ev.Type == zk.EventSession {
+		w.trackState(ev)
+		w.mu.Lock()
+		w.session = append(w.session, ev.State)
+		w.mu.Unlock()
+		w.signal()
+		return
+	}
+	var kind eventKind
+	switch ev.Type {
+	case zk.EventNodeChildrenChanged, zk.EventNodeCreated:
+		kind = evChildren
+	case zk.EventNodeDataChanged:
+		kind = evData
+	case zk.EventNodeDeleted:
+		kind = evDeleted
+	default: // EventNotWatching: the session handling re-lists everything.
+		return
+	}
+	w.mu.Lock()
+	w.pending[ev.Path] |= kind
+	w.mu.Unlock()
+	w.signal()
+}
+
+func (w *Watcher) trackState(ev zk.Event) {
+	old := w.updateStatus(func(st *Status) {
+		st.State = ev.State
+		switch ev.State {
+		case zk.StateHasSession:
+			st.DisconnectedSince = time.Time{}
+			st.Server = ev.Server
+		case zk.StateConnecting, zk.StateConnected, zk.StateConnectedReadOnly:
+			// Still cut off until the session is (re)established.
+		default:
+			if st.DisconnectedSince.IsZero() {
+				st.DisconnectedSince = time.Now()
+			}
+		}
+	})
+	if old.State == ev.State {
+		return
+	}
+	switch ev.State {
+	case zk.StateHasSession:
+		w.logger.Info("zookeeper session established", "server", ev.Server)
+	case zk.StateExpired:
+		w.logger.Warn("zookeeper session expired; will resync on the new session")
+	case zk.StateDisconnected:
+		if old.State == zk.StateHasSession {
+			w.logger.Warn("zookeeper connection lost; serving the last known instances")
+		}
+	case zk.StateAuthFailed:
+		w.logger.Error("zookeeper authentication failed")
+	}
+}
+
+// updateStatus applies f to a copy of the status and publishes it,
+// returning the status it replaced.
+func (w *Watcher) updateStatus(f func(*Status)) Status {
+	for {
+		old := w.status.Load()
+		st := *old
+		f(&st)
+		if w.status.CompareAndSwap(old, &st) {
+			return *old
+		}
+	}
+}
+
+// step handles everything pending: session changes, a new spec, watch
+// events, and work that earlier failed for lack of a connection.
+func (w *Watcher) step(ctx context.Context) {
+	w.mu.Lock()
+	events := w.pending
+	w.pending = make(map[string]eventKind)
+	states := w.session
+	w.session = nil
+	spec := w.spec
+	w.spec = nil
+	w.mu.Unlock()
+
+	verify := false
+	for _, s := range states {
+		if s != zk.StateHasSession {
+			continue
+		}
+		if id := w.conn.SessionID(); id != w.lastSession {
+			w.lastSession = id
+			w.needResync = true
+			w.updateStatus(func(st *Status) { st.SessionID = id })
+		} else {
+			verify = true
+		}
+	}
+	if spec != nil {
+		w.current = *spec
+		w.specDirty = true
+	}
+	if w.conn.State() != zk.StateHasSession {
+		// Nothing can be read now; remember the work for the reconnect.
+		for p, k := range events {
+			w.retry[p] |= k
+		}
+		return
+	}
+	if w.needResync {
+		if err := w.resync(ctx); err != nil {
+			w.logger.Warn("zookeeper resync incomplete; retrying on reconnect", "err", err)
+			return
+		}
+		w.needResync = false
+		w.specDirty = false
+		clear(w.retry)
+		return
+	}
+	for p, k := range w.retry {
+		events[p] |= k
+	}
+	clear(w.retry)
+	if verify {
+		w.verify(ctx, events)
+	}
+	if w.specDirty {
+		w.specDirty = false
+		w.applySpec(ctx, events)
+		return
+	}
+	w.process(ctx, events, nil)
+}
+
+// resync reads every watched path afresh under new watches and publishes
+// the result as one full update, so a new session never shows a partial or
+// empty set in between.
+func (w *Watcher) resync(ctx context.Context) error {
+	w.services = make(map[string]*service)
+	w.byPath = make(map[string]*service)
+	w.roots = make(map[string]*root)
+	for _, d := range w.current.Discover {
+		r := &root{spec: d, full: w.full(d.Path)}
+		w.roots[r.full] = r
+	}
+	roots := w.rootsOrdered()
+	if err := w.runAll(ctx, len(roots), func(i int) error {
+		return w.onlyConnectionErrors(w.listRoot(roots[i]))
+	}); err != nil {
+		return err
+	}
+	for _, s := range w.wanted() {
+		w.addService(s)
+	}
+	all := w.servicesOrdered()
+	if err := w.runAll(ctx, len(all), func(i int) error {
+		return w.onlyConnectionErrors(w.listService(ctx, all[i]))
+	}); err != nil {
+		return err
+	}
+	states := make([]ServiceState, 0, len(all))
+	for _, s := range all {
+		states = append(states, s.state())
+	}
+	w.synced = true
+	w.updateStatus(func(st *Status) { st.Synced = true })
+	w.opts.Publish(Update{Services: states, Full: true, Synced: true})
+	w.logger.Info("zookeeper sync complete", "services", len(all), "instances", countInstances(states))
+	return nil
+}
+
+// applySpec moves from the running spec to w.current: new roots and
+// services are listed, removed ones dropped, changed ones re-listed.
+func (w *Watcher) applySpec(ctx context.Context, events map[string]eventKind) {
+	for full, r := range w.roots {
+		if !containsRoot(w.current.Discover, r.spec) {
+			delete(w.roots, full)
+		}
+	}
+	var newRoots []*root
+	for _, d := range w.current.Discover {
+		full := w.full(d.Path)
+		if _, ok := w.roots[full]; !ok {
+			r := &root{spec: d, full: full}
+			w.roots[full] = r
+			newRoots = append(newRoots, r)
+		}
+	}
+	if err := w.runAll(ctx, len(newRoots), func(i int) error { return w.listRoot(newRoots[i]) }); err != nil {
+		w.requeue(err, func() {
+			for _, r := range newRoots {
+				w.retry[r.full] |= evChildren
+			}
+		})
+	}
+	w.process(ctx, events, w.reconcile())
+}
+
+// reconcile makes w.services match the wanted set (configured services
+// plus those discovered under the roots) and returns the services that
+// must be listed; removals are recorded for the next publish.
+func (w *Watcher) reconcile() *changes {
+	ch := &changes{listed: map[string]*service{}}
+	want := w.wanted()
+	wanted := make(map[string]bool, len(want))
+	for _, spec := range want {
+		wanted[spec.spec.Name] = true
+		old, ok := w.services[spec.spec.Name]
+		if ok && old.spec == spec.spec && old.discoveredBy == spec.discoveredBy {
+			continue
+		}
+		if ok {
+			w.dropService(old)
+		}
+		s := w.addService(spec)
+		ch.listed[s.spec.Name] = s
+	}
+	for name, s := range w.services {
+		if !wanted[name] {
+			w.dropService(s)
+			ch.removed = append(ch.removed, name)
+		}
+	}
+	return ch
+}
+
+type changes struct {
+	listed  map[string]*service // services to list in full
+	touched map[string]*service // services whose state changed otherwise
+	removed []string
+}
+
+// process handles watch events (and the spec changes in ch, if any) and
+// publishes one update for every service they touched.
+func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *changes) {
+	if ch == nil {
+		ch = &changes{listed: map[string]*service{}}
+	}
+	ch.touched = map[string]*service{}
+	dataReads := map[string]*service{} // full path of an instance → its service
+	rootsChanged := false
+	for p, kind := range events {
+		if r, ok := w.roots[p]; ok {
+			if err := w.listRoot(r); err != nil {
+				w.requeue(err, func() { w.retry[p] |= kind })
+			}
+			rootsChanged = true
+			continue
+		}
+		if s, ok := w.byPath[p]; ok {
+			ch.listed[s.spec.Name] = s
+			continue
+		}
+		s, ok := w.byPath[path.Dir(p)]
+		if !ok {
+			continue // a watch on something no longer watched
+		}
+		name := path.Base(p)
+		if kind&evDeleted != 0 {
+			// The instance is gone: drop it now, without a round trip.
+			// The parent's child watch fires as well and re-arms.
+			if _, had := s.nodes[name]; had {
+				delete(s.nodes, name)
+				w.forgetNode(p)
+				ch.touched[s.spec.Name] = s
+			}
+			continue
+		}
+		if _, had := s.nodes[name]; had {
+			dataReads[p] = s
+		}
+	}
+	if rootsChanged {
+		rc := w.reconcile()
+		for n, s := range rc.listed {
+			ch.listed[n] = s
+		}
+		ch.removed = append(ch.removed, rc.removed...)
+	}
+	listed := make([]*service, 0, len(ch.listed))
+	for _, s := range ch.listed {
+		listed = append(listed, s)
+	}
+	var failed sync.Map
+	_ = w.runAll(ctx, len(listed), func(i int) error {
+		if err := w.listService(ctx, listed[i]); err != nil {
+			failed.Store(listed[i].full, err)
+		}
+		return nil
+	})
+	reads := make([]string, 0, len(dataReads))
+	for p := range dataReads {
+		reads = append(reads, p)
+	}
+	results := make([]*node, len(reads))
+	errs := make([]error, len(reads))
+	_ = w.runAll(ctx, len(reads), func(i int) error {
+		results[i], errs[i] = w.readNode(reads[i], dataReads[reads[i]].spec)
+		return nil
+	})
+	for i, p := range reads {
+		s := dataReads[p]
+		name := path.Base(p)
+		switch {
+		case errors.Is(errs[i], zk.ErrNoNode):
+			delete(s.nodes, name)
+			w.forgetNode(p)
+		case errs[i] != nil:
+			w.requeue(errs[i], func() { w.retry[p] |= evData })
+			continue
+		default:
+			s.nodes[name] = results[i]
+		}
+		ch.touched[s.spec.Name] = s
+	}
+	failed.Range(func(k, v any) bool {
+		w.requeue(v.(error), func() { w.retry[k.(string)] |= evChildren })
+		return true
+	})
+	var u Update
+	for n, s := range ch.listed {
+		if _, bad := failed.Load(s.full); bad {
+			continue
+		}
+		ch.touched[n] = s
+	}
+	for _, s := range ch.touched {
+		if w.services[s.spec.Name] == s {
+			u.Services = append(u.Services, s.state())
+		}
+	}
+	u.Removed = ch.removed
+	if len(u.Services) == 0 && len(u.Removed) == 0 {
+		return
+	}
+	sort.Slice(u.Services, func(i, j int) bool { return u.Services[i].Name < u.Services[j].Name })
+	w.opts.Publish(u)
+}
+
+// verify is the anti-entropy pass after a reconnect within the same
+// session: the client re-sends its watches, but if that fails it only
+// logs, so compare what ZooKeeper holds now with what we know, without
+// setting new watches, and queue a re-read (which re-arms) for anything
+// that differs.
+func (w *Watcher) verify(ctx context.Context, events map[string]eventKind) {
+	type check struct {
+		path    string
+		kind    eventKind
+		differs func(exists bool, st *zk.Stat, children []string) bool
+	}
+	var checks []check
+	for _, r := range w.roots {
+		r := r
+		checks = append(checks, check{r.full, evChildren, func(ok bool, _ *zk.Stat, c []string) bool {
+			return ok != r.exists || !sameSet(c, r.children)
+		}})
+	}
+	for _, s := range w.services {
+		s := s
+		checks = append(checks, check{s.full, evChildren, func(ok bool, _ *zk.Stat, c []string) bool {
+			if ok != s.exists || len(c) != len(s.nodes) {
+				return true
+			}
+			for _, name := range c {
+				if _, had := s.nodes[name]; !had {
+					return true
+				}
+			}
+			return false
+		}})
+		for name, n := range s.nodes {
+			n := n
+			checks = append(checks, check{s.full + "/" + name, evData, func(ok bool, st *zk.Stat, _ []string) bool {
+				return !ok || st.Mzxid != n.mzxid
+			}})
+		}
+	}
+	differs := make([]bool, len(checks))
+	_ = w.runAll(ctx, len(checks), func(i int) error {
+		c := checks[i]
+		w.acquire()
+		defer w.release()
+		var (
+			ok       bool
+			st       *zk.Stat
+			children []string
+			err      error
+		)
+		if c.kind == evChildren {
+			children, st, err = w.conn.Children(c.path)
+			ok = err == nil
+			if errors.Is(err, zk.ErrNoNode) {
+				err = nil
+			}
+		} else {
+			ok, st, err = w.conn.Exists(c.path)
+		}
+		differs[i] = err != nil || c.differs(ok, st, children)
+		return nil
+	})
+	n := 0
+	for i, c := range checks {
+		if differs[i] {
+			events[c.path] |= c.kind
+			n++
+		}
+	}
+	if n > 0 {
+		w.logger.Info("zookeeper reconnect: re-reading paths that changed", "paths", n)
+	}
+}
+
+// listRoot reads the children of a discover root and (re)arms its watch.
+func (w *Watcher) listRoot(r *root) error {
+	w.acquire()
+	defer w.release()
+	children, exists, err := w.childrenOrExists(r.full)
+	if err != nil {
+		return err
+	}
+	r.exists = exists
+	sort.Strings(children)
+	r.children = children
+	return nil
+}
+
+// listService reads a service's child list (re-arming its child watch, or
+// an exists watch while the path is missing), then reads every child that
+// is new, and drops the ones that left.
+func (w *Watcher) listService(ctx context.Context, s *service) error {
+	w.acquire()
+	children, exists, err := w.childrenOrExists(s.full)
+	w.release()
+	if err != nil {
+		return err
+	}
+	s.exists = exists
+	present := make(map[string]bool, len(children))
+	var fresh []string
+	for _, c := range children {
+		present[c] = true
+		if _, had := s.nodes[c]; !had {
+			fresh = append(fresh, c)
+		}
+	}
+	for name := range s.nodes {
+		if !present[name] {
+			delete(s.nodes, name)
+			w.forgetNode(s.full + "/" + name)
+		}
+	}
+	results := make([]*node, len(fresh))
+	errs := make([]error, len(fresh))
+	_ = w.runAll(ctx, len(fresh), func(i int) error {
+		results[i], errs[i] = w.readNode(s.full+"/"+fresh[i], s.spec)
+		return nil
+	})
+	var firstErr error
+	for i, name := range fresh {
+		switch {
+		case errs[i] == nil:
+			s.nodes[name] = results[i]
+		case errors.Is(errs[i], zk.ErrNoNode):
+			// Gone between the list and the read; its child event follows.
+		case firstErr == nil:
+			firstErr = errs[i]
+		}
+	}
+	return firstErr
+}
+
+// childrenOrExists lists path under a child watch; a missing path gets an
+// exists watch instead, so its creation is seen.
+func (w *Watcher) childrenOrExists(full string) ([]string, bool, error) {
+	for range 3 {
+		children, _, _, err := w.conn.ChildrenW(full)
+		if err == nil {
+			return children, true, nil
+		}
+		if !errors.Is(err, zk.ErrNoNode) {
+			return nil, false, fmt.Errorf("zkwatch: list %s: %w", full, err)
+		}
+		ok, _, _, err := w.conn.ExistsW(full)
+		if err != nil {
+			return nil, false, fmt.Errorf("zkwatch: watch %s for creation: %w", full, err)
+		}
+		if !ok {
+			return nil, false, nil
+		}
+		// Created between the two calls: list it again.
+	}
+	return nil, false, fmt.Errorf("zkwatch: list %s: path keeps appearing and vanishing", full)
+}
+
+// readNode reads one instance znode under a data watch and decodes it. A
+// payload that does not decode is kept as an invalid node (so it is not
+// re-read until it changes) and logged once per znode version.
+func (w *Watcher) readNode(full string, spec ServiceSpec) (*node, error) {
+	w.acquire()
+	data, st, _, err := w.conn.GetW(full)
+	w.release()
+	if err != nil {
+		if errors.Is(err, zk.ErrNoNode) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("zkwatch: read %s: %w", full, err)
+	}
+	n := &node{mzxid: st.Mzxid}
+	n.inst, n.err = Decode(spec.Format, spec.Endpoint, Node{
+		Name:  path.Base(full),
+		Data:  data,
+		Ctime: time.UnixMilli(st.Ctime),
+	})
+	if n.err != nil {
+		w.logDecodeError(full, st.Mzxid, spec, n.err)
+	}
+	return n, nil
+}
+
+func (w *Watcher) logDecodeError(full string, mzxid int64, spec ServiceSpec, err error) {
+	w.badMu.Lock()
+	seen := w.badLogged[full] == mzxid
+	w.badLogged[full] = mzxid
+	w.badMu.Unlock()
+	if !seen {
+		w.logger.Warn("skipping instance: payload does not decode",
+			"service", spec.Name, "znode", full, "format", spec.Format, "err", err)
+	}
+}
+
+// requeue keeps work that failed because the connection went away, for
+// the reconnect; any other failure is logged and left to the next event.
+func (w *Watcher) requeue(err error, keep func()) {
+	if isConnectionError(err) {
+		keep()
+		return
+	}
+	w.logger.Warn("zookeeper read failed", "err", err)
+}
+
+// forgetNode drops what is remembered about an instance znode that left.
+func (w *Watcher) forgetNode(full string) {
+	w.badMu.Lock()
+	delete(w.badLogged, full)
+	w.badMu.Unlock()
+}
+
+// onlyConnectionErrors passes on an error that a reconnect may cure and
+// logs any other (a NoAuth on one path must not stop the others).
+func (w *Watcher) onlyConnectionErrors(err error) error {
+	if err == nil || isConnectionError(err) {
+		return err
+	}
+	w.logger.Warn("zookeeper read failed", "err", err)
+	return nil
+}
+
+func isConnectionError(err error) bool {
+	for _, e := range []error{zk.ErrConnectionClosed, zk.ErrNoServer, zk.ErrSessionExpired, zk.ErrSessionMoved, zk.ErrClosing} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// runAll runs f(0..n-1) concurrently, returning the first error. Requests
+// share one connection; the client pipelines them.
+func (w *Watcher) runAll(ctx context.Context, n int, f func(i int) error) error {
+	if n == 0 {
+		return nil
+	}
+	g, _ := errgroup.WithContext(ctx)
+	g.SetLimit(w.opts.Concurrency)
+	for i := range n {
+		g.Go(func() error { return f(i) })
+	}
+	return g.Wait()
+}
+
+func (w *Watcher) acquire() { w.requestsLimit <- struct{}{} }
+func (w *Watcher) release() { <-w.requestsLimit }
+
+type wantedService struct {
+	spec         ServiceSpec
+	discoveredBy string
+}
+
+// wanted is the set of services to watch: the configured ones, then one
+// per child of each discover root (a configured service of the same name
+// wins; between roots, the first in config order wins).
+func (w *Watcher) wanted() []wantedService {
+	var out []wantedService
+	seen := map[string]bool{}
+	for _, s := range w.current.Services {
+		seen[s.Name] = true
+		out = append(out, wantedService{spec: s})
+	}
+	for _, r := range w.rootsOrdered() {
+		for _, child := range r.children {
+			if seen[child] {
+				continue
+			}
+			seen[child] = true
+			out = append(out, wantedService{
+				spec: ServiceSpec{
+					Name:     child,
+					Path:     strings.TrimSuffix(r.spec.Path, "/") + "/" + child,
+					Format:   r.spec.Format,
+					Endpoint: r.spec.Endpoint,
+				},
+				discoveredBy: r.spec.Path,
+			})
+		}
+	}
+	return out
+}
+
+func (w *Watcher) rootsOrdered() []*root {
+	out := make([]*root, 0, len(w.roots))
+	for _, d := range w.current.Discover {
+		if r, ok := w.roots[w.full(d.Path)]; ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (w *Watcher) servicesOrdered() []*service {
+	out := make([]*service, 0, len(w.services))
+	for _, s := range w.services {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].spec.Name < out[j].spec.Name })
+	return out
+}
+
+func (w *Watcher) addService(ws wantedService) *service {
+	s := &service{
+		spec:         ws.spec,
+		full:         w.full(ws.spec.Path),
+		discoveredBy: ws.discoveredBy,
+		nodes:        make(map[string]*node),
+	}
+	w.services[s.spec.Name] = s
+	w.byPath[s.full] = s
+	return s
+}
+
+// dropService forgets a service. ZooKeeper 3.8's one-shot watches on it
+// cannot be removed through this client; they fire at most once more and
+// the event is ignored because the path is no longer known.
+func (w *Watcher) dropService(s *service) {
+	delete(w.services, s.spec.Name)
+	if w.byPath[s.full] == s {
+		delete(w.byPath, s.full)
+	}
+	for name := range s.nodes {
+		w.forgetNode(s.full + "/" + name)
+	}
+}
+
+func (w *Watcher) full(p string) string {
+	if w.opts.Root == "" || w.opts.Root == "/" {
+		return p
+	}
+	return strings.TrimSuffix(w.opts.Root, "/") + p
+}
+
+func (s *service) state() ServiceState {
+	st := ServiceState{ServiceSpec: s.spec, DiscoveredBy: s.discoveredBy, Exists: s.exists}
+	st.Instances = make([]Instance, 0, len(s.nodes))
+	for _, n := range s.nodes {
+		if n.err != nil {
+			st.Invalid++
+			continue
+		}
+		st.Instances = append(st.Instances, n.inst)
+	}
+	sort.Slice(st.Instances, func(i, j int) bool { return st.Instances[i].ID < st.Instances[j].ID })
+	return st
+}
+
+func countInstances(states []ServiceState) int {
+	n := 0
+	for _, s := range states {
+		n += len(s.Instances)
+	}
+	return n
+}
+
+func containsRoot(list []DiscoverSpec, d DiscoverSpec) bool {
+	for _, x := range list {
+		if x == d {
+			return true
+		}
+	}
+	return false
+}
+
+func sameSet(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	m := make(map[string]bool, len(a))
+	for _, x := range a {
+		m[x] = true
+	}
+	for _, x := range b {
+		if !m[x] {
+			return false
+		}
+	}
+	return true
+}
+
+// cloneSpec copies s with empty formats spelled "auto", so that specs
+// compare equal exactly when they watch the same way.
+func cloneSpec(s Spec) Spec {
+	out := Spec{
+		Services: append([]ServiceSpec(nil), s.Services...),
+		Discover: append([]DiscoverSpec(nil), s.Discover...),
+	}
+	for i := range out.Services {
+		if out.Services[i].Format == "" {
+			out.Services[i].Format = "auto"
+		}
+	}
+	for i := range out.Discover {
+		if out.Discover[i].Format == "" {
+			out.Discover[i].Format = "auto"
+		}
+	}
+	return out
+}
+
+// zkLogger sends the client's connection chatter to debug level.
+type zkLogger struct{ l *slog.Logger }
+
+func (z zkLogger) Printf(format string, args ...any) {
+	z.l.Debug(fmt.Sprintf(format, args...), "source", "zk-client")
+}
+
+// cappedDialer caps every read deadline of the connection. The client
+// waits up to ten read timeouts for a server's handshake reply, so a
+// server that accepts but hangs would stall it long enough to lose the
+// session; with the cap it moves on to the next ensemble member in time.
+func cappedDialer(limit time.Duration) zk.Dialer {
+	return func(network, address string, timeout time.Duration) (net.Conn, error) {
+		c, err := net.DialTimeout(network, address, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return &cappedConn{Conn: c, limit: limit}, nil
+	}
+}
+
+type cappedConn struct {
+	net.Conn
+	limit time.Duration
+}
+
+func (c *cappedConn) SetReadDeadline(t time.Time) error {
+	if max := time.Now().Add(c.limit); t.IsZero() || t.After(max) {
+		t = max
+	}
+	return c.Conn.SetReadDeadline(t)
+}

@@ -1,0 +1,410 @@
+package zkwatch
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkdns/zkdns/internal/testutil"
+)
+
+var zkServer *testutil.ZooKeeper
+
+func TestMain(m *testing.M) {
+	os.Exit(testutil.MainWithZooKeeper(m, &zkServer))
+}
+
+// waitLimit bounds every wait for an expected change; changes normally
+// arrive within milliseconds.
+const waitLimit = 15 * time.Second
+
+// recorder applies published updates the way the daemon does and keeps
+// every intermediate view, so tests can assert on the whole history.
+type recorder struct {
+	mu       sync.Mutex
+	services map[string]ServiceState
+	synced   bool
+	updates  []Update
+	changed  chan struct{}
+	// onView, if set, sees every view after an update, under mu.
+	onView func(map[string]ServiceState)
+}
+
+func newRecorder() *recorder {
+	return &recorder{services: map[string]ServiceState{}, changed: make(chan struct{}, 1)}
+}
+
+func (r *recorder) publish(u Update) {
+	r.mu.Lock()
+	if u.Full {
+		r.services = map[string]ServiceState{}
+	}
+	for _, s := range u.Services {
+		r.services[s.Name] = s
+	}
+	for _, n := range u.Removed {
+		delete(r.services, n)
+	}
+	r.synced = r.synced || u.Synced
+	r.updates = append(r.updates, u)
+	if r.onView != nil {
+		r.onView(r.services)
+	}
+	r.mu.Unlock()
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor waits until cond holds for the current view.
+func (r *recorder) waitFor(t *testing.T, what string, cond func(map[string]ServiceState) bool) {
+	t.Helper()
+	deadline := time.After(waitLimit)
+	for {
+		r.mu.Lock()
+		ok := r.synced && cond(r.services)
+		r.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-r.changed:
+		case <-deadline:
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			t.Fatalf("timed out waiting for %s; view: %+v", what, r.services)
+		}
+	}
+}
+
+func ids(s ServiceState) string {
+	var out []string
+	for _, in := range s.Instances {
+		mark := ""
+		if !in.Healthy {
+			mark = "(unhealthy)"
+		}
+		out = append(out, in.ID+mark)
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
+}
+
+func hasIDs(name, want string) func(map[string]ServiceState) bool {
+	return func(m map[string]ServiceState) bool {
+		s, ok := m[name]
+		return ok && ids(s) == want
+	}
+}
+
+func connect(t *testing.T, addr string, timeout time.Duration) *zk.Conn {
+	t.Helper()
+	conn, _, err := zk.Connect([]string{addr}, timeout, zk.WithLogger(log.New(io.Discard, "", 0)))
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	t.Cleanup(conn.Close)
+	return conn
+}
+
+func mkdirs(t *testing.T, conn *zk.Conn, p string) {
+	t.Helper()
+	if p == "/" {
+		return
+	}
+	mkdirs(t, conn, path.Dir(p))
+	if _, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		t.Fatalf("create %s: %v", p, err)
+	}
+}
+
+func create(t *testing.T, conn *zk.Conn, p, data string, flags int32) {
+	t.Helper()
+	mkdirs(t, conn, path.Dir(p))
+	if _, err := conn.Create(p, []byte(data), flags, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatalf("create %s: %v", p, err)
+	}
+}
+
+func startWatcher(t *testing.T, addr string, timeout time.Duration, spec Spec) (*Watcher, *recorder) {
+	t.Helper()
+	rec := newRecorder()
+	w, err := New(Options{
+		Servers:        []string{addr},
+		SessionTimeout: timeout,
+		Publish:        rec.publish,
+	}, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run returned %v after cancel, want nil", err)
+			}
+		case <-time.After(waitLimit):
+			t.Errorf("Run did not return after cancel")
+		}
+	})
+	return w, rec
+}
+
+func serverset(status string) string {
+	return `{"serviceEndpoint":{"host":"192.0.2.7","port":31010},"additionalEndpoints":{},"status":"` + status + `"}`
+}
+
+func TestWatcherFollowsInstances(t *testing.T) {
+	base := "/" + t.Name()
+	owner := connect(t, zkServer.Addr(), 5*time.Second)
+	create(t, owner, base+"/hp/a", "192.0.2.1:80", zk.FlagEphemeral)
+	create(t, owner, base+"/ss/member_0000000001", serverset("ALIVE"), zk.FlagEphemeral)
+
+	_, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{
+		{Name: "hp", Path: base + "/hp", Format: "hostport"},
+		{Name: "ss", Path: base + "/ss", Format: "auto"},
+	}})
+	rec.waitFor(t, "first sync", hasIDs("hp", "a"))
+
+	steps := []struct {
+		name    string
+		act     func()
+		service string
+		want    string
+	}{
+		{"instance joins", func() { create(t, owner, base+"/hp/b", "192.0.2.2:80", zk.FlagEphemeral) }, "hp", "a,b"},
+		{"instance leaves", func() {
+			if err := owner.Delete(base+"/hp/a", -1); err != nil {
+				t.Fatal(err)
+			}
+		}, "hp", "b"},
+		{"status turns STOPPING", func() {
+			if _, err := owner.Set(base+"/ss/member_0000000001", []byte(serverset("STOPPING")), -1); err != nil {
+				t.Fatal(err)
+			}
+		}, "ss", "member_0000000001(unhealthy)"},
+		{"status back to ALIVE", func() {
+			if _, err := owner.Set(base+"/ss/member_0000000001", []byte(serverset("ALIVE")), -1); err != nil {
+				t.Fatal(err)
+			}
+		}, "ss", "member_0000000001"},
+		{"bad payload is skipped and counted", func() {
+			create(t, owner, base+"/hp/bad", "not an address", zk.FlagEphemeral)
+		}, "hp", "b"},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			st.act()
+			rec.waitFor(t, st.name, hasIDs(st.service, st.want))
+		})
+	}
+	rec.waitFor(t, "invalid count", func(m map[string]ServiceState) bool { return m["hp"].Invalid == 1 })
+	instance := rec.services["hp"].Instances[0]
+	if instance.Address != "192.0.2.2" || instance.Port != 80 || instance.Format != "hostport" {
+		t.Errorf("decoded instance = %+v, want 192.0.2.2:80 hostport", instance)
+	}
+}
+
+func TestWatcherOwnerSessionEnds(t *testing.T) {
+	base := "/" + t.Name()
+	owner, _, err := zk.Connect([]string{zkServer.Addr()}, 5*time.Second, zk.WithLogger(log.New(io.Discard, "", 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stayer := connect(t, zkServer.Addr(), 5*time.Second)
+	create(t, owner, base+"/svc/leaving", "192.0.2.1:80", zk.FlagEphemeral)
+	create(t, stayer, base+"/svc/staying", "192.0.2.2:80", zk.FlagEphemeral)
+	_, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{
+		{Name: "svc", Path: base + "/svc"},
+	}})
+	rec.waitFor(t, "both instances", hasIDs("svc", "leaving,staying"))
+	owner.Close() // a clean exit ends the session and its ephemeral znodes
+	rec.waitFor(t, "owner's instance gone", hasIDs("svc", "staying"))
+}
+
+func TestWatcherPathAppearsAndVanishes(t *testing.T) {
+	base := "/" + t.Name()
+	conn := connect(t, zkServer.Addr(), 5*time.Second)
+	_, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{
+		{Name: "later", Path: base + "/later"},
+	}})
+	rec.waitFor(t, "service known but absent", func(m map[string]ServiceState) bool {
+		s, ok := m["later"]
+		return ok && !s.Exists && len(s.Instances) == 0
+	})
+	create(t, conn, base+"/later/x", "192.0.2.9:9", zk.FlagEphemeral)
+	rec.waitFor(t, "path created with an instance", func(m map[string]ServiceState) bool {
+		return m["later"].Exists && ids(m["later"]) == "x"
+	})
+	if err := conn.Delete(base+"/later/x", -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Delete(base+"/later", -1); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "path deleted", func(m map[string]ServiceState) bool {
+		s, ok := m["later"]
+		return ok && !s.Exists && len(s.Instances) == 0
+	})
+	create(t, conn, base+"/later/y", "192.0.2.10:9", zk.FlagEphemeral)
+	rec.waitFor(t, "path re-created", hasIDs("later", "y"))
+}
+
+func TestWatcherDiscover(t *testing.T) {
+	base := "/" + t.Name()
+	conn := connect(t, zkServer.Addr(), 5*time.Second)
+	create(t, conn, base+"/root/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
+	create(t, conn, base+"/root/shadowed/s1", "192.0.2.3:80", zk.FlagEphemeral)
+	create(t, conn, base+"/elsewhere/s2", "192.0.2.4:80", zk.FlagEphemeral)
+	_, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{
+		Services: []ServiceSpec{{Name: "shadowed", Path: base + "/elsewhere"}},
+		Discover: []DiscoverSpec{{Path: base + "/root", Format: "hostport"}},
+	})
+	rec.waitFor(t, "discovered alpha", hasIDs("alpha", "a1"))
+	rec.mu.Lock()
+	alpha, shadowed := rec.services["alpha"], rec.services["shadowed"]
+	rec.mu.Unlock()
+	if alpha.DiscoveredBy != base+"/root" || alpha.Path != base+"/root/alpha" || alpha.Format != "hostport" {
+		t.Errorf("alpha = %+v, want discovered under %s/root with its format", alpha.ServiceSpec, base)
+	}
+	if ids(shadowed) != "s2" || shadowed.DiscoveredBy != "" {
+		t.Errorf("configured service must win over a discovered one of the same name; got %+v", shadowed)
+	}
+
+	create(t, conn, base+"/root/beta/b1", "192.0.2.2:80", zk.FlagEphemeral)
+	rec.waitFor(t, "beta appears", hasIDs("beta", "b1"))
+	if err := conn.Delete(base+"/root/beta/b1", -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Delete(base+"/root/beta", -1); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "beta removed", func(m map[string]ServiceState) bool {
+		_, ok := m["beta"]
+		return !ok
+	})
+	if _, ok := rec.services["alpha"]; !ok {
+		t.Error("alpha vanished when beta was removed")
+	}
+}
+
+func TestWatcherSetSpec(t *testing.T) {
+	base := "/" + t.Name()
+	conn := connect(t, zkServer.Addr(), 5*time.Second)
+	create(t, conn, base+"/one/i", "192.0.2.1:80", zk.FlagEphemeral)
+	create(t, conn, base+"/two/j", "192.0.2.2:80", zk.FlagEphemeral)
+	w, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{
+		{Name: "one", Path: base + "/one"},
+	}})
+	rec.waitFor(t, "one", hasIDs("one", "i"))
+	rec.mu.Lock()
+	before := len(rec.updates)
+	rec.mu.Unlock()
+
+	w.SetSpec(Spec{Services: []ServiceSpec{
+		{Name: "one", Path: base + "/one"},
+		{Name: "two", Path: base + "/two"},
+	}})
+	rec.waitFor(t, "two added", hasIDs("two", "j"))
+	rec.mu.Lock()
+	for _, u := range rec.updates[before:] {
+		for _, s := range u.Services {
+			if s.Name == "one" {
+				t.Errorf("unchanged service one was re-published by a spec change: %+v", u)
+			}
+		}
+		if u.Full {
+			t.Errorf("spec change published a full update: %+v", u)
+		}
+	}
+	rec.mu.Unlock()
+
+	w.SetSpec(Spec{Services: []ServiceSpec{{Name: "two", Path: base + "/two"}}})
+	rec.waitFor(t, "one removed", func(m map[string]ServiceState) bool {
+		_, ok := m["one"]
+		return !ok && ids(m["two"]) == "j"
+	})
+	// A change under a dropped service must not bring it back.
+	create(t, conn, base+"/one/k", "192.0.2.3:80", zk.FlagEphemeral)
+	create(t, conn, base+"/two/l", "192.0.2.4:80", zk.FlagEphemeral)
+	rec.waitFor(t, "two follows changes", hasIDs("two", "j,l"))
+	if _, ok := rec.services["one"]; ok {
+		t.Error("dropped service one came back after a change under its path")
+	}
+}
+
+// TestWatcherSessionExpiry cuts the watcher off from a running ZooKeeper
+// past its session timeout, so the server expires the session: the view
+// must stay as it was while cut off, and the new session must resync and
+// swap once, never showing an empty set for a service that has instances.
+func TestWatcherSessionExpiry(t *testing.T) {
+	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	base := "/" + t.Name()
+	admin := connect(t, zkServer.Addr(), 20*time.Second)
+	create(t, admin, base+"/svc/persistent", "192.0.2.1:80", 0)
+	mortal, _, err := zk.Connect([]string{zkServer.Addr()}, time.Second, zk.WithLogger(log.New(io.Discard, "", 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mortal.Close()
+	create(t, mortal, base+"/svc/mortal", "192.0.2.2:80", zk.FlagEphemeral)
+
+	w, rec := startWatcher(t, proxy.Addr(), time.Second, Spec{Services: []ServiceSpec{{Name: "svc", Path: base + "/svc"}}})
+	rec.waitFor(t, "first sync", hasIDs("svc", "mortal,persistent"))
+	firstSession := w.Status().SessionID
+	var emptied bool
+	rec.mu.Lock()
+	rec.onView = func(m map[string]ServiceState) {
+		if len(m["svc"].Instances) == 0 {
+			emptied = true
+		}
+	}
+	rec.mu.Unlock()
+
+	proxy.Cut()
+	mortal.Close() // leaves while the watcher cannot see it
+	create(t, admin, base+"/svc/newcomer", "192.0.2.3:80", zk.FlagEphemeral)
+	time.Sleep(3 * time.Second) // well past the 1 s session
+	if st := w.Status(); st.State == zk.StateHasSession || st.DisconnectedSince.IsZero() {
+		t.Errorf("status while cut off = %+v, want disconnected with a time", st)
+	}
+	rec.mu.Lock()
+	if got := ids(rec.services["svc"]); got != "mortal,persistent" {
+		t.Errorf("while cut off the view changed to %q", got)
+	}
+	rec.mu.Unlock()
+	proxy.Restore()
+
+	rec.waitFor(t, "resync after expiry", hasIDs("svc", "newcomer,persistent"))
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if emptied {
+		t.Error("the service was published empty during the resync")
+	}
+	last := rec.updates[len(rec.updates)-1]
+	if !last.Full {
+		t.Errorf("last update after expiry = %+v, want one full resync", last)
+	}
+	if st := w.Status(); st.State != zk.StateHasSession || !st.Synced || st.SessionID == firstSession {
+		t.Errorf("status after resync = %+v, want synced on a new session (old %x)", st, firstSession)
+	}
+}
