@@ -60,6 +60,13 @@ func Label(name string) string {
 // with a counter until it is free; the order of that walk is byte order, so
 // the outcome depends only on the set of names.
 func resolveLabels(bases map[string]string) map[string]string {
+	return resolveLabelsBeside(bases, nil)
+}
+
+// resolveLabelsBeside is resolveLabels for one part of a larger set:
+// inUse reports labels held by names outside bases, which a suffixed label
+// must not take. nil means there are none.
+func resolveLabelsBeside(bases map[string]string, inUse func(label string) bool) map[string]string {
 	uses := make(map[string]int, len(bases))
 	for _, base := range bases {
 		uses[base]++
@@ -95,7 +102,7 @@ func resolveLabels(bases map[string]string) map[string]string {
 	for _, name := range clashing {
 		for salt := uint32(0); ; salt++ {
 			label := withSuffix(bases[name], hash32(name, salt))
-			if !taken[label] {
+			if !taken[label] && (inUse == nil || !inUse(label)) {
 				final[name] = label
 				taken[label] = true
 				break

@@ -139,7 +139,7 @@ func Serve(ctx context.Context, l *Listeners, h dns.Handler) error {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, pc := range l.UDP {
-		serveOne(gctx, g, &dns.Server{PacketConn: pc, Handler: h, UDPSize: ednsSize}, "udp "+pc.LocalAddr().String())
+		g.Go(func() error { return serveUDP(gctx, pc, h) })
 	}
 	for _, ln := range l.TCP {
 		serveOne(gctx, g, &dns.Server{

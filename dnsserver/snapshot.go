@@ -93,6 +93,9 @@ type Snapshot struct {
 	services map[string]*service
 	// byName maps a service's raw name to the same records as services.
 	byName map[string]*service
+	// byBase maps a base label (Label of a raw name) to the raw names that
+	// have it: the collision groups, settled one at a time by Apply.
+	byBase map[string][]string
 }
 
 // apex holds the records of the zone apex and of its NS host, and what a
@@ -147,6 +150,7 @@ func NewSnapshot(z Zone) *Snapshot {
 		apex:     buildApex(z, serial),
 		services: map[string]*service{},
 		byName:   map[string]*service{},
+		byBase:   map[string][]string{},
 	}
 }
 
@@ -154,7 +158,9 @@ func NewSnapshot(z Zone) *Snapshot {
 // Only the services that u names are rebuilt; the new snapshot shares the
 // records of every other service with s. The one exception is a service
 // whose label changes because a newly added name collides with it: that
-// service is rebuilt under its new label.
+// service is rebuilt under its new label. Labels are settled only within
+// the collision groups the update touches, so the cost of an update is a
+// copy of the service index plus the rebuild of what changed.
 func (s *Snapshot) Apply(u Update) *Snapshot {
 	changed := make(map[string]Service, len(u.Services))
 	for _, svc := range u.Services {
@@ -163,40 +169,80 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 	for _, name := range u.Removed {
 		delete(changed, name)
 	}
-
-	kept := map[string]*service{}
-	if !u.Full {
-		kept = maps.Clone(s.byName)
+	if u.Full {
+		next := s.derive(s.zone)
+		next.synced = s.synced || u.Synced
+		bases := make(map[string]string, len(changed))
 		for name := range changed {
-			delete(kept, name)
+			bases[name] = Label(name)
 		}
-		for _, name := range u.Removed {
-			delete(kept, name)
+		for name, label := range resolveLabels(bases) {
+			next.add(buildService(next.apex, cloneService(changed[name]), bases[name], label))
 		}
+		return next
 	}
 
-	bases := make(map[string]string, len(kept)+len(changed))
-	for name, svc := range kept {
-		bases[name] = svc.base
+	next := s.deriveBare(s.zone)
+	next.synced = s.synced || u.Synced
+	next.services = maps.Clone(s.services)
+	next.byName = maps.Clone(s.byName)
+	next.byBase = maps.Clone(s.byBase)
+	affected := map[string]bool{} // base labels whose groups must be settled again
+	for _, name := range u.Removed {
+		next.remove(name, affected)
 	}
 	for name := range changed {
-		bases[name] = Label(name)
+		next.remove(name, affected)
+		base := Label(name)
+		affected[base] = true
+		next.byBase[base] = append(slices.Clone(next.byBase[base]), name)
 	}
-	labels := resolveLabels(bases)
-
-	next := s.derive(s.zone)
-	next.synced = s.synced || u.Synced
-	for name, label := range labels {
-		svc := kept[name]
-		switch {
-		case svc == nil:
-			svc = buildService(next.apex, cloneService(changed[name]), bases[name], label)
-		case svc.label != label:
-			svc = buildService(next.apex, svc.src, svc.base, label)
+	for base := range affected {
+		group := next.byBase[base]
+		bases := make(map[string]string, len(group))
+		for _, name := range group {
+			bases[name] = base
+			if old := next.byName[name]; old != nil {
+				delete(next.services, old.label) // free the label while the group is settled
+			}
 		}
-		next.add(svc)
+		labels := resolveLabelsBeside(bases, func(l string) bool { return next.services[l] != nil })
+		for _, name := range group {
+			label := labels[name]
+			old := next.byName[name]
+			var svc *service
+			switch {
+			case old == nil:
+				svc = buildService(next.apex, cloneService(changed[name]), base, label)
+			case old.label != label:
+				svc = buildService(next.apex, old.src, base, label)
+			default:
+				svc = old
+			}
+			next.add(svc)
+		}
 	}
 	return next
+}
+
+// remove drops the service of that raw name, if any, from a snapshot being
+// built, noting its base label as affected.
+func (s *Snapshot) remove(name string, affected map[string]bool) {
+	old := s.byName[name]
+	if old == nil {
+		return
+	}
+	affected[old.base] = true
+	delete(s.byName, name)
+	if s.services[old.label] == old {
+		delete(s.services, old.label)
+	}
+	rest := slices.DeleteFunc(slices.Clone(s.byBase[old.base]), func(n string) bool { return n == name })
+	if len(rest) == 0 {
+		delete(s.byBase, old.base)
+	} else {
+		s.byBase[old.base] = rest
+	}
 }
 
 // WithZone returns a snapshot with the same services and synced state as s,
@@ -225,27 +271,36 @@ func (s *Snapshot) Zone() Zone {
 // Services returns the number of services served.
 func (s *Snapshot) Services() int { return len(s.byName) }
 
-// derive returns an empty snapshot under zone z whose serial follows s's.
+// derive returns a snapshot under zone z whose serial follows s's, with
+// empty service maps sized for s's services.
 func (s *Snapshot) derive(z Zone) *Snapshot {
+	next := s.deriveBare(z)
+	next.services = make(map[string]*service, len(s.byName))
+	next.byName = make(map[string]*service, len(s.byName))
+	next.byBase = make(map[string][]string, len(s.byBase))
+	return next
+}
+
+// deriveBare is derive without the service maps, for a caller that fills
+// them with copies of s's.
+func (s *Snapshot) deriveBare(z Zone) *Snapshot {
 	serial := s.serial + 1
 	if serial == 0 {
 		// Skip 0 on wrap-around: some tools read serial 0 as "unset".
 		serial = 1
 	}
-	return &Snapshot{
-		zone:     z,
-		serial:   serial,
-		apex:     buildApex(z, serial),
-		services: make(map[string]*service, len(s.byName)),
-		byName:   make(map[string]*service, len(s.byName)),
-	}
+	return &Snapshot{zone: z, serial: serial, apex: buildApex(z, serial)}
 }
 
-// add files svc under its label and raw name. It is only used while a new
-// snapshot is being built, before anyone else can see it.
+// add files svc under its label and raw name (and, when new, its base
+// label's group). It is only used while a new snapshot is being built,
+// before anyone else can see it.
 func (s *Snapshot) add(svc *service) {
 	s.services[svc.label] = svc
 	s.byName[svc.src.Name] = svc
+	if !slices.Contains(s.byBase[svc.base], svc.src.Name) {
+		s.byBase[svc.base] = append(slices.Clone(s.byBase[svc.base]), svc.src.Name)
+	}
 }
 
 func normaliseZone(z Zone) Zone {

@@ -492,13 +492,10 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 	}
 	ch.touched = map[string]*service{}
 	dataReads := map[string]*service{} // full path of an instance → its service
-	rootsChanged := false
+	var rootEvents []string
 	for p, kind := range events {
-		if r, ok := w.roots[p]; ok {
-			if err := w.listRoot(r); err != nil {
-				w.requeue(err, func() { w.retry[p] |= kind })
-			}
-			rootsChanged = true
+		if _, ok := w.roots[p]; ok {
+			rootEvents = append(rootEvents, p)
 			continue
 		}
 		if s, ok := w.byPath[p]; ok {
@@ -524,7 +521,18 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 			dataReads[p] = s
 		}
 	}
-	if rootsChanged {
+	// Departures need no round trip: publish them before any read, so a
+	// gone instance never waits on the re-listing its parent's event asks for.
+	if len(ch.touched) > 0 {
+		w.publishTouched(ch.touched, nil)
+		ch.touched = map[string]*service{}
+	}
+	for _, p := range rootEvents {
+		if err := w.listRoot(w.roots[p]); err != nil {
+			w.requeue(err, func() { w.retry[p] |= events[p] })
+		}
+	}
+	if len(rootEvents) > 0 {
 		rc := w.reconcile()
 		for n, s := range rc.listed {
 			ch.listed[n] = s
@@ -571,19 +579,24 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 		w.requeue(v.(error), func() { w.retry[k.(string)] |= evChildren })
 		return true
 	})
-	var u Update
 	for n, s := range ch.listed {
 		if _, bad := failed.Load(s.full); bad {
 			continue
 		}
 		ch.touched[n] = s
 	}
-	for _, s := range ch.touched {
+	w.publishTouched(ch.touched, ch.removed)
+}
+
+// publishTouched publishes the current state of the touched services that
+// are still watched, and the removals, as one update.
+func (w *Watcher) publishTouched(touched map[string]*service, removed []string) {
+	u := Update{Removed: removed}
+	for _, s := range touched {
 		if w.services[s.spec.Name] == s {
 			u.Services = append(u.Services, s.state())
 		}
 	}
-	u.Removed = ch.removed
 	if len(u.Services) == 0 && len(u.Removed) == 0 {
 		return
 	}

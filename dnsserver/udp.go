@@ -1,0 +1,113 @@
+package dnsserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sync/errgroup"
+)
+
+// maxUDPQuery is the largest UDP query read whole; a longer datagram is
+// cut and so fails to unpack (FORMERR). Real queries are far smaller.
+const maxUDPQuery = 4096
+
+// serveUDP answers the queries arriving on pc with a few long-lived
+// readers, each reusing its buffers. The miekg/dns server starts a
+// goroutine per packet, whose stack grows afresh for every query; on one
+// core that costs more than the answer itself. When ctx ends, an expired
+// read deadline stops the readers after the query each has in hand; then
+// pc is closed and serveUDP returns nil. A broken socket returns its error.
+func serveUDP(ctx context.Context, pc net.PacketConn, h dns.Handler) error {
+	stop := context.AfterFunc(ctx, func() { _ = pc.SetReadDeadline(time.Unix(1, 0)) })
+	defer stop()
+	defer pc.Close()
+	g := new(errgroup.Group)
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		g.Go(func() error { return readUDP(ctx, pc, h) })
+	}
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("dnsserver: serving udp %s: %w", pc.LocalAddr(), err)
+}
+
+func readUDP(ctx context.Context, pc net.PacketConn, h dns.Handler) error {
+	in := make([]byte, maxUDPQuery)
+	w := &udpResponseWriter{pc: pc, out: make([]byte, 0, dns.MaxMsgSize)}
+	for {
+		n, addr, err := pc.ReadFrom(in)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return err
+		}
+		w.remote = addr
+		req := new(dns.Msg)
+		if err := req.Unpack(in[:n]); err != nil {
+			w.formatError(in[:n])
+			continue
+		}
+		if req.Response {
+			continue // never answer an answer: that is how reflection loops start
+		}
+		h.ServeDNS(w, req)
+	}
+}
+
+// udpResponseWriter is the dns.ResponseWriter of one reader: it packs a
+// reply into the reader's own buffer and sends it to the current client.
+type udpResponseWriter struct {
+	pc     net.PacketConn
+	remote net.Addr
+	out    []byte
+}
+
+var _ dns.ResponseWriter = (*udpResponseWriter)(nil)
+
+func (w *udpResponseWriter) LocalAddr() net.Addr  { return w.pc.LocalAddr() }
+func (w *udpResponseWriter) RemoteAddr() net.Addr { return w.remote }
+
+func (w *udpResponseWriter) WriteMsg(m *dns.Msg) error {
+	wire, err := m.PackBuffer(w.out)
+	if err != nil {
+		return err
+	}
+	_, err = w.pc.WriteTo(wire, w.remote)
+	return err
+}
+
+func (w *udpResponseWriter) Write(b []byte) (int, error) { return w.pc.WriteTo(b, w.remote) }
+
+// Close, TsigStatus, TsigTimersOnly and Hijack have nothing to act on: the
+// socket is shared and belongs to serveUDP, and zkdns does no TSIG.
+func (w *udpResponseWriter) Close() error        { return nil }
+func (w *udpResponseWriter) TsigStatus() error   { return nil }
+func (w *udpResponseWriter) TsigTimersOnly(bool) {}
+func (w *udpResponseWriter) Hijack()             {}
+
+// formatError answers FORMERR to a query that does not unpack, when its
+// header can be read and it is not itself a response; anything shorter is
+// dropped.
+func (w *udpResponseWriter) formatError(packet []byte) {
+	const headerLen = 12
+	if len(packet) < headerLen || packet[2]&0x80 != 0 {
+		return
+	}
+	reply := new(dns.Msg)
+	reply.Id = uint16(packet[0])<<8 | uint16(packet[1])
+	reply.Response = true
+	reply.Opcode = int(packet[2]>>3) & 0xF
+	reply.Rcode = dns.RcodeFormatError
+	_ = w.WriteMsg(reply)
+}
