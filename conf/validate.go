@@ -185,18 +185,10 @@ func (ps *problems) checkServices(services []Service) {
 			}
 		}
 
-		switch problem := zkPathProblem(s.Path); {
-		case s.Path == "":
-			ps.missing(p.child("path"), `required: the ZooKeeper path whose children are the instances, e.g. "/services/payments"`)
-		case problem != "":
-			ps.invalid(p.child("path"), s.Path, `must be an absolute ZooKeeper path like "/services/payments" (%s)`, problem)
-		default:
-			if j, dup := paths[s.Path]; dup {
-				ps.invalid(p.child("path"), s.Path, "already the path of service[%d]; two services cannot watch one path", j)
-			} else {
-				paths[s.Path] = i
-			}
-		}
+		ps.checkWatchPath(p.child("path"), s.Path, i, paths, watchPath{
+			holds: "the instances", example: "/services/payments", kind: "service",
+			dupAdvice: "two services cannot watch one path",
+		})
 
 		s.Format = ps.checkWatch(p, s.Format, s.Endpoint, s.Warmup)
 	}
@@ -208,20 +200,37 @@ func (ps *problems) checkDiscovers(discovers []Discover) {
 		d := &discovers[i]
 		p := pathOf("discover").at(i)
 
-		switch problem := zkPathProblem(d.Path); {
-		case d.Path == "":
-			ps.missing(p.child("path"), `required: the ZooKeeper path whose children are services, e.g. "/services"`)
-		case problem != "":
-			ps.invalid(p.child("path"), d.Path, `must be an absolute ZooKeeper path like "/services" (%s)`, problem)
-		default:
-			if j, dup := paths[d.Path]; dup {
-				ps.invalid(p.child("path"), d.Path, "already the path of discover[%d]; list each path once", j)
-			} else {
-				paths[d.Path] = i
-			}
-		}
+		ps.checkWatchPath(p.child("path"), d.Path, i, paths, watchPath{
+			holds: "services", example: "/services", kind: "discover",
+			dupAdvice: "list each path once",
+		})
 
 		d.Format = ps.checkWatch(p, d.Format, d.Endpoint, d.Warmup)
+	}
+}
+
+// watchPath describes, for messages, what a watched path is for.
+type watchPath struct {
+	holds     string // what its children are
+	example   string
+	kind      string // the table it is in: "service" or "discover"
+	dupAdvice string
+}
+
+// checkWatchPath checks the i-th path of a table: required, an absolute
+// ZooKeeper path, and not already in seen (which it is then added to).
+func (ps *problems) checkWatchPath(p keyPath, path string, i int, seen map[string]int, w watchPath) {
+	switch problem := zkPathProblem(path); {
+	case path == "":
+		ps.missing(p, "required: the ZooKeeper path whose children are %s, e.g. %q", w.holds, w.example)
+	case problem != "":
+		ps.invalid(p, path, "must be an absolute ZooKeeper path like %q (%s)", w.example, problem)
+	default:
+		if j, dup := seen[path]; dup {
+			ps.invalid(p, path, "already the path of %s[%d]; %s", w.kind, j, w.dupAdvice)
+		} else {
+			seen[path] = i
+		}
 	}
 }
 

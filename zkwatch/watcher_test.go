@@ -2,11 +2,9 @@ package zkwatch
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log"
 	"os"
-	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -108,35 +106,6 @@ func hasIDs(name, want string) func(map[string]ServiceState) bool {
 	}
 }
 
-func connect(t *testing.T, addr string, timeout time.Duration) *zk.Conn {
-	t.Helper()
-	conn, _, err := zk.Connect([]string{addr}, timeout, zk.WithLogger(log.New(io.Discard, "", 0)))
-	if err != nil {
-		t.Fatalf("connect: %v", err)
-	}
-	t.Cleanup(conn.Close)
-	return conn
-}
-
-func mkdirs(t *testing.T, conn *zk.Conn, p string) {
-	t.Helper()
-	if p == "/" {
-		return
-	}
-	mkdirs(t, conn, path.Dir(p))
-	if _, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-		t.Fatalf("create %s: %v", p, err)
-	}
-}
-
-func create(t *testing.T, conn *zk.Conn, p, data string, flags int32) {
-	t.Helper()
-	mkdirs(t, conn, path.Dir(p))
-	if _, err := conn.Create(p, []byte(data), flags, zk.WorldACL(zk.PermAll)); err != nil {
-		t.Fatalf("create %s: %v", p, err)
-	}
-}
-
 func startWatcher(t *testing.T, addr string, timeout time.Duration, spec Spec) (*Watcher, *recorder) {
 	t.Helper()
 	rec := newRecorder()
@@ -171,9 +140,9 @@ func serverset(status string) string {
 
 func TestWatcherFollowsInstances(t *testing.T) {
 	base := "/" + t.Name()
-	owner := connect(t, zkServer.Addr(), 5*time.Second)
-	create(t, owner, base+"/hp/a", "192.0.2.1:80", zk.FlagEphemeral)
-	create(t, owner, base+"/ss/member_0000000001", serverset("ALIVE"), zk.FlagEphemeral)
+	owner := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	testutil.CreateZnode(t, owner, base+"/hp/a", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, owner, base+"/ss/member_0000000001", serverset("ALIVE"), zk.FlagEphemeral)
 
 	_, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{
 		{Name: "hp", Path: base + "/hp", Format: "hostport"},
@@ -187,7 +156,7 @@ func TestWatcherFollowsInstances(t *testing.T) {
 		service string
 		want    string
 	}{
-		{"instance joins", func() { create(t, owner, base+"/hp/b", "192.0.2.2:80", zk.FlagEphemeral) }, "hp", "a,b"},
+		{"instance joins", func() { testutil.CreateZnode(t, owner, base+"/hp/b", "192.0.2.2:80", zk.FlagEphemeral) }, "hp", "a,b"},
 		{"instance leaves", func() {
 			if err := owner.Delete(base+"/hp/a", -1); err != nil {
 				t.Fatal(err)
@@ -204,7 +173,7 @@ func TestWatcherFollowsInstances(t *testing.T) {
 			}
 		}, "ss", "member_0000000001"},
 		{"bad payload is skipped and counted", func() {
-			create(t, owner, base+"/hp/bad", "not an address", zk.FlagEphemeral)
+			testutil.CreateZnode(t, owner, base+"/hp/bad", "not an address", zk.FlagEphemeral)
 		}, "hp", "b"},
 	}
 	for _, st := range steps {
@@ -226,9 +195,9 @@ func TestWatcherOwnerSessionEnds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stayer := connect(t, zkServer.Addr(), 5*time.Second)
-	create(t, owner, base+"/svc/leaving", "192.0.2.1:80", zk.FlagEphemeral)
-	create(t, stayer, base+"/svc/staying", "192.0.2.2:80", zk.FlagEphemeral)
+	stayer := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	testutil.CreateZnode(t, owner, base+"/svc/leaving", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, stayer, base+"/svc/staying", "192.0.2.2:80", zk.FlagEphemeral)
 	_, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{
 		{Name: "svc", Path: base + "/svc"},
 	}})
@@ -239,7 +208,7 @@ func TestWatcherOwnerSessionEnds(t *testing.T) {
 
 func TestWatcherPathAppearsAndVanishes(t *testing.T) {
 	base := "/" + t.Name()
-	conn := connect(t, zkServer.Addr(), 5*time.Second)
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
 	_, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{
 		{Name: "later", Path: base + "/later"},
 	}})
@@ -247,7 +216,7 @@ func TestWatcherPathAppearsAndVanishes(t *testing.T) {
 		s, ok := m["later"]
 		return ok && !s.Exists && len(s.Instances) == 0
 	})
-	create(t, conn, base+"/later/x", "192.0.2.9:9", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/later/x", "192.0.2.9:9", zk.FlagEphemeral)
 	rec.waitFor(t, "path created with an instance", func(m map[string]ServiceState) bool {
 		return m["later"].Exists && ids(m["later"]) == "x"
 	})
@@ -261,16 +230,16 @@ func TestWatcherPathAppearsAndVanishes(t *testing.T) {
 		s, ok := m["later"]
 		return ok && !s.Exists && len(s.Instances) == 0
 	})
-	create(t, conn, base+"/later/y", "192.0.2.10:9", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/later/y", "192.0.2.10:9", zk.FlagEphemeral)
 	rec.waitFor(t, "path re-created", hasIDs("later", "y"))
 }
 
 func TestWatcherDiscover(t *testing.T) {
 	base := "/" + t.Name()
-	conn := connect(t, zkServer.Addr(), 5*time.Second)
-	create(t, conn, base+"/root/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
-	create(t, conn, base+"/root/shadowed/s1", "192.0.2.3:80", zk.FlagEphemeral)
-	create(t, conn, base+"/elsewhere/s2", "192.0.2.4:80", zk.FlagEphemeral)
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	testutil.CreateZnode(t, conn, base+"/root/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/root/shadowed/s1", "192.0.2.3:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/elsewhere/s2", "192.0.2.4:80", zk.FlagEphemeral)
 	_, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{
 		Services: []ServiceSpec{{Name: "shadowed", Path: base + "/elsewhere"}},
 		Discover: []DiscoverSpec{{Path: base + "/root", Format: "hostport"}},
@@ -286,7 +255,7 @@ func TestWatcherDiscover(t *testing.T) {
 		t.Errorf("configured service must win over a discovered one of the same name; got %+v", shadowed)
 	}
 
-	create(t, conn, base+"/root/beta/b1", "192.0.2.2:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/root/beta/b1", "192.0.2.2:80", zk.FlagEphemeral)
 	rec.waitFor(t, "beta appears", hasIDs("beta", "b1"))
 	if err := conn.Delete(base+"/root/beta/b1", -1); err != nil {
 		t.Fatal(err)
@@ -305,9 +274,9 @@ func TestWatcherDiscover(t *testing.T) {
 
 func TestWatcherSetSpec(t *testing.T) {
 	base := "/" + t.Name()
-	conn := connect(t, zkServer.Addr(), 5*time.Second)
-	create(t, conn, base+"/one/i", "192.0.2.1:80", zk.FlagEphemeral)
-	create(t, conn, base+"/two/j", "192.0.2.2:80", zk.FlagEphemeral)
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	testutil.CreateZnode(t, conn, base+"/one/i", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/two/j", "192.0.2.2:80", zk.FlagEphemeral)
 	w, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{
 		{Name: "one", Path: base + "/one"},
 	}})
@@ -340,8 +309,8 @@ func TestWatcherSetSpec(t *testing.T) {
 		return !ok && ids(m["two"]) == "j"
 	})
 	// A change under a dropped service must not bring it back.
-	create(t, conn, base+"/one/k", "192.0.2.3:80", zk.FlagEphemeral)
-	create(t, conn, base+"/two/l", "192.0.2.4:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/one/k", "192.0.2.3:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/two/l", "192.0.2.4:80", zk.FlagEphemeral)
 	rec.waitFor(t, "two follows changes", hasIDs("two", "j,l"))
 	if _, ok := rec.services["one"]; ok {
 		t.Error("dropped service one came back after a change under its path")
@@ -359,14 +328,14 @@ func TestWatcherSessionExpiry(t *testing.T) {
 	}
 	defer proxy.Close()
 	base := "/" + t.Name()
-	admin := connect(t, zkServer.Addr(), 20*time.Second)
-	create(t, admin, base+"/svc/persistent", "192.0.2.1:80", 0)
+	admin := testutil.ConnectZK(t, zkServer.Addr(), 20*time.Second)
+	testutil.CreateZnode(t, admin, base+"/svc/persistent", "192.0.2.1:80", 0)
 	mortal, _, err := zk.Connect([]string{zkServer.Addr()}, time.Second, zk.WithLogger(log.New(io.Discard, "", 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mortal.Close()
-	create(t, mortal, base+"/svc/mortal", "192.0.2.2:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, mortal, base+"/svc/mortal", "192.0.2.2:80", zk.FlagEphemeral)
 
 	w, rec := startWatcher(t, proxy.Addr(), time.Second, Spec{Services: []ServiceSpec{{Name: "svc", Path: base + "/svc"}}})
 	rec.waitFor(t, "first sync", hasIDs("svc", "mortal,persistent"))
@@ -382,7 +351,7 @@ func TestWatcherSessionExpiry(t *testing.T) {
 
 	proxy.Cut()
 	mortal.Close() // leaves while the watcher cannot see it
-	create(t, admin, base+"/svc/newcomer", "192.0.2.3:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, admin, base+"/svc/newcomer", "192.0.2.3:80", zk.FlagEphemeral)
 	time.Sleep(3 * time.Second) // well past the 1 s session
 	if st := w.Status(); st.State == zk.StateHasSession || st.DisconnectedSince.IsZero() {
 		t.Errorf("status while cut off = %+v, want disconnected with a time", st)

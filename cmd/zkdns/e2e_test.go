@@ -9,12 +9,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log"
 	"net"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -194,35 +191,6 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	t.Fatalf("timed out waiting for %s; last: %s", what, last)
 }
 
-func zkConnect(t *testing.T, addr string) *zk.Conn {
-	t.Helper()
-	conn, _, err := zk.Connect([]string{addr}, 10*time.Second, zk.WithLogger(log.New(io.Discard, "", 0)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(conn.Close)
-	return conn
-}
-
-func mkdirs(t *testing.T, conn *zk.Conn, p string) {
-	t.Helper()
-	if p == "/" {
-		return
-	}
-	mkdirs(t, conn, path.Dir(p))
-	if _, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-		t.Fatalf("create %s: %v", p, err)
-	}
-}
-
-func ephemeral(t *testing.T, conn *zk.Conn, p, data string) {
-	t.Helper()
-	mkdirs(t, conn, path.Dir(p))
-	if _, err := conn.Create(p, []byte(data), zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
-		t.Fatalf("create %s: %v", p, err)
-	}
-}
-
 // hold starts a separate process that owns ephemeral znodes with a 1 s
 // session, so the test can SIGKILL it like a crashed service.
 func hold(t *testing.T, zkAddr string, znodes ...string) *exec.Cmd {
@@ -261,12 +229,12 @@ func curator(id, addr string, port int, extra string) string {
 
 func TestServe(t *testing.T) {
 	base := "/" + t.Name()
-	conn := zkConnect(t, zkServer.Addr())
-	ephemeral(t, conn, base+"/payments/p1", curator("p1", "192.0.2.1", 8080, ""))
-	ephemeral(t, conn, base+"/payments/p2", curator("p2", "2001:db8::2", 8080, ""))
-	ephemeral(t, conn, base+"/payments/p3", curator("p3", "192.0.2.3", 8080, `,"instance_status":"OUT_OF_SERVICE"`))
-	ephemeral(t, conn, base+"/found/orders/o1", "192.0.2.11:9000")
-	mkdirs(t, conn, base+"/empty")
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	testutil.CreateZnode(t, conn, base+"/payments/p1", curator("p1", "192.0.2.1", 8080, ""), zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/payments/p2", curator("p2", "2001:db8::2", 8080, ""), zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/payments/p3", curator("p3", "192.0.2.3", 8080, `,"instance_status":"OUT_OF_SERVICE"`), zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/found/orders/o1", "192.0.2.11:9000", zk.FlagEphemeral)
+	testutil.MkdirAll(t, conn, base+"/empty")
 
 	d := startDaemon(t, zkServer.Addr(), `
 [zookeeper]
@@ -420,7 +388,7 @@ format = "hostport"
 			r := query(t, d.dns, "payments.local", dns.TypeA, false)
 			return len(r.Answer) == 0 && r.Rcode == dns.RcodeSuccess, r.String()
 		})
-		ephemeral(t, conn, base+"/payments/p4", curator("p4", "192.0.2.4", 8080, ""))
+		testutil.CreateZnode(t, conn, base+"/payments/p4", curator("p4", "192.0.2.4", 8080, ""), zk.FlagEphemeral)
 		eventually(t, "p4 joins", func() (bool, string) {
 			r := query(t, d.dns, "payments.local", dns.TypeA, false)
 			return answers(r) == "payments.local.\t0\tIN\tA\t192.0.2.4", r.String()
@@ -453,7 +421,7 @@ format = "hostport"
 	})
 
 	t.Run("discovered service removed", func(t *testing.T) {
-		ephemeral(t, conn, base+"/found/temp/t1", "192.0.2.21:1")
+		testutil.CreateZnode(t, conn, base+"/found/temp/t1", "192.0.2.21:1", zk.FlagEphemeral)
 		eventually(t, "temp discovered", func() (bool, string) {
 			r := query(t, d.dns, "temp.local", dns.TypeA, false)
 			return len(r.Answer) == 1, r.String()
@@ -525,8 +493,8 @@ func TestServeSurvivesSessionExpiry(t *testing.T) {
 	}
 	defer proxy.Close()
 	base := "/" + t.Name()
-	conn := zkConnect(t, zkServer.Addr())
-	mkdirs(t, conn, base+"/svc")
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	testutil.MkdirAll(t, conn, base+"/svc")
 	if _, err := conn.Create(base+"/svc/stays", []byte("192.0.2.1:80"), 0, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)
 	}
@@ -554,7 +522,7 @@ format = "hostport"
 	if err := holder.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	ephemeral(t, conn, base+"/svc/joins", "192.0.2.3:80")
+	testutil.CreateZnode(t, conn, base+"/svc/joins", "192.0.2.3:80", zk.FlagEphemeral)
 	for i := range 15 { // 3 s: well past the 1 s sessions
 		if got := answers(query(t, d.dns, "svc.local", dns.TypeA, false)); got != both {
 			t.Fatalf("query %d while cut off from ZooKeeper answered:\n%s\nwant the last known set", i, got)

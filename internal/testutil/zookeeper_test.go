@@ -15,22 +15,6 @@ import (
 	"github.com/go-zookeeper/zk"
 )
 
-// discardZKLogger silences go-zookeeper's connection chatter.
-type discardZKLogger struct{}
-
-func (discardZKLogger) Printf(string, ...any) {}
-
-// connectZK opens a client session to addr that the test closes at its end.
-func connectZK(t *testing.T, addr string, sessionTimeout time.Duration) *zk.Conn {
-	t.Helper()
-	conn, _, err := zk.Connect([]string{addr}, sessionTimeout, zk.WithLogger(discardZKLogger{}))
-	if err != nil {
-		t.Fatalf("zk.Connect(%s): %v", addr, err)
-	}
-	t.Cleanup(conn.Close)
-	return conn
-}
-
 // eventually retries op until it succeeds or ctx ends; the client needs a
 // moment to reconnect after the server comes back.
 func eventually(t *testing.T, ctx context.Context, what string, op func() error) {
@@ -71,7 +55,7 @@ func serverConf(ctx context.Context, addr, key string) (string, error) {
 func TestSharedZooKeeper(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn := connectZK(t, sharedZK.Addr(), 2*time.Second)
+	conn := ConnectZK(t, sharedZK.Addr(), 2*time.Second)
 
 	tests := []struct {
 		name string
@@ -135,7 +119,7 @@ func TestZooKeeperLifecycle(t *testing.T) {
 	t.Cleanup(func() { _ = server.Stop() })
 	addr := server.Addr()
 	// Long enough to outlast a restart and the client's 1 s reconnect pause.
-	conn := connectZK(t, addr, 6*time.Second)
+	conn := ConnectZK(t, addr, 6*time.Second)
 	var sessionID int64
 
 	steps := []struct {

@@ -1,0 +1,49 @@
+package testutil
+
+import (
+	"errors"
+	"path"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+type discardZKLogger struct{}
+
+func (discardZKLogger) Printf(string, ...any) {}
+
+// ConnectZK opens a client session to addr (comma-separated for several
+// servers) that is closed when the test ends. The client's connection
+// chatter is discarded.
+func ConnectZK(t testing.TB, addr string, sessionTimeout time.Duration) *zk.Conn {
+	t.Helper()
+	conn, _, err := zk.Connect([]string{addr}, sessionTimeout, zk.WithLogger(discardZKLogger{}))
+	if err != nil {
+		t.Fatalf("connect to ZooKeeper %s: %v", addr, err)
+	}
+	t.Cleanup(conn.Close)
+	return conn
+}
+
+// MkdirAll creates p and its missing parents as persistent znodes.
+func MkdirAll(t testing.TB, conn *zk.Conn, p string) {
+	t.Helper()
+	if p == "/" || p == "." || p == "" {
+		return
+	}
+	MkdirAll(t, conn, path.Dir(p))
+	if _, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		t.Fatalf("create %s: %v", p, err)
+	}
+}
+
+// CreateZnode creates p holding data with the given flags (0, or
+// zk.FlagEphemeral), and its missing parents as persistent znodes.
+func CreateZnode(t testing.TB, conn *zk.Conn, p, data string, flags int32) {
+	t.Helper()
+	MkdirAll(t, conn, path.Dir(p))
+	if _, err := conn.Create(p, []byte(data), flags, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatalf("create %s: %v", p, err)
+	}
+}
