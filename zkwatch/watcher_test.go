@@ -377,3 +377,54 @@ func TestWatcherSessionExpiry(t *testing.T) {
 		t.Errorf("status after resync = %+v, want synced on a new session (old %x)", st, firstSession)
 	}
 }
+
+// TestWatcherReconnectSameSession cuts the watcher off for less than its
+// session timeout while instances change: it must keep its session, keep
+// the view unchanged while cut off, and catch up with what changed (through
+// the re-sent watches or its own comparison pass) without a full resync.
+func TestWatcherReconnectSameSession(t *testing.T) {
+	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	base := "/" + t.Name()
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	testutil.CreateZnode(t, conn, base+"/svc/a", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/svc/b", serverset("ALIVE"), zk.FlagEphemeral)
+
+	w, rec := startWatcher(t, proxy.Addr(), 8*time.Second, Spec{Services: []ServiceSpec{{Name: "svc", Path: base + "/svc"}}})
+	rec.waitFor(t, "first sync", hasIDs("svc", "a,b"))
+	session := w.Status().SessionID
+	rec.mu.Lock()
+	before := len(rec.updates)
+	rec.mu.Unlock()
+
+	proxy.Cut()
+	if err := conn.Delete(base+"/svc/a", -1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CreateZnode(t, conn, base+"/svc/c", "192.0.2.3:80", zk.FlagEphemeral)
+	if _, err := conn.Set(base+"/svc/b", []byte(serverset("STOPPING")), -1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	rec.mu.Lock()
+	if got := ids(rec.services["svc"]); got != "a,b" {
+		t.Errorf("while cut off the view changed to %q", got)
+	}
+	rec.mu.Unlock()
+	proxy.Restore()
+
+	rec.waitFor(t, "changes made while cut off", hasIDs("svc", "b(unhealthy),c"))
+	if st := w.Status(); st.SessionID != session {
+		t.Errorf("session changed from %x to %x; a short cut must keep it", session, st.SessionID)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, u := range rec.updates[before:] {
+		if u.Full {
+			t.Errorf("a reconnect within the session published a full resync: %+v", u)
+		}
+	}
+}
