@@ -1,17 +1,22 @@
 // Package daemon wires zkdns together and owns its lifecycle: it binds the
-// DNS listeners, starts the ZooKeeper watcher, turns each watcher update
-// into a new DNS snapshot, and stops everything in order when its context
-// ends.
+// DNS and admin listeners, runs the ZooKeeper watcher, turns each watcher
+// update into a new DNS snapshot, applies config changes as differences,
+// tells systemd the truth about its state, and stops everything in order
+// when its context ends.
 package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
-	"sort"
+	"slices"
+	"time"
 
-	"golang.org/x/sync/errgroup"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/zkdns/zkdns/conf"
 	"github.com/zkdns/zkdns/dnsserver"
@@ -20,109 +25,423 @@ import (
 
 // Options configures Run.
 type Options struct {
-	// Config is the validated configuration to run with. Required.
+	// Config is the validated configuration to start with. Required.
 	Config *conf.Config
+	// ConfigPath, when set, is watched: a valid change is applied as a
+	// difference, an invalid one is logged and the running config kept.
+	ConfigPath string
+	// Reload, when set, makes each receive re-read ConfigPath (SIGHUP).
+	Reload <-chan struct{}
 	// Logger receives the daemon's logs; nil discards.
 	Logger *slog.Logger
+	// LogLevel, when set, follows [log].level across reloads.
+	LogLevel *slog.LevelVar
+	// Version is reported in zkdns_build_info.
+	Version string
+	// Registry receives every metric; nil means a new registry.
+	Registry *prometheus.Registry
 }
 
-// Run serves DNS from ZooKeeper until ctx ends, then shuts down and returns
-// nil. It returns an error when it cannot start (a DNS address that cannot
-// be bound) or a component fails. ZooKeeper being unreachable is not an
-// error: DNS answers SERVFAIL in the zone until the first full sync.
+// stopTimeout bounds each component's shutdown; the whole stop takes at
+// most a few of these.
+const stopTimeout = 5 * time.Second
+
+// Run serves DNS from ZooKeeper until ctx ends, then shuts down in order
+// (stop answering after the queries in flight, stop the admin server,
+// close the ZooKeeper session) and returns nil. It returns an error when
+// it cannot start (an address that cannot be bound) or a component fails
+// on its own. ZooKeeper being unreachable is not an error: DNS answers
+// SERVFAIL in the zone until the first full sync.
 func Run(ctx context.Context, opts Options) error {
-	cfg := opts.Config
-	if cfg == nil {
-		return fmt.Errorf("daemon: no config given")
+	d, err := newDaemon(opts)
+	if err != nil {
+		return err
+	}
+	return d.run(ctx)
+}
+
+type daemon struct {
+	opts    Options
+	logger  *slog.Logger
+	reg     *prometheus.Registry
+	metrics *metrics
+
+	dnsMetrics *dnsserver.Metrics
+	zkMetrics  *zkwatch.Metrics
+	handler    *dnsserver.Handler
+	pub        *publisher
+	notifier   notifier
+
+	// Owned by the run loop goroutine.
+	cfg     *conf.Config
+	dns     *task
+	admin   *task
+	watch   *watchRun // the watcher whose updates are served
+	next    *watchRun // a replacement for a new ensemble, until it has synced
+	failed  chan error
+	changes chan conf.Change
+	ready   bool
+}
+
+func newDaemon(opts Options) (*daemon, error) {
+	if opts.Config == nil {
+		return nil, errors.New("daemon: no config given")
 	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	reg := opts.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	d := &daemon{
+		opts:    opts,
+		logger:  logger,
+		reg:     reg,
+		cfg:     opts.Config,
+		failed:  make(chan error, 4),
+		changes: make(chan conf.Change),
+	}
+	var err error
+	if d.metrics, err = newMetrics(reg, opts.Version); err != nil {
+		return nil, err
+	}
+	if d.dnsMetrics, err = dnsserver.NewMetrics(reg); err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	if d.zkMetrics, err = zkwatch.NewMetrics(reg); err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	return d, nil
+}
 
+func (d *daemon) run(ctx context.Context) error {
+	cfg := d.cfg
+	d.setLogLevel(cfg)
+	// Bind everything first: a wrong address fails the start at once.
 	listeners, err := dnsserver.Listen(cfg.DNS.Listen)
 	if err != nil {
 		return fmt.Errorf("daemon: bind DNS listeners: %w", err)
 	}
-	defer listeners.Close()
-	for _, addr := range listeners.Addrs() {
-		logger.Info("dns listening", "component", "dnsserver", "addr", addr, "proto", "udp+tcp")
+	adminLn, err := listenAdmin(cfg.Admin.Listen)
+	if err != nil {
+		listeners.Close()
+		return err
 	}
 
-	handler := dnsserver.NewHandler(dnsserver.NewSnapshot(zoneOf(cfg, listeners.Addrs())))
-	pub := &publisher{handler: handler, logger: logger}
-	watcher, err := zkwatch.New(zkwatch.Options{
-		Servers:        cfg.ZooKeeper.Servers,
-		SessionTimeout: cfg.ZooKeeper.SessionTimeout.Duration,
-		Root:           cfg.ZooKeeper.Root,
-		Publish:        pub.publish,
-		Logger:         logger,
-	}, specOf(cfg))
-	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
+	d.handler = dnsserver.NewHandler(dnsserver.NewSnapshot(zoneOf(cfg, listeners.Addrs())), d.dnsMetrics)
+	d.pub = newPublisher(d.handler, d.logger, d.metrics)
+	d.dns = d.startDNS(ctx, listeners)
+	if adminLn != nil {
+		d.admin = d.startAdmin(ctx, adminLn)
 	}
-	logger.Info("zkdns starting", "zookeeper", cfg.ZooKeeper.Servers,
+	if d.watch, err = d.startWatcher(ctx, cfg, d.pub.current()); err != nil {
+		d.stopAll()
+		return err
+	}
+	var configWatch *task
+	if d.opts.ConfigPath != "" {
+		configWatch = startTask(ctx, d.failed, "config watcher", func(ctx context.Context) error {
+			return conf.Watch(ctx, d.opts.ConfigPath, conf.WatchOptions{Logger: d.logger}, func(c conf.Change) {
+				select {
+				case d.changes <- c:
+				case <-ctx.Done():
+				}
+			})
+		})
+	}
+	d.logger.Info("zkdns starting", "version", d.opts.Version, "zookeeper", cfg.ZooKeeper.Servers,
 		"services", len(cfg.Services), "discover", len(cfg.Discover), "zone", cfg.DNS.Zone)
 
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return dnsserver.Serve(gctx, listeners, handler) })
-	g.Go(func() error { return watcher.Run(gctx) })
-	err = g.Wait()
-	logger.Info("zkdns stopped")
+	err = d.loop(ctx)
+	d.notifier.notify("STOPPING=1", "STATUS=stopping")
+	if configWatch != nil {
+		configWatch.stop()
+	}
+	d.stopAll()
+	d.logger.Info("zkdns stopped")
 	return err
 }
 
-// publisher turns watcher updates into DNS snapshots. The watcher calls it
-// from one goroutine, so load-modify-publish of the snapshot is race-free.
-type publisher struct {
-	handler *dnsserver.Handler
-	logger  *slog.Logger
-}
-
-func (p *publisher) publish(u zkwatch.Update) {
-	du := dnsserver.Update{Removed: u.Removed, Full: u.Full, Synced: u.Synced}
-	for _, s := range u.Services {
-		du.Services = append(du.Services, serviceOf(s))
+// loop is the daemon's main loop: readiness, reloads, the watchdog and
+// status line, and components failing. It returns nil when ctx ends.
+func (d *daemon) loop(ctx context.Context) error {
+	watchdog := d.notifier.watchdogInterval()
+	var watchdogTick <-chan time.Time
+	if watchdog > 0 {
+		t := time.NewTicker(watchdog / 2)
+		defer t.Stop()
+		watchdogTick = t.C
 	}
-	p.handler.Publish(p.handler.Current().Apply(du))
-	for _, name := range u.Removed {
-		p.logger.Info("service removed", "service", name)
-	}
-}
-
-// serviceOf keeps the healthy instances of a service, in the form DNS
-// serves them.
-func serviceOf(s zkwatch.ServiceState) dnsserver.Service {
-	out := dnsserver.Service{Name: s.Name}
-	for _, in := range s.Instances {
-		if !in.Healthy {
-			continue
+	status := time.NewTicker(2 * time.Second)
+	defer status.Stop()
+	lastStatus := ""
+	readyC := d.pub.readyC() // closed once; nil after it is seen
+	sendStatus := func() {
+		if s := d.statusLine(); s != lastStatus {
+			lastStatus = s
+			d.notifier.notify("STATUS=" + s)
 		}
-		out.Instances = append(out.Instances, dnsserver.Instance{
-			ID:      in.ID,
-			Address: in.Address,
-			Port:    in.Port,
-			Weight:  in.Weight,
-			TXT:     txtOf(in),
-		})
 	}
-	return out
+	sendStatus()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-d.failed:
+			return err
+		case <-readyC:
+			readyC = nil
+			d.ready = true
+			d.notifier.notify("READY=1")
+			d.logger.Info("ready: first full sync from ZooKeeper done; answering from it")
+			sendStatus()
+		case gen := <-d.pub.switchedC():
+			d.finishSwitch(gen)
+		case c := <-d.changes:
+			d.reload(ctx, c)
+			sendStatus()
+		case <-d.opts.Reload:
+			d.logger.Info("reload requested (SIGHUP)")
+			cfg, err := conf.Load(d.opts.ConfigPath)
+			d.reload(ctx, conf.Change{Config: cfg, Err: err})
+			sendStatus()
+		case <-watchdogTick:
+			// The loop being here is the liveness that counts: a wedged
+			// daemon stops pinging and systemd restarts it.
+			d.notifier.notify("WATCHDOG=1")
+		case <-status.C:
+			sendStatus()
+		}
+	}
 }
 
-// txtOf is an instance's TXT record: format and id first, then the
-// format's metadata sorted by key.
-func txtOf(in zkwatch.Instance) []string {
-	txt := make([]string, 0, 2+len(in.Meta))
-	txt = append(txt, "format="+in.Format, "id="+in.ID)
-	keys := make([]string, 0, len(in.Meta))
-	for k := range in.Meta {
-		keys = append(keys, k)
+// reload applies a config change as a difference, or keeps the running
+// config when the change is not usable.
+func (d *daemon) reload(ctx context.Context, c conf.Change) {
+	if c.Err != nil {
+		d.metrics.reloadFailed()
+		d.logger.Error("config not reloaded; keeping the running config", "file", d.opts.ConfigPath, "err", oneLine(c.Err))
+		return
 	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		txt = append(txt, k+"="+in.Meta[k])
+	d.notifier.notify("RELOADING=1")
+	err := d.apply(ctx, c.Config)
+	if d.ready {
+		d.notifier.notify("READY=1")
 	}
-	return txt
+	if err != nil {
+		d.metrics.reloadFailed()
+		d.logger.Error("config not reloaded; keeping the running config", "file", d.opts.ConfigPath, "err", err)
+		return
+	}
+	d.metrics.reloadSucceeded()
+}
+
+// apply moves the daemon from d.cfg to next, touching only what differs.
+// Everything that can fail (binding new addresses) happens before anything
+// changes, so a failure leaves the running config whole.
+func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
+	prev := d.cfg
+	var newDNS *dnsserver.Listeners
+	if !slices.Equal(prev.DNS.Listen, next.DNS.Listen) {
+		ls, err := dnsserver.Listen(next.DNS.Listen)
+		if err != nil {
+			return fmt.Errorf("bind new DNS listeners: %w", err)
+		}
+		newDNS = ls
+	}
+	adminChanged := prev.Admin.Listen != next.Admin.Listen
+	var newAdmin net.Listener
+	if adminChanged && next.Admin.Listen != "" {
+		ln, err := listenAdmin(next.Admin.Listen)
+		if err != nil {
+			if newDNS != nil {
+				newDNS.Close()
+			}
+			return err
+		}
+		newAdmin = ln
+	}
+
+	d.cfg = next
+	d.setLogLevel(next)
+	if prev.Log.Format != next.Log.Format {
+		d.logger.Warn("log.format changes take effect at the next restart", "running", prev.Log.Format, "configured", next.Log.Format)
+	}
+	var changed []string
+	if newDNS != nil {
+		// The new sockets serve before the old ones close: no gap.
+		old := d.dns
+		d.dns = d.startDNS(ctx, newDNS)
+		old.stop()
+		changed = append(changed, "dns.listen")
+	}
+	if adminChanged {
+		if d.admin != nil {
+			d.admin.stop()
+			d.admin = nil
+		}
+		if newAdmin != nil {
+			d.admin = d.startAdmin(ctx, newAdmin)
+		}
+		changed = append(changed, "admin.listen")
+	}
+	if zone := zoneOf(next, d.dnsAddrs()); !sameZone(zone, zoneOf(prev, d.dnsAddrs())) || newDNS != nil {
+		d.pub.setZone(zone)
+		changed = append(changed, "dns zone settings")
+	}
+	if !sameZooKeeper(prev.ZooKeeper, next.ZooKeeper) {
+		if err := d.switchEnsemble(ctx, next); err != nil {
+			return err
+		}
+		changed = append(changed, "zookeeper")
+	} else if spec := specOf(next); !sameSpec(spec, specOf(prev)) {
+		d.watch.watcher.SetSpec(spec)
+		if d.next != nil {
+			d.next.watcher.SetSpec(spec)
+		}
+		changed = append(changed, "services")
+	}
+	d.logger.Info("config reloaded", "changed", changed,
+		"services", len(next.Services), "discover", len(next.Discover))
+	return nil
+}
+
+// switchEnsemble starts a watcher on the new [zookeeper] settings. The
+// running one keeps serving until the new one has synced; then the new
+// one's full state replaces the old in one swap.
+func (d *daemon) switchEnsemble(ctx context.Context, next *conf.Config) error {
+	if d.next != nil {
+		d.next.stop()
+		d.next = nil
+	}
+	w, err := d.startWatcher(ctx, next, d.pub.prepareSwitch())
+	if err != nil {
+		return err
+	}
+	d.next = w
+	d.logger.Info("moving to a new ZooKeeper ensemble; serving from the current one until it has synced",
+		"zookeeper", next.ZooKeeper.Servers)
+	return nil
+}
+
+// finishSwitch retires the old watcher once the new one has taken over.
+func (d *daemon) finishSwitch(gen int) {
+	if d.next == nil || d.next.gen != gen {
+		return
+	}
+	old := d.watch
+	d.watch, d.next = d.next, nil
+	old.stop()
+	d.logger.Info("now serving from the new ZooKeeper ensemble", "zookeeper", d.cfg.ZooKeeper.Servers)
+}
+
+func (d *daemon) stopAll() {
+	// Stop answering first (queries in flight finish), then the rest.
+	if d.dns != nil {
+		d.dns.stop()
+	}
+	if d.admin != nil {
+		d.admin.stop()
+	}
+	if d.next != nil {
+		d.next.stop()
+	}
+	if d.watch != nil {
+		d.watch.stop() // closes the ZooKeeper session
+	}
+}
+
+func (d *daemon) setLogLevel(cfg *conf.Config) {
+	if d.opts.LogLevel == nil {
+		return
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.Log.Level)); err == nil {
+		d.opts.LogLevel.Set(level)
+	}
+}
+
+func (d *daemon) startDNS(ctx context.Context, ls *dnsserver.Listeners) *task {
+	for _, addr := range ls.Addrs() {
+		d.logger.Info("dns listening", "component", "dnsserver", "addr", addr, "proto", "udp+tcp")
+	}
+	t := startTask(ctx, d.failed, "dns server", func(ctx context.Context) error {
+		return dnsserver.Serve(ctx, ls, d.handler)
+	})
+	t.addrs = ls.Addrs()
+	return t
+}
+
+func (d *daemon) dnsAddrs() []string {
+	if d.dns == nil {
+		return nil
+	}
+	return d.dns.addrs
+}
+
+// watchRun is one watcher and the generation of updates it publishes.
+type watchRun struct {
+	*task
+	watcher        *zkwatch.Watcher
+	gen            int
+	sessionTimeout time.Duration
+}
+
+func (d *daemon) startWatcher(ctx context.Context, cfg *conf.Config, gen int) (*watchRun, error) {
+	w, err := zkwatch.New(zkwatch.Options{
+		Servers:        cfg.ZooKeeper.Servers,
+		SessionTimeout: cfg.ZooKeeper.SessionTimeout.Duration,
+		Root:           cfg.ZooKeeper.Root,
+		Publish:        d.pub.publisherFor(gen),
+		Logger:         d.logger,
+		Metrics:        d.zkMetrics,
+	}, specOf(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	run := &watchRun{watcher: w, gen: gen, sessionTimeout: cfg.ZooKeeper.SessionTimeout.Duration}
+	run.task = startTask(ctx, d.failed, "zookeeper watcher", w.Run)
+	d.pub.setStatusSource(gen, w)
+	return run, nil
+}
+
+// task is a component goroutine that the daemon can stop on its own, to
+// replace it on reload, or all together at shutdown.
+type task struct {
+	name   string
+	cancel context.CancelFunc
+	done   chan struct{}
+	addrs  []string // for DNS tasks: the bound addresses
+}
+
+// startTask runs f until its context ends. If f returns an error while
+// it was not being stopped, the error goes to failed and the daemon exits.
+func startTask(parent context.Context, failed chan<- error, name string, f func(context.Context) error) *task {
+	ctx, cancel := context.WithCancel(parent)
+	t := &task{name: name, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		err := f(ctx)
+		if err != nil && ctx.Err() == nil {
+			select {
+			case failed <- fmt.Errorf("%s: %w", name, err):
+			default:
+			}
+		}
+	}()
+	return t
+}
+
+// stop cancels the task and waits for it, at most stopTimeout.
+func (t *task) stop() {
+	t.cancel()
+	select {
+	case <-t.done:
+	case <-time.After(stopTimeout):
+	}
 }
 
 func zoneOf(cfg *conf.Config, bound []string) dnsserver.Zone {
@@ -141,6 +460,22 @@ func zoneOf(cfg *conf.Config, bound []string) dnsserver.Zone {
 	return z
 }
 
+func sameZone(a, b dnsserver.Zone) bool {
+	return a.Origin == b.Origin && a.TTL == b.TTL && a.NegativeTTL == b.NegativeTTL && slices.Equal(a.NSAddrs, b.NSAddrs)
+}
+
+func sameZooKeeper(a, b conf.ZooKeeper) bool {
+	return slices.Equal(a.Servers, b.Servers) && a.SessionTimeout == b.SessionTimeout && a.Root == b.Root &&
+		equalPtr(a.Auth, b.Auth) && equalPtr(a.TLS, b.TLS)
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
 func specOf(cfg *conf.Config) zkwatch.Spec {
 	var spec zkwatch.Spec
 	for _, s := range cfg.Services {
@@ -154,4 +489,8 @@ func specOf(cfg *conf.Config) zkwatch.Spec {
 		})
 	}
 	return spec
+}
+
+func sameSpec(a, b zkwatch.Spec) bool {
+	return slices.Equal(a.Services, b.Services) && slices.Equal(a.Discover, b.Discover)
 }

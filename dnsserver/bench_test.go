@@ -62,7 +62,7 @@ func BenchmarkServeUDP(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := NewHandler(benchSnap())
+	h := NewHandler(benchSnap(), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, ls, h) }()

@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -20,34 +21,56 @@ const ednsSize = 1232
 const maxUDPReply = 4096
 
 // Handler answers DNS queries from the snapshot most recently published on
-// it. The zero Handler answers SERVFAIL until a snapshot is published. It is
-// safe for concurrent use.
+// it. The zero Handler answers SERVFAIL until a snapshot is published and
+// records no metrics. It is safe for concurrent use.
 type Handler struct {
 	snap atomic.Pointer[Snapshot]
+	// metrics is set once by NewHandler; nil records nothing. Serve also
+	// counts into it the packets that never reach the handler.
+	metrics *Metrics
 }
 
 var _ dns.Handler = (*Handler)(nil)
 
-// NewHandler returns a Handler serving s. A nil s answers SERVFAIL to every
-// query until Publish is called.
-func NewHandler(s *Snapshot) *Handler {
-	h := new(Handler)
-	h.snap.Store(s)
+// NewHandler returns a Handler serving s and recording each query in m.
+// A nil s answers SERVFAIL to every query until Publish is called; a nil m
+// records nothing.
+func NewHandler(s *Snapshot, m *Metrics) *Handler {
+	h := &Handler{metrics: m}
+	h.Publish(s)
 	return h
 }
 
 // Publish makes s the snapshot that queries from now on are answered from.
 // Queries already running finish with the snapshot they started with.
-func (h *Handler) Publish(s *Snapshot) { h.snap.Store(s) }
+// Publish is meant to be called from one goroutine: concurrent calls may
+// leave the snapshot gauges describing a snapshot other than the current.
+func (h *Handler) Publish(s *Snapshot) {
+	h.snap.Store(s)
+	h.metrics.observeSnapshot(s)
+}
 
 // Current returns the snapshot queries are answered from.
 func (h *Handler) Current() *Snapshot { return h.snap.Load() }
 
 // ServeDNS answers r from the current snapshot. It takes no locks and
-// writes no logs; a failed write is the client's loss and is not reported.
+// writes no logs; a failed write is the client's loss and is not reported,
+// though the query is still counted.
 func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	start := time.Now()
 	_, tcp := w.RemoteAddr().(*net.TCPAddr)
-	_ = w.WriteMsg(Answer(h.snap.Load(), r, tcp))
+	reply := Answer(h.snap.Load(), r, tcp)
+	_ = w.WriteMsg(reply)
+	h.metrics.observeQuery(firstQtype(r), reply.Rcode, reply.Truncated, tcp, time.Since(start))
+}
+
+// firstQtype is the type asked for in r's first question, or TypeNone when
+// it has none; a query with more than one is FORMERR anyway.
+func firstQtype(r *dns.Msg) uint16 {
+	if len(r.Question) == 0 {
+		return dns.TypeNone
+	}
+	return r.Question[0].Qtype
 }
 
 // Answer returns the reply to req from snapshot s; tcp says whether req came

@@ -493,7 +493,7 @@ func TestHandler(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			h := NewHandler(nil)
+			h := NewHandler(nil, nil)
 			if tc.publish != nil {
 				h.Publish(tc.publish)
 			}
@@ -516,7 +516,7 @@ func TestHandler(t *testing.T) {
 // TestHandlerConcurrent queries while snapshots are published, so that the
 // race detector sees any write to shared snapshot data on the query path.
 func TestHandlerConcurrent(t *testing.T) {
-	h := NewHandler(fixture())
+	h := NewHandler(fixture(), nil)
 	questions := []struct {
 		name  string
 		qtype uint16

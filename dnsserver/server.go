@@ -137,20 +137,44 @@ func Serve(ctx context.Context, l *Listeners, h dns.Handler) error {
 		l.Close()
 		return errors.New("dnsserver: serve: nil handler")
 	}
+	m := metricsOf(h)
 	g, gctx := errgroup.WithContext(ctx)
 	for _, pc := range l.UDP {
-		g.Go(func() error { return serveUDP(gctx, pc, h) })
+		g.Go(func() error { return serveUDP(gctx, pc, h, m) })
 	}
 	for _, ln := range l.TCP {
 		serveOne(gctx, g, &dns.Server{
-			Listener:     ln,
-			Handler:      h,
-			ReadTimeout:  ioTimeout,
-			WriteTimeout: ioTimeout,
-			IdleTimeout:  func() time.Duration { return idleTimeout },
+			Listener:       ln,
+			Handler:        h,
+			ReadTimeout:    ioTimeout,
+			WriteTimeout:   ioTimeout,
+			IdleTimeout:    func() time.Duration { return idleTimeout },
+			MsgAcceptFunc:  acceptQuery,
+			MsgInvalidFunc: func([]byte, error) { m.observeMalformed(true) },
 		}, "tcp "+ln.Addr().String())
 	}
 	return g.Wait()
+}
+
+// metricsOf returns the metrics of h, which Serve counts packets that
+// never reach h in; a handler other than a *Handler has none.
+func metricsOf(h dns.Handler) *Metrics {
+	if h, ok := h.(*Handler); ok && h != nil {
+		return h.metrics
+	}
+	return nil
+}
+
+// acceptQuery lets every message but a response through to the handler,
+// as the UDP readers do. The miekg/dns default would answer some queries
+// (a bad opcode, a question count other than one) itself, over TCP only,
+// where they would go uncounted; Answer gives them the same rcodes.
+func acceptQuery(dh dns.Header) dns.MsgAcceptAction {
+	const qr = 1 << 15
+	if dh.Bits&qr != 0 {
+		return dns.MsgIgnore // never answer an answer
+	}
+	return dns.MsgAccept
 }
 
 // serveOne runs srv in g and shuts it down when ctx ends.

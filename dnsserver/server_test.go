@@ -28,6 +28,12 @@ type served struct {
 // bound address. It skips the test when addr cannot be bound and skip is set.
 func serve(t *testing.T, addr string, snap *Snapshot, skip bool) served {
 	t.Helper()
+	return serveHandler(t, addr, NewHandler(snap, nil), skip)
+}
+
+// serveHandler is serve with a handler of the test's own.
+func serveHandler(t *testing.T, addr string, h *Handler, skip bool) served {
+	t.Helper()
 	l, err := Listen([]string{addr})
 	if err != nil {
 		if skip {
@@ -37,7 +43,7 @@ func serve(t *testing.T, addr string, snap *Snapshot, skip bool) served {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, l, NewHandler(snap)) }()
+	go func() { done <- Serve(ctx, l, h) }()
 
 	var once sync.Once
 	var serveErr error
@@ -406,7 +412,7 @@ func TestServeErrors(t *testing.T) {
 		wantErr string
 	}{
 		{name: "no listeners", run: func(t *testing.T) error {
-			return Serve(context.Background(), &Listeners{}, NewHandler(nil))
+			return Serve(context.Background(), &Listeners{}, NewHandler(nil, nil))
 		}, wantErr: "no listeners"},
 		{name: "nil handler", run: func(t *testing.T) error {
 			l, err := Listen([]string{"127.0.0.1:0"})
@@ -424,7 +430,7 @@ func TestServeErrors(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			l.TCP[0].Close()
-			err = Serve(ctx, l, NewHandler(nil))
+			err = Serve(ctx, l, NewHandler(nil, nil))
 			if ctx.Err() != nil {
 				t.Fatal("Serve ran until the test timeout; it should have stopped on the listener failure")
 			}
@@ -450,7 +456,7 @@ func TestServeStopsBeforeStart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, l, NewHandler(nil)) }()
+	go func() { done <- Serve(ctx, l, NewHandler(nil, nil)) }()
 	select {
 	case err := <-done:
 		if err != nil {

@@ -127,6 +127,8 @@ type service struct {
 
 	// instances maps an instance's final label to its records.
 	instances map[string]*instance
+	// labelOf maps an instance ID to the label it is served under.
+	labelOf map[string]string
 }
 
 // instance holds one instance's records, owned by <instance>.<service>.<origin>.
@@ -268,6 +270,18 @@ func (s *Snapshot) Zone() Zone {
 	return z
 }
 
+// Labels returns the label a service is served under and, for each of
+// its served instances, the instance ID's label. ok is false for a service
+// the snapshot does not hold. The map belongs to the snapshot: read it,
+// never change it.
+func (s *Snapshot) Labels(service string) (label string, instances map[string]string, ok bool) {
+	svc := s.byName[service]
+	if svc == nil {
+		return "", nil, false
+	}
+	return svc.label, svc.labelOf, true
+}
+
 // Services returns the number of services served.
 func (s *Snapshot) Services() int { return len(s.byName) }
 
@@ -358,6 +372,7 @@ func buildService(ap *apex, src Service, base, label string) *service {
 		base:      base,
 		label:     label,
 		instances: make(map[string]*instance, len(src.Instances)),
+		labelOf:   make(map[string]string, len(src.Instances)),
 	}
 	if _, ok := dns.IsDomainName(owner); !ok {
 		// The origin is too long to hold this label. The name could not be
@@ -411,6 +426,7 @@ func buildService(ap *apex, src Service, base, label string) *service {
 			continue
 		}
 		svc.instances[labels[id]] = built
+		svc.labelOf[id] = labels[id]
 		svc.srv = append(svc.srv, srvRR(owner, target, inst, ap.ttl))
 		if srvOwner != "" {
 			svc.srvTCP = append(svc.srvTCP, srvRR(srvOwner, target, inst, ap.ttl))

@@ -22,13 +22,14 @@ const maxUDPQuery = 4096
 // core that costs more than the answer itself. When ctx ends, an expired
 // read deadline stops the readers after the query each has in hand; then
 // pc is closed and serveUDP returns nil. A broken socket returns its error.
-func serveUDP(ctx context.Context, pc net.PacketConn, h dns.Handler) error {
+// Packets that do not parse never reach h, so they are counted in m here.
+func serveUDP(ctx context.Context, pc net.PacketConn, h dns.Handler, m *Metrics) error {
 	stop := context.AfterFunc(ctx, func() { _ = pc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	defer pc.Close()
 	g := new(errgroup.Group)
 	for range max(2, runtime.GOMAXPROCS(0)) {
-		g.Go(func() error { return readUDP(ctx, pc, h) })
+		g.Go(func() error { return readUDP(ctx, pc, h, m) })
 	}
 	err := g.Wait()
 	if ctx.Err() != nil {
@@ -37,7 +38,7 @@ func serveUDP(ctx context.Context, pc net.PacketConn, h dns.Handler) error {
 	return fmt.Errorf("dnsserver: serving udp %s: %w", pc.LocalAddr(), err)
 }
 
-func readUDP(ctx context.Context, pc net.PacketConn, h dns.Handler) error {
+func readUDP(ctx context.Context, pc net.PacketConn, h dns.Handler, m *Metrics) error {
 	in := make([]byte, maxUDPQuery)
 	w := &udpResponseWriter{pc: pc, out: make([]byte, 0, dns.MaxMsgSize)}
 	for {
@@ -55,6 +56,7 @@ func readUDP(ctx context.Context, pc net.PacketConn, h dns.Handler) error {
 		w.remote = addr
 		req := new(dns.Msg)
 		if err := req.Unpack(in[:n]); err != nil {
+			m.observeMalformed(false)
 			w.formatError(in[:n])
 			continue
 		}

@@ -59,6 +59,9 @@ type Update struct {
 	Removed  []string       // names of services no longer watched
 	Full     bool           // Services is the whole set; drop anything else
 	Synced   bool           // a full sync has completed in this update
+	// EventTime is when the first watch event behind this update arrived;
+	// zero for updates no event caused (a sync, a spec change).
+	EventTime time.Time
 }
 
 // Options configures a Watcher. The zero value is not usable: Servers and
@@ -81,6 +84,9 @@ type Options struct {
 	// MaxBufferSize is the largest ZooKeeper response accepted; zero means
 	// 16 MiB, enough for a child list of ~100,000 long names.
 	MaxBufferSize int
+	// Metrics records events, requests and session changes; nil records
+	// nothing.
+	Metrics *Metrics
 }
 
 // Watcher keeps the instance sets of the configured services current. Its
@@ -93,6 +99,7 @@ type Watcher struct {
 	// and the run loop takes them.
 	mu      sync.Mutex
 	pending map[string]eventKind // full path → what happened to it
+	firstAt time.Time            // arrival of the oldest pending event
 	session []zk.State           // session state changes not yet handled
 	spec    *Spec                // a spec change not yet applied, or nil
 	wake    chan struct{}        // capacity 1: "something is pending"
@@ -256,6 +263,7 @@ func (w *Watcher) signal() {
 // never does). It only records what happened: the run loop does the work.
 func (w *Watcher) onEvent(ev zk.Event) {
 	if ev.Type == zk.EventSession {
+		w.opts.Metrics.sessionEvent()
 		w.trackState(ev)
 		w.mu.Lock()
 		w.session = append(w.session, ev.State)
@@ -274,7 +282,11 @@ func (w *Watcher) onEvent(ev zk.Event) {
 	default: // EventNotWatching: the session handling re-lists everything.
 		return
 	}
+	w.opts.Metrics.event(kind)
 	w.mu.Lock()
+	if len(w.pending) == 0 {
+		w.firstAt = time.Now()
+	}
 	w.pending[ev.Path] |= kind
 	w.mu.Unlock()
 	w.signal()
@@ -298,6 +310,7 @@ func (w *Watcher) trackState(ev zk.Event) {
 	if old.State == ev.State {
 		return
 	}
+	w.opts.Metrics.setConnected(ev.State == zk.StateHasSession)
 	switch ev.State {
 	case zk.StateHasSession:
 		w.logger.Info("zookeeper session established", "server", ev.Server)
@@ -331,6 +344,8 @@ func (w *Watcher) step(ctx context.Context) {
 	w.mu.Lock()
 	events := w.pending
 	w.pending = make(map[string]eventKind)
+	eventTime := w.firstAt
+	w.firstAt = time.Time{}
 	states := w.session
 	w.session = nil
 	spec := w.spec
@@ -343,11 +358,15 @@ func (w *Watcher) step(ctx context.Context) {
 			continue
 		}
 		if id := w.conn.SessionID(); id != w.lastSession {
+			if w.lastSession != 0 {
+				w.opts.Metrics.expired()
+			}
 			w.lastSession = id
 			w.needResync = true
 			w.updateStatus(func(st *Status) { st.SessionID = id })
 		} else {
 			verify = true
+			w.opts.Metrics.reconnected()
 		}
 	}
 	if spec != nil {
@@ -383,7 +402,7 @@ func (w *Watcher) step(ctx context.Context) {
 		w.applySpec(ctx, events)
 		return
 	}
-	w.process(ctx, events, nil)
+	w.process(ctx, events, nil, eventTime)
 }
 
 // resync reads every watched path afresh under new watches and publishes
@@ -418,6 +437,7 @@ func (w *Watcher) resync(ctx context.Context) error {
 	}
 	w.synced = true
 	w.updateStatus(func(st *Status) { st.Synced = true })
+	w.opts.Metrics.fullSync()
 	w.opts.Publish(Update{Services: states, Full: true, Synced: true})
 	w.logger.Info("zookeeper sync complete", "services", len(all), "instances", countInstances(states))
 	return nil
@@ -447,7 +467,7 @@ func (w *Watcher) applySpec(ctx context.Context, events map[string]eventKind) {
 			}
 		})
 	}
-	w.process(ctx, events, w.reconcile())
+	w.process(ctx, events, w.reconcile(), time.Time{})
 }
 
 // reconcile makes w.services match the wanted set (configured services
@@ -486,7 +506,7 @@ type changes struct {
 
 // process handles watch events (and the spec changes in ch, if any) and
 // publishes one update for every service they touched.
-func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *changes) {
+func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *changes, eventTime time.Time) {
 	if ch == nil {
 		ch = &changes{listed: map[string]*service{}}
 	}
@@ -524,7 +544,7 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 	// Departures need no round trip: publish them before any read, so a
 	// gone instance never waits on the re-listing its parent's event asks for.
 	if len(ch.touched) > 0 {
-		w.publishTouched(ch.touched, nil)
+		w.publishTouched(ch.touched, nil, eventTime)
 		ch.touched = map[string]*service{}
 	}
 	for _, p := range rootEvents {
@@ -585,13 +605,13 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 		}
 		ch.touched[n] = s
 	}
-	w.publishTouched(ch.touched, ch.removed)
+	w.publishTouched(ch.touched, ch.removed, eventTime)
 }
 
 // publishTouched publishes the current state of the touched services that
 // are still watched, and the removals, as one update.
-func (w *Watcher) publishTouched(touched map[string]*service, removed []string) {
-	u := Update{Removed: removed}
+func (w *Watcher) publishTouched(touched map[string]*service, removed []string, eventTime time.Time) {
+	u := Update{Removed: removed, EventTime: eventTime}
 	for _, s := range touched {
 		if w.services[s.spec.Name] == s {
 			u.Services = append(u.Services, s.state())
@@ -654,12 +674,14 @@ func (w *Watcher) verify(ctx context.Context, events map[string]eventKind) {
 			err      error
 		)
 		if c.kind == evChildren {
+			w.opts.Metrics.request(opChildren)
 			children, st, err = w.conn.Children(c.path)
 			ok = err == nil
 			if errors.Is(err, zk.ErrNoNode) {
 				err = nil
 			}
 		} else {
+			w.opts.Metrics.request(opExists)
 			ok, st, err = w.conn.Exists(c.path)
 		}
 		differs[i] = err != nil || c.differs(ok, st, children)
@@ -740,6 +762,7 @@ func (w *Watcher) listService(ctx context.Context, s *service) error {
 // exists watch instead, so its creation is seen.
 func (w *Watcher) childrenOrExists(full string) ([]string, bool, error) {
 	for range 3 {
+		w.opts.Metrics.request(opChildrenWatch)
 		children, _, _, err := w.conn.ChildrenW(full)
 		if err == nil {
 			return children, true, nil
@@ -747,6 +770,7 @@ func (w *Watcher) childrenOrExists(full string) ([]string, bool, error) {
 		if !errors.Is(err, zk.ErrNoNode) {
 			return nil, false, fmt.Errorf("zkwatch: list %s: %w", full, err)
 		}
+		w.opts.Metrics.request(opExistsWatch)
 		ok, _, _, err := w.conn.ExistsW(full)
 		if err != nil {
 			return nil, false, fmt.Errorf("zkwatch: watch %s for creation: %w", full, err)
@@ -764,6 +788,7 @@ func (w *Watcher) childrenOrExists(full string) ([]string, bool, error) {
 // re-read until it changes) and logged once per znode version.
 func (w *Watcher) readNode(full string, spec ServiceSpec) (*node, error) {
 	w.acquire()
+	w.opts.Metrics.request(opGetWatch)
 	data, st, _, err := w.conn.GetW(full)
 	w.release()
 	if err != nil {
@@ -790,6 +815,7 @@ func (w *Watcher) logDecodeError(full string, mzxid int64, spec ServiceSpec, err
 	w.badLogged[full] = mzxid
 	w.badMu.Unlock()
 	if !seen {
+		w.opts.Metrics.decodeError(spec.Name)
 		w.logger.Warn("skipping instance: payload does not decode",
 			"service", spec.Name, "znode", full, "format", spec.Format, "err", err)
 	}

@@ -59,9 +59,11 @@ const waitLimit = 15 * time.Second
 
 // runningDaemon is a running `zkdns serve`.
 type runningDaemon struct {
-	cmd  *exec.Cmd
-	dns  string // ip:port
-	done chan error
+	cmd    *exec.Cmd
+	dns    string // ip:port
+	admin  string // host:port of the admin API, when configured
+	config string // the config file's path
+	done   chan error
 
 	mu   sync.Mutex // guards logs, written while the daemon runs
 	logs strings.Builder
@@ -73,17 +75,33 @@ func (d *runningDaemon) logText() string {
 	return d.logs.String()
 }
 
-var listenLine = regexp.MustCompile(`msg="dns listening".* addr=(\S+)`)
+var (
+	listenLine = regexp.MustCompile(`msg="dns listening".* addr=(\S+)`)
+	adminLine  = regexp.MustCompile(`msg="admin listening".* addr=(\S+)`)
+)
 
 // startDaemon runs zkdns serve with config (the %ZK% placeholder replaced
 // by the ZooKeeper address) and waits until its DNS port is bound.
-func startDaemon(t *testing.T, zkAddr, config string) *runningDaemon {
+func startDaemon(t *testing.T, zkAddr, config string, env ...string) *runningDaemon {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "zkdns.toml")
 	if err := os.WriteFile(file, []byte(strings.ReplaceAll(config, "%ZK%", zkAddr)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return startDaemonAt(t, file, env...)
+}
+
+// startDaemonAt runs zkdns serve on the config file at path, with env
+// added to the environment, and waits until its DNS port (and its admin
+// port, when the config asks for a free one) is bound.
+func startDaemonAt(t *testing.T, file string, env ...string) *runningDaemon {
+	t.Helper()
+	config, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cmd := exec.Command(zkdnsBin, "serve", "-config", file)
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -91,8 +109,9 @@ func startDaemon(t *testing.T, zkAddr, config string) *runningDaemon {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &runningDaemon{cmd: cmd, done: make(chan error, 1)}
+	d := &runningDaemon{cmd: cmd, config: file, done: make(chan error, 1)}
 	found := make(chan string, 1)
+	adminFound := make(chan string, 1)
 	lines := make(chan string, 1024)
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -100,6 +119,12 @@ func startDaemon(t *testing.T, zkAddr, config string) *runningDaemon {
 			if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case found <- m[1]:
+				default:
+				}
+			}
+			if m := adminLine.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case adminFound <- m[1]:
 				default:
 				}
 			}
@@ -123,6 +148,13 @@ func startDaemon(t *testing.T, zkAddr, config string) *runningDaemon {
 	case <-time.After(waitLimit):
 		_ = cmd.Process.Kill()
 		t.Fatalf("zkdns did not report its DNS address")
+	}
+	if strings.Contains(string(config), "[admin]\nlisten = \"127.0.0.1:0\"") {
+		select {
+		case d.admin = <-adminFound:
+		case <-time.After(waitLimit):
+			t.Fatalf("zkdns did not report its admin address")
+		}
 	}
 	t.Cleanup(func() { d.stop(t) })
 	return d

@@ -41,9 +41,10 @@ func main() {
 const usage = `usage: zkdns <command> [flags]
 
 commands:
-  serve   [-config FILE]   run the daemon
-  check   [-config FILE]   validate a config file
-  version                  print the version
+  serve   [-config FILE]                    run the daemon
+  check   [-config FILE]                    validate a config file
+  status  [-admin HOST:PORT] [-json]        services and instances as the running daemon sees them
+  version                                   print the version
 
 FILE defaults to $ZKDNS_CONFIG, else ` + defaultConfig + `.
 `
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve(ctx, rest, stderr)
 	case "check":
 		err = check(rest, stdout, stderr)
+	case "status":
+		err = status(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "zkdns %s\n", versionString())
 	case "help", "-h", "-help", "--help":
@@ -111,8 +114,35 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("config: %w", oneLine(err))
 	}
-	logger := newLogger(cfg.Log, stderr)
-	return daemon.Run(ctx, daemon.Options{Config: cfg, Logger: logger})
+	level := new(slog.LevelVar)
+	logger := newLogger(cfg.Log, level, stderr)
+	// SIGHUP reloads the config; the daemon reads the channel.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return daemon.Run(ctx, daemon.Options{
+		Config:     cfg,
+		ConfigPath: path,
+		Reload:     reload,
+		Logger:     logger,
+		LogLevel:   level,
+		Version:    versionString(),
+	})
 }
 
 func check(args []string, stdout, stderr io.Writer) error {
@@ -138,10 +168,22 @@ func oneLine(err error) error {
 	return errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
 }
 
-func newLogger(c conf.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
+// newLogger logs to w in the configured format at a level that reloads
+// may change. Under journald (JOURNAL_STREAM set) it leaves timestamps
+// out: the journal stamps every line itself.
+func newLogger(c conf.Log, level *slog.LevelVar, w io.Writer) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.Level))
+	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
+	if os.Getenv("JOURNAL_STREAM") != "" {
+		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 && a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}
+	}
 	if c.Format == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}

@@ -1,0 +1,574 @@
+package main
+
+// End-to-end tests of running zkdns for real: live config reloads by every
+// way a file gets saved, SIGHUP, the sd_notify protocol through a real
+// NOTIFY_SOCKET, the admin API, zkdns status, and moving to a new ensemble
+// or new addresses without a restart.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/miekg/dns"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/zkdns/zkdns/daemon"
+	"github.com/zkdns/zkdns/internal/testutil"
+)
+
+// opsConfig is a config serving the given services, each watching
+// base/<name> with hostport payloads; its admin API is on a free port.
+func opsConfig(zkAddr, base string, services ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "[zookeeper]\nservers = [%q]\nsession_timeout = \"5s\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n", zkAddr)
+	for _, s := range services {
+		fmt.Fprintf(&b, "[[service]]\nname = %q\npath = %q\nformat = \"hostport\"\n", s, base+"/"+s)
+	}
+	return b.String()
+}
+
+// resolves reports whether name has an A answer right now.
+func resolves(t *testing.T, server, name string) (bool, string) {
+	r := query(t, server, name, dns.TypeA, false)
+	return r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0, r.String()
+}
+
+func TestLiveReloadSaveStyles(t *testing.T) {
+	base := "/" + t.Name()
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	testutil.CreateZnode(t, conn, base+"/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/beta/b1", "192.0.2.2:80", zk.FlagEphemeral)
+	before := opsConfig(zkServer.Addr(), base, "alpha")
+	after := opsConfig(zkServer.Addr(), base, "alpha", "beta")
+
+	styles := []struct {
+		name string
+		// setup lays out the config (returning the path zkdns is given);
+		// save replaces its content the way the style does.
+		setup func(t *testing.T, dir string) string
+		save  func(t *testing.T, path string)
+	}{
+		{"in-place write", plainFile(before), func(t *testing.T, path string) {
+			writeFile(t, path, after)
+		}},
+		{"editor rename-save", plainFile(before), func(t *testing.T, path string) {
+			tmp := path + ".swp"
+			writeFile(t, tmp, after)
+			if err := os.Rename(tmp, path); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"sed -i", plainFile(before), func(t *testing.T, path string) {
+			// Append the beta service with sed's own rename-save.
+			script := `$a [[service]]\nname = "beta"\npath = "` + base + `/beta"\nformat = "hostport"`
+			if out, err := exec.Command("sed", "-i", script, path).CombinedOutput(); err != nil {
+				t.Fatalf("sed -i: %v\n%s", err, out)
+			}
+		}},
+		{"mv over the file", plainFile(before), func(t *testing.T, path string) {
+			other := filepath.Join(filepath.Dir(path), "incoming.toml")
+			writeFile(t, other, after)
+			if out, err := exec.Command("mv", other, path).CombinedOutput(); err != nil {
+				t.Fatalf("mv: %v\n%s", err, out)
+			}
+		}},
+		{"kubernetes configmap symlink swap", func(t *testing.T, dir string) string {
+			// dir/zkdns.toml -> ..data/zkdns.toml, ..data -> ..v1: what a
+			// ConfigMap volume looks like.
+			writeFile(t, filepath.Join(dir, "..v1", "zkdns.toml"), before)
+			symlink(t, "..v1", filepath.Join(dir, "..data"))
+			symlink(t, filepath.Join("..data", "zkdns.toml"), filepath.Join(dir, "zkdns.toml"))
+			return filepath.Join(dir, "zkdns.toml")
+		}, func(t *testing.T, path string) {
+			dir := filepath.Dir(path)
+			writeFile(t, filepath.Join(dir, "..v2", "zkdns.toml"), after)
+			symlink(t, "..v2", filepath.Join(dir, "..data_tmp"))
+			if err := os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, st := range styles {
+		t.Run(st.name, func(t *testing.T) {
+			d := startDaemonAt(t, st.setup(t, t.TempDir()))
+			eventually(t, "alpha served", func() (bool, string) { return resolves(t, d.dns, "alpha.local") })
+			if r := query(t, d.dns, "beta.local", dns.TypeA, false); r.Rcode != dns.RcodeNameError {
+				t.Fatalf("beta.local before the change: %s, want NXDOMAIN", dns.RcodeToString[r.Rcode])
+			}
+			pid := d.cmd.Process.Pid
+			start := time.Now()
+			st.save(t, d.config)
+			eventually(t, "beta served after the save", func() (bool, string) { return resolves(t, d.dns, "beta.local") })
+			t.Logf("%s: beta resolvable %s after the save", st.name, time.Since(start).Round(time.Millisecond))
+			if d.cmd.ProcessState != nil || d.cmd.Process.Pid != pid {
+				t.Fatalf("zkdns restarted; a reload must keep the process")
+			}
+			if ok, _ := resolves(t, d.dns, "alpha.local"); !ok {
+				t.Errorf("alpha stopped resolving after an unrelated reload")
+			}
+		})
+	}
+}
+
+func TestLiveReloadLifecycle(t *testing.T) {
+	base := "/" + t.Name()
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	testutil.CreateZnode(t, conn, base+"/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/beta/b1", "192.0.2.2:80", zk.FlagEphemeral)
+	d := startDaemon(t, zkServer.Addr(), opsConfig("%ZK%", base, "alpha", "beta"))
+	eventually(t, "both served", func() (bool, string) {
+		a, _ := resolves(t, d.dns, "alpha.local")
+		b, s := resolves(t, d.dns, "beta.local")
+		return a && b, s
+	})
+
+	t.Run("removed service answers NXDOMAIN", func(t *testing.T) {
+		writeFile(t, d.config, opsConfig(zkServer.Addr(), base, "alpha"))
+		eventually(t, "beta NXDOMAIN", func() (bool, string) {
+			r := query(t, d.dns, "beta.local", dns.TypeA, false)
+			return r.Rcode == dns.RcodeNameError, r.String()
+		})
+	})
+
+	t.Run("broken file keeps the running config", func(t *testing.T) {
+		failures := metricValue(t, d.admin, "zkdns_config_reloads_total", "result", "failure")
+		good := opsConfig(zkServer.Addr(), base, "alpha")
+		writeFile(t, d.config, good+"[[service]]\nname = \"Bad_Name\"\npath = \"/x\"\n")
+		where := fmt.Sprintf("zkdns.toml:%d:", strings.Count(good, "\n")+2) // the bad name's line
+		eventually(t, "failure counted", func() (bool, string) {
+			v := metricValue(t, d.admin, "zkdns_config_reloads_total", "result", "failure")
+			return v == failures+1, fmt.Sprint(v)
+		})
+		if ok, s := resolves(t, d.dns, "alpha.local"); !ok {
+			t.Errorf("alpha not served after a broken edit: %s", s)
+		}
+		if !strings.Contains(d.logText(), where) {
+			t.Errorf("the reload error was not logged with file:line:\n%s", d.logText())
+		}
+		out, err := exec.Command(zkdnsBin, "check", "-config", d.config).CombinedOutput()
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 || !strings.Contains(string(out), where) {
+			t.Errorf("zkdns check on the broken file: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("fixed file reloads", func(t *testing.T) {
+		writeFile(t, d.config, opsConfig(zkServer.Addr(), base, "alpha", "beta"))
+		eventually(t, "beta back", func() (bool, string) { return resolves(t, d.dns, "beta.local") })
+	})
+
+	t.Run("SIGHUP reloads", func(t *testing.T) {
+		successes := metricValue(t, d.admin, "zkdns_config_reloads_total", "result", "success")
+		if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "SIGHUP reload counted", func() (bool, string) {
+			v := metricValue(t, d.admin, "zkdns_config_reloads_total", "result", "success")
+			return v == successes+1, fmt.Sprint(v)
+		})
+	})
+
+	t.Run("deleted file keeps the running config", func(t *testing.T) {
+		if err := os.Remove(d.config); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "deletion logged", func() (bool, string) {
+			return strings.Contains(d.logText(), "keeping the running config") && strings.Contains(d.logText(), "no such file"), ""
+		})
+		if ok, s := resolves(t, d.dns, "beta.local"); !ok {
+			t.Errorf("beta not served after the config file was deleted: %s", s)
+		}
+	})
+}
+
+// TestSystemdNotify drives the sd_notify protocol through a real
+// NOTIFY_SOCKET: READY=1 only after the first sync, watchdog pings,
+// RELOADING=1 then READY=1 around a reload, STOPPING=1 at the end.
+func TestSystemdNotify(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	messages := make(chan string, 256)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := ln.Read(buf)
+			if err != nil {
+				close(messages)
+				return
+			}
+			messages <- string(buf[:n])
+		}
+	}()
+	// expect waits for a datagram containing want, returning what came
+	// before it.
+	expect := func(want string) []string {
+		t.Helper()
+		var seen []string
+		deadline := time.After(waitLimit)
+		for {
+			select {
+			case m, ok := <-messages:
+				if !ok {
+					t.Fatalf("notify socket closed waiting for %q; seen %q", want, seen)
+				}
+				for _, line := range strings.Split(m, "\n") {
+					if line == want {
+						return seen
+					}
+				}
+				seen = append(seen, m)
+			case <-deadline:
+				t.Fatalf("no %q within %s; seen %q", want, waitLimit, seen)
+			}
+		}
+	}
+
+	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	proxy.Cut() // no ZooKeeper at first: no READY=1 may be sent
+	base := "/" + t.Name()
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	testutil.CreateZnode(t, conn, base+"/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
+	d := startDaemon(t, proxy.Addr(), opsConfig("%ZK%", base, "alpha"),
+		"NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000")
+
+	time.Sleep(time.Second)
+	early := drain(messages)
+	for _, m := range early {
+		if strings.Contains(m, "READY=1") {
+			t.Fatalf("READY=1 sent before the first sync: %q", early)
+		}
+	}
+	if !containsLine(early, "WATCHDOG=1") {
+		t.Errorf("no watchdog ping within a second at WATCHDOG_USEC=400000: %q", early)
+	}
+	if !containsPrefix(early, "STATUS=waiting for the first sync") {
+		t.Errorf("no STATUS while waiting for ZooKeeper: %q", early)
+	}
+	proxy.Restore()
+	expect("READY=1")
+	if ok, s := resolves(t, d.dns, "alpha.local"); !ok {
+		t.Errorf("READY=1 sent but alpha does not resolve: %s", s)
+	}
+	expect("WATCHDOG=1")
+
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	expect("RELOADING=1")
+	expect("READY=1")
+
+	d.stop(t)
+	expect("STOPPING=1")
+}
+
+func TestAdminAPIAndStatus(t *testing.T) {
+	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	proxy.Cut()
+	base := "/" + t.Name()
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	testutil.CreateZnode(t, conn, base+"/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/alpha/bad", "not an address", zk.FlagEphemeral)
+	d := startDaemon(t, proxy.Addr(), opsConfig("%ZK%", base, "alpha", "gamma"))
+
+	t.Run("readyz before the first sync", func(t *testing.T) {
+		code, body := httpGet(t, d.admin, "/readyz")
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "first full sync") {
+			t.Errorf("/readyz = %d %q, want 503 with the reason", code, body)
+		}
+		if code, _ := httpGet(t, d.admin, "/healthz"); code != http.StatusOK {
+			t.Errorf("/healthz = %d, want 200 while alive", code)
+		}
+	})
+	proxy.Restore()
+	eventually(t, "ready", func() (bool, string) {
+		code, body := httpGet(t, d.admin, "/readyz")
+		return code == http.StatusOK, body
+	})
+
+	t.Run("services", func(t *testing.T) {
+		_, body := httpGet(t, d.admin, "/v1/services")
+		var resp daemon.ServicesResponse
+		if err := json.Unmarshal([]byte(body), &resp); err != nil {
+			t.Fatalf("/v1/services is not JSON: %v\n%s", err, body)
+		}
+		if len(resp.Services) != 2 || resp.Services[0].Name != "alpha" || resp.Services[1].Name != "gamma" {
+			t.Fatalf("services = %+v", resp.Services)
+		}
+		alpha := resp.Services[0]
+		if alpha.Invalid != 1 || len(alpha.Instances) != 1 || alpha.Instances[0].Address != "192.0.2.1" ||
+			alpha.Instances[0].Label != "a1" || !alpha.Instances[0].Healthy || alpha.Instances[0].Registered.IsZero() {
+			t.Errorf("alpha = %+v", alpha)
+		}
+		if gamma := resp.Services[1]; gamma.Exists || len(gamma.Instances) != 0 {
+			t.Errorf("gamma (no path) = %+v", gamma)
+		}
+	})
+
+	t.Run("metrics parse and move", func(t *testing.T) {
+		before := metricValue(t, d.admin, "zkdns_dns_requests_total", "qtype", "A")
+		for range 5 {
+			query(t, d.dns, "alpha.local", dns.TypeA, false)
+		}
+		if after := metricValue(t, d.admin, "zkdns_dns_requests_total", "qtype", "A"); after != before+5 {
+			t.Errorf("A queries counted %v → %v, want +5", before, after)
+		}
+		for _, name := range []string{"zkdns_service_instances", "zkdns_zookeeper_connected", "zkdns_zookeeper_payload_decode_errors_total",
+			"zkdns_zookeeper_watch_events_total", "zkdns_config_reloads_total", "zkdns_zookeeper_event_to_publish_seconds",
+			"zkdns_dns_request_duration_seconds", "zkdns_build_info"} {
+			if _, ok := scrape(t, d.admin)[name]; !ok {
+				t.Errorf("metric %s missing", name)
+			}
+		}
+		if v := metricValue(t, d.admin, "zkdns_service_instances", "health", "healthy"); v != 1 {
+			t.Errorf("zkdns_service_instances{health=healthy} summed = %v, want 1", v)
+		}
+	})
+
+	t.Run("zkdns status", func(t *testing.T) {
+		out, err := exec.Command(zkdnsBin, "status", "-admin", d.admin).CombinedOutput()
+		if err != nil {
+			t.Fatalf("zkdns status: %v\n%s", err, out)
+		}
+		for _, want := range []string{"SERVICE", "alpha", "a1", "192.0.2.1", "80", "true", "gamma", "does not exist yet", "1 znodes skipped"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("status output lacks %q:\n%s", want, out)
+			}
+		}
+		out, err = exec.Command(zkdnsBin, "status", "-json", "-admin", d.admin).Output()
+		var resp daemon.ServicesResponse
+		if err != nil || json.Unmarshal(out, &resp) != nil || len(resp.Services) != 2 {
+			t.Errorf("zkdns status -json: %v\n%s", err, out)
+		}
+	})
+
+	t.Run("zkdns status without a daemon", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		out, err := exec.Command(zkdnsBin, "status", "-admin", addr).CombinedOutput()
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
+			t.Fatalf("exit = %v, want 1", err)
+		}
+		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "is zkdns serve running") {
+			t.Errorf("want one line saying the daemon is not reachable, got:\n%s", out)
+		}
+	})
+}
+
+// TestReloadMovesEnsembleAndAddresses changes [zookeeper] to another
+// ensemble and [dns].listen to another port, live: answers never stop, come
+// from the new ensemble once it has synced, and move to the new port.
+func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	other, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = other.Stop() })
+	base := "/" + t.Name()
+	oldConn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	newConn := testutil.ConnectZK(t, other.Addr(), 10*time.Second)
+	testutil.CreateZnode(t, oldConn, base+"/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, newConn, base+"/alpha/a2", "192.0.2.2:80", zk.FlagEphemeral)
+
+	d := startDaemon(t, zkServer.Addr(), opsConfig("%ZK%", base, "alpha"))
+	eventually(t, "served from the first ensemble", func() (bool, string) {
+		r := query(t, d.dns, "alpha.local", dns.TypeA, false)
+		return answers(r) == "alpha.local.\t0\tIN\tA\t192.0.2.1", r.String()
+	})
+
+	t.Run("new ensemble", func(t *testing.T) {
+		writeFile(t, d.config, opsConfig(other.Addr(), base, "alpha"))
+		deadline := time.Now().Add(waitLimit)
+		for {
+			r := query(t, d.dns, "alpha.local", dns.TypeA, false)
+			got := answers(r)
+			if got == "alpha.local.\t0\tIN\tA\t192.0.2.2" {
+				break
+			}
+			if got != "alpha.local.\t0\tIN\tA\t192.0.2.1" {
+				t.Fatalf("answer while moving ensembles: %s", r)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("still serving the old ensemble; logs:\n%s", d.logText())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// The old ensemble no longer counts.
+		testutil.CreateZnode(t, oldConn, base+"/alpha/a3", "192.0.2.3:80", zk.FlagEphemeral)
+		testutil.CreateZnode(t, newConn, base+"/alpha/a4", "192.0.2.4:80", zk.FlagEphemeral)
+		eventually(t, "follows the new ensemble only", func() (bool, string) {
+			r := query(t, d.dns, "alpha.local", dns.TypeA, false)
+			return answers(r) == "alpha.local.\t0\tIN\tA\t192.0.2.2\nalpha.local.\t0\tIN\tA\t192.0.2.4", r.String()
+		})
+	})
+
+	t.Run("new DNS address", func(t *testing.T) {
+		ln, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		newAddr := ln.LocalAddr().String()
+		ln.Close()
+		cfg := strings.Replace(opsConfig(other.Addr(), base, "alpha"), `listen = ["127.0.0.1:0"]`, fmt.Sprintf("listen = [%q]", newAddr), 1)
+		oldAddr := d.dns
+		writeFile(t, d.config, cfg)
+		eventually(t, "answers on the new address", func() (bool, string) {
+			ok, s := resolvesQuietly(newAddr, "alpha.local")
+			return ok, s
+		})
+		eventually(t, "old address released", func() (bool, string) {
+			ok, s := resolvesQuietly(oldAddr, "alpha.local")
+			return !ok, s
+		})
+	})
+}
+
+// resolvesQuietly is resolves for an address that may not answer.
+func resolvesQuietly(server, name string) (bool, string) {
+	c := &dns.Client{Timeout: 300 * time.Millisecond}
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	r, _, err := c.Exchange(m, server)
+	if err != nil {
+		return false, err.Error()
+	}
+	return r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0, r.String()
+}
+
+func plainFile(content string) func(t *testing.T, dir string) string {
+	return func(t *testing.T, dir string) string {
+		path := filepath.Join(dir, "zkdns.toml")
+		writeFile(t, path, content)
+		return path
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func symlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func httpGet(t *testing.T, addr, path string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + addr + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// scrape fetches /metrics and parses it with the Prometheus text parser.
+func scrape(t *testing.T, addr string) map[string]*dto.MetricFamily {
+	t.Helper()
+	code, body := httpGet(t, addr, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics = %d", code)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics does not parse: %v", err)
+	}
+	return families
+}
+
+// metricValue sums the samples of a counter or gauge family whose label
+// has the given value.
+func metricValue(t *testing.T, addr, family, label, value string) float64 {
+	t.Helper()
+	f, ok := scrape(t, addr)[family]
+	if !ok {
+		return 0
+	}
+	sum := 0.0
+	for _, m := range f.GetMetric() {
+		for _, lp := range m.GetLabel() {
+			if lp.GetName() == label && lp.GetValue() == value {
+				sum += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func drain(c <-chan string) []string {
+	var out []string
+	for {
+		select {
+		case m := <-c:
+			out = append(out, m)
+		default:
+			return out
+		}
+	}
+}
+
+func containsLine(msgs []string, line string) bool {
+	for _, m := range msgs {
+		for _, l := range strings.Split(m, "\n") {
+			if l == line {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func containsPrefix(msgs []string, prefix string) bool {
+	for _, m := range msgs {
+		for _, l := range strings.Split(m, "\n") {
+			if strings.HasPrefix(l, prefix) {
+				return true
+			}
+		}
+	}
+	return false
+}

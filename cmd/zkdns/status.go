@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/zkdns/zkdns/daemon"
+)
+
+func status(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("zkdns status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	admin := fs.String("admin", "127.0.0.1:8601", "the daemon's admin `host:port` ([admin].listen)")
+	asJSON := fs.Bool("json", false, "print the admin API's JSON")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "zkdns status: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := daemon.FetchServices(ctx, *admin)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(resp)
+	}
+	printStatus(stdout, resp)
+	return nil
+}
+
+// printStatus renders one line per instance, grouped by service; a
+// service with no instances gets a line saying so.
+func printStatus(w io.Writer, resp *daemon.ServicesResponse) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tADDRESS\tPORT\tWEIGHT\tHEALTHY\tREGISTERED")
+	for _, s := range resp.Services {
+		if len(s.Instances) == 0 {
+			note := "(no instances)"
+			if !s.Exists {
+				note = "(path " + s.Path + " does not exist yet)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\n", s.Name, note)
+		}
+		for _, in := range s.Instances {
+			registered := "-"
+			if !in.Registered.IsZero() {
+				registered = in.Registered.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Name, in.ID, in.Address, in.Port, in.Weight,
+				strconv.FormatBool(in.Healthy), registered)
+		}
+		if s.Invalid > 0 {
+			fmt.Fprintf(tw, "%s\t(%d znodes skipped: payload does not decode)\t\t\t\t\t\n", s.Name, s.Invalid)
+		}
+	}
+	tw.Flush()
+}

@@ -1,0 +1,233 @@
+package conf
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// defaultDebounce is long enough to cover the few syscalls of one save
+// (an editor's write, fsync and rename; a ConfigMap's symlink swap) and
+// short enough that an operator sees a change applied at once.
+const defaultDebounce = 200 * time.Millisecond
+
+// Change is one observed change of the config file.
+type Change struct {
+	// Config is the new, validated config; nil when Err is set.
+	Config *Config
+	// Err says why the file could not be used: a read error (the file was
+	// deleted or is unreadable: errors.Is(err, fs.ErrNotExist) works) or the
+	// validation problems (errors.Join of *Error, as Parse returns).
+	Err error
+}
+
+// WatchOptions configures Watch. The zero value is usable.
+type WatchOptions struct {
+	// Debounce is how long the file must be quiet before it is read; zero
+	// (or negative) means 200ms. A save is several filesystem events, and
+	// reading between them could see a half-written or missing file.
+	Debounce time.Duration
+	// Logger receives one line per observed event, naming its kind, at
+	// debug level, and a warning when the directory itself goes away or
+	// fsnotify reports an error; nil discards.
+	Logger *slog.Logger
+}
+
+// Watch watches the config file at path until ctx ends, calling emit (from
+// one goroutine, never concurrently) once per settled change whose content
+// differs from the last content emitted or loaded. The content that counts as
+// already loaded at start is whatever the file holds when Watch starts (so the
+// first emit is the first real change). A deleted file emits one Change with a
+// not-exist error; when it reappears, its content is emitted as usual. Watch
+// returns nil when ctx ends, and an error only when it cannot start (e.g. the
+// directory does not exist or fsnotify cannot be set up).
+//
+// Watch watches the directory holding the file, not the file itself,
+// because a watch on a file follows its inode, and most ways of updating a
+// config replace the inode rather than write to it: an editor's
+// rename-save and `sed -i` write a new file and rename it over the old
+// one, `mv` does the rename alone, and a Kubernetes ConfigMap mount never
+// touches the file at all: path is a symlink through `..data`, and an
+// update renames a new `..data` symlink into place. After any of these a
+// file watch would be left on a deleted inode and see nothing more. The
+// directory's entries are what all of them change, so any event in the
+// directory arms the debounce timer, and when it fires the file is read
+// through its symlinks and compared with the last content by hash. Events
+// for other files in the directory therefore cost one read, and emit
+// nothing.
+//
+// If the directory itself is removed or renamed, the change is logged and
+// the file is reported missing; changes after that are not seen until
+// Watch is started again. The daemon keeps its config meanwhile.
+//
+// emit runs on Watch's goroutine, so Watch sees no new events while it
+// runs; the kernel queues them. Config.File of an emitted Config is path as
+// given, and so are the File fields of its *Error values.
+func Watch(ctx context.Context, path string, opts WatchOptions, emit func(Change)) error {
+	w, err := newWatcher(path, opts, emit)
+	if err != nil {
+		return err
+	}
+	defer w.close()
+	w.run(ctx)
+	return nil
+}
+
+// watcher is the state of one Watch call. It is used by one goroutine only.
+type watcher struct {
+	path     string // as given, for Parse, so messages name what the user wrote
+	abs      string // what is read, so a later chdir does not matter
+	dir      string // the watched directory, absolute
+	debounce time.Duration
+	log      *slog.Logger
+	emit     func(Change)
+	notify   *fsnotify.Watcher
+
+	// last is what the file held at the last read, emitted or not.
+	last version
+
+	// settled, when set, is called after each debounced read. Tests use it
+	// to know that a burst of events has been dealt with.
+	settled func()
+}
+
+// version identifies what one read of the file found, so that a burst of
+// events that leaves the file as it was emits nothing, and a file that
+// stays missing is reported missing once.
+type version struct {
+	sum     [sha256.Size]byte // of the content, when readErr is empty
+	readErr string            // why the file could not be read, or empty
+}
+
+// newWatcher sets up the directory watch and reads the file's content at
+// start. The watch is added before the read, so that a change made just
+// after the read is still seen.
+func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, error) {
+	if emit == nil {
+		return nil, errors.New("conf: watch config: emit is nil; pass a function to receive changes")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("conf: watch config %s: %w", path, err)
+	}
+	dir := filepath.Dir(abs)
+	info, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("conf: watch config directory: %w", err)
+	}
+	if !info.IsDir() {
+		return nil, fmt.Errorf("conf: watch config directory: %s is not a directory", dir)
+	}
+	notify, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("conf: watch config directory %s: set up fsnotify: %w", dir, err)
+	}
+	if err := notify.Add(dir); err != nil {
+		notify.Close()
+		return nil, fmt.Errorf("conf: watch config directory %s: %w", dir, err)
+	}
+
+	w := &watcher{
+		path:     path,
+		abs:      abs,
+		dir:      dir,
+		debounce: opts.Debounce,
+		log:      opts.Logger,
+		emit:     emit,
+		notify:   notify,
+	}
+	if w.debounce <= 0 {
+		w.debounce = defaultDebounce
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	w.log = w.log.With("component", "conf", "file", path)
+	w.last = versionOf(os.ReadFile(abs))
+	return w, nil
+}
+
+// close stops fsnotify, and with it the goroutine fsnotify runs.
+func (w *watcher) close() {
+	if err := w.notify.Close(); err != nil {
+		w.log.Warn("closing config directory watch", "dir", w.dir, "err", err)
+	}
+}
+
+// run turns directory events into debounced reads until ctx ends.
+func (w *watcher) run(ctx context.Context) {
+	// Created stopped; since Go 1.23 Reset and Stop leave no stale tick
+	// in the channel, so re-arming needs no draining.
+	quiet := time.NewTimer(w.debounce)
+	quiet.Stop()
+	defer quiet.Stop()
+
+	// fsnotify closes its channels only in Close, which runs after run
+	// returns; a nil channel keeps a surprise close from spinning the loop.
+	events, errs := w.notify.Events, w.notify.Errors
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			w.log.Debug("config directory event", "name", ev.Name, "op", ev.Op.String())
+			if ev.Name == w.dir && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+				w.log.Warn("config directory removed or renamed; further changes will not be seen until zkdns restarts",
+					"dir", w.dir)
+			}
+			quiet.Reset(w.debounce)
+		case err, ok := <-errs:
+			if !ok {
+				errs = nil
+				continue
+			}
+			// An error is usually a kernel queue overflow: events were
+			// lost, so look at the file rather than trust that it is as
+			// it was.
+			w.log.Warn("watching config directory", "dir", w.dir, "err", err)
+			quiet.Reset(w.debounce)
+		case <-quiet.C:
+			w.check()
+			if w.settled != nil {
+				w.settled()
+			}
+		}
+	}
+}
+
+// check reads the file and emits what it holds if that differs from what
+// the last read found.
+func (w *watcher) check() {
+	data, err := os.ReadFile(w.abs)
+	now := versionOf(data, err)
+	if now == w.last {
+		w.log.Debug("config file unchanged")
+		return
+	}
+	w.last = now
+	if err != nil {
+		w.emit(Change{Err: fmt.Errorf("conf: read config: %w", err)})
+		return
+	}
+	c, err := Parse(w.path, data)
+	w.emit(Change{Config: c, Err: err})
+}
+
+// versionOf returns the version of one read of the file.
+func versionOf(data []byte, err error) version {
+	if err != nil {
+		return version{readErr: err.Error()}
+	}
+	return version{sum: sha256.Sum256(data)}
+}

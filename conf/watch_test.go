@@ -1,0 +1,598 @@
+package conf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// waitLimit bounds every wait for the watcher. It is a deadline for a hung
+// test, not a performance claim.
+const waitLimit = 5 * time.Second
+
+// serviceConfig returns a valid config file whose only service is name.
+func serviceConfig(name string) []byte {
+	return []byte(minimalZK + "\n[[service]]\nname = \"" + name + "\"\npath = \"/services/" + name + "\"\n")
+}
+
+// invalidConfig has a bad service name on line 4.
+var invalidConfig = []byte(minimalZK + "[[service]]\nname = \"Bad_Name\"\npath = \"/services/bad\"\n")
+
+// A saver replaces the config file at path with data the way one tool
+// does. The first call may find no file at path.
+type saver func(t *testing.T, path string, data []byte)
+
+// writeInPlace is os.WriteFile: open with O_TRUNC, write, close. The
+// inode stays the same.
+func writeInPlace(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// renameSave writes a sibling temp file and renames it over path, as
+// editors that save atomically do.
+func renameSave(t *testing.T, path string, data []byte) {
+	t.Helper()
+	tmp := path + ".tmp"
+	writeInPlace(t, tmp, data)
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// vimSave moves the old file aside as a backup, writes a new file at path
+// and deletes the backup: for a moment there is no file at path.
+func vimSave(t *testing.T, path string, data []byte) {
+	t.Helper()
+	backup := path + "~"
+	if err := os.Rename(path, backup); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	writeInPlace(t, path, data)
+	if err := os.Remove(backup); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+}
+
+// sedInPlace writes a randomly named temp file in the same directory,
+// copies the mode and renames it over path, as `sed -i` does.
+func sedInPlace(t *testing.T, path string, data []byte) {
+	t.Helper()
+	f, err := os.CreateTemp(filepath.Dir(path), "sed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// mvFromElsewhere writes the file in another directory and moves it over
+// path. The watched directory sees a single event: the file arriving.
+func mvFromElsewhere(t *testing.T, path string, data []byte) {
+	t.Helper()
+	other := filepath.Join(t.TempDir(), "other.toml")
+	writeInPlace(t, other, data)
+	if err := os.Rename(other, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// truncateThenWrite empties the file, then writes it in two halves, each
+// step a separate syscall on the same inode. Read between the steps, the
+// file would be empty or cut off mid-line.
+func truncateThenWrite(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.Truncate(path, 0); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := len(data) / 2
+	for _, part := range [][]byte{data[:half], data[half:]} {
+		if _, err := f.Write(part); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kubernetesSwap updates the file the way the kubelet updates a ConfigMap
+// volume: path is a symlink to ..data/<name>, ..data is a symlink to a
+// timestamped directory, and an update writes a new timestamped directory,
+// points a new ..data_tmp symlink at it, renames that over ..data and
+// removes the old directory. Nothing named path is touched after the
+// first call.
+func kubernetesSwap(t *testing.T, path string, data []byte) {
+	t.Helper()
+	dir, name := filepath.Split(path)
+	stamped, err := os.MkdirTemp(dir, "..2025_01_02_03_04_05.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeInPlace(t, filepath.Join(stamped, name), data)
+
+	dataLink := filepath.Join(dir, "..data")
+	old, err := os.Readlink(dataLink)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		t.Fatal(err)
+	}
+	tmpLink := filepath.Join(dir, "..data_tmp")
+	if err := os.Symlink(filepath.Base(stamped), tmpLink); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmpLink, dataLink); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		if err := os.Symlink(filepath.Join("..data", name), path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if old != "" {
+		if err := os.RemoveAll(filepath.Join(dir, old)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// An expect checks one emitted Change.
+type expect func(t *testing.T, path string, c Change)
+
+// wantService expects a valid config read from path whose only service is name.
+func wantService(name string) expect {
+	return func(t *testing.T, path string, c Change) {
+		t.Helper()
+		if c.Err != nil || c.Config == nil {
+			t.Fatalf("got Change{Config: %v, Err: %v}; want the config with service %q", c.Config != nil, c.Err, name)
+		}
+		if c.Config.File != path {
+			t.Errorf("Config.File = %q, want %q", c.Config.File, path)
+		}
+		if len(c.Config.Services) != 1 || c.Config.Services[0].Name != name {
+			t.Errorf("services = %+v, want one named %q", c.Config.Services, name)
+		}
+	}
+}
+
+// wantInvalidAt expects the validation problems of path, the first on line.
+func wantInvalidAt(line int) expect {
+	return func(t *testing.T, path string, c Change) {
+		t.Helper()
+		if c.Config != nil || c.Err == nil {
+			t.Fatalf("got Change{Config: %v, Err: %v}; want validation problems", c.Config != nil, c.Err)
+		}
+		var ce *Error
+		if !errors.As(c.Err, &ce) {
+			t.Fatalf("Err %q (%T) holds no *Error", c.Err, c.Err)
+		}
+		if ce.File != path || ce.Line != line {
+			t.Errorf("*Error at %s:%d, want %s:%d (%v)", ce.File, ce.Line, path, line, ce)
+		}
+	}
+}
+
+// wantNotExist expects the read error of a missing file.
+func wantNotExist(t *testing.T, _ string, c Change) {
+	t.Helper()
+	if c.Config != nil || !errors.Is(c.Err, fs.ErrNotExist) {
+		t.Fatalf("got Change{Config: %v, Err: %v}; want an error wrapping fs.ErrNotExist", c.Config != nil, c.Err)
+	}
+	if !strings.HasPrefix(c.Err.Error(), "conf: read config: ") {
+		t.Errorf("Err %q lacks the %q prefix", c.Err, "conf: read config: ")
+	}
+}
+
+// describe shows a Change in a failure message.
+func describe(c Change) string {
+	if c.Err != nil {
+		return "error: " + c.Err.Error()
+	}
+	names := make([]string, len(c.Config.Services))
+	for i, s := range c.Config.Services {
+		names[i] = s.Name
+	}
+	return fmt.Sprintf("config with services %q", names)
+}
+
+// harness runs one watcher on one file until the test ends.
+type harness struct {
+	path    string
+	changes chan Change
+	settled chan struct{} // a debounced read finished
+}
+
+// startWatcher watches path as Watch does, and stops the watcher, checking
+// that it returns, when the test ends.
+func startWatcher(t *testing.T, path string, debounce time.Duration) *harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &harness{
+		path:    path,
+		changes: make(chan Change, 16),
+		settled: make(chan struct{}, 1),
+	}
+	opts := WatchOptions{
+		Debounce: debounce,
+		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+	w, err := newWatcher(path, opts, func(c Change) {
+		select {
+		case h.changes <- c:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil {
+		cancel()
+		t.Fatalf("newWatcher: %v", err)
+	}
+	w.settled = func() {
+		select {
+		case h.settled <- struct{}{}:
+		default:
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(waitLimit):
+			t.Errorf("watcher still running %v after its context was cancelled", waitLimit)
+		}
+		w.close()
+	})
+	return h
+}
+
+// step does something to the watched directory and checks what follows.
+type step struct {
+	name string
+	do   func(t *testing.T, path string)
+	// want checks the next Change. Nil means the debounced read that
+	// follows do must emit nothing.
+	want expect
+}
+
+func (h *harness) run(t *testing.T, s step) {
+	t.Helper()
+	select {
+	case <-h.settled: // left over from an earlier step
+	default:
+	}
+	s.do(t, h.path)
+	if s.want == nil {
+		select {
+		case <-h.settled:
+		case <-time.After(waitLimit):
+			t.Fatalf("%s: the file was not read within %v", s.name, waitLimit)
+		}
+		select {
+		case c := <-h.changes:
+			t.Fatalf("%s: got %s; want nothing emitted", s.name, describe(c))
+		default:
+		}
+		return
+	}
+	select {
+	case c := <-h.changes:
+		s.want(t, h.path, c)
+	case <-time.After(waitLimit):
+		t.Fatalf("%s: nothing emitted within %v", s.name, waitLimit)
+	}
+	// Let the read that emitted finish, so its signal is not taken for
+	// the next step's.
+	select {
+	case <-h.settled:
+	case <-time.After(waitLimit):
+		t.Fatalf("%s: the read that emitted did not finish within %v", s.name, waitLimit)
+	}
+}
+
+// save returns a step's do that saves data with s.
+func save(s saver, data []byte) func(*testing.T, string) {
+	return func(t *testing.T, path string) { s(t, path, data) }
+}
+
+// TestWatchSaveStyles checks that each way of replacing the file emits the
+// new config exactly once. A second save of other content follows: were the
+// first save emitted twice, or a half-done state emitted before it, the
+// second change would not be the next one.
+func TestWatchSaveStyles(t *testing.T) {
+	tests := []struct {
+		name     string
+		save     saver
+		debounce time.Duration
+	}{
+		{name: "in-place write", save: writeInPlace},
+		{name: "rename-save", save: renameSave},
+		{name: "vim save with a backup", save: vimSave},
+		{name: "sed -i", save: sedInPlace},
+		{name: "mv from another directory", save: mvFromElsewhere},
+		// A second between two syscalls would take a stalled machine; a
+		// read in between would emit the empty or cut-off file first.
+		{name: "truncate then write in two steps", save: truncateThenWrite, debounce: time.Second},
+		{name: "kubernetes configmap symlink swap", save: kubernetesSwap},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			path := filepath.Join(t.TempDir(), "zkdns.toml")
+			tt.save(t, path, serviceConfig("before"))
+			h := startWatcher(t, path, tt.debounce)
+			for _, s := range []step{
+				{name: "first save", do: save(tt.save, serviceConfig("after")), want: wantService("after")},
+				{name: "second save", do: save(tt.save, serviceConfig("again")), want: wantService("again")},
+			} {
+				h.run(t, s)
+			}
+		})
+	}
+}
+
+// TestWatchFileStates checks what is emitted, and what is not, as the file
+// becomes invalid, unchanged, missing and present again.
+func TestWatchFileStates(t *testing.T) {
+	remove := func(t *testing.T, path string) {
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeSibling := func(t *testing.T, path string) {
+		writeInPlace(t, filepath.Join(filepath.Dir(path), "notes.txt"), []byte("unrelated\n"))
+	}
+	initial := serviceConfig("initial")
+	tests := []struct {
+		name    string
+		initial []byte // nil: no file at start
+		steps   []step
+	}{
+		{
+			name:    "invalid content is reported with its line",
+			initial: initial,
+			steps: []step{
+				{name: "write invalid", do: save(writeInPlace, invalidConfig), want: wantInvalidAt(4)},
+				{name: "fix it", do: save(writeInPlace, serviceConfig("fixed")), want: wantService("fixed")},
+			},
+		},
+		{
+			name:    "a TOML syntax error is reported with its line",
+			initial: initial,
+			steps: []step{
+				{name: "write broken", do: save(writeInPlace, []byte(minimalZK+"[dns\n")), want: wantInvalidAt(3)},
+				{name: "fix it", do: save(writeInPlace, serviceConfig("fixed")), want: wantService("fixed")},
+			},
+		},
+		{
+			name:    "rewriting the loaded content emits nothing",
+			initial: initial,
+			steps: []step{
+				{name: "rewrite in place", do: save(writeInPlace, initial)},
+				{name: "rename-save the same", do: save(renameSave, initial)},
+				{name: "real change", do: save(writeInPlace, serviceConfig("changed")), want: wantService("changed")},
+			},
+		},
+		{
+			name:    "rewriting invalid content reports it once",
+			initial: initial,
+			steps: []step{
+				{name: "write invalid", do: save(writeInPlace, invalidConfig), want: wantInvalidAt(4)},
+				{name: "rewrite invalid", do: save(writeInPlace, invalidConfig)},
+				{name: "go back to the loaded content", do: save(writeInPlace, initial), want: wantService("initial")},
+			},
+		},
+		{
+			name:    "a deleted file is reported once and emitted again when re-created",
+			initial: initial,
+			steps: []step{
+				{name: "delete", do: remove, want: wantNotExist},
+				{name: "unrelated event while missing", do: writeSibling},
+				{name: "re-create with the same content", do: save(writeInPlace, initial), want: wantService("initial")},
+			},
+		},
+		{
+			name:    "a file missing at start is emitted when it appears",
+			initial: nil,
+			steps: []step{
+				{name: "unrelated event while missing", do: writeSibling},
+				{name: "create", do: save(renameSave, serviceConfig("new")), want: wantService("new")},
+			},
+		},
+		{
+			name:    "another file in the directory emits nothing",
+			initial: initial,
+			steps: []step{
+				{name: "write a sibling", do: writeSibling},
+				{name: "real change", do: save(writeInPlace, serviceConfig("changed")), want: wantService("changed")},
+			},
+		},
+		{
+			name:    "a removed directory reports the file missing",
+			initial: initial,
+			steps: []step{
+				{name: "remove the directory", do: func(t *testing.T, path string) {
+					if err := os.RemoveAll(filepath.Dir(path)); err != nil {
+						t.Fatal(err)
+					}
+				}, want: wantNotExist},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// A directory of its own, so that removing it leaves t.TempDir
+			// for the test to clean up.
+			dir := filepath.Join(t.TempDir(), "etc")
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "zkdns.toml")
+			if tt.initial != nil {
+				writeInPlace(t, path, tt.initial)
+			}
+			h := startWatcher(t, path, 50*time.Millisecond)
+			for _, s := range tt.steps {
+				h.run(t, s)
+			}
+		})
+	}
+}
+
+// TestWatchRelativePath checks that a relative path keeps naming the file
+// it named at start after the working directory changes, and that messages
+// name it as given.
+func TestWatchRelativePath(t *testing.T) {
+	tests := []struct {
+		name string
+		save saver
+		data []byte
+		want expect
+	}{
+		{name: "valid config", save: renameSave, data: serviceConfig("after"), want: wantService("after")},
+		{name: "invalid config", save: writeInPlace, data: invalidConfig, want: wantInvalidAt(4)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Chdir(dir)
+			const path = "zkdns.toml"
+			writeInPlace(t, path, serviceConfig("before"))
+			h := startWatcher(t, path, 50*time.Millisecond)
+			t.Chdir(t.TempDir())
+			h.run(t, step{
+				name: "save through the absolute path",
+				do:   func(t *testing.T, _ string) { tt.save(t, filepath.Join(dir, path), tt.data) },
+				want: tt.want,
+			})
+		})
+	}
+}
+
+// TestWatchStartErrors checks that Watch fails at once, with a message
+// naming the problem, when it cannot watch.
+func TestWatchStartErrors(t *testing.T) {
+	dir := t.TempDir()
+	regular := filepath.Join(dir, "regular")
+	writeInPlace(t, regular, []byte("not a directory\n"))
+	ignore := func(Change) {}
+	tests := []struct {
+		name     string
+		path     string
+		emit     func(Change)
+		wantIs   error // nil: not checked
+		wantText string
+	}{
+		{
+			name:     "directory does not exist",
+			path:     filepath.Join(dir, "missing", "zkdns.toml"),
+			emit:     ignore,
+			wantIs:   fs.ErrNotExist,
+			wantText: "conf: watch config directory: stat " + filepath.Join(dir, "missing") + ": no such file or directory",
+		},
+		{
+			name:     "directory is a regular file",
+			path:     filepath.Join(regular, "zkdns.toml"),
+			emit:     ignore,
+			wantText: "conf: watch config directory: " + regular + " is not a directory",
+		},
+		{
+			name:     "no emit function",
+			path:     filepath.Join(dir, "zkdns.toml"),
+			emit:     nil,
+			wantText: "conf: watch config: emit is nil; pass a function to receive changes",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Were Watch to start instead of failing, it would return nil
+			// at this deadline.
+			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+			defer cancel()
+			err := Watch(ctx, tt.path, WatchOptions{}, tt.emit)
+			if err == nil {
+				t.Fatal("Watch returned nil; want an error")
+			}
+			if tt.wantIs != nil && !errors.Is(err, tt.wantIs) {
+				t.Errorf("error %q does not wrap %v", err, tt.wantIs)
+			}
+			if err.Error() != tt.wantText {
+				t.Errorf("error %q, want %q", err, tt.wantText)
+			}
+		})
+	}
+}
+
+// TestWatchStops checks that Watch returns nil once its context ends, and
+// emits nothing after, even with a change waiting out its debounce. (The
+// harness of the other tests checks the same of a watcher that has run.)
+func TestWatchStops(t *testing.T) {
+	tests := []struct {
+		name        string
+		cancelFirst bool // cancel before Watch is called
+		pending     bool // write a change just before cancelling
+	}{
+		{name: "context cancelled before the call", cancelFirst: true},
+		{name: "context cancelled while running"},
+		{name: "context cancelled with a change pending", pending: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "zkdns.toml")
+			writeInPlace(t, path, serviceConfig("initial"))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if tt.cancelFirst {
+				cancel()
+			}
+			var emitted atomic.Int32
+			done := make(chan error, 1)
+			go func() {
+				// An hour of debounce: nothing may be read before the cancel.
+				done <- Watch(ctx, path, WatchOptions{Debounce: time.Hour}, func(Change) { emitted.Add(1) })
+			}()
+			if tt.pending {
+				writeInPlace(t, path, serviceConfig("pending"))
+			}
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Watch returned %v after cancel; want nil", err)
+				}
+			case <-time.After(waitLimit):
+				t.Fatalf("Watch still running %v after its context was cancelled", waitLimit)
+			}
+			if n := emitted.Load(); n != 0 {
+				t.Errorf("emit called %d times; want none", n)
+			}
+		})
+	}
+}

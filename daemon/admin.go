@@ -1,0 +1,171 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// ServicesResponse is the body of GET /v1/services.
+type ServicesResponse struct {
+	Services []ServiceInfo `json:"services"`
+}
+
+// ServiceInfo is one watched service as the daemon sees it.
+type ServiceInfo struct {
+	Name         string         `json:"name"`
+	Label        string         `json:"label"` // DNS label it is served under; "" before the first sync
+	Path         string         `json:"path"`
+	Format       string         `json:"format"`
+	DiscoveredBy string         `json:"discovered_by,omitempty"`
+	Exists       bool           `json:"exists"`  // the path exists in ZooKeeper
+	Invalid      int            `json:"invalid"` // children whose payload did not decode
+	Instances    []InstanceInfo `json:"instances"`
+}
+
+// InstanceInfo is one instance of a service, served or not.
+type InstanceInfo struct {
+	ID         string    `json:"id"`
+	Label      string    `json:"label"` // "" when not served (unhealthy)
+	Format     string    `json:"format"`
+	Address    string    `json:"address"`
+	Port       uint16    `json:"port"`
+	Weight     uint16    `json:"weight"`
+	Healthy    bool      `json:"healthy"`
+	Registered time.Time `json:"registered"`
+}
+
+func listenAdmin(addr string) (net.Listener, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: bind admin listener %s: %w", addr, err)
+	}
+	return ln, nil
+}
+
+func (d *daemon) startAdmin(ctx context.Context, ln net.Listener) *task {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		// Liveness: the process serves HTTP. Whether answers are current
+		// is readiness's business.
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ok, reason := d.readiness()
+		if !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		io.WriteString(w, reason+"\n")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(ServicesResponse{Services: d.pub.view()})
+	})
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	d.logger.Info("admin listening", "addr", ln.Addr().String())
+	return startTask(ctx, d.failed, "admin server", func(ctx context.Context) error {
+		go func() {
+			<-ctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), stopTimeout/2)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+		}()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+}
+
+// readiness says whether the answers are current: the first full sync
+// has happened, and the session has not been lost for longer than its
+// timeout (past that, changes may have been missed, though the last known
+// answers are still served).
+func (d *daemon) readiness() (bool, string) {
+	if !d.handler.Current().Synced() {
+		return false, "not ready: waiting for the first full sync from ZooKeeper"
+	}
+	st, ok := d.pub.servedStatus()
+	if !ok || st.State == zk.StateHasSession || st.DisconnectedSince.IsZero() {
+		return true, "ready"
+	}
+	timeout := d.cfg.ZooKeeper.SessionTimeout.Duration
+	if lost := time.Since(st.DisconnectedSince); lost > timeout {
+		return false, fmt.Sprintf("not ready: ZooKeeper unreachable for %s (longer than the %s session timeout); answering from the last known state",
+			lost.Round(time.Second), timeout)
+	}
+	return true, "ready (ZooKeeper connection lost, within the session timeout)"
+}
+
+// statusLine is the one-line summary shown by systemctl status.
+func (d *daemon) statusLine() string {
+	services := d.pub.view()
+	instances := 0
+	for _, s := range services {
+		for _, in := range s.Instances {
+			if in.Healthy {
+				instances++
+			}
+		}
+	}
+	zkState := "no session yet"
+	if st, ok := d.pub.servedStatus(); ok {
+		switch {
+		case st.State == zk.StateHasSession:
+			zkState = "connected to " + st.Server
+		case !st.DisconnectedSince.IsZero():
+			zkState = fmt.Sprintf("disconnected for %s", time.Since(st.DisconnectedSince).Round(time.Second))
+		}
+	}
+	if !d.handler.Current().Synced() {
+		return "waiting for the first sync; ZooKeeper " + zkState
+	}
+	return fmt.Sprintf("serving %d services, %d instances; ZooKeeper %s", len(services), instances, zkState)
+}
+
+// FetchServices asks the admin API at addr (host:port) for the services,
+// as `zkdns status` does.
+func FetchServices(ctx context.Context, addr string) (*ServicesResponse, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/services", nil)
+	if err != nil {
+		return nil, fmt.Errorf("admin address %q: %w", addr, err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the zkdns admin API at %s (is zkdns serve running, with [admin].listen = %q?): %w", addr, addr, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("zkdns admin API at %s answered %s", addr, resp.Status)
+	}
+	var out ServicesResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("zkdns admin API at %s: unreadable answer: %w", addr, err)
+	}
+	return &out, nil
+}
+
+// oneLine joins a multi-line error (several config problems) into one
+// line, as logs and stderr want.
+func oneLine(err error) string {
+	return strings.ReplaceAll(err.Error(), "\n", "; ")
+}

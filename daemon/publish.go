@@ -1,0 +1,267 @@
+package daemon
+
+import (
+	"log/slog"
+	"maps"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/zkdns/zkdns/dnsserver"
+	"github.com/zkdns/zkdns/zkwatch"
+)
+
+// publisher turns watcher updates into DNS snapshots and keeps the view
+// the admin API shows. Updates come from the watcher being served and,
+// while the ensemble is being switched, from its replacement: each watcher
+// publishes under a generation, and only the served generation's updates
+// are applied, until the replacement's first full sync takes over.
+type publisher struct {
+	handler *dnsserver.Handler
+	logger  *slog.Logger
+	metrics *metrics
+
+	ready     chan struct{} // closed at the first full sync
+	readyOnce sync.Once
+	switched  chan int // generations that have just taken over
+
+	// mu serialises snapshot changes (two watchers may publish at once, and
+	// zone changes come from the run loop) and guards the fields below.
+	// Queries never take it: they load the handler's snapshot pointer.
+	mu       sync.Mutex
+	gen      int // the generation being served
+	pending  int // a replacement's generation; 0 for none
+	lastGen  int
+	services map[string]zkwatch.ServiceState // what the served watcher sees, healthy or not
+	watchers map[int]*zkwatch.Watcher        // by generation, for readiness
+}
+
+func newPublisher(h *dnsserver.Handler, logger *slog.Logger, m *metrics) *publisher {
+	return &publisher{
+		handler:  h,
+		logger:   logger,
+		metrics:  m,
+		ready:    make(chan struct{}),
+		switched: make(chan int, 1),
+		gen:      1,
+		lastGen:  1,
+		services: map[string]zkwatch.ServiceState{},
+		watchers: map[int]*zkwatch.Watcher{},
+	}
+}
+
+// current is the generation being served.
+func (p *publisher) current() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.gen
+}
+
+// prepareSwitch reserves the generation of a replacement watcher,
+// forgetting any earlier replacement that never synced.
+func (p *publisher) prepareSwitch() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pending != 0 {
+		delete(p.watchers, p.pending)
+	}
+	p.lastGen++
+	p.pending = p.lastGen
+	return p.pending
+}
+
+func (p *publisher) setStatusSource(gen int, w *zkwatch.Watcher) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.watchers[gen] = w
+}
+
+func (p *publisher) readyC() <-chan struct{} { return p.ready }
+func (p *publisher) switchedC() <-chan int   { return p.switched }
+
+// publisherFor is the Publish function of the watcher of generation gen.
+func (p *publisher) publisherFor(gen int) func(zkwatch.Update) {
+	return func(u zkwatch.Update) { p.apply(gen, u) }
+}
+
+func (p *publisher) apply(gen int, u zkwatch.Update) {
+	p.mu.Lock()
+	switch {
+	case gen == p.gen:
+	case gen == p.pending && u.Full && u.Synced:
+		// The replacement has synced: its whole view replaces the old one
+		// in this one swap.
+		delete(p.watchers, p.gen)
+		p.gen, p.pending = gen, 0
+		select {
+		case p.switched <- gen:
+		default:
+		}
+	default:
+		p.mu.Unlock()
+		return // a retired or not yet synced watcher
+	}
+	du := dnsserver.Update{Removed: u.Removed, Full: u.Full, Synced: u.Synced}
+	for _, s := range u.Services {
+		du.Services = append(du.Services, serviceOf(s))
+	}
+	p.handler.Publish(p.handler.Current().Apply(du))
+	if !u.EventTime.IsZero() {
+		p.metrics.eventToPublish.Observe(time.Since(u.EventTime).Seconds())
+	}
+	p.updateView(u)
+	p.mu.Unlock()
+
+	if u.Synced {
+		p.readyOnce.Do(func() { close(p.ready) })
+	}
+}
+
+// updateView applies u to the admin view and the per-service gauges, and
+// logs instances joining and leaving. Called with mu held.
+func (p *publisher) updateView(u zkwatch.Update) {
+	next := maps.Clone(p.services)
+	if u.Full {
+		next = make(map[string]zkwatch.ServiceState, len(u.Services))
+	}
+	for _, s := range u.Services {
+		next[s.Name] = s
+	}
+	for _, name := range u.Removed {
+		delete(next, name)
+	}
+	for name, old := range p.services {
+		if _, ok := next[name]; !ok {
+			p.metrics.forgetService(name)
+			if !u.Full {
+				p.logger.Info("service removed", "service", name, "path", old.Path)
+			}
+		}
+	}
+	for _, s := range u.Services {
+		old, had := p.services[s.Name]
+		p.metrics.setInstances(s)
+		switch {
+		case u.Full:
+			// A full sync is logged once, as a whole, by the watcher.
+		case !had:
+			p.logger.Info("service added", "service", s.Name, "path", s.Path, "instances", len(s.Instances))
+		default:
+			logMembership(p.logger, old, s)
+		}
+	}
+	p.services = next
+}
+
+// logMembership logs one line per instance that joined, left, or changed
+// health between two states of a service.
+func logMembership(logger *slog.Logger, old, cur zkwatch.ServiceState) {
+	before := make(map[string]zkwatch.Instance, len(old.Instances))
+	for _, in := range old.Instances {
+		before[in.ID] = in
+	}
+	for _, in := range cur.Instances {
+		prev, had := before[in.ID]
+		delete(before, in.ID)
+		switch {
+		case !had:
+			logger.Info("instance joined", "service", cur.Name, "id", in.ID, "address", in.Address, "port", in.Port, "healthy", in.Healthy)
+		case prev.Healthy != in.Healthy:
+			logger.Info("instance health changed", "service", cur.Name, "id", in.ID, "address", in.Address, "healthy", in.Healthy)
+		}
+	}
+	for _, in := range before {
+		logger.Info("instance left", "service", cur.Name, "id", in.ID, "address", in.Address, "port", in.Port)
+	}
+}
+
+// setZone rebuilds every record under new zone settings.
+func (p *publisher) setZone(z dnsserver.Zone) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.handler.Publish(p.handler.Current().WithZone(z))
+}
+
+// servedStatus is the session status of the watcher being served.
+func (p *publisher) servedStatus() (zkwatch.Status, bool) {
+	p.mu.Lock()
+	w := p.watchers[p.gen]
+	p.mu.Unlock()
+	if w == nil {
+		return zkwatch.Status{}, false
+	}
+	return w.Status(), true
+}
+
+// view returns the services as the served watcher sees them, sorted by
+// name, with the labels the current snapshot serves them under.
+func (p *publisher) view() []ServiceInfo {
+	p.mu.Lock()
+	services := p.services
+	p.mu.Unlock()
+	snap := p.handler.Current()
+	out := make([]ServiceInfo, 0, len(services))
+	for _, s := range services {
+		label, labels, _ := snap.Labels(s.Name)
+		info := ServiceInfo{
+			Name:         s.Name,
+			Label:        label,
+			Path:         s.Path,
+			Format:       s.Format,
+			DiscoveredBy: s.DiscoveredBy,
+			Exists:       s.Exists,
+			Invalid:      s.Invalid,
+			Instances:    make([]InstanceInfo, 0, len(s.Instances)),
+		}
+		for _, in := range s.Instances {
+			info.Instances = append(info.Instances, InstanceInfo{
+				ID:         in.ID,
+				Label:      labels[in.ID],
+				Format:     in.Format,
+				Address:    in.Address,
+				Port:       in.Port,
+				Weight:     in.Weight,
+				Healthy:    in.Healthy,
+				Registered: in.Registered.UTC(),
+			})
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// serviceOf keeps the healthy instances of a service, in the form DNS
+// serves them.
+func serviceOf(s zkwatch.ServiceState) dnsserver.Service {
+	out := dnsserver.Service{Name: s.Name}
+	for _, in := range s.Instances {
+		if !in.Healthy {
+			continue
+		}
+		out.Instances = append(out.Instances, dnsserver.Instance{
+			ID:      in.ID,
+			Address: in.Address,
+			Port:    in.Port,
+			Weight:  in.Weight,
+			TXT:     txtOf(in),
+		})
+	}
+	return out
+}
+
+// txtOf is an instance's TXT record: format and id first, then the
+// format's metadata sorted by key.
+func txtOf(in zkwatch.Instance) []string {
+	txt := make([]string, 0, 2+len(in.Meta))
+	txt = append(txt, "format="+in.Format, "id="+in.ID)
+	keys := make([]string, 0, len(in.Meta))
+	for k := range in.Meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		txt = append(txt, k+"="+in.Meta[k])
+	}
+	return txt
+}

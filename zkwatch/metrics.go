@@ -1,0 +1,146 @@
+package zkwatch
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the watcher's Prometheus metrics. A nil *Metrics records
+// nothing, so tests and library users need not register any.
+type Metrics struct {
+	watchEvents   *prometheus.CounterVec
+	requests      *prometheus.CounterVec
+	decodeErrors  *prometheus.CounterVec
+	expirations   prometheus.Counter
+	reconnects    prometheus.Counter
+	resyncs       prometheus.Counter
+	connected     prometheus.Gauge
+	eventsByKind  [3]prometheus.Counter // indexed by kindIndex
+	requestsByOp  map[string]prometheus.Counter
+	sessionEvents prometheus.Counter
+}
+
+// Request kinds counted in zkdns_zookeeper_requests_total{op}.
+const (
+	opChildrenWatch = "children_watch"
+	opExistsWatch   = "exists_watch"
+	opGetWatch      = "get_watch"
+	opChildren      = "children"
+	opExists        = "exists"
+)
+
+// NewMetrics registers the watcher's metrics on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		watchEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zkdns_zookeeper_watch_events_total",
+			Help: "ZooKeeper watch events received, by type (children, data, deleted, session).",
+		}, []string{"type"}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zkdns_zookeeper_requests_total",
+			Help: "Requests sent to ZooKeeper, by operation.",
+		}, []string{"op"}),
+		decodeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zkdns_zookeeper_payload_decode_errors_total",
+			Help: "Instance znodes skipped because their payload did not decode, by service.",
+		}, []string{"service"}),
+		expirations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zkdns_zookeeper_session_expirations_total",
+			Help: "ZooKeeper sessions of zkdns that expired (each is followed by a full resync).",
+		}),
+		reconnects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zkdns_zookeeper_reconnects_total",
+			Help: "Times zkdns regained a ZooKeeper session after losing its connection.",
+		}),
+		resyncs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zkdns_zookeeper_full_syncs_total",
+			Help: "Full syncs of every watched path (the first one, and one per new session).",
+		}),
+		connected: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "zkdns_zookeeper_connected",
+			Help: "1 while zkdns has a ZooKeeper session, 0 while it is cut off (answers then come from the last known state).",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.watchEvents, m.requests, m.decodeErrors, m.expirations, m.reconnects, m.resyncs, m.connected} {
+		if err := reg.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if errors.As(err, &already) {
+				return nil, errors.New("zkwatch: metrics are already registered on this registry")
+			}
+			return nil, err
+		}
+	}
+	m.eventsByKind = [3]prometheus.Counter{
+		m.watchEvents.WithLabelValues("children"),
+		m.watchEvents.WithLabelValues("data"),
+		m.watchEvents.WithLabelValues("deleted"),
+	}
+	m.sessionEvents = m.watchEvents.WithLabelValues("session")
+	m.requestsByOp = map[string]prometheus.Counter{}
+	for _, op := range []string{opChildrenWatch, opExistsWatch, opGetWatch, opChildren, opExists} {
+		m.requestsByOp[op] = m.requests.WithLabelValues(op)
+	}
+	return m, nil
+}
+
+func (m *Metrics) event(kind eventKind) {
+	if m == nil {
+		return
+	}
+	switch kind {
+	case evChildren:
+		m.eventsByKind[0].Inc()
+	case evData:
+		m.eventsByKind[1].Inc()
+	case evDeleted:
+		m.eventsByKind[2].Inc()
+	}
+}
+
+func (m *Metrics) sessionEvent() {
+	if m != nil {
+		m.sessionEvents.Inc()
+	}
+}
+
+func (m *Metrics) request(op string) {
+	if m != nil {
+		m.requestsByOp[op].Inc()
+	}
+}
+
+func (m *Metrics) decodeError(service string) {
+	if m != nil {
+		m.decodeErrors.WithLabelValues(service).Inc()
+	}
+}
+
+func (m *Metrics) setConnected(up bool) {
+	if m == nil {
+		return
+	}
+	if up {
+		m.connected.Set(1)
+	} else {
+		m.connected.Set(0)
+	}
+}
+
+func (m *Metrics) expired() {
+	if m != nil {
+		m.expirations.Inc()
+	}
+}
+
+func (m *Metrics) reconnected() {
+	if m != nil {
+		m.reconnects.Inc()
+	}
+}
+
+func (m *Metrics) fullSync() {
+	if m != nil {
+		m.resyncs.Inc()
+	}
+}
