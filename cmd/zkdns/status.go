@@ -58,7 +58,7 @@ func printStatus(w io.Writer, resp *daemon.ServicesResponse) {
 			if !in.Registered.IsZero() {
 				registered = in.Registered.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Name, in.ID, in.Address, in.Port, in.Weight,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Name, shorten(in.ID), in.Address, in.Port, in.Weight,
 				strconv.FormatBool(in.Healthy), registered)
 		}
 		if s.Invalid > 0 {
@@ -66,4 +66,15 @@ func printStatus(w io.Writer, resp *daemon.ServicesResponse) {
 		}
 	}
 	tw.Flush()
+}
+
+// maxIDWidth keeps the table readable when znode names are long (Dubbo's
+// are whole URL-encoded URLs); -json has them in full.
+const maxIDWidth = 40
+
+func shorten(id string) string {
+	if len(id) <= maxIDWidth {
+		return id
+	}
+	return id[:maxIDWidth-1] + "…"
 }
