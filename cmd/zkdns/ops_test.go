@@ -183,6 +183,28 @@ func TestLiveReloadLifecycle(t *testing.T) {
 		})
 	})
 
+	t.Run("log level follows the config", func(t *testing.T) {
+		testutil.CreateZnode(t, conn, base+"/alpha/a2", "192.0.2.3:80", zk.FlagEphemeral)
+		eventually(t, "join logged at info", func() (bool, string) {
+			return strings.Contains(d.logText(), `msg="instance joined" service=alpha id=a2`), ""
+		})
+		successes := metricValue(t, d.admin, "zkdns_config_reloads_total", "result", "success")
+		writeFile(t, d.config, opsConfig(zkServer.Addr(), base, "alpha", "beta")+"[log]\nlevel = \"warn\"\n")
+		eventually(t, "level reload applied", func() (bool, string) {
+			v := metricValue(t, d.admin, "zkdns_config_reloads_total", "result", "success")
+			return v == successes+1, fmt.Sprint(v)
+		})
+		testutil.CreateZnode(t, conn, base+"/alpha/a3", "192.0.2.4:80", zk.FlagEphemeral)
+		eventually(t, "a3 served", func() (bool, string) {
+			r := query(t, d.dns, "a3.alpha.local", dns.TypeA, false)
+			return len(r.Answer) == 1, r.String()
+		})
+		time.Sleep(200 * time.Millisecond) // the join line follows the publish
+		if strings.Contains(d.logText(), "id=a3") {
+			t.Errorf("an info line was logged after the level was set to warn:\n%s", d.logText())
+		}
+	})
+
 	t.Run("deleted file keeps the running config", func(t *testing.T) {
 		if err := os.Remove(d.config); err != nil {
 			t.Fatal(err)
