@@ -39,7 +39,8 @@ type InstanceInfo struct {
 	Format     string    `json:"format"`
 	Address    string    `json:"address"`
 	Port       uint16    `json:"port"`
-	Weight     uint16    `json:"weight"`
+	Weight     uint16    `json:"weight"`      // SRV weight served now (below base while warming up)
+	BaseWeight uint16    `json:"base_weight"` // the payload's weight, or 100
 	Healthy    bool      `json:"healthy"`
 	Registered time.Time `json:"registered"`
 }

@@ -132,7 +132,7 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 
 	d.handler = dnsserver.NewHandler(dnsserver.NewSnapshot(zoneOf(cfg, listeners.Addrs())), d.dnsMetrics)
-	d.pub = newPublisher(d.handler, d.logger, d.metrics)
+	d.pub = newPublisher(d.handler, d.logger, d.metrics, warmupsOf(cfg))
 	d.dns = d.startDNS(ctx, listeners)
 	if adminLn != nil {
 		d.admin = d.startAdmin(ctx, adminLn)
@@ -177,6 +177,8 @@ func (d *daemon) loop(ctx context.Context) error {
 	}
 	status := time.NewTicker(2 * time.Second)
 	defer status.Stop()
+	warm := time.NewTicker(warmupTick)
+	defer warm.Stop()
 	lastStatus := ""
 	readyC := d.pub.readyC() // closed once; nil after it is seen
 	sendStatus := func() {
@@ -214,6 +216,8 @@ func (d *daemon) loop(ctx context.Context) error {
 			d.notifier.notify("WATCHDOG=1")
 		case <-status.C:
 			sendStatus()
+		case <-warm.C:
+			d.pub.rewarm()
 		}
 	}
 }
@@ -267,6 +271,7 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 
 	d.cfg = next
 	d.setLogLevel(next)
+	d.pub.setWarmups(warmupsOf(next))
 	if prev.Log.Format != next.Log.Format {
 		d.logger.Warn("log.format changes take effect at the next restart", "running", prev.Log.Format, "configured", next.Log.Format)
 	}

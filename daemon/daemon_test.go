@@ -3,6 +3,7 @@ package daemon
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/zkdns/zkdns/dnsserver"
 	"github.com/zkdns/zkdns/zkwatch"
@@ -49,8 +50,60 @@ func TestServiceOf(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := serviceOf(tc.in); !reflect.DeepEqual(got, tc.want) {
+			if got := serviceAt(tc.in, 0, time.Now()); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("serviceOf() = %+v\nwant %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestServedWeight(t *testing.T) {
+	registered := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		name   string
+		base   uint16
+		age    time.Duration
+		window time.Duration
+		want   uint16
+	}{
+		{"no window serves the base", 100, 0, 0, 100},
+		{"just registered gets 1", 100, 0, 10 * time.Second, 1},
+		{"a quarter in", 100, 2500 * time.Millisecond, 10 * time.Second, 25},
+		{"half way", 100, 5 * time.Second, 10 * time.Second, 50},
+		{"rounds to nearest", 3, 5 * time.Second, 10 * time.Second, 2},
+		{"never below 1", 10, 10 * time.Millisecond, 10 * time.Second, 1},
+		{"window over", 100, 10 * time.Second, 10 * time.Second, 100},
+		{"long after", 40, time.Hour, 10 * time.Second, 40},
+		{"registration clock ahead of ours", 100, -5 * time.Second, 10 * time.Second, 1},
+		{"largest base", 65535, 5 * time.Second, 10 * time.Second, 32768},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := servedWeight(tc.base, registered, tc.window, registered.Add(tc.age)); got != tc.want {
+				t.Errorf("servedWeight(base %d, age %s, window %s) = %d, want %d", tc.base, tc.age, tc.window, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestWarmupWindows(t *testing.T) {
+	w := warmups{
+		services: map[string]time.Duration{"payments": 30 * time.Second},
+		roots:    map[string]time.Duration{"/services": 10 * time.Second},
+	}
+	cases := []struct {
+		name  string
+		state zkwatch.ServiceState
+		want  time.Duration
+	}{
+		{"configured service", zkwatch.ServiceState{ServiceSpec: zkwatch.ServiceSpec{Name: "payments"}}, 30 * time.Second},
+		{"discovered service takes its root's", zkwatch.ServiceState{ServiceSpec: zkwatch.ServiceSpec{Name: "orders"}, DiscoveredBy: "/services"}, 10 * time.Second},
+		{"no window", zkwatch.ServiceState{ServiceSpec: zkwatch.ServiceSpec{Name: "search"}}, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := w.window(tc.state); got != tc.want {
+				t.Errorf("window = %s, want %s", got, tc.want)
 			}
 		})
 	}

@@ -34,10 +34,18 @@ type publisher struct {
 	lastGen  int
 	services map[string]zkwatch.ServiceState // what the served watcher sees, healthy or not
 	watchers map[int]*zkwatch.Watcher        // by generation, for readiness
+	warmups  warmups
+	// warm names the services built with a warm-up weight below the base,
+	// which the warm-up ticker rebuilds until their weights are whole.
+	warm map[string]bool
+	now  func() time.Time
 }
 
-func newPublisher(h *dnsserver.Handler, logger *slog.Logger, m *metrics) *publisher {
+func newPublisher(h *dnsserver.Handler, logger *slog.Logger, m *metrics, w warmups) *publisher {
 	return &publisher{
+		warmups:  w,
+		warm:     map[string]bool{},
+		now:      time.Now,
 		handler:  h,
 		logger:   logger,
 		metrics:  m,
@@ -102,8 +110,15 @@ func (p *publisher) apply(gen int, u zkwatch.Update) {
 		return // a retired or not yet synced watcher
 	}
 	du := dnsserver.Update{Removed: u.Removed, Full: u.Full, Synced: u.Synced}
+	now := p.now()
+	if u.Full {
+		clear(p.warm)
+	}
+	for _, name := range u.Removed {
+		delete(p.warm, name)
+	}
 	for _, s := range u.Services {
-		du.Services = append(du.Services, serviceOf(s))
+		du.Services = append(du.Services, p.serviceOf(s, now))
 	}
 	p.handler.Publish(p.handler.Current().Apply(du))
 	if !u.EventTime.IsZero() {
@@ -175,6 +190,46 @@ func logMembership(logger *slog.Logger, old, cur zkwatch.ServiceState) {
 	}
 }
 
+// rewarm rebuilds the services whose instances are warming (or have just
+// finished), so their SRV weights follow the clock between ZooKeeper
+// events.
+func (p *publisher) rewarm() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.warm) == 0 {
+		return
+	}
+	now := p.now()
+	var du dnsserver.Update
+	for name := range p.warm {
+		if s, ok := p.services[name]; ok {
+			du.Services = append(du.Services, p.serviceOf(s, now))
+		} else {
+			delete(p.warm, name)
+		}
+	}
+	p.handler.Publish(p.handler.Current().Apply(du))
+}
+
+// setWarmups applies new warm-up windows (a config reload), rebuilding the
+// services whose window changed.
+func (p *publisher) setWarmups(w warmups) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	old := p.warmups
+	p.warmups = w
+	now := p.now()
+	var du dnsserver.Update
+	for _, s := range p.services {
+		if old.window(s) != w.window(s) {
+			du.Services = append(du.Services, p.serviceOf(s, now))
+		}
+	}
+	if len(du.Services) > 0 {
+		p.handler.Publish(p.handler.Current().Apply(du))
+	}
+}
+
 // setZone rebuilds every record under new zone settings.
 func (p *publisher) setZone(z dnsserver.Zone) {
 	p.mu.Lock()
@@ -198,6 +253,7 @@ func (p *publisher) servedStatus() (zkwatch.Status, bool) {
 func (p *publisher) view() []ServiceInfo {
 	p.mu.Lock()
 	services := p.services
+	now := p.now()
 	p.mu.Unlock()
 	snap := p.handler.Current()
 	out := make([]ServiceInfo, 0, len(services))
@@ -213,6 +269,7 @@ func (p *publisher) view() []ServiceInfo {
 			Invalid:      s.Invalid,
 			Instances:    make([]InstanceInfo, 0, len(s.Instances)),
 		}
+		window := p.warmups.window(s)
 		for _, in := range s.Instances {
 			info.Instances = append(info.Instances, InstanceInfo{
 				ID:         in.ID,
@@ -220,7 +277,8 @@ func (p *publisher) view() []ServiceInfo {
 				Format:     in.Format,
 				Address:    in.Address,
 				Port:       in.Port,
-				Weight:     in.Weight,
+				Weight:     servedWeight(in.Weight, in.Registered, window, now),
+				BaseWeight: in.Weight,
 				Healthy:    in.Healthy,
 				Registered: in.Registered.UTC(),
 			})
@@ -231,9 +289,21 @@ func (p *publisher) view() []ServiceInfo {
 	return out
 }
 
-// serviceOf keeps the healthy instances of a service, in the form DNS
-// serves them.
-func serviceOf(s zkwatch.ServiceState) dnsserver.Service {
+// serviceOf is serviceAt with the service's warm-up window, noting
+// whether the service is warming. Called with mu held.
+func (p *publisher) serviceOf(s zkwatch.ServiceState, now time.Time) dnsserver.Service {
+	window := p.warmups.window(s)
+	if warming(s, window, now) {
+		p.warm[s.Name] = true
+	} else {
+		delete(p.warm, s.Name)
+	}
+	return serviceAt(s, window, now)
+}
+
+// serviceAt keeps the healthy instances of a service, in the form DNS
+// serves them at now, with their weights ramped over the warm-up window.
+func serviceAt(s zkwatch.ServiceState, window time.Duration, now time.Time) dnsserver.Service {
 	out := dnsserver.Service{Name: s.Name}
 	for _, in := range s.Instances {
 		if !in.Healthy {
@@ -243,7 +313,7 @@ func serviceOf(s zkwatch.ServiceState) dnsserver.Service {
 			ID:      in.ID,
 			Address: in.Address,
 			Port:    in.Port,
-			Weight:  in.Weight,
+			Weight:  servedWeight(in.Weight, in.Registered, window, now),
 			TXT:     txtOf(in),
 		})
 	}

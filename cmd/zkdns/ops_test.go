@@ -594,3 +594,76 @@ func containsPrefix(msgs []string, prefix string) bool {
 	}
 	return false
 }
+
+// TestWarmupWeights registers an instance just now in a service with a
+// 4 s warm-up window: its SRV weight must rise over the window (sampled
+// several times, without any ZooKeeper event) and equal the base after it,
+// while an instance registered long ago keeps its base weight throughout.
+func TestWarmupWeights(t *testing.T) {
+	base := "/" + t.Name()
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	old := `{"name":"svc","id":"old","address":"192.0.2.1","port":80,"payload":{"metadata":{"weight":"40"}},"registrationTimeUTC":1600000000000,"serviceType":"DYNAMIC"}`
+	testutil.CreateZnode(t, conn, base+"/svc/old", old, zk.FlagEphemeral)
+	d := startDaemon(t, zkServer.Addr(), `
+[zookeeper]
+servers = ["%ZK%"]
+[dns]
+listen = ["127.0.0.1:0"]
+[admin]
+listen = ""
+[[service]]
+name = "svc"
+path = "`+base+`/svc"
+format = "curator"
+warmup = "4s"
+`)
+	eventually(t, "old instance served", func() (bool, string) { return resolves(t, d.dns, "svc.local") })
+	fresh := fmt.Sprintf(`{"name":"svc","id":"new","address":"192.0.2.2","port":80,"payload":{"metadata":{"weight":"80"}},"registrationTimeUTC":%d,"serviceType":"DYNAMIC"}`,
+		time.Now().UnixMilli())
+	testutil.CreateZnode(t, conn, base+"/svc/new", fresh, zk.FlagEphemeral)
+
+	weights := func() (oldW, newW int) {
+		r := query(t, d.dns, "svc.local", dns.TypeSRV, false)
+		oldW, newW = -1, -1
+		for _, rr := range r.Answer {
+			srv := rr.(*dns.SRV)
+			switch srv.Target {
+			case "old.svc.local.":
+				oldW = int(srv.Weight)
+			case "new.svc.local.":
+				newW = int(srv.Weight)
+			}
+		}
+		return oldW, newW
+	}
+	var seen []int
+	deadline := time.Now().Add(waitLimit)
+	for {
+		oldW, newW := weights()
+		if oldW != 40 {
+			t.Fatalf("the settled instance's weight = %d, want its base 40 throughout", oldW)
+		}
+		if newW >= 0 && (len(seen) == 0 || seen[len(seen)-1] != newW) {
+			seen = append(seen, newW)
+		}
+		if newW == 80 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("new instance's weight never reached its base 80; seen %v", seen)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("weights seen while warming: %v", seen)
+	if len(seen) < 4 {
+		t.Errorf("weight rose in %d steps %v; want a ramp with several steps over 4 s", len(seen), seen)
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i] < seen[i-1] {
+			t.Errorf("weight went down while warming: %v", seen)
+		}
+	}
+	if seen[0] >= 80/2 {
+		t.Errorf("first weight seen %d; a fresh instance should start near 1", seen[0])
+	}
+}
