@@ -96,9 +96,20 @@ type DNS struct {
 	NegativeTTL Duration `toml:"negative_ttl"`
 
 	// Upstreams are IP:port resolvers that names outside Zone are
-	// forwarded to (a bare IP gets port 53). None means such queries are
-	// REFUSED.
+	// forwarded to, tried in this order (a bare IP gets port 53). None
+	// means such queries are REFUSED. An upstream that is one of the
+	// Listen addresses is an error: zkdns would forward to itself.
 	Upstreams []string `toml:"upstreams"`
+
+	// Allow lists the client networks whose queries are answered, as CIDR
+	// prefixes ("10.0.0.0/8"); a bare IP means that one address (/32 or
+	// /128). Each is normalised to its network address ("10.1.2.3/8"
+	// becomes "10.0.0.0/8"). Queries from other sources are dropped over
+	// UDP and answered REFUSED over TCP. Unset (the default) allows every
+	// source when every Listen address is loopback, since only this host
+	// can reach those, and loopback sources only otherwise: exposing zkdns
+	// on a network takes an explicit list. An empty list is an error.
+	Allow []string `toml:"allow"`
 }
 
 // Admin is the [admin] table.

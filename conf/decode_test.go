@@ -41,7 +41,7 @@ func TestParseDecodeErrors(t *testing.T) {
 		{
 			name: "unknown key lists the table's keys",
 			src:  minimalZK + "[dns]\nport = 53\n",
-			want: []string{`t.toml:4: dns.port: unknown key; [dns] takes only listen, zone, ttl, negative_ttl, upstreams`},
+			want: []string{`t.toml:4: dns.port: unknown key; [dns] takes only listen, zone, ttl, negative_ttl, upstreams, allow`},
 		},
 		{
 			name: "unknown key in a nested table",
@@ -219,7 +219,7 @@ level = "loud"
 			want: []string{
 				`t.toml:2: dns.zone ".": must not be the root: give the domain zkdns answers for, e.g. "local."`,
 				`t.toml:3: dns.ttl: must be a duration string with a unit, like "5s", not the bare number 5`,
-				`t.toml:4: dns.colour: unknown key; [dns] takes only listen, zone, ttl, negative_ttl, upstreams`,
+				`t.toml:4: dns.colour: unknown key; [dns] takes only listen, zone, ttl, negative_ttl, upstreams, allow`,
 				`t.toml:7: service[0].name "Payments": must be a DNS label (a-z, 0-9, '-', at most 63 bytes, no '-' at either end): try "payments"`,
 				`t.toml:8: service[0].path "payments": must be an absolute ZooKeeper path like "/services/payments" (it must start with "/")`,
 				`t.toml:11: log.level "loud": must be one of debug, info, warn, error`,

@@ -26,8 +26,9 @@ func Load(path string) (*Config, error) {
 // Decoding is strict: a key zkdns does not know is an error, as is a value
 // of the wrong type. Normalising lowercases dns.zone and gives it its
 // trailing dot, lowercases the log level and format and each format, trims
-// the ZooKeeper servers and gives a bare host port 2181, and gives a bare
-// upstream IP port 53.
+// the ZooKeeper servers and gives a bare host port 2181, gives a bare
+// upstream IP port 53, and writes each dns.allow entry as a prefix with
+// its host bits cleared (a bare IP becomes a /32 or /128).
 //
 // On success the *Config is complete and Parse returns a nil error. On
 // failure it returns a nil *Config and every problem found as *Error

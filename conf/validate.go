@@ -133,8 +133,81 @@ func (ps *problems) checkDNS(d *DNS) {
 			ps.invalid(upstreams.at(i), u, `must be an IP, or IP:port with a port from 1 to 65535, e.g. "192.0.2.53" or "[2001:db8::53]:53"`)
 			continue
 		}
-		d.Upstreams[i] = upstream
+		d.Upstreams[i] = upstream.String()
+		if j, self := selfUpstream(upstream, seen); self {
+			ps.invalid(upstreams.at(i), u, "is zkdns itself (%s): forwarding to it would loop; list other resolvers", listen.at(j))
+		}
 	}
+
+	ps.checkAllow(d)
+}
+
+// selfUpstream reports whether upstream reaches one of the listen
+// addresses in seen (each parsed address mapped to its index in
+// dns.listen), and which: the same address and port, or the same port on
+// a wildcard listener when the upstream is a loopback address, or the
+// unspecified address, which connects to this host.
+func selfUpstream(upstream netip.AddrPort, seen map[netip.AddrPort]int) (int, bool) {
+	up := upstream.Addr().Unmap()
+	first, found := 0, false
+	for l, i := range seen {
+		if l.Port() != upstream.Port() || found && i > first {
+			continue
+		}
+		la := l.Addr().Unmap()
+		// "::" takes IPv4 too on a dual-stack host; "0.0.0.0" only IPv4.
+		wildcard := la.IsUnspecified() && up.IsLoopback() && (la.Is6() || up.Is4())
+		if la == up || up.IsUnspecified() || wildcard {
+			first, found = i, true
+		}
+	}
+	return first, found
+}
+
+// checkAllow validates dns.allow and normalises each entry to a prefix
+// in its masked form. An unset list stays nil: the default is decided by
+// the DNS server from the addresses it listens on.
+func (ps *problems) checkAllow(d *DNS) {
+	allow := pathOf("dns", "allow")
+	if d.Allow == nil {
+		return
+	}
+	if len(d.Allow) == 0 {
+		ps.invalid(allow, "[]", `must list at least one network, e.g. ["127.0.0.0/8", "::1/128"]; remove the key for the default (every source when listening on loopback only, else loopback only)`)
+		return
+	}
+	seen := make(map[netip.Prefix]int, len(d.Allow))
+	for i, a := range d.Allow {
+		prefix, ok := parseAllow(a)
+		if !ok {
+			ps.invalid(allow.at(i), a, `must be a network in CIDR form or a single IP, e.g. "10.0.0.0/8", "2001:db8::/32" or "192.0.2.7"`)
+			continue
+		}
+		if j, dup := seen[prefix]; dup {
+			ps.invalid(allow.at(i), a, "already listed as %s; list each network once", allow.at(j))
+			continue
+		}
+		seen[prefix] = i
+		d.Allow[i] = prefix.String()
+	}
+}
+
+// parseAllow parses an allow entry: a CIDR prefix, masked to its network
+// address, or a bare IP, which is a prefix of one address. IPv6 zones are
+// refused: a source address never carries one when it is matched.
+func parseAllow(s string) (netip.Prefix, bool) {
+	s = strings.TrimSpace(s)
+	if addr, err := netip.ParseAddr(s); err == nil {
+		if addr.Zone() != "" {
+			return netip.Prefix{}, false
+		}
+		return netip.PrefixFrom(addr, addr.BitLen()), true
+	}
+	prefix, err := netip.ParsePrefix(s)
+	if err != nil {
+		return netip.Prefix{}, false
+	}
+	return prefix.Masked(), true
 }
 
 func (ps *problems) checkAdmin(a *Admin) {
@@ -332,21 +405,21 @@ func parseListen(s string) (netip.AddrPort, string) {
 	}
 }
 
-// normaliseUpstream turns an upstream resolver's IP or IP:port into
-// IP:port, in netip's canonical form.
-func normaliseUpstream(s string) (string, bool) {
+// normaliseUpstream parses an upstream resolver's IP or IP:port; a bare
+// IP gets port 53. Its String is the canonical IP:port form.
+func normaliseUpstream(s string) (netip.AddrPort, bool) {
 	bare := s
 	if len(bare) >= 2 && bare[0] == '[' && bare[len(bare)-1] == ']' {
 		bare = bare[1 : len(bare)-1]
 	}
 	if addr, err := netip.ParseAddr(bare); err == nil {
-		return netip.AddrPortFrom(addr, dnsPort).String(), true
+		return netip.AddrPortFrom(addr, dnsPort), true
 	}
 	addr, err := netip.ParseAddrPort(s)
 	if err != nil || addr.Port() == 0 {
-		return "", false
+		return netip.AddrPort{}, false
 	}
-	return addr.String(), true
+	return addr, true
 }
 
 // validPort reports whether port is a decimal number from lo to 65535.

@@ -284,6 +284,68 @@ func TestParseValidation(t *testing.T) {
 			want: []string{`t.toml:4: dns.upstreams[0] "192.0.2.53:0": must be an IP, or IP:port with a port from 1 to 65535, e.g. "192.0.2.53" or "[2001:db8::53]:53"`},
 		},
 
+		// dns.upstreams that are zkdns itself
+		{
+			name: "upstream equal to a listen address",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:53\", \"[::1]:5353\"]\nupstreams = [\"192.0.2.53\", \"[::1]:5353\"]\n",
+			want: []string{`t.toml:5: dns.upstreams[1] "[::1]:5353": is zkdns itself (dns.listen[1]): forwarding to it would loop; list other resolvers`},
+		},
+		{
+			name: "bare upstream IP gets port 53 and so equals the listen address",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:53\"]\nupstreams = [\"127.0.0.1\"]\n",
+			want: []string{`t.toml:5: dns.upstreams[0] "127.0.0.1": is zkdns itself (dns.listen[0]): forwarding to it would loop; list other resolvers`},
+		},
+		{
+			name: "loopback upstream on the port of a wildcard listener",
+			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:53\"]\nupstreams = [\"127.0.0.53:53\"]\n",
+			want: []string{`t.toml:5: dns.upstreams[0] "127.0.0.53:53": is zkdns itself (dns.listen[0]): forwarding to it would loop; list other resolvers`},
+		},
+		{
+			name: "IPv6 loopback upstream on the port of an IPv4 wildcard listener",
+			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:53\"]\nupstreams = [\"[::1]:53\"]\n",
+		},
+		{
+			name: "unspecified upstream on a listen port",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\"]\nupstreams = [\"0.0.0.0:8600\"]\n",
+			want: []string{`t.toml:5: dns.upstreams[0] "0.0.0.0:8600": is zkdns itself (dns.listen[0]): forwarding to it would loop; list other resolvers`},
+		},
+		{
+			name: "upstream on this host at another port",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:53\"]\nupstreams = [\"127.0.0.1:5353\", \"127.0.0.53\"]\n",
+		},
+
+		// dns.allow
+		{
+			name: "allow networks and single addresses",
+			src:  minimalZK + "[dns]\nallow = [\"127.0.0.0/8\", \"::1/128\", \"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\", \"0.0.0.0/0\"]\n",
+		},
+		{
+			name: "empty allow",
+			src:  minimalZK + "[dns]\nallow = []\n",
+			want: []string{`t.toml:4: dns.allow "[]": must list at least one network, e.g. ["127.0.0.0/8", "::1/128"]; remove the key for the default (every source when listening on loopback only, else loopback only)`},
+		},
+		{
+			name: "allow entries that are not networks",
+			src:  minimalZK + "[dns]\nallow = [\"10.0.0.0/33\",\n  \"localhost\",\n  \"fe80::1%eth0\",\n  \"192.0.2.0/\",\n  \"\"]\n",
+			want: []string{
+				`t.toml:4: dns.allow[0] "10.0.0.0/33": must be a network in CIDR form or a single IP, e.g. "10.0.0.0/8", "2001:db8::/32" or "192.0.2.7"`,
+				`t.toml:5: dns.allow[1] "localhost": must be a network in CIDR form or a single IP, e.g. "10.0.0.0/8", "2001:db8::/32" or "192.0.2.7"`,
+				`t.toml:6: dns.allow[2] "fe80::1%eth0": must be a network in CIDR form or a single IP, e.g. "10.0.0.0/8", "2001:db8::/32" or "192.0.2.7"`,
+				`t.toml:7: dns.allow[3] "192.0.2.0/": must be a network in CIDR form or a single IP, e.g. "10.0.0.0/8", "2001:db8::/32" or "192.0.2.7"`,
+				`t.toml:8: dns.allow[4] "": must be a network in CIDR form or a single IP, e.g. "10.0.0.0/8", "2001:db8::/32" or "192.0.2.7"`,
+			},
+		},
+		{
+			name: "allow lists one network twice once masked",
+			src:  minimalZK + "[dns]\nallow = [\"198.51.100.0/24\", \"198.51.100.9/24\"]\n",
+			want: []string{`t.toml:4: dns.allow[1] "198.51.100.9/24": already listed as dns.allow[0]; list each network once`},
+		},
+		{
+			name: "allow as a string",
+			src:  minimalZK + "[dns]\nallow = \"10.0.0.0/8\"\n",
+			want: []string{`t.toml:4: dns.allow: must be an array of strings, not a string: write ["10.0.0.0/8"]`},
+		},
+
 		// admin.listen
 		{
 			name: "admin off",

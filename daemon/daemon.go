@@ -132,6 +132,13 @@ func (d *daemon) run(ctx context.Context) error {
 	}
 
 	d.handler = dnsserver.NewHandler(dnsserver.NewSnapshot(zoneOf(cfg, listeners.Addrs())), d.dnsMetrics)
+	if err := d.handler.SetPolicy(policyOf(cfg)); err != nil {
+		listeners.Close()
+		if adminLn != nil {
+			adminLn.Close()
+		}
+		return fmt.Errorf("daemon: %w", err)
+	}
 	d.pub = newPublisher(d.handler, d.logger, d.metrics, warmupsOf(cfg))
 	d.dns = d.startDNS(ctx, listeners)
 	if adminLn != nil {
@@ -269,6 +276,15 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 		newAdmin = ln
 	}
 
+	if err := d.handler.SetPolicy(policyOf(next)); err != nil {
+		if newDNS != nil {
+			newDNS.Close()
+		}
+		if newAdmin != nil {
+			newAdmin.Close()
+		}
+		return err
+	}
 	d.cfg = next
 	d.setLogLevel(next)
 	d.pub.setWarmups(warmupsOf(next))
@@ -374,7 +390,7 @@ func (d *daemon) startDNS(ctx context.Context, ls *dnsserver.Listeners) *task {
 		d.logger.Info("dns listening", "component", "dnsserver", "addr", addr, "proto", "udp+tcp")
 	}
 	t := startTask(ctx, d.failed, "dns server", func(ctx context.Context) error {
-		return dnsserver.Serve(ctx, ls, d.handler)
+		return dnsserver.Serve(ctx, ls, d.handler, dnsserver.ServeOptions{})
 	})
 	t.addrs = ls.Addrs()
 	return t
@@ -396,10 +412,18 @@ type watchRun struct {
 }
 
 func (d *daemon) startWatcher(ctx context.Context, cfg *conf.Config, gen int) (*watchRun, error) {
+	// Read at start and when a reload changes [zookeeper]; a file whose
+	// content changes in place is not re-read (see README).
+	sec, err := cfg.ZooKeeper.LoadSecurity()
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
 	w, err := zkwatch.New(zkwatch.Options{
 		Servers:        cfg.ZooKeeper.Servers,
 		SessionTimeout: cfg.ZooKeeper.SessionTimeout.Duration,
 		Root:           cfg.ZooKeeper.Root,
+		Auth:           zkwatch.Auth{Scheme: sec.AuthScheme, Credentials: sec.Credentials},
+		TLS:            sec.TLS,
 		Publish:        d.pub.publisherFor(gen),
 		Logger:         d.logger,
 		Metrics:        d.zkMetrics,
@@ -463,6 +487,11 @@ func zoneOf(cfg *conf.Config, bound []string) dnsserver.Zone {
 		z.NSAddrs = append(z.NSAddrs, ap.Addr().Unmap())
 	}
 	return z
+}
+
+// policyOf is whom DNS answers and where names outside the zone go.
+func policyOf(cfg *conf.Config) dnsserver.Policy {
+	return dnsserver.Policy{Allow: cfg.DNS.Allow, Upstreams: cfg.DNS.Upstreams}
 }
 
 func sameZone(a, b dnsserver.Zone) bool {

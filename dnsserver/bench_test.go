@@ -65,7 +65,7 @@ func BenchmarkServeUDP(b *testing.B) {
 	h := NewHandler(benchSnap(), nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, ls, h) }()
+	go func() { done <- Serve(ctx, ls, h, ServeOptions{}) }()
 	defer func() { cancel(); <-done }()
 	c, err := net.Dial("udp", ls.Addrs()[0])
 	if err != nil {

@@ -2,16 +2,55 @@ package dnsserver
 
 import (
 	"bytes"
+	"flag"
+	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
 )
 
-// fuzzSeeds are real queries, packed, plus a few broken packets. The same
-// packets are committed under testdata/fuzz/FuzzAnswer.
+var updateCorpus = flag.Bool("update-corpus", false, "write the FuzzAnswer seeds to testdata/fuzz/FuzzAnswer")
+
+// corpusFile is packet in the file format of go test's fuzzing corpus.
+func corpusFile(packet []byte) []byte {
+	return fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", packet)
+}
+
+// fuzzSeeds are real queries, packed, a few broken packets, and every
+// packet of hostileCases. The same packets are committed under
+// testdata/fuzz/FuzzAnswer (TestFuzzCorpusCommitted checks).
 func fuzzSeeds(tb testing.TB) map[string][]byte {
+	seeds := basicSeeds(tb)
+	for _, tc := range hostileCases() {
+		seeds["hostile-"+seedName(tc.name)] = tc.packet
+	}
+	return seeds
+}
+
+// seedName makes a case name into a file name: lowercase letters, digits
+// and '-'.
+func seedName(name string) string {
+	name = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return '-'
+	}, name)
+	for strings.Contains(name, "--") {
+		name = strings.ReplaceAll(name, "--", "-")
+	}
+	return strings.Trim(name, "-")
+}
+
+// basicSeeds are the real queries and broken packets the fuzzer started
+// from.
+func basicSeeds(tb testing.TB) map[string][]byte {
 	pack := func(m *dns.Msg) []byte {
 		wire, err := m.Pack()
 		if err != nil {
@@ -93,8 +132,9 @@ func FuzzAnswer(f *testing.F) {
 }
 
 // replyLimit is the largest reply the client can take: 512 bytes over UDP
-// without EDNS, its EDNS size kept within [512, 4096] with it, 65535 over
-// TCP.
+// without EDNS, its EDNS size kept within [512, 1232] with it (the DNS
+// Flag Day 2020 size: no more, whatever the client advertises), 65535
+// over TCP.
 func replyLimit(req *dns.Msg, tcp bool) int {
 	if tcp {
 		return 65535
@@ -103,5 +143,90 @@ func replyLimit(req *dns.Msg, tcp bool) int {
 	if opt == nil {
 		return 512
 	}
-	return max(512, min(int(opt.UDPSize()), 4096))
+	return max(512, min(int(opt.UDPSize()), 1232))
+}
+
+// relaySeeds are upstream replies to relayQuery: ordinary, truncated,
+// failing, oversized, and broken. The same packets are committed under
+// testdata/fuzz/FuzzRelay.
+func relaySeeds(tb testing.TB) map[string][]byte {
+	q := relayQuery()
+	pack := func(m *dns.Msg) []byte {
+		wire, err := m.Pack()
+		if err != nil {
+			tb.Fatalf("pack seed: %v", err)
+		}
+		return wire
+	}
+	withA := func(n int, edns bool) *dns.Msg {
+		m := answerA(n, false)(q, false)
+		if edns {
+			m.SetEdns0(1232, false)
+		}
+		return m
+	}
+	truncated := answerA(0, true)(q, false)
+	otherQuestion := withA(1, false)
+	otherQuestion.Question[0].Name = "www.example.net."
+	return map[string][]byte{
+		"answer":         pack(withA(2, false)),
+		"answer-edns":    pack(withA(2, true)),
+		"too-big":        pack(withA(80, false)),
+		"truncated":      pack(truncated),
+		"nxdomain":       pack(answerRcode(dns.RcodeNameError)(q, false)),
+		"servfail":       pack(answerRcode(dns.RcodeServerFailure)(q, false)),
+		"other-question": pack(otherQuestion),
+		"no-question":    pack(&dns.Msg{MsgHdr: dns.MsgHdr{Id: q.Id, Response: true, Rcode: dns.RcodeFormatError}}),
+		"header-only":    pack(withA(1, false))[:12],
+		"pointer-loop":   {0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c, 0, 1, 0, 1},
+	}
+}
+
+// relayQuery is the query FuzzRelay's replies answer, as zkdns sends it
+// upstream: a fixed ID, no EDNS, so the client takes 512 bytes over UDP.
+func relayQuery() *dns.Msg {
+	q := new(dns.Msg).SetQuestion("www.example.com.", dns.TypeA)
+	q.Id = 0xabcd
+	return q
+}
+
+// FuzzRelay feeds replies from a hostile upstream through the checks and
+// the rewriting a forwarded reply goes through. A reply that passes must
+// come out answering the client's ID, with RA set, within the size the
+// client takes, and still parse.
+func FuzzRelay(f *testing.F) {
+	seeds := relaySeeds(f)
+	for _, name := range slices.Sorted(maps.Keys(seeds)) {
+		f.Add(seeds[name])
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		q := relayQuery()
+		if len(raw) >= 2 {
+			// Give every input the ID asked for, so that the fuzzer spends
+			// its time past that check.
+			raw[0], raw[1] = byte(q.Id>>8), byte(q.Id)
+		}
+		reply, err := replyTo(q, raw)
+		if err != nil {
+			return
+		}
+		client := relayQuery()
+		client.Id = 0x1234
+		for _, tcp := range []bool{false, true} {
+			out, err := relayed(client, slices.Clone(raw), reply.Copy(), tcp)
+			if err != nil {
+				continue // answered SERVFAIL instead
+			}
+			if limit := maxReplySize(client, tcp); len(out) > limit {
+				t.Fatalf("tcp=%v: relayed %d bytes, the client takes %d", tcp, len(out), limit)
+			}
+			m := new(dns.Msg)
+			if err := m.Unpack(out); err != nil {
+				t.Fatalf("tcp=%v: relayed reply does not unpack: %v", tcp, err)
+			}
+			if m.Id != client.Id || !m.RecursionAvailable || !m.Response {
+				t.Fatalf("tcp=%v: relayed ID %#x RA %v QR %v, want %#x, RA and QR set", tcp, m.Id, m.RecursionAvailable, m.Response, client.Id)
+			}
+		}
+	})
 }

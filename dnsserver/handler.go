@@ -16,18 +16,27 @@ import (
 // IP fragmentation on common paths.
 const ednsSize = 1232
 
-// maxUDPReply caps the reply size a client may ask for over UDP. A larger
-// EDNS size is not trusted: big UDP replies fragment and amplify.
-const maxUDPReply = 4096
+// maxUDPReply caps the reply size a client may ask for over UDP, whatever
+// EDNS0 size it advertises: the DNS Flag Day 2020 value again. Larger UDP
+// replies fragment, and they are what a reflection attack amplifies with;
+// a client that needs more retries over TCP when it sees TC.
+const maxUDPReply = ednsSize
 
 // Handler answers DNS queries from the snapshot most recently published on
-// it. The zero Handler answers SERVFAIL until a snapshot is published and
-// records no metrics. It is safe for concurrent use.
+// it, under the Policy most recently set on it. The zero Handler answers
+// SERVFAIL until a snapshot is published, has the zero Policy and records
+// no metrics. It is safe for concurrent use.
 type Handler struct {
 	snap atomic.Pointer[Snapshot]
+	// policy is the Policy in force, replaced whole by SetPolicy; nil is
+	// the zero Policy.
+	policy atomic.Pointer[policy]
 	// metrics is set once by NewHandler; nil records nothing. Serve also
 	// counts into it the packets that never reach the handler.
 	metrics *Metrics
+	// outbound holds the local addresses of the sockets forwards are
+	// waiting on, to recognise a query that an upstream sent back here.
+	outbound outboundSet
 }
 
 var _ dns.Handler = (*Handler)(nil)
@@ -53,15 +62,49 @@ func (h *Handler) Publish(s *Snapshot) {
 // Current returns the snapshot queries are answered from.
 func (h *Handler) Current() *Snapshot { return h.snap.Load() }
 
-// ServeDNS answers r from the current snapshot. It takes no locks and
-// writes no logs; a failed write is the client's loss and is not reported,
-// though the query is still counted.
-func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+// ServeDNS answers r from the current snapshot, under the current Policy:
+// a source outside Policy.Allow is refused (see Allow), and a name outside
+// the zone is forwarded when Policy.Upstreams lists any, in the calling
+// goroutine. Queries for the zone take no locks and write no logs; a failed
+// write is the client's loss and is not reported, though the query is
+// still counted. Serve calls the same logic with the limits of its
+// ServeOptions.
+func (h *Handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) { h.serve(nil, w, r) }
+
+// serve answers r; env describes the Serve it came through, or is nil for
+// a direct ServeDNS call.
+func (h *Handler) serve(env *serveEnv, w dns.ResponseWriter, r *dns.Msg) {
 	start := time.Now()
 	_, tcp := w.RemoteAddr().(*net.TCPAddr)
-	reply := Answer(h.snap.Load(), r, tcp)
+	src := sourceOf(w.RemoteAddr())
+	pol := h.policy.Load()
+	if !pol.admits(src.Addr(), env) {
+		h.deny(w, r, tcp, start)
+		return
+	}
+	reply, err := answer(h.snap.Load(), r, tcp)
+	if errors.Is(err, errNotInZone) && pol.forwarding() && forwardable(r) {
+		h.forward(env, pol, w, r, src, tcp, start)
+		return
+	}
 	_ = w.WriteMsg(reply)
 	h.metrics.observeQuery(firstQtype(r), reply.Rcode, reply.Truncated, tcp, time.Since(start))
+}
+
+// deny turns away a query from a source the policy does not admit: over
+// UDP with silence, since the source may be forged and the reply would go
+// to whoever it names; over TCP with REFUSED, and the connection is closed
+// so that it holds no server resources.
+func (h *Handler) deny(w dns.ResponseWriter, r *dns.Msg, tcp bool, start time.Time) {
+	h.metrics.observeDenied(tcp)
+	if !tcp {
+		return
+	}
+	reply := new(dns.Msg)
+	reply.SetRcode(r, dns.RcodeRefused)
+	_ = w.WriteMsg(reply)
+	_ = w.Close()
+	h.metrics.observeQuery(firstQtype(r), reply.Rcode, false, tcp, time.Since(start))
 }
 
 // firstQtype is the type asked for in r's first question, or TypeNone when
@@ -84,8 +127,17 @@ func firstQtype(r *dns.Msg) uint16 {
 //   - AXFR and IXFR are REFUSED.
 //   - An opcode other than QUERY is NOTIMP; a question count other than one
 //     is FORMERR, with the question section left empty.
-//   - A name outside the zone is REFUSED, without the AA bit.
+//   - A name outside the zone is REFUSED, without the AA bit. (A Handler
+//     whose Policy lists upstreams forwards it instead.)
+//   - RA is never set: the answers are authoritative or refusals.
 func Answer(s *Snapshot, req *dns.Msg, tcp bool) *dns.Msg {
+	reply, _ := answer(s, req, tcp)
+	return reply
+}
+
+// answer is Answer that also says why the reply is not a positive one, so
+// that the caller can tell a name outside the zone from other refusals.
+func answer(s *Snapshot, req *dns.Msg, tcp bool) (*dns.Msg, error) {
 	reply := new(dns.Msg)
 	reply.SetReply(req)
 
@@ -112,8 +164,8 @@ func Answer(s *Snapshot, req *dns.Msg, tcp bool) *dns.Msg {
 		reply.Rcode = dns.RcodeNameError
 		reply.Ns = []dns.RR{s.apex.negSOA}
 	case errors.Is(err, errNotInZone):
-		// Forwarding to upstreams will take this branch over; until then
-		// zkdns answers only for its own zone.
+		// zkdns is no open resolver: without upstreams it answers only
+		// for its own zone.
 		reply.Rcode = dns.RcodeRefused
 	case errors.Is(err, errRefused):
 		reply.Rcode = dns.RcodeRefused
@@ -130,19 +182,27 @@ func Answer(s *Snapshot, req *dns.Msg, tcp bool) *dns.Msg {
 		reply.Rcode = dns.RcodeServerFailure
 	}
 
-	limit := dns.MaxMsgSize
-	if opt := req.IsEdns0(); opt != nil {
+	if req.IsEdns0() != nil {
 		reply.Extra = append(reply.Extra, newOPT())
-		if !tcp {
-			limit = max(dns.MinMsgSize, min(int(opt.UDPSize()), maxUDPReply))
-		}
-	} else if !tcp {
-		limit = dns.MinMsgSize
 	}
-	reply.Truncate(limit)
+	reply.Truncate(maxReplySize(req, tcp))
 	// Truncate turns compression off when the reply fits without it.
 	reply.Compress = true
-	return reply
+	return reply, err
+}
+
+// maxReplySize is the largest reply req's client can take: a whole message
+// over TCP; over UDP 512 bytes without EDNS0, or the EDNS0 size it
+// advertises kept within 512 and maxUDPReply.
+func maxReplySize(req *dns.Msg, tcp bool) int {
+	switch opt := req.IsEdns0(); {
+	case tcp:
+		return dns.MaxMsgSize
+	case opt == nil:
+		return dns.MinMsgSize
+	default:
+		return max(dns.MinMsgSize, min(int(opt.UDPSize()), maxUDPReply))
+	}
 }
 
 // resolve checks the header of req and looks its question up in s.

@@ -379,7 +379,8 @@ func TestAnswerSize(t *testing.T) {
 		{name: "UDP without EDNS is cut to 512 bytes", limit: 512, truncated: true},
 		{name: "UDP with a small EDNS size still gets 512", edns: 100, limit: 512, truncated: true},
 		{name: "UDP with EDNS 1232", edns: 1232, limit: 1232, truncated: true},
-		{name: "UDP with a huge EDNS size is capped at 4096", edns: 65000, limit: 4096, truncated: true},
+		{name: "UDP with a huge EDNS size is capped at 1232", edns: 65000, limit: 1232, truncated: true},
+		{name: "UDP with EDNS 4096 is capped at 1232", edns: 4096, limit: 1232, truncated: true},
 		{name: "TCP gets the whole set", tcp: true, limit: dns.MaxMsgSize},
 		{name: "TCP with EDNS gets the whole set", tcp: true, edns: 512, limit: dns.MaxMsgSize},
 	}

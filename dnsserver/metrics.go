@@ -21,8 +21,14 @@ type Metrics struct {
 	duration  [protos]prometheus.Observer
 	truncated prometheus.Counter
 	malformed [protos]prometheus.Counter
+	denied    [protos]prometheus.Counter
 	services  prometheus.Gauge
 	serial    prometheus.Gauge
+
+	forwards        [forwardResults]prometheus.Counter
+	forwardDuration prometheus.Observer
+	tcpConns        prometheus.Gauge
+	tcpShed         [shedKinds]prometheus.Counter
 }
 
 // durationBuckets span what a query costs here: tens of microseconds when
@@ -30,6 +36,12 @@ type Metrics struct {
 // client write adds.
 func durationBuckets() []float64 {
 	return []float64{10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3}
+}
+
+// forwardBuckets span a forward: a millisecond to a resolver on the host
+// or its cache, tens of milliseconds to the Internet, up to the timeout.
+func forwardBuckets() []float64 {
+	return []float64{1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 1.5, 2}
 }
 
 // NewMetrics creates the DNS metrics and registers them on reg. It fails
@@ -66,6 +78,37 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name:      "malformed_total",
 		Help:      "Packets that did not parse as DNS messages, answered FORMERR or dropped, by transport.",
 	}, []string{"proto"})
+	denied := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Subsystem: subsystem,
+		Name:      "denied_total",
+		Help:      "Queries from sources outside the allowed networks: dropped over UDP, answered REFUSED over TCP, by transport.",
+	}, []string{"proto"})
+	forwards := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Subsystem: subsystem,
+		Name:      "forward_requests_total",
+		Help:      "Queries for names outside the zone handed to forwarding, by result: answered (an upstream's reply relayed), failed (no upstream answered: SERVFAIL), busy (too many forwards in flight: SERVFAIL), loop (the query came from zkdns's own forwarding socket: REFUSED).",
+	}, []string{"result"})
+	forwardDuration := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Namespace: namespace,
+		Subsystem: subsystem,
+		Name:      "forward_duration_seconds",
+		Help:      "Time from a query reaching the handler to the upstream's reply being relayed, or to SERVFAIL when no upstream answered.",
+		Buckets:   forwardBuckets(),
+	})
+	tcpConns := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: namespace,
+		Subsystem: subsystem,
+		Name:      "tcp_connections",
+		Help:      "TCP connections open to the DNS server.",
+	})
+	tcpShed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: namespace,
+		Subsystem: subsystem,
+		Name:      "tcp_connections_shed_total",
+		Help:      "TCP connections closed because the connection cap was reached: the longest idle one to make room (closed=idle), or the new one when none was idle (closed=new).",
+	}, []string{"closed"})
 	services := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: namespace,
 		Subsystem: subsystem,
@@ -80,7 +123,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	})
 
 	var registered []prometheus.Collector
-	for _, c := range []prometheus.Collector{requests, duration, truncated, malformed, services, serial} {
+	for _, c := range []prometheus.Collector{requests, duration, truncated, malformed, denied, services, serial, forwards, forwardDuration, tcpConns, tcpShed} {
 		if err := reg.Register(c); err != nil {
 			for _, r := range registered {
 				reg.Unregister(r)
@@ -90,10 +133,17 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		registered = append(registered, c)
 	}
 
-	m := &Metrics{truncated: truncated, services: services, serial: serial}
+	m := &Metrics{truncated: truncated, services: services, serial: serial, forwardDuration: forwardDuration, tcpConns: tcpConns}
+	for r := range forwardResults {
+		m.forwards[r] = forwards.WithLabelValues(r.label())
+	}
+	for k := range shedKinds {
+		m.tcpShed[k] = tcpShed.WithLabelValues(k.label())
+	}
 	for p := range protos {
 		m.duration[p] = duration.WithLabelValues(p.label())
 		m.malformed[p] = malformed.WithLabelValues(p.label())
+		m.denied[p] = denied.WithLabelValues(p.label())
 		for q := range qtypeBuckets {
 			for r := range rcodeBuckets {
 				m.requests[q][r][p] = requests.WithLabelValues(q.label(), r.label(), p.label())
@@ -110,12 +160,62 @@ func (m *Metrics) observeQuery(qtype uint16, rcode int, truncated, tcp bool, ela
 	if m == nil {
 		return
 	}
+	m.countQuery(qtype, rcode, truncated, tcp)
+	m.duration[protocolOf(tcp)].Observe(elapsed.Seconds())
+}
+
+// countQuery records an answered query without its duration: forwarded
+// queries, whose time is the upstream's and is kept apart.
+func (m *Metrics) countQuery(qtype uint16, rcode int, truncated, tcp bool) {
+	if m == nil {
+		return
+	}
 	p := protocolOf(tcp)
 	m.requests[bucketQtype(qtype)][bucketRcode(rcode)][p].Inc()
-	m.duration[p].Observe(elapsed.Seconds())
 	if truncated && !tcp {
 		m.truncated.Inc()
 	}
+}
+
+// observeDenied records a query from a source the policy does not admit.
+func (m *Metrics) observeDenied(tcp bool) {
+	if m == nil {
+		return
+	}
+	m.denied[protocolOf(tcp)].Inc()
+}
+
+// observeForward records the outcome of a query handed to forwarding and,
+// when upstreams were asked, how long that took.
+func (m *Metrics) observeForward(r forwardResult, elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	m.forwards[r].Inc()
+	if r == forwardAnswered || r == forwardFailed {
+		m.forwardDuration.Observe(elapsed.Seconds())
+	}
+}
+
+// tcpOpened and tcpClosed track the TCP connections counted open.
+func (m *Metrics) tcpOpened() {
+	if m != nil {
+		m.tcpConns.Inc()
+	}
+}
+
+func (m *Metrics) tcpClosed() {
+	if m != nil {
+		m.tcpConns.Dec()
+	}
+}
+
+// observeShed records a TCP connection closed to keep within the cap.
+func (m *Metrics) observeShed(k shedKind) {
+	if m == nil {
+		return
+	}
+	m.tcpShed[k].Inc()
 }
 
 // observeMalformed records a packet that did not parse.
@@ -244,3 +344,30 @@ func bucketRcode(rcode int) rcodeBucket {
 func (b rcodeBucket) label() string {
 	return [rcodeBuckets]string{"NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMP", "BADVERS", "other"}[b]
 }
+
+// forwardResult is the result label of zkdns_dns_forward_requests_total.
+type forwardResult uint8
+
+const (
+	forwardAnswered forwardResult = iota // an upstream's reply was relayed
+	forwardFailed                        // no upstream answered: SERVFAIL
+	forwardBusy                          // MaxForwards in flight: SERVFAIL
+	forwardLoop                          // sent by our own forward: REFUSED
+	forwardResults                       // how many there are
+)
+
+func (r forwardResult) label() string {
+	return [forwardResults]string{"answered", "failed", "busy", "loop"}[r]
+}
+
+// shedKind is the closed label of zkdns_dns_tcp_connections_shed_total:
+// which connection was closed to stay within the cap.
+type shedKind uint8
+
+const (
+	shedIdle  shedKind = iota // the longest idle connection, for a new one
+	shedNew                   // the new connection, as none was idle
+	shedKinds                 // how many there are
+)
+
+func (k shedKind) label() string { return [shedKinds]string{"idle", "new"}[k] }

@@ -24,6 +24,11 @@ const (
 	malformedTotal   = "zkdns_dns_malformed_total"
 	snapshotServices = "zkdns_dns_snapshot_services"
 	snapshotSerial   = "zkdns_dns_snapshot_serial"
+	deniedTotal      = "zkdns_dns_denied_total"
+	forwardsTotal    = "zkdns_dns_forward_requests_total"
+	forwardDuration  = "zkdns_dns_forward_duration_seconds"
+	tcpConnections   = "zkdns_dns_tcp_connections"
+	tcpShedTotal     = "zkdns_dns_tcp_connections_shed_total"
 )
 
 // requestSeries is how many label sets zkdns_dns_requests_total exports:
@@ -345,15 +350,18 @@ func TestNewMetricsErrors(t *testing.T) {
 		{name: "registered twice", reg: func(t *testing.T) *prometheus.Registry {
 			_, reg := newTestMetrics(t)
 			return reg
-		}, wantErr: "register metrics", already: true, keep: []string{malformedTotal, requestDuration, requestsTotal, snapshotSerial, snapshotServices, truncatedTotal}},
+		}, wantErr: "register metrics", already: true, keep: []string{
+			deniedTotal, forwardDuration, forwardsTotal, malformedTotal, requestDuration, requestsTotal,
+			snapshotSerial, snapshotServices, tcpConnections, tcpShedTotal, truncatedTotal,
+		}},
 		{name: "last metric taken: the others are let go", reg: func(t *testing.T) *prometheus.Registry {
 			reg := prometheus.NewRegistry()
-			taken := prometheus.NewGauge(prometheus.GaugeOpts{Name: snapshotSerial, Help: "someone else's"})
+			taken := prometheus.NewGauge(prometheus.GaugeOpts{Name: tcpShedTotal, Help: "someone else's"})
 			if err := reg.Register(taken); err != nil {
 				t.Fatal(err)
 			}
 			return reg
-		}, wantErr: "register metrics", keep: []string{snapshotSerial}},
+		}, wantErr: "register metrics", keep: []string{tcpShedTotal}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -426,6 +434,11 @@ func TestMetricsText(t *testing.T) {
 		{name: malformedTotal, typ: "COUNTER", metrics: 2, labels: []string{"proto"}},
 		{name: snapshotServices, typ: "GAUGE", metrics: 1},
 		{name: snapshotSerial, typ: "GAUGE", metrics: 1},
+		{name: deniedTotal, typ: "COUNTER", metrics: 2, labels: []string{"proto"}},
+		{name: forwardsTotal, typ: "COUNTER", metrics: 4, labels: []string{"result"}},
+		{name: forwardDuration, typ: "HISTOGRAM", metrics: 1},
+		{name: tcpConnections, typ: "GAUGE", metrics: 1},
+		{name: tcpShedTotal, typ: "COUNTER", metrics: 2, labels: []string{"closed"}},
 	}
 	if len(parsed) != len(cases) {
 		t.Errorf("%d metric families, want %d", len(parsed), len(cases))

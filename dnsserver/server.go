@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
 	"time"
 
@@ -113,7 +114,8 @@ func (l *Listeners) Close() error {
 
 // Timeouts of the servers Serve runs.
 const (
-	// ioTimeout bounds one read of a TCP query and one write of a reply.
+	// ioTimeout bounds the read of a TCP connection's first query and one
+	// write of a reply.
 	ioTimeout = 2 * time.Second
 	// idleTimeout is how long a TCP connection may wait for its next
 	// query (RFC 7766 §6.2.3 suggests seconds, not minutes).
@@ -123,13 +125,160 @@ const (
 	shutdownGrace = 2 * time.Second
 )
 
-// Serve answers queries arriving on every socket of l with h until ctx
-// ends. It then stops accepting, waits a short grace period for queries in
-// flight, and returns nil. If a socket fails while serving, Serve stops all
-// the others and returns that error. Serve owns the sockets of l: they are
-// closed when it returns, whatever the reason, so the ports are free again.
-// It never uses dns.DefaultServeMux.
-func Serve(ctx context.Context, l *Listeners, h dns.Handler) error {
+// Defaults of the TCP limits in ServeOptions.
+const (
+	// DefaultMaxTCPConns caps the TCP connections open at once. TCP is
+	// the fallback for truncated answers, so a host-local server needs
+	// few; each costs a goroutine and a socket.
+	DefaultMaxTCPConns = 256
+	// DefaultMaxTCPQueries caps the queries answered on one connection
+	// before it is closed, so that no client keeps one forever.
+	DefaultMaxTCPQueries = 128
+)
+
+// ServeOptions are the limits Serve works within. The zero value is usable
+// and means every default.
+type ServeOptions struct {
+	// MaxTCPConns caps the TCP connections open at once, across all of
+	// Serve's listeners. When the cap is reached, a new connection takes
+	// the place of the connection that has waited longest for its next
+	// query, or is closed at once when every connection has a query in
+	// progress. Zero or less means DefaultMaxTCPConns.
+	MaxTCPConns int
+
+	// MaxTCPQueries caps the queries answered on one TCP connection; the
+	// connection is then closed, and a client with more to ask opens
+	// another. Zero means DefaultMaxTCPQueries; less than zero, no cap.
+	MaxTCPQueries int
+
+	// MaxForwards caps the queries being forwarded to upstreams at once.
+	// Beyond it, a name outside the zone is answered SERVFAIL at once,
+	// without being sent anywhere. Zero or less means DefaultMaxForwards.
+	MaxForwards int
+
+	// ForwardTimeout bounds the forwarding of one query, every upstream
+	// tried included. Zero or less means DefaultForwardTimeout.
+	ForwardTimeout time.Duration
+
+	// ForwardTryTimeout bounds the wait for one upstream before the next
+	// is tried. Zero or less means DefaultForwardTryTimeout.
+	ForwardTryTimeout time.Duration
+}
+
+// withDefaults returns o with every unset limit at its default.
+func (o ServeOptions) withDefaults() ServeOptions {
+	if o.MaxTCPConns <= 0 {
+		o.MaxTCPConns = DefaultMaxTCPConns
+	}
+	switch {
+	case o.MaxTCPQueries == 0:
+		o.MaxTCPQueries = DefaultMaxTCPQueries
+	case o.MaxTCPQueries < 0:
+		o.MaxTCPQueries = -1 // miekg/dns's "no cap"
+	}
+	if o.MaxForwards <= 0 {
+		o.MaxForwards = DefaultMaxForwards
+	}
+	if o.ForwardTimeout <= 0 {
+		o.ForwardTimeout = DefaultForwardTimeout
+	}
+	if o.ForwardTryTimeout <= 0 {
+		o.ForwardTryTimeout = DefaultForwardTryTimeout
+	}
+	return o
+}
+
+// serveEnv is what the handler needs to know of the Serve a query came
+// through.
+type serveEnv struct {
+	// ctx ends when Serve stops; forwards in flight are cut short.
+	ctx context.Context
+	// openByDefault says a Policy without Allow admits every source: every
+	// listener is on a loopback address.
+	openByDefault bool
+	// self are the addresses Serve listens on, never forwarded to.
+	self []netip.AddrPort
+
+	forwardTimeout    time.Duration
+	forwardTryTimeout time.Duration
+	// forwardSlots holds a token per forward in flight; nil means no cap.
+	forwardSlots chan struct{}
+	// offload says UDP forwards run in goroutines of their own, tracked
+	// by forwards, rather than on the reader that received the query.
+	offload  bool
+	forwards sync.WaitGroup
+}
+
+// newServeEnv describes a Serve of l under opts, which have their defaults.
+func newServeEnv(ctx context.Context, l *Listeners, opts ServeOptions) *serveEnv {
+	env := &serveEnv{
+		ctx:               ctx,
+		openByDefault:     true,
+		forwardTimeout:    opts.ForwardTimeout,
+		forwardTryTimeout: opts.ForwardTryTimeout,
+		forwardSlots:      make(chan struct{}, opts.MaxForwards),
+		offload:           true,
+	}
+	for _, a := range l.Addrs() {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil {
+			// Not an IP socket: nothing says only this host reaches it.
+			env.openByDefault = false
+			continue
+		}
+		ap = netip.AddrPortFrom(ap.Addr().Unmap().WithZone(""), ap.Port())
+		env.self = append(env.self, ap)
+		if !ap.Addr().IsLoopback() {
+			env.openByDefault = false
+		}
+	}
+	return env
+}
+
+// directEnv is the environment of a direct ServeDNS call: no listeners to
+// judge sources or loops by, no cap on forwards, the default timeouts.
+func directEnv() *serveEnv {
+	return &serveEnv{
+		ctx:               context.Background(),
+		openByDefault:     true,
+		forwardTimeout:    DefaultForwardTimeout,
+		forwardTryTimeout: DefaultForwardTryTimeout,
+	}
+}
+
+// isSelf reports whether up is one of Serve's own listeners: the same
+// address, or the same port on a wildcard listener when up is an address
+// that always reaches this host (loopback, or unspecified).
+func (env *serveEnv) isSelf(up netip.AddrPort) bool {
+	ua := up.Addr()
+	for _, l := range env.self {
+		if l.Port() != up.Port() {
+			continue
+		}
+		la := l.Addr()
+		if la == ua || ua.IsUnspecified() || la.IsUnspecified() && ua.IsLoopback() && (la.Is6() || ua.Is4()) {
+			return true
+		}
+	}
+	return false
+}
+
+// Serve answers queries arriving on every socket of l with h, within the
+// limits of opts, until ctx ends. It then stops accepting, waits a short
+// grace period for queries in flight, and returns nil. If a socket fails
+// while serving, Serve stops all the others and returns that error. Serve
+// owns the sockets of l: they are closed when it returns, whatever the
+// reason, so the ports are free again. It never uses dns.DefaultServeMux.
+//
+// Work is bounded whatever clients send. Each UDP socket is read by a
+// fixed pool of max(2, GOMAXPROCS) goroutines, each answering one query
+// at a time from memory; when they fall behind, the kernel's socket
+// buffer fills and drops datagrams, so a flood slows answers down but
+// grows neither memory nor goroutines. Forwards run beside the readers,
+// at most opts.MaxForwards at once. TCP connections are capped at
+// opts.MaxTCPConns, each with a goroutine, read and idle timeouts, and at
+// most opts.MaxTCPQueries queries.
+func Serve(ctx context.Context, l *Listeners, h *Handler, opts ServeOptions) error {
 	if l == nil || len(l.UDP)+len(l.TCP) == 0 {
 		return errors.New("dnsserver: serve: no listeners; bind some with Listen first")
 	}
@@ -137,18 +286,25 @@ func Serve(ctx context.Context, l *Listeners, h dns.Handler) error {
 		l.Close()
 		return errors.New("dnsserver: serve: nil handler")
 	}
-	m := metricsOf(h)
+	opts = opts.withDefaults()
+	m := h.metrics
 	g, gctx := errgroup.WithContext(ctx)
+	env := newServeEnv(gctx, l, opts)
+	// Forwards in flight end with gctx; wait for them so that none
+	// outlives Serve.
+	defer env.forwards.Wait()
 	for _, pc := range l.UDP {
-		g.Go(func() error { return serveUDP(gctx, pc, h, m) })
+		g.Go(func() error { return serveUDP(gctx, pc, h, env) })
 	}
+	limiter := newConnLimiter(opts.MaxTCPConns, m)
 	for _, ln := range l.TCP {
 		serveOne(gctx, g, &dns.Server{
-			Listener:       ln,
-			Handler:        h,
+			Listener:       limiter.wrap(ln),
+			Handler:        tcpHandler{h: h, env: env},
 			ReadTimeout:    ioTimeout,
 			WriteTimeout:   ioTimeout,
 			IdleTimeout:    func() time.Duration { return idleTimeout },
+			MaxTCPQueries:  opts.MaxTCPQueries,
 			MsgAcceptFunc:  acceptQuery,
 			MsgInvalidFunc: func([]byte, error) { m.observeMalformed(true) },
 		}, "tcp "+ln.Addr().String())
@@ -156,14 +312,14 @@ func Serve(ctx context.Context, l *Listeners, h dns.Handler) error {
 	return g.Wait()
 }
 
-// metricsOf returns the metrics of h, which Serve counts packets that
-// never reach h in; a handler other than a *Handler has none.
-func metricsOf(h dns.Handler) *Metrics {
-	if h, ok := h.(*Handler); ok && h != nil {
-		return h.metrics
-	}
-	return nil
+// tcpHandler hands the queries of Serve's TCP servers to the handler, with
+// what it needs to know of Serve.
+type tcpHandler struct {
+	h   *Handler
+	env *serveEnv
 }
+
+func (t tcpHandler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) { t.h.serve(t.env, w, r) }
 
 // acceptQuery lets every message but a response through to the handler,
 // as the UDP readers do. The miekg/dns default would answer some queries

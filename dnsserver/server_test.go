@@ -34,6 +34,12 @@ func serve(t *testing.T, addr string, snap *Snapshot, skip bool) served {
 // serveHandler is serve with a handler of the test's own.
 func serveHandler(t *testing.T, addr string, h *Handler, skip bool) served {
 	t.Helper()
+	return serveWith(t, addr, h, ServeOptions{}, skip)
+}
+
+// serveWith is serveHandler with limits of the test's own.
+func serveWith(t *testing.T, addr string, h *Handler, opts ServeOptions, skip bool) served {
+	t.Helper()
 	l, err := Listen([]string{addr})
 	if err != nil {
 		if skip {
@@ -43,7 +49,7 @@ func serveHandler(t *testing.T, addr string, h *Handler, skip bool) served {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, l, h) }()
+	go func() { done <- Serve(ctx, l, h, opts) }()
 
 	var once sync.Once
 	var serveErr error
@@ -412,7 +418,7 @@ func TestServeErrors(t *testing.T) {
 		wantErr string
 	}{
 		{name: "no listeners", run: func(t *testing.T) error {
-			return Serve(context.Background(), &Listeners{}, NewHandler(nil, nil))
+			return Serve(context.Background(), &Listeners{}, NewHandler(nil, nil), ServeOptions{})
 		}, wantErr: "no listeners"},
 		{name: "nil handler", run: func(t *testing.T) error {
 			l, err := Listen([]string{"127.0.0.1:0"})
@@ -420,7 +426,7 @@ func TestServeErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer assertReleased(t, l.Addrs()[0])
-			return Serve(context.Background(), l, nil)
+			return Serve(context.Background(), l, nil, ServeOptions{})
 		}, wantErr: "nil handler"},
 		{name: "a listener closed under Serve", run: func(t *testing.T) error {
 			l, err := Listen([]string{"127.0.0.1:0"})
@@ -430,7 +436,7 @@ func TestServeErrors(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			l.TCP[0].Close()
-			err = Serve(ctx, l, NewHandler(nil, nil))
+			err = Serve(ctx, l, NewHandler(nil, nil), ServeOptions{})
 			if ctx.Err() != nil {
 				t.Fatal("Serve ran until the test timeout; it should have stopped on the listener failure")
 			}
@@ -456,7 +462,7 @@ func TestServeStopsBeforeStart(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	done := make(chan error, 1)
-	go func() { done <- Serve(ctx, l, NewHandler(nil, nil)) }()
+	go func() { done <- Serve(ctx, l, NewHandler(nil, nil), ServeOptions{}) }()
 	select {
 	case err := <-done:
 		if err != nil {

@@ -19,17 +19,19 @@ const maxUDPQuery = 4096
 // serveUDP answers the queries arriving on pc with a few long-lived
 // readers, each reusing its buffers. The miekg/dns server starts a
 // goroutine per packet, whose stack grows afresh for every query; on one
-// core that costs more than the answer itself. When ctx ends, an expired
-// read deadline stops the readers after the query each has in hand; then
-// pc is closed and serveUDP returns nil. A broken socket returns its error.
-// Packets that do not parse never reach h, so they are counted in m here.
-func serveUDP(ctx context.Context, pc net.PacketConn, h dns.Handler, m *Metrics) error {
+// core that costs more than the answer itself. The fixed pool is also the
+// bound on UDP work: a flood queues in the kernel and is dropped there.
+// When ctx ends, an expired read deadline stops the readers after the
+// query each has in hand; then pc is closed and serveUDP returns nil. A
+// broken socket returns its error. Packets that never reach h (from
+// sources the policy does not admit, or not parsing) are counted here.
+func serveUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) error {
 	stop := context.AfterFunc(ctx, func() { _ = pc.SetReadDeadline(time.Unix(1, 0)) })
 	defer stop()
 	defer pc.Close()
 	g := new(errgroup.Group)
 	for range max(2, runtime.GOMAXPROCS(0)) {
-		g.Go(func() error { return readUDP(ctx, pc, h, m) })
+		g.Go(func() error { return readUDP(ctx, pc, h, env) })
 	}
 	err := g.Wait()
 	if ctx.Err() != nil {
@@ -38,7 +40,7 @@ func serveUDP(ctx context.Context, pc net.PacketConn, h dns.Handler, m *Metrics)
 	return fmt.Errorf("dnsserver: serving udp %s: %w", pc.LocalAddr(), err)
 }
 
-func readUDP(ctx context.Context, pc net.PacketConn, h dns.Handler, m *Metrics) error {
+func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) error {
 	in := make([]byte, maxUDPQuery)
 	w := &udpResponseWriter{pc: pc, out: make([]byte, 0, dns.MaxMsgSize)}
 	for {
@@ -53,17 +55,23 @@ func readUDP(ctx context.Context, pc net.PacketConn, h dns.Handler, m *Metrics) 
 			}
 			return err
 		}
+		if !h.policy.Load().admits(sourceOf(addr).Addr(), env) {
+			// Dropped before it is parsed: no reply to a source that may
+			// be forged, and no work for one that is not welcome.
+			h.metrics.observeDenied(false)
+			continue
+		}
 		w.remote = addr
 		req := new(dns.Msg)
 		if err := req.Unpack(in[:n]); err != nil {
-			m.observeMalformed(false)
+			h.metrics.observeMalformed(false)
 			w.formatError(in[:n])
 			continue
 		}
 		if req.Response {
 			continue // never answer an answer: that is how reflection loops start
 		}
-		h.ServeDNS(w, req)
+		h.serve(env, w, req)
 	}
 }
 
@@ -90,6 +98,12 @@ func (w *udpResponseWriter) WriteMsg(m *dns.Msg) error {
 }
 
 func (w *udpResponseWriter) Write(b []byte) (int, error) { return w.pc.WriteTo(b, w.remote) }
+
+// detach returns a writer to the current client that stays valid after
+// the reader moves on to its next packet, for a reply written later.
+func (w *udpResponseWriter) detach() *udpResponseWriter {
+	return &udpResponseWriter{pc: w.pc, remote: w.remote}
+}
 
 // Close, TsigStatus, TsigTimersOnly and Hijack have nothing to act on: the
 // socket is shared and belongs to serveUDP, and zkdns does no TSIG.

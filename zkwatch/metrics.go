@@ -12,6 +12,8 @@ type Metrics struct {
 	watchEvents   *prometheus.CounterVec
 	requests      *prometheus.CounterVec
 	decodeErrors  *prometheus.CounterVec
+	aclDenials    *prometheus.CounterVec
+	tlsFailures   prometheus.Counter
 	expirations   prometheus.Counter
 	reconnects    prometheus.Counter
 	resyncs       prometheus.Counter
@@ -45,6 +47,14 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "zkdns_zookeeper_payload_decode_errors_total",
 			Help: "Instance znodes skipped because their payload did not decode, by service.",
 		}, []string{"service"}),
+		aclDenials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zkdns_zookeeper_acl_denied_total",
+			Help: "Service and instance paths a ZooKeeper ACL refused to zkdns (NoAuth), by service; each path counts once until it is readable again.",
+		}, []string{"service"}),
+		tlsFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zkdns_zookeeper_tls_handshake_failures_total",
+			Help: "TLS handshakes with a ZooKeeper server that failed (wrong CA, server name or client certificate); zkdns keeps retrying.",
+		}),
 		expirations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "zkdns_zookeeper_session_expirations_total",
 			Help: "ZooKeeper sessions of zkdns that expired (each is followed by a full resync).",
@@ -62,7 +72,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "1 while zkdns has a ZooKeeper session, 0 while it is cut off (answers then come from the last known state).",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.watchEvents, m.requests, m.decodeErrors, m.expirations, m.reconnects, m.resyncs, m.connected} {
+	for _, c := range []prometheus.Collector{m.watchEvents, m.requests, m.decodeErrors, m.aclDenials, m.tlsFailures, m.expirations, m.reconnects, m.resyncs, m.connected} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if errors.As(err, &already) {
@@ -113,6 +123,18 @@ func (m *Metrics) request(op string) {
 func (m *Metrics) decodeError(service string) {
 	if m != nil {
 		m.decodeErrors.WithLabelValues(service).Inc()
+	}
+}
+
+func (m *Metrics) aclDenied(service string) {
+	if m != nil {
+		m.aclDenials.WithLabelValues(service).Inc()
+	}
+}
+
+func (m *Metrics) tlsHandshakeFailed() {
+	if m != nil {
+		m.tlsFailures.Inc()
 	}
 }
 

@@ -2,6 +2,7 @@ package zkwatch
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,8 +50,13 @@ type ServiceState struct {
 	Exists bool
 	// Instances are the decoded instances, healthy or not, sorted by ID.
 	Instances []Instance
-	// Invalid counts children whose payload did not decode.
+	// Invalid counts children that are not served because their payload
+	// did not decode or an ACL refuses zkdns read access to them.
 	Invalid int
+	// AccessDenied reports that an ACL refuses zkdns the service path
+	// itself (NoAuth): the service is served with no instances (NODATA)
+	// until the path is readable again.
+	AccessDenied bool
 }
 
 // Update is a change to the watched set, delivered to Options.Publish.
@@ -73,6 +79,14 @@ type Options struct {
 	SessionTimeout time.Duration
 	// Root is a chroot prefix added to every path ("" for none).
 	Root string
+	// Auth authenticates the session before anything is read; the zero
+	// value connects anonymously. It is re-sent after every reconnect.
+	Auth Auth
+	// TLS, when set, makes every connection to ZooKeeper a TLS connection
+	// (to the servers' secure client port) with this config; an empty
+	// ServerName means the host of the server being dialled. Nil means
+	// plain TCP. The Watcher does not modify it.
+	TLS *tls.Config
 	// Publish receives every change, from a single goroutine, in order. It
 	// must not block for long: it holds up the processing of watch events.
 	Publish func(Update)
@@ -122,6 +136,8 @@ type Watcher struct {
 	// badMu guards badLogged, written by concurrent reads.
 	badMu     sync.Mutex
 	badLogged map[string]int64 // full path → Mzxid whose decode error was logged
+
+	access accessState // paths an ACL refuses; written by concurrent reads
 }
 
 // Status is a point-in-time view of the ZooKeeper session.
@@ -151,6 +167,7 @@ type service struct {
 	full         string
 	discoveredBy string
 	exists       bool
+	denied       bool             // an ACL refuses the service path itself
 	nodes        map[string]*node // by child name
 }
 
@@ -174,6 +191,9 @@ func New(opts Options, spec Spec) (*Watcher, error) {
 	}
 	if opts.Publish == nil {
 		return nil, errors.New("zkwatch: Options.Publish is required")
+	}
+	if err := opts.Auth.check(); err != nil {
+		return nil, err
 	}
 	if opts.SessionTimeout <= 0 {
 		opts.SessionTimeout = 10 * time.Second
@@ -228,7 +248,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		zk.WithEventCallback(w.onEvent),
 		zk.WithLogger(zkLogger{w.logger}),
 		zk.WithMaxBufferSize(w.opts.MaxBufferSize),
-		zk.WithDialer(cappedDialer(w.opts.SessionTimeout*2/3)),
+		zk.WithDialer(w.dialer()),
 	)
 	if err != nil {
 		return fmt.Errorf("zkwatch: connect to %s: %w", strings.Join(w.opts.Servers, ","), err)
@@ -240,6 +260,19 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer func() {
 		stop()
 		conn.Close()
+	}()
+	if err := w.authenticate(ctx, conn); err != nil {
+		return nil // ctx ended before any server accepted the credentials
+	}
+	recheckCtx, cancelRecheck := context.WithCancel(ctx)
+	recheckDone := make(chan struct{})
+	go func() {
+		defer close(recheckDone)
+		w.recheckDenied(recheckCtx)
+	}()
+	defer func() {
+		cancelRecheck()
+		<-recheckDone
 	}()
 	for {
 		select {
@@ -284,7 +317,7 @@ func (w *Watcher) onEvent(ev zk.Event) {
 	}
 	w.opts.Metrics.event(kind)
 	w.mu.Lock()
-	if len(w.pending) == 0 {
+	if w.firstAt.IsZero() {
 		w.firstAt = time.Now()
 	}
 	w.pending[ev.Path] |= kind
@@ -480,7 +513,10 @@ func (w *Watcher) reconcile() *changes {
 	for _, spec := range want {
 		wanted[spec.spec.Name] = true
 		old, ok := w.services[spec.spec.Name]
-		if ok && old.spec == spec.spec && old.discoveredBy == spec.discoveredBy {
+		// A discovered service seen missing has no watch of its own (see
+		// listService): its root listing it again is the sign to re-list.
+		if ok && old.spec == spec.spec && old.discoveredBy == spec.discoveredBy &&
+			(old.exists || old.discoveredBy == "") {
 			continue
 		}
 		if ok {
@@ -703,10 +739,16 @@ func (w *Watcher) verify(ctx context.Context, events map[string]eventKind) {
 func (w *Watcher) listRoot(r *root) error {
 	w.acquire()
 	defer w.release()
-	children, exists, err := w.childrenOrExists(r.full)
+	children, exists, err := w.childrenOrExists(r.full, true)
+	if isDenied(err) {
+		w.deny(r.full, "", err)
+		r.exists, r.children = true, nil
+		return nil
+	}
 	if err != nil {
 		return err
 	}
+	w.allow(r.full)
 	r.exists = exists
 	sort.Strings(children)
 	r.children = children
@@ -718,12 +760,27 @@ func (w *Watcher) listRoot(r *root) error {
 // is new, and drops the ones that left.
 func (w *Watcher) listService(ctx context.Context, s *service) error {
 	w.acquire()
-	children, exists, err := w.childrenOrExists(s.full)
+	// A discovered service's creation is seen by its root's child watch;
+	// an exists watch on its missing path would outlive the service (this
+	// client cannot remove watches), one per service that ever left.
+	children, exists, err := w.childrenOrExists(s.full, s.discoveredBy == "")
 	w.release()
+	if isDenied(err) {
+		// Served as an existing service with no instances (NODATA), so
+		// the other services keep serving and this one answers cleanly.
+		w.deny(s.full, s.spec.Name, err)
+		s.exists, s.denied = true, true
+		for name := range s.nodes {
+			w.forgetNode(s.full + "/" + name)
+		}
+		clear(s.nodes)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	s.exists = exists
+	w.allow(s.full)
+	s.exists, s.denied = exists, false
 	present := make(map[string]bool, len(children))
 	var fresh []string
 	for _, c := range children {
@@ -759,8 +816,8 @@ func (w *Watcher) listService(ctx context.Context, s *service) error {
 }
 
 // childrenOrExists lists path under a child watch; a missing path gets an
-// exists watch instead, so its creation is seen.
-func (w *Watcher) childrenOrExists(full string) ([]string, bool, error) {
+// exists watch instead when watchCreation is set, so its creation is seen.
+func (w *Watcher) childrenOrExists(full string, watchCreation bool) ([]string, bool, error) {
 	for range 3 {
 		w.opts.Metrics.request(opChildrenWatch)
 		children, _, _, err := w.conn.ChildrenW(full)
@@ -769,6 +826,9 @@ func (w *Watcher) childrenOrExists(full string) ([]string, bool, error) {
 		}
 		if !errors.Is(err, zk.ErrNoNode) {
 			return nil, false, fmt.Errorf("zkwatch: list %s: %w", full, err)
+		}
+		if !watchCreation {
+			return nil, false, nil
 		}
 		w.opts.Metrics.request(opExistsWatch)
 		ok, _, _, err := w.conn.ExistsW(full)
@@ -791,12 +851,19 @@ func (w *Watcher) readNode(full string, spec ServiceSpec) (*node, error) {
 	w.opts.Metrics.request(opGetWatch)
 	data, st, _, err := w.conn.GetW(full)
 	w.release()
+	if isDenied(err) {
+		// Kept as an invalid instance, so the rest of the service is
+		// published and this one is not read again on every listing.
+		w.deny(full, spec.Name, err)
+		return &node{err: errAccessDenied}, nil
+	}
 	if err != nil {
 		if errors.Is(err, zk.ErrNoNode) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("zkwatch: read %s: %w", full, err)
 	}
+	w.allow(full)
 	n := &node{mzxid: st.Mzxid}
 	n.inst, n.err = Decode(spec.Format, spec.Endpoint, Node{
 		Name:  path.Base(full),
@@ -836,6 +903,9 @@ func (w *Watcher) forgetNode(full string) {
 	w.badMu.Lock()
 	delete(w.badLogged, full)
 	w.badMu.Unlock()
+	w.access.mu.Lock()
+	delete(w.access.denied, full)
+	w.access.mu.Unlock()
 }
 
 // onlyConnectionErrors passes on an error that a reconnect may cure and
@@ -951,6 +1021,7 @@ func (w *Watcher) dropService(s *service) {
 	for name := range s.nodes {
 		w.forgetNode(s.full + "/" + name)
 	}
+	w.forgetNode(s.full)
 }
 
 func (w *Watcher) full(p string) string {
@@ -961,7 +1032,7 @@ func (w *Watcher) full(p string) string {
 }
 
 func (s *service) state() ServiceState {
-	st := ServiceState{ServiceSpec: s.spec, DiscoveredBy: s.discoveredBy, Exists: s.exists}
+	st := ServiceState{ServiceSpec: s.spec, DiscoveredBy: s.discoveredBy, Exists: s.exists, AccessDenied: s.denied}
 	st.Instances = make([]Instance, 0, len(s.nodes))
 	for _, n := range s.nodes {
 		if n.err != nil {

@@ -589,6 +589,10 @@ func TestCheckAndVersion(t *testing.T) {
 	bad := filepath.Join(dir, "bad.toml")
 	os.WriteFile(good, []byte("[zookeeper]\nservers = [\"127.0.0.1:2181\"]\n[[service]]\nname = \"payments\"\npath = \"/services/payments\"\n"), 0o644)
 	os.WriteFile(bad, []byte("[zookeeper]\nservers = [\"127.0.0.1:2181\"]\n[[service]]\nname = \"Pay_ments\"\npath = \"/services/payments\"\nbogus = 1\n"), 0o644)
+	creds := filepath.Join(dir, "zk.auth")
+	os.WriteFile(creds, []byte("zkdns:secret\n"), 0o644)
+	openCreds := filepath.Join(dir, "open-creds.toml")
+	os.WriteFile(openCreds, []byte("[zookeeper]\nservers = [\"127.0.0.1:2181\"]\n[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = \""+creds+"\"\n"), 0o644)
 	cases := []struct {
 		name     string
 		args     []string
@@ -598,6 +602,7 @@ func TestCheckAndVersion(t *testing.T) {
 		{"good config", []string{"check", "-config", good}, 0, []string{"ok"}},
 		{"bad config", []string{"check", "-config", bad}, 1, []string{"bad.toml:4:", "bad.toml:6:", "bogus"}},
 		{"missing file", []string{"check", "-config", filepath.Join(dir, "nope.toml")}, 1, []string{"nope.toml"}},
+		{"credentials readable by others", []string{"check", "-config", openCreds}, 1, []string{"open-creds.toml", "chmod 600"}},
 		{"example config", []string{"check", "-config", "../../deploy/zkdns.example.toml"}, 0, []string{"ok"}},
 		{"version", []string{"version"}, 0, []string{"zkdns "}},
 		{"unknown command", []string{"frobnicate"}, 2, []string{"unknown command"}},

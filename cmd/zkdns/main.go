@@ -44,6 +44,8 @@ commands:
   serve   [-config FILE]                    run the daemon
   check   [-config FILE]                    validate a config file
   status  [-admin HOST:PORT] [-json]        services and instances as the running daemon sees them
+  register [flags]                          register this instance while healthy; deregister and drain on stop
+  deregister -pidfile FILE [-timeout D]     make a running register deregister, drain and exit; wait for it
   version                                   print the version
 
 FILE defaults to $ZKDNS_CONFIG, else ` + defaultConfig + `.
@@ -65,6 +67,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = check(rest, stdout, stderr)
 	case "status":
 		err = status(ctx, rest, stdout, stderr)
+	case "register":
+		err = register(ctx, rest, stderr)
+	case "deregister":
+		err = deregister(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "zkdns %s\n", versionString())
 	case "help", "-h", "-help", "--help":
@@ -154,6 +160,13 @@ func check(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		// One line per problem, each with file:line, so all can be fixed at once.
 		fmt.Fprintln(stderr, err)
+		return errSilent
+	}
+	// The credential and key files too: as systemd's ExecStartPre, check
+	// runs as the service user, so this catches a file the daemon could not
+	// read, or one readable by others.
+	if _, err := cfg.ZooKeeper.LoadSecurity(); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		return errSilent
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d services, %d discover paths)\n", path, len(cfg.Services), len(cfg.Discover))

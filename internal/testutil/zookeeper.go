@@ -53,6 +53,10 @@ type ZooKeeperOptions struct {
 	// Dir receives zoo.cfg, data/ and zk.log. Empty means a new directory
 	// under os.TempDir, which Stop removes; a Dir given here is kept.
 	Dir string
+
+	// TLS, when set, also serves clients over TLS on SecureAddr. Nil
+	// means plain TCP only.
+	TLS *ZooKeeperTLS
 }
 
 // ZooKeeper is a standalone ZooKeeper server on 127.0.0.1, run by
@@ -67,6 +71,12 @@ type ZooKeeper struct {
 	ownsDir bool
 	port    int
 	tick    time.Duration
+	// myid and peers make the server member myid of an ensemble (zk-local
+	// run-member); an empty peers means a standalone server.
+	myid  int
+	peers string
+	// secure is the TLS client port; nil without ZooKeeperOptions.TLS.
+	secure *secureClientPort
 
 	mu      sync.Mutex // guards proc and stopped; held across a whole restart
 	proc    *zkProcess // nil while the server is down
@@ -145,16 +155,16 @@ func StartZooKeeper(ctx context.Context, opts ZooKeeperOptions) (*ZooKeeper, err
 		defer cancel()
 	}
 
-	root, err := moduleRoot()
+	secure, err := newSecureClientPort(opts.TLS)
 	if err != nil {
 		return nil, err
 	}
-	script := filepath.Join(root, "scripts", "zk-local")
-	if out, err := exec.CommandContext(ctx, script, "install").CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("testutil: %s install: %w: %s", script, err, bytes.TrimSpace(out))
+	script, err := zkLocalScript(ctx)
+	if err != nil {
+		return nil, err
 	}
 
-	z := &ZooKeeper{script: script, tick: tick}
+	z := &ZooKeeper{script: script, tick: tick, secure: secure}
 	if opts.Dir == "" {
 		z.dir, err = os.MkdirTemp("", "zkdns-zookeeper-")
 		if err != nil {
@@ -173,6 +183,9 @@ func StartZooKeeper(ctx context.Context, opts ZooKeeperOptions) (*ZooKeeper, err
 	for attempt := 1; ; attempt++ {
 		z.port, err = freePort()
 		if err == nil {
+			err = z.secure.prepare(z.dir)
+		}
+		if err == nil {
 			err = z.launchLocked(ctx)
 		}
 		if err == nil {
@@ -187,6 +200,21 @@ func StartZooKeeper(ctx context.Context, opts ZooKeeperOptions) (*ZooKeeper, err
 		_ = os.RemoveAll(z.dir)
 	}
 	return nil, err
+}
+
+// zkLocalScript finds scripts/zk-local in the module that holds the
+// working directory and runs its install command, which installs the
+// Debian package zookeeper if it is missing.
+func zkLocalScript(ctx context.Context) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	script := filepath.Join(root, "scripts", "zk-local")
+	if out, err := exec.CommandContext(ctx, script, "install").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("testutil: %s install: %w: %s", script, err, bytes.TrimSpace(out))
+	}
+	return script, nil
 }
 
 // Addr returns the server's client address, 127.0.0.1:PORT. It stays the
@@ -332,8 +360,9 @@ func (z *ZooKeeper) launchLocked(ctx context.Context) error {
 	logStart := info.Size()
 
 	// Not CommandContext: ctx bounds the start, not the server's life.
-	cmd := exec.Command(z.script, "run", z.dir, strconv.Itoa(z.port))
+	cmd := exec.Command(z.script, z.runArgs()...)
 	cmd.Env = append(os.Environ(), "ZK_TICK_MS="+strconv.FormatInt(z.tick.Milliseconds(), 10))
+	cmd.Env = append(cmd.Env, z.secure.env()...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.SysProcAttr = childProcAttr()
@@ -363,6 +392,15 @@ func (z *ZooKeeper) launchLocked(ctx context.Context) error {
 		<-proc.done
 		return fmt.Errorf("testutil: zookeeper on %s did not become ready: %w\n%s", z.Addr(), err, logTail(logPath))
 	}
+}
+
+// runArgs are the zk-local arguments that run this server in the
+// foreground.
+func (z *ZooKeeper) runArgs() []string {
+	if z.peers == "" {
+		return []string{"run", z.dir, strconv.Itoa(z.port)}
+	}
+	return []string{"run-member", z.dir, strconv.Itoa(z.myid), strconv.Itoa(z.port), z.peers}
 }
 
 // terminateLocked stops the running JVM, if any, and waits until it is gone.

@@ -1,0 +1,519 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/zkdns/zkdns/conf"
+	"github.com/zkdns/zkdns/registrar"
+)
+
+// registerConfig is what `zkdns register` reads from its flags and its
+// optional TOML file; the TOML keys are the flag names in snake_case.
+type registerConfig struct {
+	Servers        serverList `toml:"servers"`
+	SessionTimeout duration   `toml:"session_timeout"`
+	AuthFile       string     `toml:"auth_file"`
+	Path           string     `toml:"path"`
+	ID             string     `toml:"id"`
+	Name           string     `toml:"name"`
+	Address        string     `toml:"address"`
+	Port           int        `toml:"port"`
+	Format         string     `toml:"format"`
+	Meta           metadata   `toml:"meta"`
+	Weight         int        `toml:"weight"`
+	Check          string     `toml:"check"`
+	Interval       duration   `toml:"interval"`
+	Timeout        duration   `toml:"timeout"`
+	Rise           int        `toml:"rise"`
+	Fall           int        `toml:"fall"`
+	Warmup         string     `toml:"warmup"`
+	WarmupRequests int        `toml:"warmup_requests"`
+	WarmupTimeout  duration   `toml:"warmup_timeout"`
+	Drain          duration   `toml:"drain"`
+	Pidfile        string     `toml:"pidfile"`
+}
+
+// registerFlags binds every flag of `zkdns register` to cfg, with the
+// values cfg holds as defaults, and configPath to -config.
+func registerFlags(cfg *registerConfig, configPath *string) *flag.FlagSet {
+	fs := flag.NewFlagSet("zkdns register", flag.ContinueOnError)
+	fs.StringVar(configPath, "config", *configPath, "TOML `file` with the same settings (keys in snake_case); flags override it")
+	fs.Var(&cfg.Servers, "servers", "ZooKeeper `host:port` list, comma-separated (required)")
+	fs.Var(&cfg.SessionTimeout, "session-timeout", "ZooKeeper session timeout (default 10s)")
+	fs.StringVar(&cfg.AuthFile, "auth-file", cfg.AuthFile, "`file` holding digest credentials user:password")
+	fs.StringVar(&cfg.Path, "path", cfg.Path, "the service's `znode`, e.g. /services/payments (required)")
+	fs.StringVar(&cfg.ID, "id", cfg.ID, "instance znode name (default address-port; serverset: member_N)")
+	fs.StringVar(&cfg.Name, "name", cfg.Name, "service name in curator and nerve payloads (default the last element of -path)")
+	fs.StringVar(&cfg.Address, "address", cfg.Address, "address clients reach the instance at (default this host's primary IP)")
+	fs.IntVar(&cfg.Port, "port", cfg.Port, "the instance's port (required)")
+	fs.StringVar(&cfg.Format, "format", cfg.Format, "payload format: curator, serverset, nerve or hostport (default curator)")
+	fs.Var(&cfg.Meta, "meta", "metadata `key=value`; repeat for more")
+	fs.IntVar(&cfg.Weight, "weight", cfg.Weight, "base SRV weight 1-65535 (default none, read as 100)")
+	fs.StringVar(&cfg.Check, "check", cfg.Check, "health check: http://…, https://…, tcp://host:port or exec:COMMAND (default none)")
+	fs.Var(&cfg.Interval, "interval", "time between health checks (default 2s)")
+	fs.Var(&cfg.Timeout, "timeout", "time limit of one health check (default 1s)")
+	fs.IntVar(&cfg.Rise, "rise", cfg.Rise, "passes in a row before registering (default 2)")
+	fs.IntVar(&cfg.Fall, "fall", cfg.Fall, "failures in a row before deregistering (default 3)")
+	fs.StringVar(&cfg.Warmup, "warmup", cfg.Warmup, "before the first registration: exec:COMMAND, or an http(s) URL to GET -warmup-requests times")
+	fs.IntVar(&cfg.WarmupRequests, "warmup-requests", cfg.WarmupRequests, "GETs of an HTTP warm-up (default 10)")
+	fs.Var(&cfg.WarmupTimeout, "warmup-timeout", "time limit of one warm-up attempt (default 1m)")
+	fs.Var(&cfg.Drain, "drain", "wait after deregistering, before exiting; 0 for none (default 10s)")
+	fs.StringVar(&cfg.Pidfile, "pidfile", cfg.Pidfile, "write the process id to `file` while running, for zkdns deregister")
+	return fs
+}
+
+// parseRegisterArgs reads the flags and the -config file they name; flags
+// win over the file. Errors wrap errUsage when the command line or the
+// file's content is at fault.
+func parseRegisterArgs(args []string, stderr io.Writer) (registerConfig, error) {
+	var (
+		cfg        registerConfig
+		configPath string
+	)
+	// The first pass only finds -config, so that the file can be read
+	// before the flags that override it.
+	fs := registerFlags(&registerConfig{}, &configPath)
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return cfg, errUsage
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("%w: zkdns register: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if configPath != "" {
+		if err := loadRegisterConfig(configPath, &cfg); err != nil {
+			return cfg, err
+		}
+	}
+	fs = registerFlags(&cfg, &configPath)
+	fs.SetOutput(io.Discard) // the first pass reported any problem
+	if err := fs.Parse(args); err != nil {
+		return cfg, fmt.Errorf("%w: zkdns register: %v", errUsage, err)
+	}
+	return cfg, nil
+}
+
+// tomlLastKey matches the position toml gives in its type errors.
+var tomlLastKey = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
+
+// loadRegisterConfig decodes the TOML file at path onto cfg. Unknown keys
+// are errors, each with its file:line.
+func loadRegisterConfig(path string, cfg *registerConfig) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("register config: %w", err)
+	}
+	md, err := toml.Decode(string(data), cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return fmt.Errorf("%w: %s:%d: %s", errUsage, path, perr.Position.Line, perr.Message)
+		}
+		if m := tomlLastKey.FindStringSubmatch(err.Error()); m != nil {
+			return fmt.Errorf("%w: %s:%s: %s: %s", errUsage, path, m[1], m[2], m[3])
+		}
+		return fmt.Errorf("%w: %s: %v", errUsage, path, err)
+	}
+	var problems []string
+	var reported []toml.Key
+	for _, key := range md.Undecoded() {
+		// A table nobody knows reports each of its keys too: name the
+		// table once.
+		if slices.ContainsFunc(reported, func(r toml.Key) bool { return isPrefix(r, key) }) {
+			continue
+		}
+		reported = append(reported, key)
+		where := path
+		if line := keyLine(data, key); line > 0 {
+			where += ":" + strconv.Itoa(line)
+		}
+		problems = append(problems, fmt.Sprintf("%s: unknown key %q (known keys are the flag names in snake_case, such as session_timeout)", where, key.String()))
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+func isPrefix(prefix, key toml.Key) bool {
+	return len(prefix) <= len(key) && slices.Equal(prefix, key[:len(prefix)])
+}
+
+// keyLine finds the line that defines key: each of its parts in turn, as
+// a table header or a key, from where the previous part was found. It
+// returns 0 when the layout is too unusual to follow.
+func keyLine(data []byte, key toml.Key) int {
+	lines := strings.Split(string(data), "\n")
+	line := 0
+	for _, part := range key {
+		re := regexp.MustCompile(`^\s*\[*\s*("` + regexp.QuoteMeta(part) + `"|'` + regexp.QuoteMeta(part) + `'|` + regexp.QuoteMeta(part) + `)\s*[\].=]`)
+		found := false
+		for i := max(line-1, 0); i < len(lines); i++ {
+			if re.MatchString(lines[i]) {
+				line, found = i+1, true
+				break
+			}
+		}
+		if !found {
+			return 0
+		}
+	}
+	return line
+}
+
+// options turns the parsed settings into registrar options, checking what
+// the registrar cannot know came from flags.
+func (cfg *registerConfig) options() (registrar.Options, error) {
+	var missing []string
+	if len(cfg.Servers) == 0 {
+		missing = append(missing, "-servers")
+	}
+	if cfg.Path == "" {
+		missing = append(missing, "-path")
+	}
+	if cfg.Port == 0 {
+		missing = append(missing, "-port")
+	}
+	if len(missing) > 0 {
+		return registrar.Options{}, fmt.Errorf("%w: zkdns register: missing %s (as flags or in the -config file)", errUsage, strings.Join(missing, ", "))
+	}
+	for name, d := range map[string]duration{
+		"session-timeout": cfg.SessionTimeout, "interval": cfg.Interval,
+		"timeout": cfg.Timeout, "warmup-timeout": cfg.WarmupTimeout,
+	} {
+		if d.set && d.d <= 0 {
+			return registrar.Options{}, fmt.Errorf("%w: zkdns register: -%s must be positive, not %v", errUsage, name, d.d)
+		}
+	}
+	opts := registrar.Options{
+		Servers:        cfg.Servers,
+		SessionTimeout: cfg.SessionTimeout.d,
+		Path:           cfg.Path,
+		ID:             cfg.ID,
+		Name:           cfg.Name,
+		Address:        cfg.Address,
+		Port:           cfg.Port,
+		Format:         cfg.Format,
+		Metadata:       cfg.Meta,
+		Weight:         cfg.Weight,
+		Check:          cfg.Check,
+		Interval:       cfg.Interval.d,
+		Timeout:        cfg.Timeout.d,
+		Rise:           cfg.Rise,
+		Fall:           cfg.Fall,
+		Warmup:         cfg.Warmup,
+		WarmupRequests: cfg.WarmupRequests,
+		WarmupTimeout:  cfg.WarmupTimeout.d,
+		Drain:          cfg.Drain.d,
+	}
+	switch {
+	case cfg.Drain.set && cfg.Drain.d < 0:
+		return registrar.Options{}, fmt.Errorf("%w: zkdns register: -drain must not be negative", errUsage)
+	case cfg.Drain.set && cfg.Drain.d == 0:
+		opts.Drain = registrar.NoDrain
+	}
+	if cfg.AuthFile != "" {
+		creds, err := readAuthFile(cfg.AuthFile)
+		if err != nil {
+			return registrar.Options{}, err
+		}
+		opts.Auth = &registrar.Auth{Scheme: "digest", Credentials: creds}
+	}
+	return opts, nil
+}
+
+// readAuthFile reads digest credentials, user:password on one line. Like
+// zkdns serve's credentials_file, a file that group or others can access
+// is refused. Errors never quote the file: it holds a password.
+func readAuthFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("zkdns register: -auth-file: %w", err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return "", fmt.Errorf("zkdns register: -auth-file: %w", err)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		return "", fmt.Errorf("%w: zkdns register: -auth-file %s is accessible by group or others (mode %04o); chmod 600 it",
+			errUsage, path, perm)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
+	if err != nil {
+		return "", fmt.Errorf("zkdns register: -auth-file: %w", err)
+	}
+	creds := strings.TrimRight(string(b), "\r\n")
+	if user, _, ok := strings.Cut(creds, ":"); !ok || user == "" || strings.ContainsAny(creds, "\n\r") {
+		return "", fmt.Errorf("%w: zkdns register: -auth-file %s must hold one line, user:password", errUsage, path)
+	}
+	return creds, nil
+}
+
+// register runs `zkdns register`. A usage error is printed here, since
+// run prints only runtime errors.
+func register(ctx context.Context, args []string, stderr io.Writer) error {
+	return printUsageError(runRegister(ctx, args, stderr), stderr)
+}
+
+// deregister runs `zkdns deregister`.
+func deregister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return printUsageError(runDeregister(ctx, args, stdout, stderr), stderr)
+}
+
+// printUsageError prints the message of a usage error that carries one
+// and returns errUsage for it; other errors pass through.
+func printUsageError(err error, stderr io.Writer) error {
+	if errors.Is(err, errUsage) && err != errUsage {
+		fmt.Fprintln(stderr, strings.TrimPrefix(err.Error(), errUsage.Error()+": "))
+		return errUsage
+	}
+	return err
+}
+
+func runRegister(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := parseRegisterArgs(args, stderr)
+	if err != nil {
+		return err
+	}
+	opts, err := cfg.options()
+	if err != nil {
+		return err
+	}
+	opts.Logger = newLogger(conf.Log{Level: "info", Format: "text"}, new(slog.LevelVar), stderr)
+	r, err := registrar.New(opts)
+	if errors.Is(err, registrar.ErrInvalidOptions) {
+		return fmt.Errorf("%w: zkdns register: %v", errUsage, err)
+	}
+	if err != nil {
+		return err
+	}
+	if cfg.Pidfile != "" {
+		remove, err := writePidfile(cfg.Pidfile)
+		if err != nil {
+			return err
+		}
+		defer remove()
+	}
+	return r.Run(ctx)
+}
+
+// writePidfile records this process's id at path, refusing when another
+// running registrar holds it, and returns the function that removes it
+// again (only while it still names this process).
+func writePidfile(path string) (remove func(), err error) {
+	if pid, err := readPidfile(path); err == nil && pid != os.Getpid() && isRegistrar(pid) {
+		return nil, fmt.Errorf("pidfile %s: zkdns register (pid %d) is already running with it", path, pid)
+	}
+	self := strconv.Itoa(os.Getpid()) + "\n"
+	// Written whole and renamed into place, so deregister never reads half.
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return nil, fmt.Errorf("pidfile: %w", err)
+	}
+	_, err = tmp.WriteString(self)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp.Name(), 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("pidfile: %w", err)
+	}
+	return func() {
+		if b, err := os.ReadFile(path); err == nil && string(b) == self {
+			os.Remove(path)
+		}
+	}, nil
+}
+
+func readPidfile(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("pidfile %s does not hold a process id", path)
+	}
+	return pid, nil
+}
+
+// running reports whether pid is a live process; a zombie, which has
+// exited and only waits for its parent, counts as gone.
+func running(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	// The state follows the command name, which is in parentheses and may
+	// itself contain spaces or parentheses.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 && i+2 < len(stat) {
+		return stat[i+2] != 'Z' && stat[i+2] != 'X'
+	}
+	return true
+}
+
+// isRegistrar reports whether pid is a running `zkdns register`, so that a
+// pidfile left by a crash never gets an unrelated process that reused the
+// id signalled. Without /proc to ask, a running pid is trusted.
+func isRegistrar(pid int) bool {
+	if !running(pid) {
+		return false
+	}
+	cmdline, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil {
+		return errors.Is(err, os.ErrPermission)
+	}
+	return slices.Contains(strings.Split(string(cmdline), "\x00"), "register")
+}
+
+// deregisterPoll is how often deregister looks whether the registrar has
+// exited.
+const deregisterPoll = 50 * time.Millisecond
+
+func runDeregister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("zkdns deregister", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pidfile := fs.String("pidfile", "", "the `file` zkdns register -pidfile writes (required)")
+	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the registrar to drain and exit")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("%w: zkdns deregister: unexpected argument %q", errUsage, fs.Arg(0))
+	case *pidfile == "":
+		return fmt.Errorf("%w: zkdns deregister: -pidfile is required", errUsage)
+	case *timeout <= 0:
+		return fmt.Errorf("%w: zkdns deregister: -timeout must be positive", errUsage)
+	}
+	pid, err := readPidfile(*pidfile)
+	if errors.Is(err, os.ErrNotExist) {
+		// The registrar removes its pidfile on exit: nothing left to do,
+		// which a preStop hook run twice must not treat as a failure.
+		fmt.Fprintf(stdout, "zkdns deregister: %s does not exist; no registrar is running with it\n", *pidfile)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !running(pid) {
+		fmt.Fprintf(stdout, "zkdns deregister: pid %d from %s is not running\n", pid, *pidfile)
+		return nil
+	}
+	if !isRegistrar(pid) {
+		return fmt.Errorf("pid %d from %s is not a zkdns register; a stale pidfile? (not signalled)", pid, *pidfile)
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("signal pid %d from %s: %w", pid, *pidfile, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	tick := time.NewTicker(deregisterPoll)
+	defer tick.Stop()
+	for running(pid) {
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("zkdns register (pid %d) still running %v after SIGTERM; raise -timeout above its -drain", pid, *timeout)
+			}
+			return fmt.Errorf("interrupted while zkdns register (pid %d) drains", pid)
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// serverList is a flag and TOML value: a comma-separated list on the
+// command line, an array of strings in the file.
+type serverList []string
+
+func (l *serverList) String() string { return strings.Join(*l, ",") }
+
+func (l *serverList) Set(s string) error {
+	*l = nil
+	for part := range strings.SplitSeq(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
+	if len(*l) == 0 {
+		return errors.New("no servers given")
+	}
+	return nil
+}
+
+// metadata collects repeated -meta key=value flags; on top of the file's
+// [meta] table, a flag replaces only its own key.
+type metadata map[string]string
+
+func (m *metadata) String() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(*m)) {
+		parts = append(parts, k+"="+(*m)[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+func (m *metadata) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("%q is not key=value", s)
+	}
+	if *m == nil {
+		*m = metadata{}
+	}
+	(*m)[k] = v
+	return nil
+}
+
+// duration is a flag and TOML value ("10s") that remembers whether it was
+// given, so that an explicit 0 can mean something other than the default.
+type duration struct {
+	d   time.Duration
+	set bool
+}
+
+func (d *duration) String() string {
+	if !d.set {
+		return ""
+	}
+	return d.d.String()
+}
+
+func (d *duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 500ms, 10s or 1m", s)
+	}
+	d.d, d.set = v, true
+	return nil
+}
+
+func (d *duration) UnmarshalText(b []byte) error { return d.Set(string(b)) }

@@ -1,0 +1,642 @@
+package main
+
+// End-to-end tests of zkdns register and deregister: the real binary
+// registering a tiny HTTP service in a real ZooKeeper, observed through
+// the real zkdns serve, plus the parsing of register's flags and file.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/zkdns/zkdns/registrar"
+)
+
+// runningRegistrar is a running `zkdns register`.
+type runningRegistrar struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the process has exited
+	err  error         // its exit status, set before done closes
+
+	mu   sync.Mutex // guards logs
+	logs strings.Builder
+}
+
+func (r *runningRegistrar) logText() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.logs.String()
+}
+
+// startRegistrar runs zkdns register with args; it is killed when the test
+// ends if it is still running.
+func startRegistrar(t *testing.T, args ...string) *runningRegistrar {
+	t.Helper()
+	cmd := exec.Command(zkdnsBin, append([]string{"register"}, args...)...)
+	// The race detector holds an exiting process for a second, which
+	// would hide a missing drain from the rolling-restart test.
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	r := &runningRegistrar{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			r.mu.Lock()
+			r.logs.WriteString(sc.Text() + "\n")
+			r.mu.Unlock()
+		}
+		r.err = cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-r.done
+		}
+	})
+	return r
+}
+
+func (r *runningRegistrar) exited() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for the registrar to exit and returns its exit status.
+func (r *runningRegistrar) wait(t *testing.T) error {
+	t.Helper()
+	select {
+	case <-r.done:
+		return r.err
+	case <-time.After(waitLimit):
+		t.Fatalf("zkdns register did not exit; logs:\n%s", r.logText())
+		return nil
+	}
+}
+
+// httpService is the tiny service under test: / answers who it is,
+// /health answers 200 or 503 as the test says.
+type httpService struct {
+	srv     *http.Server
+	addr    string
+	healthy atomic.Bool
+	served  chan struct{}
+}
+
+// startHTTPService serves on addr ("127.0.0.1:0" for a free port) until
+// stop or the end of the test.
+func startHTTPService(t *testing.T, addr string, healthy bool) *httpService {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen %s: %v", addr, err)
+	}
+	s := &httpService{addr: ln.Addr().String(), served: make(chan struct{})}
+	s.healthy.Store(healthy)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/health", func(w http.ResponseWriter, _ *http.Request) {
+		if !s.healthy.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "hello from", s.addr)
+	})
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		defer close(s.served)
+		_ = s.srv.Serve(ln)
+	}()
+	t.Cleanup(func() { s.stop(t) })
+	return s
+}
+
+// stop stops accepting and waits for the requests in flight.
+func (s *httpService) stop(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	if err := s.srv.Shutdown(ctx); err != nil {
+		t.Errorf("HTTP service shutdown: %v", err)
+	}
+	<-s.served
+}
+
+func (s *httpService) port() string {
+	_, port, _ := net.SplitHostPort(s.addr)
+	return port
+}
+
+// registerConfigFor is a zkdns serve config watching one curator
+// service, svc, at path, with a 1 s TTL so that clients re-resolve often.
+func registerServeConfig(path string) string {
+	return `
+[zookeeper]
+servers = ["%ZK%"]
+session_timeout = "5s"
+[dns]
+listen = ["127.0.0.1:0"]
+ttl = "1s"
+[admin]
+listen = ""
+[[service]]
+name = "svc"
+path = "` + path + `"
+format = "auto"
+`
+}
+
+// srvTargets is the SRV answer for svc.local as sorted "port" strings.
+func srvPorts(t *testing.T, server string) []string {
+	t.Helper()
+	r := query(t, server, "svc.local", dns.TypeSRV, false)
+	var ports []string
+	for _, rr := range r.Answer {
+		if srv, ok := rr.(*dns.SRV); ok {
+			ports = append(ports, strconv.Itoa(int(srv.Port)))
+		}
+	}
+	return ports
+}
+
+func TestRegisterLifecycle(t *testing.T) {
+	base := "/" + t.Name() + "/svc"
+	d := startDaemon(t, zkServer.Addr(), registerServeConfig(base))
+	svc := startHTTPService(t, "127.0.0.1:0", false)
+	pidfile := filepath.Join(t.TempDir(), "register.pid")
+	const drain = 1500 * time.Millisecond
+	reg := startRegistrar(t,
+		"-servers", zkServer.Addr(), "-session-timeout", "2s",
+		"-path", base, "-address", "127.0.0.1", "-port", svc.port(),
+		"-check", "http://"+svc.addr+"/health", "-interval", "100ms", "-rise", "2", "-fall", "2",
+		"-meta", "zone=a", "-drain", drain.String(), "-pidfile", pidfile)
+
+	t.Run("not registered while the health check fails", func(t *testing.T) {
+		eventually(t, "the failing check logged", func() (bool, string) {
+			return strings.Contains(reg.logText(), "not ready"), reg.logText()
+		})
+		for range 10 { // a second of checks
+			if ports := srvPorts(t, d.dns); len(ports) != 0 {
+				t.Fatalf("svc.local answers %v while the health check fails", ports)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	t.Run("registered once the check rises", func(t *testing.T) {
+		svc.healthy.Store(true)
+		eventually(t, "svc in DNS", func() (bool, string) {
+			ports := srvPorts(t, d.dns)
+			return len(ports) == 1 && ports[0] == svc.port(), fmt.Sprint(ports)
+		})
+		r := query(t, d.dns, "127-0-0-1-"+svc.port()+".svc.local", dns.TypeTXT, false)
+		if got := answers(r); !strings.Contains(got, `"format=curator"`) || !strings.Contains(got, `"zone=a"`) {
+			t.Errorf("TXT of the instance:\n%s", got)
+		}
+		if b, err := os.ReadFile(pidfile); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(reg.cmd.Process.Pid) {
+			t.Errorf("pidfile holds %q (%v), want pid %d", b, err, reg.cmd.Process.Pid)
+		}
+	})
+
+	t.Run("fall removes it from DNS", func(t *testing.T) {
+		svc.healthy.Store(false)
+		eventually(t, "svc gone from DNS", func() (bool, string) {
+			ports := srvPorts(t, d.dns)
+			return len(ports) == 0, fmt.Sprint(ports)
+		})
+		if logs := reg.logText(); !strings.Contains(logs, "msg=unhealthy") || !strings.Contains(logs, "reason=unhealthy") {
+			t.Errorf("logs do not say why it was removed:\n%s", logs)
+		}
+	})
+
+	t.Run("recovery brings it back", func(t *testing.T) {
+		svc.healthy.Store(true)
+		eventually(t, "svc back in DNS", func() (bool, string) {
+			ports := srvPorts(t, d.dns)
+			return len(ports) == 1, fmt.Sprint(ports)
+		})
+	})
+
+	t.Run("SIGTERM leaves DNS before the process exits, which is after the drain", func(t *testing.T) {
+		signalled := time.Now()
+		if err := reg.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "svc gone from DNS", func() (bool, string) {
+			ports := srvPorts(t, d.dns)
+			return len(ports) == 0, fmt.Sprint(ports)
+		})
+		if reg.exited() {
+			t.Errorf("the registrar exited before its instance left DNS")
+		}
+		if err := reg.wait(t); err != nil {
+			t.Fatalf("zkdns register exited with %v after SIGTERM; logs:\n%s", err, reg.logText())
+		}
+		if took := time.Since(signalled); took < drain {
+			t.Errorf("exited %v after SIGTERM, before the %v drain was over", took, drain)
+		}
+		if _, err := os.Stat(pidfile); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("pidfile still there after exit: %v", err)
+		}
+	})
+}
+
+func TestRegisterKilledLeavesWithItsSession(t *testing.T) {
+	base := "/" + t.Name() + "/svc"
+	d := startDaemon(t, zkServer.Addr(), registerServeConfig(base))
+	pidfile := filepath.Join(t.TempDir(), "register.pid")
+	reg := startRegistrar(t, "-servers", zkServer.Addr(), "-session-timeout", "1s",
+		"-path", base, "-address", "192.0.2.7", "-port", "8080", "-format", "hostport", "-pidfile", pidfile)
+	eventually(t, "svc in DNS", func() (bool, string) {
+		ports := srvPorts(t, d.dns)
+		return len(ports) == 1, fmt.Sprint(ports)
+	})
+	if err := reg.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "svc gone once the session timed out", func() (bool, string) {
+		ports := srvPorts(t, d.dns)
+		return len(ports) == 0, fmt.Sprint(ports)
+	})
+	_ = reg.wait(t)
+
+	// The killed registrar left its pidfile; deregister must see that
+	// nothing runs with it rather than fail or signal a stranger.
+	out, err := exec.Command(zkdnsBin, "deregister", "-pidfile", pidfile).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "not running") {
+		t.Errorf("zkdns deregister on a stale pidfile: %v\n%s", err, out)
+	}
+}
+
+// rollingClient resolves svc.local through zkdns, honouring the TTL of
+// the answer, and sends HTTP requests to its instances in turn.
+type rollingClient struct {
+	dnsServer string
+	http      *http.Client
+
+	targets []string // host:port
+	expires time.Time
+	next    int
+
+	requests, failures int
+	firstFailures      []string
+}
+
+func (c *rollingClient) resolve() ([]string, error) {
+	if time.Now().Before(c.expires) {
+		return c.targets, nil
+	}
+	m := new(dns.Msg)
+	m.SetQuestion("svc.local.", dns.TypeSRV)
+	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, c.dnsServer)
+	if err != nil {
+		return nil, err
+	}
+	glue := map[string]string{}
+	for _, rr := range r.Extra {
+		if a, ok := rr.(*dns.A); ok {
+			glue[a.Hdr.Name] = a.A.String()
+		}
+	}
+	var targets []string
+	ttl := uint32(60)
+	for _, rr := range r.Answer {
+		srv, ok := rr.(*dns.SRV)
+		if !ok {
+			continue
+		}
+		ttl = min(ttl, srv.Hdr.Ttl)
+		if ip, ok := glue[srv.Target]; ok {
+			targets = append(targets, net.JoinHostPort(ip, strconv.Itoa(int(srv.Port))))
+		}
+	}
+	if len(targets) == 0 {
+		return nil, fmt.Errorf("svc.local has no instances: %s", r)
+	}
+	c.targets, c.expires = targets, time.Now().Add(time.Duration(ttl)*time.Second)
+	return targets, nil
+}
+
+// once sends one request and records how it went.
+func (c *rollingClient) once() {
+	c.requests++
+	err := func() error {
+		targets, err := c.resolve()
+		if err != nil {
+			return err
+		}
+		target := targets[c.next%len(targets)]
+		c.next++
+		resp, err := c.http.Get("http://" + target + "/")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", target, resp.Status)
+		}
+		return nil
+	}()
+	if err != nil {
+		c.failures++
+		if len(c.firstFailures) < 5 {
+			c.firstFailures = append(c.firstFailures, time.Now().Format("15:04:05.000")+" "+err.Error())
+		}
+	}
+}
+
+func TestRollingRestartLosesNoRequest(t *testing.T) {
+	base := "/" + t.Name() + "/svc"
+	d := startDaemon(t, zkServer.Addr(), registerServeConfig(base))
+	dir := t.TempDir()
+	const drain = "2s" // twice the 1 s TTL
+
+	type instance struct {
+		svc     *httpService
+		reg     *runningRegistrar
+		pidfile string
+	}
+	startInstance := func(addr, pidfile string) instance {
+		svc := startHTTPService(t, addr, true)
+		reg := startRegistrar(t, "-servers", zkServer.Addr(), "-session-timeout", "2s",
+			"-path", base, "-address", "127.0.0.1", "-port", svc.port(),
+			"-check", "http://"+svc.addr+"/health", "-interval", "100ms", "-rise", "1",
+			"-drain", drain, "-pidfile", pidfile)
+		return instance{svc: svc, reg: reg, pidfile: pidfile}
+	}
+	bothServed := func(a, b instance) {
+		t.Helper()
+		eventually(t, "both instances in DNS", func() (bool, string) {
+			ports := srvPorts(t, d.dns)
+			return len(ports) == 2 && ports[0] != ports[1] &&
+				(ports[0] == a.svc.port() || ports[0] == b.svc.port()) &&
+				(ports[1] == a.svc.port() || ports[1] == b.svc.port()), fmt.Sprint(ports)
+		})
+	}
+	instances := []instance{
+		startInstance("127.0.0.1:0", filepath.Join(dir, "a.pid")),
+		startInstance("127.0.0.1:0", filepath.Join(dir, "b.pid")),
+	}
+	bothServed(instances[0], instances[1])
+
+	client := &rollingClient{
+		dnsServer: d.dns,
+		http:      &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}},
+	}
+	stop := make(chan struct{})
+	clientDone := make(chan struct{})
+	go func() {
+		defer close(clientDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			client.once()
+			// A pause keeps the loop from running the host out of
+			// ephemeral ports (one connection per request).
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		<-clientDone
+	}()
+	time.Sleep(500 * time.Millisecond) // traffic to both before the first restart
+
+	// restarts stops instance i's registrar one of two ways: by SIGTERM,
+	// or through zkdns deregister as a preStop hook would.
+	restarts := []struct {
+		name string
+		stop func(t *testing.T, in instance)
+	}{
+		{"SIGTERM", func(t *testing.T, in instance) {
+			if err := in.reg.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"zkdns deregister", func(t *testing.T, in instance) {
+			began := time.Now()
+			out, err := exec.Command(zkdnsBin, "deregister", "-pidfile", in.pidfile, "-timeout", "20s").CombinedOutput()
+			if err != nil {
+				t.Fatalf("zkdns deregister: %v\n%s", err, out)
+			}
+			// As a preStop hook it must return only once the registrar
+			// has drained and exited.
+			if took := time.Since(began); took < 2*time.Second || running(in.reg.cmd.Process.Pid) {
+				t.Errorf("zkdns deregister returned after %v, before the 2s drain was over or the registrar exited", took)
+			}
+		}},
+	}
+	for i, rs := range restarts {
+		in := instances[i]
+		rs.stop(t, in)
+		if err := in.reg.wait(t); err != nil {
+			t.Fatalf("registrar %d (%s) exited with %v; logs:\n%s", i, rs.name, err, in.reg.logText())
+		}
+		in.svc.stop(t)
+		// A real service takes a while to start again. Clients that still
+		// had it in a cached answer would hit the closed port meanwhile;
+		// the drain is what keeps them away.
+		time.Sleep(time.Second)
+		instances[i] = startInstance(in.svc.addr, in.pidfile)
+		bothServed(instances[0], instances[1])
+	}
+	time.Sleep(500 * time.Millisecond) // traffic to both after the last restart
+	close(stop)
+	<-clientDone
+
+	t.Logf("rolling restart of 2 instances: %d requests, %d failed", client.requests, client.failures)
+	if client.requests < 100 {
+		t.Errorf("only %d requests were sent: the client did not run through the restarts", client.requests)
+	}
+	if client.failures != 0 {
+		t.Errorf("%d of %d requests failed; first: %s", client.failures, client.requests, strings.Join(client.firstFailures, "; "))
+	}
+}
+
+func TestRegisterCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	badKey := filepath.Join(dir, "bad.toml")
+	writeFile(t, badKey, "servers = [\"127.0.0.1:2181\"]\npath = \"/s\"\nport = 80\n\nbogus = 1\n")
+	badType := filepath.Join(dir, "type.toml")
+	writeFile(t, badType, "servers = [\"127.0.0.1:2181\"]\npath = \"/s\"\nport = \"eighty\"\n")
+	tests := []struct {
+		name     string
+		args     []string
+		code     int
+		contains string
+	}{
+		{"register without required flags", []string{"register"}, 2, "missing -servers, -path, -port"},
+		{"register with a bad check", []string{"register", "-servers", "127.0.0.1:1", "-path", "/s", "-port", "80", "-check", "ping://x"}, 2, "want http://"},
+		{"register with an unknown config key", []string{"register", "-config", badKey}, 2, "bad.toml:5: unknown key \"bogus\""},
+		{"register with a mistyped config value", []string{"register", "-config", badType}, 2, "type.toml:3:"},
+		{"register with an unreadable config", []string{"register", "-config", filepath.Join(dir, "none.toml")}, 1, "none.toml"},
+		{"register with a stray argument", []string{"register", "-port", "80", "extra"}, 2, "unexpected argument"},
+		{"deregister without pidfile", []string{"deregister"}, 2, "-pidfile is required"},
+		{"deregister with no pidfile on disk", []string{"deregister", "-pidfile", filepath.Join(dir, "none.pid")}, 0, "no registrar is running"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := exec.Command(zkdnsBin, tc.args...).CombinedOutput()
+			code := 0
+			var exitErr *exec.ExitError
+			if errors.As(err, &exitErr) {
+				code = exitErr.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code || !strings.Contains(string(out), tc.contains) {
+				t.Errorf("exit %d, want %d with %q; output:\n%s", code, tc.code, tc.contains, out)
+			}
+		})
+	}
+}
+
+func TestParseRegisterArgs(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "register.toml")
+	writeFile(t, file, `
+servers = ["192.0.2.1:2181", "192.0.2.2:2181"]
+session_timeout = "4s"
+path = "/services/payments"
+port = 8080
+format = "serverset"
+check = "tcp://127.0.0.1:8080"
+rise = 4
+drain = "3s"
+[meta]
+zone = "a"
+rack = "r1"
+`)
+	authFile := filepath.Join(dir, "zk.auth")
+	writeFile(t, authFile, "registrar:s3cret\n")
+	if err := os.Chmod(authFile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		check func(t *testing.T, o registrar.Options)
+	}{
+		{"file alone", []string{"-config", file}, func(t *testing.T, o registrar.Options) {
+			if strings.Join(o.Servers, ",") != "192.0.2.1:2181,192.0.2.2:2181" || o.SessionTimeout != 4*time.Second ||
+				o.Path != "/services/payments" || o.Port != 8080 || o.Format != "serverset" || o.Rise != 4 ||
+				o.Drain != 3*time.Second || o.Metadata["zone"] != "a" || o.Check != "tcp://127.0.0.1:8080" {
+				t.Errorf("options %+v", o)
+			}
+		}},
+		{"flags override the file, -meta key by key", []string{"-config", file, "-servers", "192.0.2.3:2181", "-port", "9090", "-meta", "zone=b", "-rise", "1"},
+			func(t *testing.T, o registrar.Options) {
+				if strings.Join(o.Servers, ",") != "192.0.2.3:2181" || o.Port != 9090 || o.Rise != 1 ||
+					o.Metadata["zone"] != "b" || o.Metadata["rack"] != "r1" || o.Format != "serverset" {
+					t.Errorf("options %+v", o)
+				}
+			}},
+		{"flags alone, defaults left zero", []string{"-servers", "192.0.2.1:2181,192.0.2.2:2181", "-path", "/p", "-port", "80"},
+			func(t *testing.T, o registrar.Options) {
+				if len(o.Servers) != 2 || o.Drain != 0 || o.Interval != 0 || o.Auth != nil {
+					t.Errorf("options %+v", o)
+				}
+			}},
+		{"-drain 0 means no drain", []string{"-config", file, "-drain", "0"}, func(t *testing.T, o registrar.Options) {
+			if o.Drain != registrar.NoDrain {
+				t.Errorf("Drain = %v, want NoDrain", o.Drain)
+			}
+		}},
+		{"auth file", []string{"-config", file, "-auth-file", authFile}, func(t *testing.T, o registrar.Options) {
+			if o.Auth == nil || o.Auth.Scheme != "digest" || o.Auth.Credentials != "registrar:s3cret" {
+				t.Errorf("Auth = %+v", o.Auth)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseRegisterArgs(tc.args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts, err := cfg.options()
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, opts)
+		})
+	}
+
+	errTests := []struct {
+		name    string
+		file    string // after three lines of servers, path and port
+		args    []string
+		wantErr string
+	}{
+		{"unknown table", "[metadata]\nzone = \"a\"\n", nil, `r.toml:4: unknown key "metadata"`},
+		{"unknown key in the middle", "\nrize = 2\nfall = 1\n", nil, `r.toml:5: unknown key "rize"`},
+		{"zero interval flag", "[meta]\nzone = \"a\"\n", []string{"-interval", "0s"}, "-interval must be positive"},
+		{"bad duration", "interval = \"soon\"\n", nil, "r.toml:4:"},
+		{"negative drain", "drain = \"-1s\"\n", nil, "-drain must not be negative"},
+		{"auth file with two lines", "", []string{"-auth-file", filepath.Join(dir, "two.auth")}, "must hold one line"},
+		{"auth file readable by others", "", []string{"-auth-file", filepath.Join(dir, "open.auth")}, "chmod 600"},
+	}
+	writeFile(t, filepath.Join(dir, "two.auth"), "registrar:a\nregistrar:b\n")
+	writeFile(t, filepath.Join(dir, "open.auth"), "registrar:s3cret\n")
+	if err := os.Chmod(filepath.Join(dir, "two.auth"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, "open.auth"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range errTests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := filepath.Join(t.TempDir(), "r.toml")
+			writeFile(t, f, "servers = [\"192.0.2.1:2181\"]\npath = \"/p\"\nport = 80\n"+tc.file)
+			cfg, err := parseRegisterArgs(append([]string{"-config", f}, tc.args...), io.Discard)
+			if err == nil {
+				_, err = cfg.options()
+			}
+			if err == nil || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("error %v, want a usage error containing %q", err, tc.wantErr)
+			}
+			if err != nil && strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error quotes the credentials: %v", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,163 @@
+package conf
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+)
+
+// ZooKeeperSecurity is what [zookeeper.auth] and [zookeeper.tls] point at,
+// read from disk and checked. Its zero value means an anonymous session
+// over plain TCP.
+type ZooKeeperSecurity struct {
+	// AuthScheme is the auth scheme ("digest"); empty without
+	// [zookeeper.auth].
+	AuthScheme string
+
+	// Credentials are the contents of the credentials file without its
+	// trailing newline: "user:password" for digest. Nil without
+	// [zookeeper.auth].
+	Credentials Secret
+
+	// TLS is the client side of the TLS connection: the CA pool, the
+	// client certificate if one is configured, and ServerName if set
+	// (empty means the host of each server address). Nil without
+	// [zookeeper.tls].
+	TLS *tls.Config
+}
+
+// Secret is a credential read from a file. It prints and logs as
+// "[redacted]" whatever the verb or handler, so that a struct holding one
+// can be printed while debugging without leaking it; use the bytes only
+// to authenticate.
+type Secret []byte
+
+// Format prints "[redacted]".
+func (Secret) Format(f fmt.State, _ rune) { fmt.Fprint(f, "[redacted]") }
+
+// LogValue logs "[redacted]".
+func (Secret) LogValue() slog.Value { return slog.StringValue("[redacted]") }
+
+// maxSecretFile bounds what is read of a credentials or key file: either
+// is a few hundred bytes, and a huge file is a mistake, not a secret.
+const maxSecretFile = 64 << 10
+
+// LoadSecurity reads the files named by [zookeeper.auth] and
+// [zookeeper.tls]. It is separate from Parse, which only checks the file's
+// own text, because these files are read with the daemon's privileges:
+// zkdns serve calls it at start and whenever a reload changes [zookeeper].
+//
+// A credentials file or a client key that group or others can access is
+// refused, as ssh refuses such a private key: the fix is chmod 600 and
+// ownership by the user zkdns runs as. Errors name the key and the file
+// and never quote a file's contents.
+func (z ZooKeeper) LoadSecurity() (ZooKeeperSecurity, error) {
+	var sec ZooKeeperSecurity
+	if a := z.Auth; a != nil {
+		creds, err := readCredentials(a.CredentialsFile)
+		if err != nil {
+			return ZooKeeperSecurity{}, err
+		}
+		sec.AuthScheme, sec.Credentials = a.Scheme, creds
+	}
+	if t := z.TLS; t != nil {
+		cfg, err := clientTLS(t)
+		if err != nil {
+			return ZooKeeperSecurity{}, err
+		}
+		sec.TLS = cfg
+	}
+	return sec, nil
+}
+
+// readCredentials reads a digest credentials file: "user:password" and an
+// optional trailing newline.
+func readCredentials(path string) (Secret, error) {
+	const key = "zookeeper.auth.credentials_file"
+	data, err := readPrivateFile(key, path)
+	if err != nil {
+		return nil, err
+	}
+	creds := bytes.TrimRight(data, "\r\n")
+	user, _, ok := bytes.Cut(creds, []byte(":"))
+	switch {
+	case len(creds) == 0:
+		return nil, fmt.Errorf("conf: %s %s is empty; write user:password into it", key, path)
+	case !ok || len(user) == 0:
+		return nil, fmt.Errorf("conf: %s %s does not hold user:password on one line (the digest scheme needs both, separated by a colon)", key, path)
+	case bytes.ContainsAny(creds, "\r\n"):
+		return nil, fmt.Errorf("conf: %s %s has more than one line; it must hold only user:password", key, path)
+	}
+	return creds, nil
+}
+
+// readPrivateFile reads a file holding a secret, refusing one that group
+// or others can access. The mode is checked on the open file, so a file
+// swapped in between the check and the read is still checked.
+func readPrivateFile(key, path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("conf: %s: %w", key, err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("conf: %s: %w", key, err)
+	}
+	if !info.Mode().IsRegular() {
+		return nil, fmt.Errorf("conf: %s %s is not a regular file", key, path)
+	}
+	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("conf: %s %s is accessible by group or others (mode %04o); it holds a secret: chmod 600 %s, owned by the user zkdns runs as",
+			key, path, perm, path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("conf: %s: read %s: %w", key, path, err)
+	}
+	if len(data) > maxSecretFile {
+		return nil, fmt.Errorf("conf: %s %s is larger than %d KiB; point it at the right file", key, path, maxSecretFile>>10)
+	}
+	return data, nil
+}
+
+// clientTLS builds the client TLS config: servers verified against the CA
+// file only (not the system roots: a ZooKeeper ensemble has its own CA),
+// TLS 1.2 or later, and the client certificate when one is configured.
+func clientTLS(t *TLS) (*tls.Config, error) {
+	pem, err := os.ReadFile(t.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("conf: zookeeper.tls.ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("conf: zookeeper.tls.ca_file %s holds no PEM certificate", t.CAFile)
+	}
+	cfg := &tls.Config{
+		RootCAs:    pool,
+		ServerName: t.ServerName,
+		MinVersion: tls.VersionTLS12,
+	}
+	if t.CertFile == "" {
+		return cfg, nil
+	}
+	certPEM, err := os.ReadFile(t.CertFile)
+	if err != nil {
+		return nil, fmt.Errorf("conf: zookeeper.tls.cert_file: %w", err)
+	}
+	keyPEM, err := readPrivateFile("zookeeper.tls.key_file", t.KeyFile)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		// X509KeyPair's errors describe the PEM blocks, never the key.
+		return nil, fmt.Errorf("conf: zookeeper.tls cert_file %s and key_file %s: %w", t.CertFile, t.KeyFile, err)
+	}
+	cfg.Certificates = []tls.Certificate{cert}
+	return cfg, nil
+}

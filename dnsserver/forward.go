@@ -1,0 +1,284 @@
+package dnsserver
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// Defaults of the forwarding limits in ServeOptions.
+const (
+	// DefaultForwardTimeout bounds the forwarding of one query, every
+	// upstream tried included: well inside the 2 to 5 s that stub
+	// resolvers wait before they retry, so the client hears SERVFAIL
+	// rather than nothing.
+	DefaultForwardTimeout = 1500 * time.Millisecond
+	// DefaultForwardTryTimeout bounds the wait for one upstream before the
+	// next is tried.
+	DefaultForwardTryTimeout = 500 * time.Millisecond
+	// DefaultMaxForwards caps the queries being forwarded at once.
+	DefaultMaxForwards = 64
+)
+
+// upstreamReadSize is the buffer a reply from an upstream is read into
+// over UDP. zkdns advertises at most maxUDPReply to upstreams, so a larger
+// datagram is a broken or hostile upstream: it is cut, fails to unpack and
+// is ignored.
+const upstreamReadSize = 4096
+
+// errUpstreamFailed says no upstream gave a usable reply; the client gets
+// SERVFAIL.
+var errUpstreamFailed = errors.New("dnsserver: no upstream answered")
+
+// forwardable reports whether r, a query for a name outside the zone, may
+// be forwarded. Zone transfers are not: a transfer is a stream of
+// messages, and only the first would be relayed.
+func forwardable(r *dns.Msg) bool {
+	qtype := r.Question[0].Qtype
+	return qtype != dns.TypeAXFR && qtype != dns.TypeIXFR
+}
+
+// forward answers r, whose name is outside the zone, from the upstreams of
+// pol. Over UDP under Serve it runs off the reader goroutine, so a slow
+// upstream delays only the queries sent to it; over TCP it runs in the
+// connection's own goroutine. Either way at most env.forwardSlots forwards
+// are in flight; beyond that the query is answered SERVFAIL at once.
+func (h *Handler) forward(env *serveEnv, pol *policy, w dns.ResponseWriter, r *dns.Msg, src netip.AddrPort, tcp bool, start time.Time) {
+	if h.outbound.has(src) {
+		// The query comes from a socket this handler forwards on: an
+		// upstream, or a path to one, leads back here. Refusing it ends
+		// the loop, and the forward that sent it moves on.
+		h.replyFailure(w, r, tcp, dns.RcodeRefused, forwardLoop, start)
+		return
+	}
+	if env == nil {
+		env = directEnv()
+	}
+	if env.forwardSlots != nil {
+		select {
+		case env.forwardSlots <- struct{}{}:
+		default:
+			h.replyFailure(w, r, tcp, dns.RcodeServerFailure, forwardBusy, start)
+			return
+		}
+	}
+	run := func(w dns.ResponseWriter) {
+		if env.forwardSlots != nil {
+			defer func() { <-env.forwardSlots }()
+		}
+		h.relay(env, pol, w, r, tcp, start)
+	}
+	if uw, ok := w.(*udpResponseWriter); ok && env.offload {
+		// The reader's writer is reused for its next packet; the forward
+		// gets one of its own.
+		detached := uw.detach()
+		env.forwards.Go(func() { run(detached) })
+		return
+	}
+	run(w)
+}
+
+// relay asks the upstreams and writes what the first usable one answered,
+// with the client's ID and the RA bit, or SERVFAIL when none did.
+func (h *Handler) relay(env *serveEnv, pol *policy, w dns.ResponseWriter, r *dns.Msg, tcp bool, start time.Time) {
+	raw, reply, err := h.exchange(env, pol, r, tcp)
+	if err == nil {
+		raw, err = relayed(r, raw, reply, tcp)
+	}
+	if err != nil {
+		h.replyFailure(w, r, tcp, dns.RcodeServerFailure, forwardFailed, start)
+		return
+	}
+	_, _ = w.Write(raw)
+	h.metrics.observeForward(forwardAnswered, time.Since(start))
+	h.metrics.countQuery(firstQtype(r), reply.Rcode, raw[2]&0x02 != 0, tcp)
+}
+
+// relayed makes raw, an upstream's reply to r (unpacked as reply), into
+// the reply to r's client: as the upstream wrote it, but for the ID, which
+// is the client's again, and RA, since zkdns recursed on the client's
+// behalf. It may change raw and reply. A reply larger than the client
+// takes (the upstream was never asked for more, but may not listen) is
+// cut as Answer cuts, with TC set.
+func relayed(r *dns.Msg, raw []byte, reply *dns.Msg, tcp bool) ([]byte, error) {
+	if limit := maxReplySize(r, tcp); len(raw) > limit {
+		reply.Id = r.Id
+		reply.RecursionAvailable = true
+		reply.Truncate(limit)
+		reply.Compress = true
+		out, err := reply.Pack()
+		if err != nil {
+			return nil, fmt.Errorf("dnsserver: forward: repack a reply cut to %d bytes: %w", limit, err)
+		}
+		return out, nil
+	}
+	binary.BigEndian.PutUint16(raw, r.Id)
+	raw[3] |= 0x80
+	return raw, nil
+}
+
+// replyFailure answers r with rcode on behalf of a forward that did not
+// happen or did not succeed.
+func (h *Handler) replyFailure(w dns.ResponseWriter, r *dns.Msg, tcp bool, rcode int, result forwardResult, start time.Time) {
+	reply := new(dns.Msg)
+	reply.SetRcode(r, rcode)
+	reply.RecursionAvailable = true
+	if r.IsEdns0() != nil {
+		reply.Extra = append(reply.Extra, newOPT())
+	}
+	_ = w.WriteMsg(reply)
+	h.metrics.observeForward(result, time.Since(start))
+	h.metrics.countQuery(firstQtype(r), reply.Rcode, false, tcp)
+}
+
+// exchange sends r to each upstream of pol in turn until one gives a
+// usable reply, within env's timeouts. It returns that reply as received
+// and unpacked. Upstreams that are this server's own listeners are
+// skipped.
+func (h *Handler) exchange(env *serveEnv, pol *policy, r *dns.Msg, tcp bool) ([]byte, *dns.Msg, error) {
+	q := r.Copy()
+	// A fresh ID, which the upstream's reply must carry: a forged reply
+	// has to guess it as well as the socket's random port.
+	q.Id = dns.Id()
+	if opt := q.IsEdns0(); opt != nil && !tcp && opt.UDPSize() > maxUDPReply {
+		// The upstream is asked for no more than the client may get.
+		opt.SetUDPSize(maxUDPReply)
+	}
+	wire, err := q.Pack()
+	if err != nil {
+		return nil, nil, fmt.Errorf("dnsserver: forward: pack query: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(env.ctx, env.forwardTimeout)
+	defer cancel()
+	errs := []error{errUpstreamFailed}
+	for _, up := range pol.upstreams {
+		if env.isSelf(up) {
+			continue
+		}
+		raw, reply, err := h.ask(ctx, env.forwardTryTimeout, up, wire, q, tcp)
+		if err == nil {
+			return raw, reply, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, nil, errors.Join(errs...)
+}
+
+// ask sends wire, the packed q, to one upstream over the client's
+// transport and waits at most timeout for its reply. A reply that
+// answers SERVFAIL or REFUSED is an error: the next upstream may do
+// better.
+func (h *Handler) ask(ctx context.Context, timeout time.Duration, up netip.AddrPort, wire []byte, q *dns.Msg, tcp bool) ([]byte, *dns.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	network := "udp"
+	if tcp {
+		network = "tcp"
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, up.String())
+	if err != nil {
+		return nil, nil, fmt.Errorf("dnsserver: forward to %s: %w", up, err)
+	}
+	defer conn.Close()
+	local := sourceOf(conn.LocalAddr())
+	h.outbound.add(local)
+	defer h.outbound.remove(local)
+	if deadline, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(deadline)
+	}
+	// Serve stopping ends the wait at once, not at the deadline.
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	dc := &dns.Conn{Conn: conn, UDPSize: upstreamReadSize}
+	if _, err := dc.Write(wire); err != nil {
+		return nil, nil, fmt.Errorf("dnsserver: forward to %s: %w", up, err)
+	}
+	for {
+		raw, err := dc.ReadMsgHeader(nil)
+		if errors.Is(err, dns.ErrShortRead) && !tcp {
+			continue // a datagram too short to be a reply
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("dnsserver: forward to %s: %w", up, err)
+		}
+		reply, err := replyTo(q, raw)
+		if err != nil {
+			if !tcp {
+				// A stray or forged datagram: keep waiting for the
+				// real reply until the deadline.
+				continue
+			}
+			return nil, nil, fmt.Errorf("dnsserver: forward to %s: %w", up, err)
+		}
+		if reply.Rcode == dns.RcodeServerFailure || reply.Rcode == dns.RcodeRefused {
+			return nil, nil, fmt.Errorf("dnsserver: forward to %s: answered %s", up, dns.RcodeToString[reply.Rcode])
+		}
+		return raw, reply, nil
+	}
+}
+
+// replyTo unpacks raw and checks that it is a reply to q: a response with
+// q's ID and opcode, and q's question when it carries one.
+func replyTo(q *dns.Msg, raw []byte) (*dns.Msg, error) {
+	reply := new(dns.Msg)
+	if err := reply.Unpack(raw); err != nil {
+		return nil, fmt.Errorf("reply does not parse: %w", err)
+	}
+	if !reply.Response || reply.Id != q.Id || reply.Opcode != q.Opcode {
+		return nil, errors.New("reply is not a response to the query sent")
+	}
+	if len(reply.Question) > 0 {
+		got, want := reply.Question[0], q.Question[0]
+		if got.Qtype != want.Qtype || got.Qclass != want.Qclass || !strings.EqualFold(got.Name, want.Name) {
+			return nil, fmt.Errorf("reply is for another question (%s)", got.String())
+		}
+	}
+	return reply, nil
+}
+
+// outboundSet is the set of local addresses of the sockets forwards wait
+// on. The zero value is empty and ready to use.
+type outboundSet struct {
+	mu sync.Mutex
+	// addrs counts the sockets on each address: a UDP and a TCP socket
+	// may share one. Guarded by mu.
+	addrs map[netip.AddrPort]int
+}
+
+func (s *outboundSet) add(a netip.AddrPort) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.addrs == nil {
+		s.addrs = make(map[netip.AddrPort]int)
+	}
+	s.addrs[a]++
+}
+
+func (s *outboundSet) remove(a netip.AddrPort) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.addrs[a] <= 1 {
+		delete(s.addrs, a)
+		return
+	}
+	s.addrs[a]--
+}
+
+func (s *outboundSet) has(a netip.AddrPort) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addrs[a] > 0
+}

@@ -1,0 +1,155 @@
+package dnsserver
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+)
+
+// connLimiter caps the TCP connections one Serve holds open. At the cap,
+// a new connection replaces the idle connection that has been idle the
+// longest (connected or answered earliest, with no query in progress): a
+// flood of connections that never ask anything then only displaces
+// itself, while a client that connects to ask gets in. When every
+// connection is mid-query the newcomer is closed at once. The read and
+// idle timeouts of the server bound how long a connection stays busy or
+// idle in the first place.
+type connLimiter struct {
+	max     int
+	metrics *Metrics
+	// clock orders activity on the connections: each accept and each
+	// reply written takes the next tick. Accessed atomically.
+	clock atomic.Uint64
+
+	mu sync.Mutex
+	// open holds the connections counted against max. Guarded by mu.
+	open map[*limitedConn]struct{}
+}
+
+func newConnLimiter(max int, m *Metrics) *connLimiter {
+	return &connLimiter{max: max, metrics: m, open: make(map[*limitedConn]struct{}, max)}
+}
+
+// wrap returns ln with every accepted connection counted against the cap.
+func (l *connLimiter) wrap(ln net.Listener) net.Listener {
+	return &limitedListener{Listener: ln, limiter: l}
+}
+
+// admit counts c in, making room when the cap is reached. It returns nil
+// when c was closed instead.
+func (l *connLimiter) admit(c net.Conn) *limitedConn {
+	lc := &limitedConn{Conn: c, limiter: l}
+	lc.last.Store(l.clock.Add(1))
+
+	l.mu.Lock()
+	var victim *limitedConn
+	if len(l.open) >= l.max {
+		victim = l.longestIdleLocked()
+		if victim == nil {
+			l.mu.Unlock()
+			c.Close()
+			l.metrics.observeShed(shedNew)
+			return nil
+		}
+		delete(l.open, victim)
+		victim.counted = false
+	}
+	l.open[lc] = struct{}{}
+	lc.counted = true
+	l.mu.Unlock()
+
+	if victim != nil {
+		// Closing the socket fails the server's pending read on it; the
+		// server then closes it again through the wrapper, which finds it
+		// no longer counted.
+		victim.Conn.Close()
+		l.metrics.observeShed(shedIdle)
+	} else {
+		l.metrics.tcpOpened()
+	}
+	return lc
+}
+
+// longestIdleLocked returns the open connection with no query in progress
+// whose last activity is oldest, or nil when all are busy. l.mu is held.
+func (l *connLimiter) longestIdleLocked() *limitedConn {
+	var oldest *limitedConn
+	var oldestTick uint64
+	for c := range l.open {
+		if c.busy.Load() {
+			continue
+		}
+		if tick := c.last.Load(); oldest == nil || tick < oldestTick {
+			oldest, oldestTick = c, tick
+		}
+	}
+	return oldest
+}
+
+// release stops counting c, if it still is.
+func (l *connLimiter) release(c *limitedConn) {
+	l.mu.Lock()
+	counted := c.counted
+	if counted {
+		delete(l.open, c)
+		c.counted = false
+	}
+	l.mu.Unlock()
+	if counted {
+		l.metrics.tcpClosed()
+	}
+}
+
+// limitedListener admits each accepted connection through its limiter.
+type limitedListener struct {
+	net.Listener
+	limiter *connLimiter
+}
+
+// Accept returns the next connection the limiter admits; connections it
+// closes at once are never returned.
+func (ln *limitedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := ln.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if lc := ln.limiter.admit(c); lc != nil {
+			return lc, nil
+		}
+	}
+}
+
+// limitedConn is a connection counted against the cap. It tracks whether
+// a query is in progress: bytes read since the last reply was written.
+type limitedConn struct {
+	net.Conn
+	limiter *connLimiter
+	busy    atomic.Bool   // a query has been read from and not answered
+	last    atomic.Uint64 // limiter tick of the accept or the last reply
+
+	// counted says the connection is in limiter.open. Guarded by
+	// limiter.mu.
+	counted bool
+	once    sync.Once
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.busy.Store(true)
+	}
+	return n, err
+}
+
+func (c *limitedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.last.Store(c.limiter.clock.Add(1))
+	c.busy.Store(false)
+	return n, err
+}
+
+func (c *limitedConn) Close() error {
+	c.once.Do(func() { c.limiter.release(c) })
+	return c.Conn.Close()
+}

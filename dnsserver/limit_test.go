@@ -1,0 +1,245 @@
+package dnsserver
+
+import (
+	"errors"
+	"io"
+	"net"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+func TestServeOptionsDefaults(t *testing.T) {
+	cases := []struct {
+		name string
+		in   ServeOptions
+		want ServeOptions
+	}{
+		{name: "zero value", want: ServeOptions{
+			MaxTCPConns: DefaultMaxTCPConns, MaxTCPQueries: DefaultMaxTCPQueries, MaxForwards: DefaultMaxForwards,
+			ForwardTimeout: DefaultForwardTimeout, ForwardTryTimeout: DefaultForwardTryTimeout,
+		}},
+		{name: "negative means default, or no query cap", in: ServeOptions{MaxTCPConns: -1, MaxTCPQueries: -7, MaxForwards: -1, ForwardTimeout: -time.Second, ForwardTryTimeout: -time.Second},
+			want: ServeOptions{
+				MaxTCPConns: DefaultMaxTCPConns, MaxTCPQueries: -1, MaxForwards: DefaultMaxForwards,
+				ForwardTimeout: DefaultForwardTimeout, ForwardTryTimeout: DefaultForwardTryTimeout,
+			}},
+		{name: "set values are kept", in: ServeOptions{MaxTCPConns: 3, MaxTCPQueries: 4, MaxForwards: 5, ForwardTimeout: time.Second, ForwardTryTimeout: time.Millisecond},
+			want: ServeOptions{MaxTCPConns: 3, MaxTCPQueries: 4, MaxForwards: 5, ForwardTimeout: time.Second, ForwardTryTimeout: time.Millisecond}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.in.withDefaults(); got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// fakeConn is a connection that reads one byte per call and records Close.
+type fakeConn struct {
+	net.Conn
+	name   string
+	closed bool
+}
+
+func (c *fakeConn) Read(p []byte) (int, error)  { return 1, nil }
+func (c *fakeConn) Write(p []byte) (int, error) { return len(p), nil }
+func (c *fakeConn) Close() error                { c.closed = true; return nil }
+
+// TestConnLimiter drives the limiter through accepts, queries and replies
+// on a cap of two, checking after each step which connections are closed.
+func TestConnLimiter(t *testing.T) {
+	m, reg := newTestMetrics(t)
+	lim := newConnLimiter(2, m)
+	conns := map[string]*fakeConn{}
+	admitted := map[string]*limitedConn{}
+
+	steps := []struct {
+		name   string
+		do     func()
+		closed []string // every connection closed so far
+	}{
+		{name: "a and b fit", do: func() { accept(lim, conns, admitted, "a"); accept(lim, conns, admitted, "b") }},
+		{name: "c takes the place of a, idle longest", do: func() { accept(lim, conns, admitted, "c") }, closed: []string{"a"}},
+		{name: "b reads a query, d takes the place of c", do: func() {
+			_, _ = admitted["b"].Read(make([]byte, 2))
+			accept(lim, conns, admitted, "d")
+		}, closed: []string{"a", "c"}},
+		{name: "d reads too: every one busy, e is closed at once", do: func() {
+			_, _ = admitted["d"].Read(make([]byte, 2))
+			accept(lim, conns, admitted, "e")
+		}, closed: []string{"a", "c", "e"}},
+		{name: "b answers, then f takes b's place", do: func() {
+			_, _ = admitted["b"].Write([]byte{0})
+			accept(lim, conns, admitted, "f")
+		}, closed: []string{"a", "c", "e", "b"}},
+		{name: "d closes on its own, g fits", do: func() {
+			_ = admitted["d"].Close()
+			accept(lim, conns, admitted, "g")
+		}, closed: []string{"a", "c", "e", "b", "d"}},
+		{name: "closing an evicted connection again changes nothing", do: func() {
+			_ = admitted["a"].Close()
+			accept(lim, conns, admitted, "h")
+		}, closed: []string{"a", "c", "e", "b", "d", "f"}},
+	}
+	for _, step := range steps {
+		t.Run(step.name, func(t *testing.T) {
+			step.do()
+			want := map[string]bool{}
+			for _, n := range step.closed {
+				want[n] = true
+			}
+			for n, c := range conns {
+				if c.closed != want[n] {
+					t.Errorf("%s closed %v, want %v", n, c.closed, want[n])
+				}
+			}
+			lim.mu.Lock()
+			open := len(lim.open)
+			lim.mu.Unlock()
+			if open > 2 {
+				t.Errorf("%d connections counted open, cap 2", open)
+			}
+		})
+	}
+	sameSeries(t, tcpConnections, series(t, reg, tcpConnections), map[string]float64{"": 2}, 1)
+	sameSeries(t, tcpShedTotal, series(t, reg, tcpShedTotal), map[string]float64{"closed=idle": 4, "closed=new": 1}, 2)
+}
+
+func accept(lim *connLimiter, conns map[string]*fakeConn, admitted map[string]*limitedConn, name string) {
+	c := &fakeConn{name: name}
+	conns[name] = c
+	if lc := lim.admit(c); lc != nil {
+		admitted[name] = lc
+	}
+}
+
+// TestServeTCPFlood opens many more idle TCP connections than the cap and
+// checks that queries over UDP and TCP are still answered, that the server
+// holds no more connections than the cap, and that its goroutines stay
+// bounded by it.
+func TestServeTCPFlood(t *testing.T) {
+	const maxConns, flood = 16, 300
+	m, reg := newTestMetrics(t)
+	srv := serveWith(t, "127.0.0.1:0", NewHandler(serverSnapshot(), m), ServeOptions{MaxTCPConns: maxConns}, false)
+	// Let Serve start every goroutine it keeps.
+	for _, proto := range []string{"udp", "tcp"} {
+		if _, err := exchange(proto, srv.addr, "payments.local.", dns.TypeA); err != nil {
+			t.Fatalf("%s query before the flood: %v", proto, err)
+		}
+	}
+	base := runtime.NumGoroutine()
+
+	var idle []net.Conn
+	t.Cleanup(func() {
+		for _, c := range idle {
+			c.Close()
+		}
+	})
+	for range flood {
+		c, err := net.DialTimeout("tcp", srv.addr, 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial %d: %v", len(idle), err)
+		}
+		idle = append(idle, c)
+	}
+
+	cases := []struct {
+		name  string
+		proto string
+		qname string
+		qtype uint16
+		want  int // answer records
+	}{
+		{name: "UDP query during the flood", proto: "udp", qname: "payments.local.", qtype: dns.TypeA, want: 1},
+		{name: "TCP query during the flood", proto: "tcp", qname: "payments.local.", qtype: dns.TypeA, want: 1},
+		{name: "big TCP answer during the flood", proto: "tcp", qname: "big.local.", qtype: dns.TypeSRV, want: 60},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			reply, err := exchange(tc.proto, srv.addr, tc.qname, tc.qtype)
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			if reply.Rcode != dns.RcodeSuccess || len(reply.Answer) != tc.want {
+				t.Errorf("%s with %d records, want NOERROR with %d", dns.RcodeToString[reply.Rcode], len(reply.Answer), tc.want)
+			}
+		})
+	}
+
+	// The TCP queries were accepted after every flood connection: by now
+	// the server has seen them all.
+	if open := series(t, reg, tcpConnections)[""]; open > maxConns {
+		t.Errorf("%v TCP connections open, cap %d", open, maxConns)
+	}
+	if shed := series(t, reg, tcpShedTotal)["closed=idle"]; shed < flood-maxConns {
+		t.Errorf("%v idle connections shed, want at least %d", shed, flood-maxConns)
+	}
+	// Each open connection costs the server one goroutine; the shed ones
+	// end theirs as soon as their read fails.
+	bound := base + maxConns + 8
+	deadline := time.Now().Add(10 * time.Second)
+	for n := runtime.NumGoroutine(); n > bound; n = runtime.NumGoroutine() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines with %d connections held by a flood of %d; want at most %d", n, maxConns, flood, bound)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Most flood connections were closed by the server.
+	closed := 0
+	for _, c := range idle[:flood-maxConns] {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || isReset(err) {
+			closed++
+		}
+	}
+	if closed != flood-maxConns {
+		t.Errorf("%d of the first %d flood connections closed by the server, want all", closed, flood-maxConns)
+	}
+}
+
+// isReset reports whether err is a connection reset: how a close with
+// unread data shows at the other end.
+func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// exchange asks addr one question over proto.
+func exchange(proto, addr, qname string, qtype uint16) (*dns.Msg, error) {
+	c := &dns.Client{Net: proto, Timeout: 5 * time.Second}
+	reply, _, err := c.Exchange(new(dns.Msg).SetQuestion(qname, qtype), addr)
+	return reply, err
+}
+
+// TestServeTCPQueryCap sends queries one after another on one TCP
+// connection and checks that the server closes it after the cap.
+func TestServeTCPQueryCap(t *testing.T) {
+	const maxQueries = 3
+	srv := serveWith(t, "127.0.0.1:0", NewHandler(fixture(), nil), ServeOptions{MaxTCPQueries: maxQueries}, false)
+	conn, err := net.DialTimeout("tcp", srv.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	dc := &dns.Conn{Conn: conn}
+	for i := range maxQueries {
+		t.Run("query "+string(rune('1'+i)), func(t *testing.T) {
+			q := new(dns.Msg).SetQuestion("payments.local.", dns.TypeA)
+			if err := dc.WriteMsg(q); err != nil {
+				t.Fatal(err)
+			}
+			reply, err := dc.ReadMsg()
+			if err != nil || reply.Id != q.Id || len(reply.Answer) != 1 {
+				t.Fatalf("reply %v, %v; want the A record", reply, err)
+			}
+		})
+	}
+	if _, err := dc.ReadMsg(); !errors.Is(err, io.EOF) {
+		t.Errorf("after %d queries the connection gave %v, want EOF", maxQueries, err)
+	}
+}

@@ -1,0 +1,225 @@
+package registrar
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestHealthRiseAndFall(t *testing.T) {
+	fail := errors.New("down")
+	tests := []struct {
+		name       string
+		rise, fall int
+		results    []error
+		// want is the verdict after each result: '+' healthy, '-' not.
+		want string
+	}{
+		{"starts unhealthy and rises after rise passes", 2, 3, []error{nil, nil, nil}, "-++"},
+		{"a failure restarts the rise", 3, 1, []error{nil, nil, fail, nil, nil, nil}, "-----+"},
+		{"falls after fall failures in a row", 1, 3, []error{nil, fail, fail, fail, fail}, "+++--"},
+		{"a pass restarts the fall", 1, 2, []error{nil, fail, nil, fail, nil, fail, fail}, "++++++-"},
+		{"rise and fall of one flip at once", 1, 1, []error{nil, fail, nil, fail}, "+-+-"},
+		{"recovery needs rise passes again", 2, 1, []error{nil, nil, fail, nil, nil}, "-+--+"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := health{rise: tc.rise, fall: tc.fall}
+			var got strings.Builder
+			prev := false
+			for i, err := range tc.results {
+				changed := h.observe(err)
+				if changed != (h.healthy != prev) {
+					t.Errorf("result %d: changed=%v but verdict went %v → %v", i, changed, prev, h.healthy)
+				}
+				prev = h.healthy
+				if h.healthy {
+					got.WriteByte('+')
+				} else {
+					got.WriteByte('-')
+				}
+			}
+			if got.String() != tc.want {
+				t.Errorf("verdicts %s, want %s", got.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestProbes(t *testing.T) {
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow":
+			select {
+			case <-r.Context().Done():
+			case <-time.After(5 * time.Second):
+			}
+		case "/down":
+			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+		case "/redirect":
+			http.Redirect(w, r, "/ok", http.StatusFound)
+		default:
+			w.WriteHeader(status)
+		}
+	}))
+	defer srv.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := ln.Addr().String()
+	defer ln.Close()
+	closedLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := closedLn.Addr().String()
+	closedLn.Close()
+
+	tests := []struct {
+		name    string
+		check   string
+		wantErr string // "" means the probe passes
+	}{
+		{"http 2xx passes", srv.URL + "/ok", ""},
+		{"http redirect to 2xx passes", srv.URL + "/redirect", ""},
+		{"http 503 fails with the status and body", srv.URL + "/down", "503 Service Unavailable: database unreachable"},
+		{"http timeout names the timeout", srv.URL + "/slow", "check timeout of 200ms"},
+		{"http refused", "http://" + closed + "/", "connection refused"},
+		{"tcp open passes", "tcp://" + open, ""},
+		{"tcp refused", "tcp://" + closed, "connection refused"},
+		{"exec exit 0 passes", "exec:true", ""},
+		{"exec failure quotes the last output line", "exec:echo starting; echo not ready >&2; exit 3", "exit status 3: not ready"},
+		{"exec timeout kills the command", "exec:sleep 30", "check timeout of 200ms"},
+		{"exec timeout kills the children too", "exec:sleep 30 & sleep 30", "check timeout of 200ms"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := parseCheck(tc.check, newProbeClient())
+			if err != nil {
+				t.Fatalf("parseCheck(%q): %v", tc.check, err)
+			}
+			c := &checker{probe: p, timeout: 200 * time.Millisecond}
+			done := make(chan error, 1)
+			go func() { done <- c.once(context.Background()) }()
+			var got error
+			select {
+			case got = <-done:
+			case <-time.After(waitLimit):
+				t.Fatal("the probe did not return: its timeout is not enforced")
+			}
+			switch {
+			case tc.wantErr == "" && got != nil:
+				t.Errorf("probe failed: %v", got)
+			case tc.wantErr != "" && got == nil:
+				t.Errorf("probe passed, want an error containing %q", tc.wantErr)
+			case tc.wantErr != "" && !strings.Contains(got.Error(), tc.wantErr):
+				t.Errorf("error %q does not contain %q", got, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseCheckAndWarmupErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		parse   func() error
+		wantErr string
+	}{
+		{"unknown check scheme", func() error { _, err := parseCheck("udp://127.0.0.1:53", nil); return err }, "want http://"},
+		{"tcp without port", func() error { _, err := parseCheck("tcp://127.0.0.1", nil); return err }, "tcp://host:port"},
+		{"http without host", func() error { _, err := parseCheck("http:///health", nil); return err }, "no host"},
+		{"exec without command", func() error { _, err := parseCheck("exec:  ", nil); return err }, "needs a command"},
+		{"empty check is no check", func() error {
+			p, err := parseCheck("", nil)
+			if p != nil {
+				return errors.New("got a probe")
+			}
+			return err
+		}, ""},
+		{"unknown warm-up", func() error { _, err := parseWarmup("tcp://127.0.0.1:1", 1, nil); return err }, "want exec:COMMAND"},
+		{"exec warm-up without command", func() error { _, err := parseWarmup("exec:", 1, nil); return err }, "needs a command"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.parse()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("unexpected error %v", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestCheckerReportsEveryVerdict(t *testing.T) {
+	// The test hands the checker one result per check and takes the
+	// verdict before handing the next, so no verdict is replaced unseen.
+	next := make(chan error)
+	logs := &logBuffer{}
+	c := &checker{
+		probe: func(ctx context.Context) error {
+			select {
+			case err := <-next:
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		},
+		spec:     "test",
+		interval: time.Millisecond,
+		timeout:  waitLimit,
+		rise:     2,
+		fall:     1,
+		logger:   logs.logger(),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan verdict, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.run(ctx, out)
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	steps := []struct {
+		result error
+		want   bool
+	}{
+		{errors.New("refused"), false},
+		{nil, false},
+		{nil, true},
+		{nil, true},
+		{errors.New("503"), false},
+	}
+	for i, st := range steps {
+		select {
+		case next <- st.result:
+		case <-time.After(waitLimit):
+			t.Fatalf("step %d: the checker did not check", i)
+		}
+		select {
+		case v := <-out:
+			if v.healthy != st.want || v.err != st.result {
+				t.Errorf("step %d: verdict healthy=%v err=%v, want healthy=%v err=%v", i, v.healthy, v.err, st.want, st.result)
+			}
+		case <-time.After(waitLimit):
+			t.Fatalf("step %d: no verdict", i)
+		}
+	}
+	got := logs.String()
+	for _, want := range []string{"msg=checking", `msg="check failed"`, "reason=refused", "msg=healthy", "msg=unhealthy", "reason=503"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("logs lack %q:\n%s", want, got)
+		}
+	}
+}

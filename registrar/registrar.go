@@ -1,0 +1,739 @@
+package registrar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// Defaults for the zero values of Options.
+const (
+	DefaultSessionTimeout = 10 * time.Second
+	DefaultInterval       = 2 * time.Second
+	DefaultTimeout        = time.Second
+	DefaultRise           = 2
+	DefaultFall           = 3
+	DefaultWarmupRequests = 10
+	DefaultWarmupTimeout  = time.Minute
+	// DefaultDrain is twice zkdns's default DNS TTL of 5 s: long enough for
+	// a client that resolved just before the deregistration to have
+	// resolved again.
+	DefaultDrain = 10 * time.Second
+)
+
+// NoDrain as Options.Drain means no wait at all after deregistering.
+const NoDrain time.Duration = -1
+
+// ErrInvalidOptions is wrapped by every error New returns for Options that
+// cannot work, so a command can tell a usage error from a runtime one.
+var ErrInvalidOptions = errors.New("registrar: invalid options")
+
+// Auth is a ZooKeeper authentication, added to the session before the
+// first request and re-sent by the client after every reconnect.
+type Auth struct {
+	// Scheme is the ZooKeeper auth scheme; "" means "digest".
+	Scheme string
+	// Credentials are the scheme's credentials; for digest, "user:password".
+	// They are never logged.
+	Credentials string
+}
+
+// Options configures a registration. The zero value is not enough on its
+// own: Servers, Path and Port are required. Every other field has a
+// documented default for its zero value.
+type Options struct {
+	// Servers are the ZooKeeper ensemble members, host:port. Required.
+	Servers []string
+	// SessionTimeout is the requested ZooKeeper session timeout, and so how
+	// long a crashed registrar's znode outlives it; zero means 10s.
+	SessionTimeout time.Duration
+	// Auth, when not nil, authenticates the session. The instance znode
+	// then gets an ACL that lets anyone read it and only this identity
+	// change it; missing parents are always created open to all.
+	Auth *Auth
+
+	// Path is the service's znode, whose children are its instances, such
+	// as /services/payments. Required; missing parents are created as
+	// persistent znodes.
+	Path string
+	// ID names the instance's znode (Path/ID) and is written into curator
+	// payloads. Zero means "<address>-<port>" with characters that do not
+	// belong in a DNS label replaced by '-'. Serverset ignores it: its
+	// members are named member_NNNNNNNNNN by ZooKeeper.
+	ID string
+	// Name is the service name written in curator and nerve payloads;
+	// zero means the last element of Path.
+	Name string
+	// Address is where clients reach the instance: an IP address or a
+	// hostname. Zero means this host's primary address: the source
+	// address of its default route, or else the first global address of
+	// an interface that is up.
+	Address string
+	// Port is the instance's port, 1–65535. Required.
+	Port int
+	// Format is the payload format, one of FormatCurator (the zero value),
+	// FormatServerset, FormatNerve or FormatHostport.
+	Format string
+	// Metadata is written as curator payload.metadata and nerve labels;
+	// serverset keeps only an integer "shard", hostport has no place for
+	// any.
+	Metadata map[string]string
+	// Weight is the base SRV weight, written as curator
+	// payload.metadata.weight and nerve weight, 1–65535. Zero writes none,
+	// which zkdns reads as 100. Serverset and hostport cannot carry it.
+	Weight int
+
+	// Check is the health check: "http://…" or "https://…" (healthy on a
+	// 2xx answer to GET), "tcp://host:port" (healthy when a connection
+	// opens) or "exec:COMMAND" (healthy when COMMAND, run by /bin/sh -c,
+	// exits 0). Zero means no check: always healthy.
+	Check string
+	// Interval is the time between the starts of two checks; zero means 2s.
+	Interval time.Duration
+	// Timeout bounds one check; zero means 1s.
+	Timeout time.Duration
+	// Rise is how many checks in a row must pass before the instance is
+	// registered, or re-registered after a fall; zero means 2.
+	Rise int
+	// Fall is how many checks in a row must fail before a registered
+	// instance is removed; zero means 3.
+	Fall int
+
+	// Warmup runs once, after the first time the checks rise and before
+	// the first registration: "exec:COMMAND" runs COMMAND with /bin/sh -c
+	// and needs exit status 0; "http://…" or "https://…" GETs the URL
+	// WarmupRequests times and needs a 2xx answer every time. A failed
+	// warm-up is logged and tried again after the next passing check;
+	// nothing is registered until one succeeds. Zero means no warm-up.
+	Warmup string
+	// WarmupRequests is how many GETs an HTTP warm-up sends; zero means 10.
+	WarmupRequests int
+	// WarmupTimeout bounds one warm-up attempt; zero means 1 minute.
+	WarmupTimeout time.Duration
+
+	// Drain is how long Run waits after deleting the znode on the way out,
+	// so that clients whose DNS answers still name the instance resolve
+	// again before it stops. Zero means DefaultDrain (10s); NoDrain (or
+	// any negative value) means no wait.
+	Drain time.Duration
+
+	// Logger receives one line per state change, tagged
+	// component=registrar; nil discards them.
+	Logger *slog.Logger
+}
+
+// Registrar keeps one instance registered according to its Options.
+// Create it with New; its Run may be called once.
+type Registrar struct {
+	opts   Options // with defaults applied
+	info   instanceInfo
+	check  probe // nil: always healthy
+	warmup probe // nil: none
+	acl    []zk.ACL
+	logger *slog.Logger
+	ran    atomic.Bool
+}
+
+// Run validates opts and runs the registration until ctx ends; see
+// (*Registrar).Run.
+func Run(ctx context.Context, opts Options) error {
+	r, err := New(opts)
+	if err != nil {
+		return err
+	}
+	return r.Run(ctx)
+}
+
+// New validates opts, applies the defaults and resolves the default
+// address. It does not connect: Run does. Errors for options that cannot
+// work wrap ErrInvalidOptions and name the field.
+func New(opts Options) (*Registrar, error) {
+	invalid := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...)
+	}
+	var missing []string
+	if len(opts.Servers) == 0 {
+		missing = append(missing, "Servers (the ZooKeeper ensemble)")
+	}
+	if opts.Path == "" {
+		missing = append(missing, "Path (the service's znode, such as /services/payments)")
+	}
+	if opts.Port == 0 {
+		missing = append(missing, "Port (the instance's port)")
+	}
+	if len(missing) > 0 {
+		return nil, invalid("missing %s", strings.Join(missing, ", "))
+	}
+	for _, s := range opts.Servers {
+		if strings.TrimSpace(s) == "" {
+			return nil, invalid("Servers has an empty entry")
+		}
+	}
+	if err := checkPath(opts.Path); err != nil {
+		return nil, invalid("Path %w", err)
+	}
+	if opts.Port < 1 || opts.Port > 65535 {
+		return nil, invalid("Port %d is out of range (want 1-65535)", opts.Port)
+	}
+	if opts.Format == "" {
+		opts.Format = FormatCurator
+	}
+	if !slices.Contains(formats, opts.Format) {
+		return nil, invalid("Format %q is not one of %s", opts.Format, strings.Join(formats, ", "))
+	}
+	if opts.Weight < 0 || opts.Weight > 65535 {
+		return nil, invalid("Weight %d is out of range (want 1-65535, or 0 for none)", opts.Weight)
+	}
+	for k := range opts.Metadata {
+		if k == "" {
+			return nil, invalid("Metadata has an empty key")
+		}
+	}
+	for name, d := range map[string]*time.Duration{
+		"SessionTimeout": &opts.SessionTimeout, "Interval": &opts.Interval,
+		"Timeout": &opts.Timeout, "WarmupTimeout": &opts.WarmupTimeout,
+	} {
+		if *d < 0 {
+			return nil, invalid("%s %v is negative", name, *d)
+		}
+	}
+	for name, n := range map[string]*int{"Rise": &opts.Rise, "Fall": &opts.Fall, "WarmupRequests": &opts.WarmupRequests} {
+		if *n < 0 {
+			return nil, invalid("%s %d is negative", name, *n)
+		}
+	}
+	if opts.Auth != nil && opts.Auth.Credentials == "" {
+		return nil, invalid("Auth has no Credentials")
+	}
+	setDefault(&opts.SessionTimeout, DefaultSessionTimeout)
+	setDefault(&opts.Interval, DefaultInterval)
+	setDefault(&opts.Timeout, DefaultTimeout)
+	setDefault(&opts.WarmupTimeout, DefaultWarmupTimeout)
+	setDefault(&opts.Rise, DefaultRise)
+	setDefault(&opts.Fall, DefaultFall)
+	setDefault(&opts.WarmupRequests, DefaultWarmupRequests)
+	switch {
+	case opts.Drain == 0:
+		opts.Drain = DefaultDrain
+	case opts.Drain < 0:
+		opts.Drain = NoDrain
+	}
+	if opts.Name == "" {
+		opts.Name = path.Base(opts.Path)
+	}
+
+	client := newProbeClient()
+	check, err := parseCheck(opts.Check, client)
+	if err != nil {
+		return nil, invalid("Check: %w", err)
+	}
+	warmup, err := parseWarmup(opts.Warmup, opts.WarmupRequests, client)
+	if err != nil {
+		return nil, invalid("Warmup: %w", err)
+	}
+
+	if opts.Address == "" {
+		if opts.Address, err = primaryAddress(); err != nil {
+			return nil, err
+		}
+	} else if opts.Address, err = checkAddress(opts.Address); err != nil {
+		return nil, invalid("Address: %w", err)
+	}
+	if opts.ID == "" {
+		opts.ID = defaultID(opts.Address, opts.Port)
+	} else if err := checkID(opts.ID); err != nil {
+		return nil, invalid("%w", err)
+	}
+
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("component", "registrar")
+	opts.Servers = slices.Clone(opts.Servers)
+	opts.Metadata = maps.Clone(opts.Metadata)
+	if opts.Auth != nil {
+		a := *opts.Auth
+		if a.Scheme == "" {
+			a.Scheme = "digest"
+		}
+		opts.Auth = &a
+	}
+	acl := zk.WorldACL(zk.PermAll)
+	if opts.Auth != nil {
+		acl = append(zk.WorldACL(zk.PermRead), zk.AuthACL(zk.PermAll)...)
+	}
+	return &Registrar{
+		opts: opts,
+		info: instanceInfo{
+			name:     opts.Name,
+			id:       opts.ID,
+			address:  opts.Address,
+			port:     opts.Port,
+			weight:   opts.Weight,
+			metadata: opts.Metadata,
+		},
+		check:  check,
+		warmup: warmup,
+		acl:    acl,
+		logger: logger,
+	}, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// checkPath validates a service path: absolute, no trailing slash, no
+// empty, "." or ".." elements.
+func checkPath(p string) error {
+	if !strings.HasPrefix(p, "/") || p == "/" {
+		return fmt.Errorf("%q must be an absolute znode path below /, such as /services/payments", p)
+	}
+	for _, elem := range strings.Split(p[1:], "/") {
+		if elem == "" || elem == "." || elem == ".." {
+			return fmt.Errorf("%q has an empty, \".\" or \"..\" element", p)
+		}
+		if err := checkID(elem); err != nil {
+			return fmt.Errorf("%q: %w", p, err)
+		}
+	}
+	return nil
+}
+
+// Address is the address the instance is registered with, after defaults.
+func (r *Registrar) Address() string { return r.opts.Address }
+
+// ID is the instance's znode name, after defaults (serverset members are
+// named by ZooKeeper instead).
+func (r *Registrar) ID() string { return r.opts.ID }
+
+// Run registers the instance and keeps its registration in line with its
+// health until ctx ends, then takes it offline: marks the znode draining
+// (curator, serverset), deletes it, waits Drain, closes the ZooKeeper
+// session and returns nil.
+//
+// Nothing is written to ZooKeeper before the check has passed Rise times
+// in a row and the warm-up has succeeded. A ZooKeeper that is unreachable
+// is not an error: Run keeps trying. Run returns an error only when
+// ZooKeeper refuses the registration for a reason retrying cannot fix
+// (ACLs, authentication, a persistent znode with children in the way), and
+// then also after taking the instance offline.
+func (r *Registrar) Run(ctx context.Context) error {
+	if !r.ran.CompareAndSwap(false, true) {
+		return errors.New("registrar: Run called twice; create a new Registrar with New")
+	}
+	s := &run{r: r, wake: make(chan struct{}, 1)}
+	conn, _, err := zk.Connect(r.opts.Servers, r.opts.SessionTimeout,
+		zk.WithEventCallback(s.onEvent),
+		zk.WithLogger(zkLogger{r.logger}),
+		zk.WithDialer(cappedDialer(r.opts.SessionTimeout*2/3)),
+	)
+	if err != nil {
+		return fmt.Errorf("registrar: connect to ZooKeeper %s: %w", strings.Join(r.opts.Servers, ","), err)
+	}
+	s.conn = conn
+	defer conn.Close()
+
+	checks := &checker{
+		probe:    r.check,
+		spec:     r.opts.Check,
+		interval: r.opts.Interval,
+		timeout:  r.opts.Timeout,
+		rise:     r.opts.Rise,
+		fall:     r.opts.Fall,
+		logger:   r.logger,
+	}
+	checkCtx, stopChecks := context.WithCancel(ctx)
+	verdicts := make(chan verdict, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { checks.run(checkCtx, verdicts) })
+
+	loopErr := s.loop(ctx, verdicts)
+	stopChecks()
+	wg.Wait()
+	s.offline()
+	return loopErr
+}
+
+// retryDelay is how soon a ZooKeeper request that failed is tried again,
+// when no session event or check result comes first.
+const retryDelay = time.Second
+
+// run is the state of one Run. Apart from mu's fields, it belongs to the
+// goroutine running loop.
+type run struct {
+	r    *Registrar
+	conn *zk.Conn
+
+	mu     sync.Mutex // guards states, appended by the client's event callback
+	states []zk.State
+	wake   chan struct{} // capacity 1: session states are pending
+
+	connected     bool
+	sessionID     int64 // the session last seen established; 0 before the first
+	healthy       bool
+	warmedUp      bool
+	authed        bool
+	node          string    // the znode's path while registered, else ""
+	nodeSession   int64     // the session that owns node
+	registeredAt  time.Time // written in the payload of node
+	registrations int       // successful registrations so far
+	removedAt     time.Time // when the znode last stopped being served
+	// orphans is set when a sequential create failed in a way that leaves
+	// open whether ZooKeeper made the znode: the next registration first
+	// removes members of this session.
+	orphans bool
+}
+
+// onEvent runs on the ZooKeeper client's goroutine for every event. It
+// only records session states for the loop; the client's own event
+// channel would drop them when full.
+func (s *run) onEvent(ev zk.Event) {
+	if ev.Type != zk.EventSession {
+		return
+	}
+	s.mu.Lock()
+	s.states = append(s.states, ev.State)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop brings the registration in line with the health verdicts and the
+// session until ctx ends (nil) or ZooKeeper refuses it for good (the
+// error).
+func (s *run) loop(ctx context.Context, verdicts <-chan verdict) error {
+	retry := time.NewTimer(retryDelay)
+	retry.Stop()
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case v := <-verdicts:
+			s.healthy = v.healthy
+			if s.healthy && !s.warmedUp {
+				s.warmUp(ctx)
+			}
+		case <-s.wake:
+		case <-retry.C:
+		}
+		s.sessionEvents()
+		err := s.reconcile()
+		switch {
+		case err == nil, errors.Is(err, errNoSession):
+			// A new session wakes the loop by itself.
+		case fatal(err):
+			s.r.logger.Error("zookeeper refused the registration", "err", err)
+			return err
+		default:
+			s.r.logger.Warn("zookeeper request failed; retrying", "err", err)
+			retry.Reset(retryDelay)
+		}
+	}
+}
+
+// warmUp runs the warm-up, once it has succeeded never again.
+func (s *run) warmUp(ctx context.Context) {
+	if s.r.warmup == nil {
+		s.warmedUp = true
+		return
+	}
+	s.r.logger.Info("warming up", "warmup", s.r.opts.Warmup)
+	start := time.Now()
+	wctx, cancel := context.WithTimeoutCause(ctx, s.r.opts.WarmupTimeout,
+		fmt.Errorf("warm-up took longer than %v", s.r.opts.WarmupTimeout))
+	err := s.r.warmup(wctx)
+	cancel()
+	switch {
+	case ctx.Err() != nil:
+		// Shutting down: not a failure of the warm-up.
+	case err != nil:
+		s.r.logger.Warn("warm-up failed; not registering, will retry after the next passing check", "reason", err.Error())
+	default:
+		s.r.logger.Info("warmed up", "took", time.Since(start).Round(time.Millisecond))
+		s.warmedUp = true
+	}
+}
+
+// sessionEvents logs the session changes the client reported and notices
+// when the registered znode went with an expired session.
+func (s *run) sessionEvents() {
+	s.mu.Lock()
+	states := s.states
+	s.states = nil
+	s.mu.Unlock()
+	log := s.r.logger
+	for _, st := range states {
+		switch st {
+		case zk.StateHasSession:
+			if s.connected {
+				continue
+			}
+			s.connected = true
+			switch id := s.conn.SessionID(); {
+			case s.sessionID == 0:
+				log.Info("zookeeper session established", "session", sessionHex(id), "server", s.conn.Server())
+			case id != s.sessionID:
+				log.Info("zookeeper new session established", "session", sessionHex(id), "server", s.conn.Server())
+			default:
+				log.Info("zookeeper reconnected; session intact", "session", sessionHex(id), "server", s.conn.Server())
+			}
+		case zk.StateExpired:
+			log.Warn("zookeeper session expired; its znode is gone, registering again under a new session once healthy",
+				"session", sessionHex(s.sessionID))
+		case zk.StateAuthFailed:
+			log.Error("zookeeper authentication failed")
+		case zk.StateDisconnected:
+			if s.connected {
+				s.connected = false
+				log.Warn("zookeeper connection lost")
+			}
+		}
+	}
+	if s.conn.State() != zk.StateHasSession {
+		return
+	}
+	s.sessionID = s.conn.SessionID()
+	if s.node != "" && s.nodeSession != s.sessionID {
+		log.Warn("znode lost with the expired session", "path", s.node)
+		s.node = ""
+		s.removedAt = time.Now()
+	}
+}
+
+// errNoSession means a request was not sent because there is no session.
+var errNoSession = errors.New("registrar: no ZooKeeper session")
+
+// reconcile registers or deregisters so that the znode exists exactly
+// when the instance is healthy and warmed up.
+func (s *run) reconcile() error {
+	want := s.healthy && s.warmedUp
+	if want == (s.node != "") {
+		return nil
+	}
+	if s.conn.State() != zk.StateHasSession {
+		return errNoSession
+	}
+	if want {
+		return s.register()
+	}
+	return s.deregister("unhealthy")
+}
+
+func (s *run) register() error {
+	opts := &s.r.opts
+	if err := s.authenticate(); err != nil {
+		return err
+	}
+	if err := s.ensureParents(); err != nil {
+		return err
+	}
+	session := s.conn.SessionID()
+	now := time.Now()
+	data, err := encodePayload(opts.Format, s.r.info, now, false)
+	if err != nil {
+		return err
+	}
+	var node string
+	if isSequential(opts.Format) {
+		if s.orphans {
+			if err := s.removeOrphans(session); err != nil {
+				return err
+			}
+			s.orphans = false
+		}
+		node, err = s.conn.Create(path.Join(opts.Path, serversetPrefix), data, zk.FlagEphemeral|zk.FlagSequence, s.r.acl)
+		if err != nil {
+			// A connection lost before the answer leaves open whether
+			// the member exists: look for it before creating another.
+			s.orphans = !fatal(err)
+			return fmt.Errorf("registrar: create %s%s: %w", path.Join(opts.Path, serversetPrefix), "N", err)
+		}
+	} else {
+		node = path.Join(opts.Path, opts.ID)
+		_, err = s.conn.Create(node, data, zk.FlagEphemeral, s.r.acl)
+		if errors.Is(err, zk.ErrNodeExists) {
+			err = s.replace(node, data, session)
+		}
+		if err != nil {
+			return fmt.Errorf("registrar: create %s: %w", node, err)
+		}
+	}
+	s.node, s.nodeSession, s.registeredAt = node, session, now
+	s.registrations++
+	msg := "registered"
+	if s.registrations > 1 {
+		msg = "re-registered"
+	}
+	s.r.logger.Info(msg, "path", node, "address", opts.Address, "port", opts.Port, "format", opts.Format)
+	return nil
+}
+
+// replace deals with a znode already at node: this session's own (a create
+// whose answer was lost) is updated, anyone else's (a crashed earlier run
+// whose session has not expired yet) is deleted and ours created in one
+// transaction.
+func (s *run) replace(node string, data []byte, session int64) error {
+	exists, stat, err := s.conn.Exists(node)
+	if err != nil {
+		return err
+	}
+	if !exists {
+		return zk.ErrNoNode // gone meanwhile: the retry creates it
+	}
+	if stat.EphemeralOwner == session {
+		_, err := s.conn.Set(node, data, stat.Version)
+		return err
+	}
+	s.r.logger.Warn("replacing a znode left by another session", "path", node, "owner_session", sessionHex(stat.EphemeralOwner))
+	_, err = s.conn.Multi(
+		&zk.DeleteRequest{Path: node, Version: stat.Version},
+		&zk.CreateRequest{Path: node, Data: data, Acl: s.r.acl, Flags: zk.FlagEphemeral},
+	)
+	return err
+}
+
+// removeOrphans deletes serverset members that this session created but
+// never learned the names of.
+func (s *run) removeOrphans(session int64) error {
+	children, _, err := s.conn.Children(s.r.opts.Path)
+	if err != nil {
+		return fmt.Errorf("registrar: list %s: %w", s.r.opts.Path, err)
+	}
+	for _, c := range children {
+		if !strings.HasPrefix(c, serversetPrefix) {
+			continue
+		}
+		p := path.Join(s.r.opts.Path, c)
+		exists, stat, err := s.conn.Exists(p)
+		if err != nil {
+			return fmt.Errorf("registrar: stat %s: %w", p, err)
+		}
+		if !exists || stat.EphemeralOwner != session {
+			continue
+		}
+		if err := s.conn.Delete(p, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
+			return fmt.Errorf("registrar: delete %s: %w", p, err)
+		}
+		s.r.logger.Info("removed a member whose creation was not confirmed", "path", p)
+	}
+	return nil
+}
+
+func (s *run) authenticate() error {
+	a := s.r.opts.Auth
+	if a == nil || s.authed {
+		return nil
+	}
+	if err := s.conn.AddAuth(a.Scheme, []byte(a.Credentials)); err != nil {
+		return fmt.Errorf("registrar: add %s auth to the session: %w", a.Scheme, err)
+	}
+	s.authed = true
+	return nil
+}
+
+// ensureParents creates the service path and its missing ancestors as
+// persistent znodes, open to all: other registrars share them.
+func (s *run) ensureParents() error {
+	p := s.r.opts.Path
+	if exists, _, err := s.conn.Exists(p); err != nil {
+		return fmt.Errorf("registrar: stat %s: %w", p, err)
+	} else if exists {
+		return nil
+	}
+	elems := strings.Split(p[1:], "/")
+	for i := range elems {
+		prefix := "/" + strings.Join(elems[:i+1], "/")
+		_, err := s.conn.Create(prefix, nil, 0, zk.WorldACL(zk.PermAll))
+		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+			return fmt.Errorf("registrar: create parent %s: %w", prefix, err)
+		}
+	}
+	return nil
+}
+
+func (s *run) deregister(reason string) error {
+	if err := s.conn.Delete(s.node, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return fmt.Errorf("registrar: delete %s: %w", s.node, err)
+	}
+	s.r.logger.Info("deregistered", "path", s.node, "reason", reason)
+	s.node = ""
+	s.removedAt = time.Now()
+	return nil
+}
+
+// offline takes the instance out of service on the way out: mark
+// draining, delete, wait out the drain, close the session. Requests to a
+// ZooKeeper that does not answer are cut short after one session timeout
+// by closing the session, which removes the znode just the same once the
+// server notices.
+func (s *run) offline() {
+	opts := &s.r.opts
+	log := s.r.logger
+	giveUp := time.AfterFunc(opts.SessionTimeout, s.conn.Close)
+	defer giveUp.Stop()
+	s.sessionEvents()
+	if s.node != "" {
+		if hasDrainingMark(opts.Format) {
+			data, err := encodePayload(opts.Format, s.r.info, s.registeredAt, true)
+			if err == nil {
+				_, err = s.conn.Set(s.node, data, -1)
+			}
+			if err != nil {
+				log.Warn("could not mark the znode draining; deleting it anyway", "path", s.node, "err", err)
+			} else {
+				log.Info("marked draining", "path", s.node)
+			}
+		}
+		if err := s.deregister("shutting down"); err != nil {
+			// Closing the session deletes it; without a server to tell,
+			// it goes when the session expires.
+			log.Warn("could not delete the znode; it goes with the session", "path", s.node, "err", err)
+			s.node = ""
+			s.removedAt = time.Now().Add(opts.SessionTimeout)
+		}
+	}
+	giveUp.Stop()
+	if !s.removedAt.IsZero() && opts.Drain > 0 {
+		if wait := time.Until(s.removedAt.Add(opts.Drain)); wait > 0 {
+			log.Info("draining", "wait", wait.Round(time.Millisecond))
+			t := time.NewTimer(wait)
+			<-t.C
+		}
+	}
+	s.conn.Close()
+	log.Info("stopped")
+}
+
+// fatal reports whether err is ZooKeeper refusing a request for a reason
+// that retrying will not change.
+func fatal(err error) bool {
+	for _, e := range []error{
+		zk.ErrNoAuth, zk.ErrInvalidACL, zk.ErrAuthFailed, zk.ErrNotEmpty,
+		zk.ErrNoChildrenForEphemerals, zk.ErrBadArguments, zk.ErrInvalidPath,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+func sessionHex(id int64) string { return fmt.Sprintf("0x%x", id) }

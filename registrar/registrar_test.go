@@ -1,0 +1,657 @@
+package registrar
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/zkdns/zkdns/internal/testutil"
+	"github.com/zkdns/zkdns/zkwatch"
+)
+
+var zkServer *testutil.ZooKeeper
+
+func TestMain(m *testing.M) {
+	os.Exit(testutil.MainWithZooKeeper(m, &zkServer))
+}
+
+// waitLimit bounds every wait for an expected change.
+const waitLimit = 15 * time.Second
+
+// waitFor polls cond until it holds, failing the test after waitLimit.
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	var last string
+	for time.Now().Before(deadline) {
+		var ok bool
+		if ok, last = cond(); ok {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s; last: %s", what, last)
+}
+
+// logBuffer collects log lines for assertions; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func (b *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// running is one Run in the background.
+type running struct {
+	logs    *logBuffer
+	cancel  context.CancelFunc
+	done    chan error
+	stopped bool
+}
+
+// start runs Run(opts) until the test ends or stop is called.
+func start(t *testing.T, opts Options) *running {
+	t.Helper()
+	logs := &logBuffer{}
+	opts.Logger = logs.logger()
+	r, err := New(opts)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &running{logs: logs, cancel: cancel, done: make(chan error, 1)}
+	go func() { run.done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		if !run.stopped {
+			if err := run.stop(t); err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		}
+	})
+	return run
+}
+
+// stop cancels Run and returns its result. It may be called from any
+// goroutine.
+func (r *running) stop(t *testing.T) error {
+	t.Helper()
+	r.stopped = true
+	r.cancel()
+	select {
+	case err := <-r.done:
+		return err
+	case <-time.After(waitLimit):
+		return fmt.Errorf("Run did not return within %v of the cancel; logs:\n%s", waitLimit, r.logs)
+	}
+}
+
+// healthEndpoint is a service's health endpoint whose answer the test
+// switches, counting what it answered.
+type healthEndpoint struct {
+	healthy atomic.Bool
+	passes  atomic.Int64
+	fails   atomic.Int64
+}
+
+func (h *healthEndpoint) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	if h.healthy.Load() {
+		h.passes.Add(1)
+		fmt.Fprintln(w, "ok")
+		return
+	}
+	h.fails.Add(1)
+	http.Error(w, "warming caches", http.StatusServiceUnavailable)
+}
+
+func newHealthEndpoint(t *testing.T, healthy bool) (*healthEndpoint, string) {
+	h := &healthEndpoint{}
+	h.healthy.Store(healthy)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return h, srv.URL + "/health"
+}
+
+// children lists p's children; a missing p has none.
+func children(t *testing.T, conn *zk.Conn, p string) []string {
+	t.Helper()
+	kids, _, err := conn.Children(p)
+	if err != nil && !errors.Is(err, zk.ErrNoNode) {
+		t.Fatalf("children of %s: %v", p, err)
+	}
+	return kids
+}
+
+// only waits until p has exactly one child and returns its path.
+func only(t *testing.T, conn *zk.Conn, p string) string {
+	t.Helper()
+	var node string
+	waitFor(t, "one instance under "+p, func() (bool, string) {
+		kids := children(t, conn, p)
+		if len(kids) == 1 {
+			node = path.Join(p, kids[0])
+		}
+		return len(kids) == 1, fmt.Sprint(kids)
+	})
+	return node
+}
+
+func stat(t *testing.T, conn *zk.Conn, p string) *zk.Stat {
+	t.Helper()
+	ok, st, err := conn.Exists(p)
+	if err != nil || !ok {
+		t.Fatalf("stat %s: exists=%v err=%v", p, ok, err)
+	}
+	return st
+}
+
+func TestRiseFallRecovery(t *testing.T) {
+	base := "/" + t.Name() + "/svc"
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	health, url := newHealthEndpoint(t, false)
+	const rise, fall = 3, 2
+	run := start(t, Options{
+		Servers:  []string{zkServer.Addr()},
+		Path:     base,
+		Address:  "192.0.2.10",
+		Port:     8080,
+		Check:    url,
+		Interval: 100 * time.Millisecond,
+		Rise:     rise,
+		Fall:     fall,
+		Drain:    NoDrain,
+	})
+
+	t.Run("not registered while failing", func(t *testing.T) {
+		waitFor(t, "five failed checks", func() (bool, string) {
+			return health.fails.Load() >= 5, fmt.Sprint(health.fails.Load())
+		})
+		if kids := children(t, conn, base); len(kids) != 0 {
+			t.Fatalf("registered while the health endpoint fails: %v", kids)
+		}
+		if !strings.Contains(run.logs.String(), "warming caches") {
+			t.Errorf("the reason the check fails is not logged:\n%s", run.logs)
+		}
+	})
+
+	t.Run("registered after rise passes", func(t *testing.T) {
+		health.healthy.Store(true)
+		only(t, conn, base)
+		if got := health.passes.Load(); got < rise {
+			t.Errorf("registered after %d passing checks, want at least rise=%d", got, rise)
+		}
+	})
+
+	t.Run("fall removes it", func(t *testing.T) {
+		before := health.fails.Load()
+		health.healthy.Store(false)
+		waitFor(t, "znode removed", func() (bool, string) {
+			kids := children(t, conn, base)
+			return len(kids) == 0, fmt.Sprint(kids)
+		})
+		if got := health.fails.Load() - before; got < fall {
+			t.Errorf("removed after %d failed checks, want at least fall=%d", got, fall)
+		}
+		logs := run.logs.String()
+		if !strings.Contains(logs, "msg=unhealthy") || !strings.Contains(logs, "reason=unhealthy") {
+			t.Errorf("logs do not say why the instance was removed:\n%s", logs)
+		}
+	})
+
+	t.Run("recovery re-creates it", func(t *testing.T) {
+		before := health.passes.Load()
+		health.healthy.Store(true)
+		only(t, conn, base)
+		if got := health.passes.Load() - before; got < rise {
+			t.Errorf("re-registered after %d passing checks, want at least rise=%d", got, rise)
+		}
+		if !strings.Contains(run.logs.String(), "msg=re-registered") {
+			t.Errorf("no re-registered line:\n%s", run.logs)
+		}
+	})
+
+	if err := run.stop(t); err != nil {
+		t.Errorf("Run returned %v after cancel, want nil", err)
+	}
+	if kids := children(t, conn, base); len(kids) != 0 {
+		t.Errorf("znode left behind after Run returned: %v", kids)
+	}
+}
+
+func TestWarmupBeforeRegistration(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	dir := t.TempDir()
+
+	// warmHits counts warm-up requests and whether any came after the
+	// instance was registered.
+	type warmHits struct {
+		hits, late atomic.Int64
+	}
+	warmHandler := func(w *warmHits, base string) http.HandlerFunc {
+		return func(rw http.ResponseWriter, _ *http.Request) {
+			w.hits.Add(1)
+			kids, _, _ := conn.Children(base)
+			if len(kids) > 0 {
+				w.late.Add(1)
+			}
+		}
+	}
+
+	tests := []struct {
+		name string
+		// warmup returns the Warmup option and a check that runs once the
+		// instance is registered.
+		warmup  func(t *testing.T, base string) (string, func(t *testing.T))
+		wantLog string
+	}{
+		{
+			name: "http warm-up requested N times first",
+			warmup: func(t *testing.T, base string) (string, func(t *testing.T)) {
+				w := &warmHits{}
+				srv := httptest.NewServer(warmHandler(w, base))
+				t.Cleanup(srv.Close)
+				return srv.URL + "/warm", func(t *testing.T) {
+					if got := w.hits.Load(); got != 4 {
+						t.Errorf("warm-up URL requested %d times, want 4", got)
+					}
+					if got := w.late.Load(); got != 0 {
+						t.Errorf("%d warm-up requests came after the registration", got)
+					}
+				}
+			},
+			wantLog: "msg=\"warmed up\"",
+		},
+		{
+			name: "exec warm-up runs once",
+			warmup: func(t *testing.T, base string) (string, func(t *testing.T)) {
+				file := filepath.Join(dir, "ran")
+				return "exec:echo warmed >> " + file, func(t *testing.T) {
+					b, err := os.ReadFile(file)
+					if err != nil || string(b) != "warmed\n" {
+						t.Errorf("warm-up command output %q, %v; want it run exactly once", b, err)
+					}
+				}
+			},
+			wantLog: "msg=\"warmed up\"",
+		},
+		{
+			name: "failed warm-up is retried and blocks registration until it succeeds",
+			warmup: func(t *testing.T, base string) (string, func(t *testing.T)) {
+				flag := filepath.Join(dir, "second-try")
+				cmd := fmt.Sprintf("if [ -e %s ]; then echo ok; else touch %s; echo caches cold >&2; exit 1; fi", flag, flag)
+				return "exec:" + cmd, func(t *testing.T) {}
+			},
+			wantLog: "caches cold",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			base := "/" + strings.ReplaceAll(t.Name(), " ", "_") + "/svc"
+			_, url := newHealthEndpoint(t, true)
+			warmup, after := tc.warmup(t, base)
+			run := start(t, Options{
+				Servers:        []string{zkServer.Addr()},
+				Path:           base,
+				Address:        "192.0.2.11",
+				Port:           8080,
+				Check:          url,
+				Interval:       50 * time.Millisecond,
+				Rise:           1,
+				Warmup:         warmup,
+				WarmupRequests: 4,
+				Drain:          NoDrain,
+			})
+			only(t, conn, base)
+			after(t)
+			if !strings.Contains(run.logs.String(), tc.wantLog) {
+				t.Errorf("logs lack %q:\n%s", tc.wantLog, run.logs)
+			}
+		})
+	}
+}
+
+// decodeZnode reads p and decodes it the way zkdns does.
+func decodeZnode(t *testing.T, conn *zk.Conn, format, p string) (zkwatch.Instance, *zk.Stat) {
+	t.Helper()
+	data, st, err := conn.Get(p)
+	if err != nil {
+		t.Fatalf("get %s: %v", p, err)
+	}
+	n := zkwatch.Node{Name: path.Base(p), Data: data, Ctime: time.UnixMilli(st.Ctime)}
+	inst, err := zkwatch.Decode(format, "", n)
+	if err != nil {
+		t.Fatalf("zkwatch.Decode(%s) of %s: %v\ndata: %s", format, p, err, data)
+	}
+	auto, err := zkwatch.Decode("auto", "", n)
+	if err != nil || auto.Format != format {
+		t.Errorf("format auto reads %s as %q (err %v), want %s", p, auto.Format, err, format)
+	}
+	return inst, st
+}
+
+func TestPayloadsInZooKeeper(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	tests := []struct {
+		format     string
+		address    string
+		id         string
+		weight     int
+		wantName   string // znode name, or its prefix for serverset
+		wantWeight uint16
+		wantMeta   map[string]string
+	}{
+		{FormatCurator, "192.0.2.20", "", 7, "192.0.2.20-8080", 7, map[string]string{"zone": "a", "shard": "3", "weight": "7"}},
+		{FormatServerset, "2001:db8::20", "", 0, "member_", 100, map[string]string{"shard": "3"}},
+		{FormatNerve, "192.0.2.21", "web-1", 9, "web-1", 9, map[string]string{"zone": "a", "shard": "3", "name": "svc"}},
+		{FormatHostport, "2001:db8::21", "", 0, "2001-db8--21-8080", 100, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.format, func(t *testing.T) {
+			base := "/" + t.Name() + "/svc"
+			before := time.Now().Add(-time.Second).Truncate(time.Millisecond)
+			start(t, Options{
+				Servers:  []string{zkServer.Addr()},
+				Path:     base,
+				ID:       tc.id,
+				Address:  tc.address,
+				Port:     8080,
+				Format:   tc.format,
+				Metadata: map[string]string{"zone": "a", "shard": "3"},
+				Weight:   tc.weight,
+				Drain:    NoDrain,
+			})
+			node := only(t, conn, base)
+			inst, st := decodeZnode(t, conn, tc.format, node)
+			if !strings.HasPrefix(path.Base(node), tc.wantName) || (tc.format != FormatServerset && path.Base(node) != tc.wantName) {
+				t.Errorf("znode %s, want name %s", node, tc.wantName)
+			}
+			if st.EphemeralOwner == 0 {
+				t.Errorf("%s is not ephemeral", node)
+			}
+			if inst.Address != tc.address || inst.Port != 8080 || !inst.Healthy || inst.Weight != tc.wantWeight {
+				t.Errorf("decoded %+v, want %s:8080 healthy with weight %d", inst, tc.address, tc.wantWeight)
+			}
+			if fmt.Sprint(inst.Meta) != fmt.Sprint(tc.wantMeta) {
+				t.Errorf("metadata %v, want %v", inst.Meta, tc.wantMeta)
+			}
+			if inst.Registered.Before(before) || inst.Registered.After(time.Now()) {
+				t.Errorf("registration time %v is not the time of this registration", inst.Registered)
+			}
+		})
+	}
+}
+
+func TestDrainOrder(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	const drain = 700 * time.Millisecond
+	tests := []struct {
+		format string
+		want   []zk.EventType
+	}{
+		{FormatCurator, []zk.EventType{zk.EventNodeDataChanged, zk.EventNodeDeleted}},
+		{FormatServerset, []zk.EventType{zk.EventNodeDataChanged, zk.EventNodeDeleted}},
+		{FormatHostport, []zk.EventType{zk.EventNodeDeleted}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.format, func(t *testing.T) {
+			base := "/" + t.Name() + "/svc"
+			run := start(t, Options{
+				Servers: []string{zkServer.Addr()},
+				Path:    base,
+				Address: "192.0.2.30",
+				Port:    8080,
+				Format:  tc.format,
+				Drain:   drain,
+			})
+			node := only(t, conn, base)
+
+			// Follow the znode with data watches: each event re-arms the
+			// watch, so every change up to the deletion is seen in order.
+			type seen struct {
+				ev zk.EventType
+				at time.Time
+			}
+			_, _, watch, err := conn.GetW(node)
+			if err != nil {
+				t.Fatal(err)
+			}
+			events := make(chan seen, 8)
+			go func() {
+				defer close(events)
+				for {
+					ev := <-watch
+					events <- seen{ev.Type, time.Now()}
+					if ev.Type != zk.EventNodeDataChanged {
+						return
+					}
+					if _, _, watch, err = conn.GetW(node); err != nil {
+						return
+					}
+				}
+			}()
+
+			errc := make(chan error, 1)
+			go func() { errc <- run.stop(t) }()
+			var got []zk.EventType
+			var deletedAt time.Time
+			for s := range events {
+				got = append(got, s.ev)
+				if s.ev == zk.EventNodeDeleted {
+					deletedAt = s.at
+				}
+			}
+			if err := <-errc; err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			returned := time.Now()
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("znode events %v, want %v", got, tc.want)
+			}
+			if wait := returned.Sub(deletedAt); wait < drain {
+				t.Errorf("Run returned %v after the deletion, want at least the drain of %v", wait, drain)
+			}
+			logs := run.logs.String()
+			order := []string{"msg=deregistered", "msg=draining", "msg=stopped"}
+			if hasDrainingMark(tc.format) {
+				order = append([]string{`msg="marked draining"`}, order...)
+			}
+			last := -1
+			for _, line := range order {
+				i := strings.Index(logs, line)
+				if i <= last {
+					t.Fatalf("log lines not in the order %v:\n%s", order, logs)
+				}
+				last = i
+			}
+		})
+	}
+}
+
+func TestSessionExpiryReRegisters(t *testing.T) {
+	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := "/" + t.Name() + "/svc"
+	_, url := newHealthEndpoint(t, true)
+	run := start(t, Options{
+		Servers:        []string{proxy.Addr()},
+		SessionTimeout: time.Second,
+		Path:           base,
+		Address:        "192.0.2.40",
+		Port:           8080,
+		Check:          url,
+		Interval:       50 * time.Millisecond,
+		Rise:           1,
+		Drain:          NoDrain,
+	})
+	node := only(t, conn, base)
+	before := stat(t, conn, node)
+
+	proxy.Cut()
+	waitFor(t, "the znode to go with the expired session", func() (bool, string) {
+		ok, _, err := conn.Exists(node)
+		return err == nil && !ok, fmt.Sprint(ok, err)
+	})
+	proxy.Restore()
+	waitFor(t, "the znode re-created under a new session", func() (bool, string) {
+		ok, st, err := conn.Exists(node)
+		return err == nil && ok && st.EphemeralOwner != before.EphemeralOwner, fmt.Sprint(ok, err)
+	})
+	after := stat(t, conn, node)
+	if after.Czxid == before.Czxid {
+		t.Errorf("same czxid %d after the expiry: not a new znode", after.Czxid)
+	}
+	logs := run.logs.String()
+	for _, want := range []string{"session expired", "msg=re-registered"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q:\n%s", want, logs)
+		}
+	}
+}
+
+func TestConnectionBlipKeepsTheZnode(t *testing.T) {
+	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := "/" + t.Name() + "/svc"
+	health, url := newHealthEndpoint(t, true)
+	run := start(t, Options{
+		Servers:        []string{proxy.Addr()},
+		SessionTimeout: 4 * time.Second, // the most this server grants
+		Path:           base,
+		Address:        "192.0.2.41",
+		Port:           8080,
+		Check:          url,
+		Interval:       50 * time.Millisecond,
+		Rise:           1,
+		Drain:          NoDrain,
+	})
+	node := only(t, conn, base)
+	before := stat(t, conn, node)
+
+	proxy.Cut()
+	waitFor(t, "the connection loss to be noticed", func() (bool, string) {
+		return strings.Contains(run.logs.String(), "zookeeper connection lost"), ""
+	})
+	proxy.Restore()
+	waitFor(t, "the reconnect", func() (bool, string) {
+		return strings.Contains(run.logs.String(), "session intact"), ""
+	})
+	// A few more checks on the restored connection, where a wrong
+	// reaction (re-create, delete) would happen.
+	checks := health.passes.Load()
+	waitFor(t, "more checks", func() (bool, string) { return health.passes.Load() >= checks+3, "" })
+
+	after := stat(t, conn, node)
+	if after.Czxid != before.Czxid || after.Mzxid != before.Mzxid || after.EphemeralOwner != before.EphemeralOwner {
+		t.Errorf("znode changed across a blip: before czxid=%d mzxid=%d owner=%x, after czxid=%d mzxid=%d owner=%x",
+			before.Czxid, before.Mzxid, before.EphemeralOwner, after.Czxid, after.Mzxid, after.EphemeralOwner)
+	}
+	if logs := run.logs.String(); strings.Count(logs, "msg=registered") != 1 ||
+		strings.Contains(logs, "re-registered") || strings.Contains(logs, "deregistered") {
+		t.Errorf("registration changed across a blip:\n%s", logs)
+	}
+}
+
+func TestStaleZnodeFromAnotherSessionReplaced(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	crashed := testutil.ConnectZK(t, zkServer.Addr(), 4*time.Second)
+	base := "/" + t.Name() + "/svc"
+	node := base + "/web-1"
+	testutil.CreateZnode(t, crashed, node, "192.0.2.99:1", zk.FlagEphemeral)
+
+	run := start(t, Options{
+		Servers: []string{zkServer.Addr()},
+		Path:    base,
+		ID:      "web-1",
+		Address: "192.0.2.50",
+		Port:    8080,
+		Drain:   NoDrain,
+	})
+	waitFor(t, "our registration in place of the stale one", func() (bool, string) {
+		ok, st, err := conn.Exists(node)
+		return err == nil && ok && st.EphemeralOwner != crashed.SessionID(), fmt.Sprint(ok, err)
+	})
+	inst, _ := decodeZnode(t, conn, FormatCurator, node)
+	if inst.Address != "192.0.2.50" {
+		t.Errorf("znode holds %s, want this registrar's address", inst.Address)
+	}
+	if !strings.Contains(run.logs.String(), "replacing a znode left by another session") {
+		t.Errorf("the replacement is not logged:\n%s", run.logs)
+	}
+}
+
+func TestAuthACL(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := "/" + t.Name() + "/svc"
+	start(t, Options{
+		Servers: []string{zkServer.Addr()},
+		Auth:    &Auth{Credentials: "registrar:s3cret"},
+		Path:    base,
+		Address: "192.0.2.60",
+		Port:    8080,
+		Drain:   NoDrain,
+	})
+	node := only(t, conn, base)
+	acl, _, err := conn.GetACL(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server hides the password hash of digest IDs from readers.
+	if len(acl) != 2 || acl[0] != zk.WorldACL(zk.PermRead)[0] ||
+		acl[1].Scheme != "digest" || acl[1].Perms != zk.PermAll || !strings.HasPrefix(acl[1].ID, "registrar:") {
+		t.Errorf("ACL %v, want world:anyone read and digest registrar:… all", acl)
+	}
+	if _, err := conn.Set(node, []byte("192.0.2.66:1"), -1); !errors.Is(err, zk.ErrNoAuth) {
+		t.Errorf("another identity changed the znode: err=%v, want %v", err, zk.ErrNoAuth)
+	}
+	decodeZnode(t, conn, FormatCurator, node) // anyone may read it
+}
+
+func TestRunOnce(t *testing.T) {
+	r, err := New(Options{Servers: []string{zkServer.Addr()}, Path: "/" + t.Name(), Address: "192.0.2.70", Port: 80})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Run(ctx); err != nil {
+		t.Fatalf("first Run with a cancelled context: %v, want nil", err)
+	}
+	if err := r.Run(ctx); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Errorf("second Run: %v, want an error saying Run was called twice", err)
+	}
+}
