@@ -233,7 +233,7 @@ func verifyUnit(t *testing.T, path string) []string {
 		line := strings.TrimSpace(sc.Text())
 		switch m := otherUnitLine.FindStringSubmatch(line); {
 		case line == "":
-		case strings.Contains(line, path) || strings.Contains(line, unitName):
+		case strings.Contains(line, path) || strings.Contains(line, filepath.Base(path)):
 			problems = append(problems, line)
 		case m != nil:
 			// verify loads the units ours depends on (sysinit.target,

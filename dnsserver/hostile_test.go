@@ -312,8 +312,9 @@ func exchangeRaw(t *testing.T, proto, addr string, packet []byte, expect int) []
 // with -update-corpus to write them.
 func TestFuzzCorpusCommitted(t *testing.T) {
 	targets := map[string]map[string][]byte{
-		"FuzzAnswer": fuzzSeeds(t),
-		"FuzzRelay":  relaySeeds(t),
+		"FuzzAnswer":   fuzzSeeds(t),
+		"FuzzFastPath": fuzzSeeds(t), // the same packets: the fast path must agree with Answer on all
+		"FuzzRelay":    relaySeeds(t),
 	}
 	for target, seeds := range targets {
 		dir := filepath.Join("testdata", "fuzz", target)

@@ -111,6 +111,11 @@ type apex struct {
 	nsA    []dns.RR // A records of ns.<origin>
 	nsAAAA []dns.RR // AAAA records of ns.<origin>
 	nsGlue []dns.RR // nsA then nsAAAA, the additional section of an NS answer
+
+	wire     []byte     // origin in lowercase wire form, for the fast path
+	negTail  []byte     // negSOA packed without its owner name
+	wireApex packedName // packed SOA and NS replies
+	wireNS   packedName // packed replies for ns.<origin>
 }
 
 // service holds one service's records, all built at snapshot time.
@@ -129,14 +134,18 @@ type service struct {
 	instances map[string]*instance
 	// labelOf maps an instance ID to the label it is served under.
 	labelOf map[string]string
+
+	wire    packedName // packed replies for <label>.<origin>
+	wireTCP packedName // packed replies for _<label>._tcp.<origin>
 }
 
 // instance holds one instance's records, owned by <instance>.<service>.<origin>.
 type instance struct {
-	a     []dns.RR // its A record, when its address is IPv4
-	aaaa  []dns.RR // its AAAA record, when its address is IPv6
-	cname []dns.RR // a CNAME to its address, when that is a hostname
-	txt   []dns.RR // its TXT record, when it has strings that fit
+	a     []dns.RR   // its A record, when its address is IPv4
+	aaaa  []dns.RR   // its AAAA record, when its address is IPv6
+	cname []dns.RR   // a CNAME to its address, when that is a hostname
+	txt   []dns.RR   // its TXT record, when it has strings that fit
+	wire  packedName // its packed replies
 }
 
 // NewSnapshot returns a snapshot with no services that is not synced. Its
@@ -361,6 +370,16 @@ func buildApex(z Zone, serial uint32) *apex {
 		}
 	}
 	a.nsGlue = slices.Concat(a.nsA, a.nsAAAA)
+	a.wire = wireNameOf(z.Origin)
+	a.negTail = negativeTail(a.negSOA, a.wire)
+	a.wireApex = packedName{
+		soa: packOne(z.Origin, dns.TypeSOA, []dns.RR{a.soa}, nil),
+		ns:  packOne(z.Origin, dns.TypeNS, a.ns, a.nsGlue),
+	}
+	a.wireNS = packedName{
+		a:    packRotations(nsHost, dns.TypeA, a.nsA),
+		aaaa: packRotations(nsHost, dns.TypeAAAA, a.nsAAAA),
+	}
 	return a
 }
 
@@ -425,12 +444,29 @@ func buildService(ap *apex, src Service, base, label string) *service {
 		} else {
 			continue
 		}
+		built.wire = packedName{
+			a:    packRotations(name, dns.TypeA, built.a),
+			aaaa: packRotations(name, dns.TypeAAAA, built.aaaa),
+			txt:  packOne(name, dns.TypeTXT, built.txt, nil),
+		}
+		if built.cname != nil {
+			built.wire.cnameA = packOne(name, dns.TypeA, built.cname, nil)
+			built.wire.cnameAAA = packOne(name, dns.TypeAAAA, built.cname, nil)
+		}
 		svc.instances[labels[id]] = built
 		svc.labelOf[id] = labels[id]
 		svc.srv = append(svc.srv, srvRR(owner, target, inst, ap.ttl))
 		if srvOwner != "" {
 			svc.srvTCP = append(svc.srvTCP, srvRR(srvOwner, target, inst, ap.ttl))
 		}
+	}
+	svc.wire = packedName{
+		a:    packRotations(owner, dns.TypeA, svc.a),
+		aaaa: packRotations(owner, dns.TypeAAAA, svc.aaaa),
+		srv:  packOne(owner, dns.TypeSRV, svc.srv, svc.glue),
+	}
+	if srvOwner != "" {
+		svc.wireTCP = packedName{srv: packOne(srvOwner, dns.TypeSRV, svc.srvTCP, svc.glue)}
 	}
 	return svc
 }

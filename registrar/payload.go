@@ -28,7 +28,9 @@ const (
 )
 
 // formats lists the accepted formats, for validation and messages.
-var formats = []string{FormatCurator, FormatServerset, FormatNerve, FormatHostport}
+func formats() []string {
+	return []string{FormatCurator, FormatServerset, FormatNerve, FormatHostport}
+}
 
 // springInstanceClass is what Spring Cloud Zookeeper puts in @class, so
 // that Spring clients deserialise the payload as their own.

@@ -188,8 +188,8 @@ func New(opts Options) (*Registrar, error) {
 	if opts.Format == "" {
 		opts.Format = FormatCurator
 	}
-	if !slices.Contains(formats, opts.Format) {
-		return nil, invalid("Format %q is not one of %s", opts.Format, strings.Join(formats, ", "))
+	if !slices.Contains(formats(), opts.Format) {
+		return nil, invalid("Format %q is not one of %s", opts.Format, strings.Join(formats(), ", "))
 	}
 	if opts.Weight < 0 || opts.Weight > 65535 {
 		return nil, invalid("Weight %d is out of range (want 1-65535, or 0 for none)", opts.Weight)
@@ -314,13 +314,6 @@ func checkPath(p string) error {
 	return nil
 }
 
-// Address is the address the instance is registered with, after defaults.
-func (r *Registrar) Address() string { return r.opts.Address }
-
-// ID is the instance's znode name, after defaults (serverset members are
-// named by ZooKeeper instead).
-func (r *Registrar) ID() string { return r.opts.ID }
-
 // Run registers the instance and keeps its registration in line with its
 // health until ctx ends, then takes it offline: marks the znode draining
 // (curator, serverset), deletes it, waits Drain, closes the ZooKeeper
@@ -347,6 +340,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 	}
 	s.conn = conn
 	defer conn.Close()
+	r.warnUnwritable()
 
 	checks := &checker{
 		probe:    r.check,
@@ -367,6 +361,34 @@ func (r *Registrar) Run(ctx context.Context) error {
 	wg.Wait()
 	s.offline()
 	return loopErr
+}
+
+// warnUnwritable logs the options the payload format has no place for.
+func (r *Registrar) warnUnwritable() {
+	var lost []string
+	switch r.opts.Format {
+	case FormatServerset:
+		if r.opts.Weight != 0 {
+			lost = append(lost, "weight")
+		}
+		for k := range r.opts.Metadata {
+			if k != "shard" {
+				lost = append(lost, "metadata "+k)
+			}
+		}
+	case FormatHostport:
+		if r.opts.Weight != 0 {
+			lost = append(lost, "weight")
+		}
+		for k := range r.opts.Metadata {
+			lost = append(lost, "metadata "+k)
+		}
+	}
+	if len(lost) > 0 {
+		slices.Sort(lost)
+		r.logger.Warn("the payload format has no place for some options; they are not written",
+			"format", r.opts.Format, "ignored", strings.Join(lost, ", "))
+	}
 }
 
 // retryDelay is how soon a ZooKeeper request that failed is tried again,
@@ -434,6 +456,11 @@ func (s *run) loop(ctx context.Context, verdicts <-chan verdict) error {
 		case <-s.wake:
 		case <-retry.C:
 		}
+		if ctx.Err() != nil {
+			// select picks at random among ready cases: never register
+			// after the cancel because a verdict was ready too.
+			return nil
+		}
 		s.sessionEvents()
 		err := s.reconcile()
 		switch {
@@ -496,8 +523,7 @@ func (s *run) sessionEvents() {
 				log.Info("zookeeper reconnected; session intact", "session", sessionHex(id), "server", s.conn.Server())
 			}
 		case zk.StateExpired:
-			log.Warn("zookeeper session expired; its znode is gone, registering again under a new session once healthy",
-				"session", sessionHex(s.sessionID))
+			log.Warn("zookeeper session expired", "session", sessionHex(s.sessionID))
 		case zk.StateAuthFailed:
 			log.Error("zookeeper authentication failed")
 		case zk.StateDisconnected:
@@ -512,7 +538,7 @@ func (s *run) sessionEvents() {
 	}
 	s.sessionID = s.conn.SessionID()
 	if s.node != "" && s.nodeSession != s.sessionID {
-		log.Warn("znode lost with the expired session", "path", s.node)
+		log.Warn("znode lost with the expired session; registering again once healthy", "path", s.node)
 		s.node = ""
 		s.removedAt = time.Now()
 	}

@@ -219,10 +219,11 @@ func TestRiseFallRecovery(t *testing.T) {
 		if got := health.fails.Load() - before; got < fall {
 			t.Errorf("removed after %d failed checks, want at least fall=%d", got, fall)
 		}
-		logs := run.logs.String()
-		if !strings.Contains(logs, "msg=unhealthy") || !strings.Contains(logs, "reason=unhealthy") {
-			t.Errorf("logs do not say why the instance was removed:\n%s", logs)
-		}
+		// The line follows the deletion, which the test may see first.
+		waitFor(t, "the reason logged", func() (bool, string) {
+			logs := run.logs.String()
+			return strings.Contains(logs, "msg=unhealthy") && strings.Contains(logs, "reason=unhealthy"), logs
+		})
 	})
 
 	t.Run("recovery re-creates it", func(t *testing.T) {
@@ -232,9 +233,9 @@ func TestRiseFallRecovery(t *testing.T) {
 		if got := health.passes.Load() - before; got < rise {
 			t.Errorf("re-registered after %d passing checks, want at least rise=%d", got, rise)
 		}
-		if !strings.Contains(run.logs.String(), "msg=re-registered") {
-			t.Errorf("no re-registered line:\n%s", run.logs)
-		}
+		waitFor(t, "a re-registered line", func() (bool, string) {
+			return strings.Contains(run.logs.String(), "msg=re-registered"), run.logs.String()
+		})
 	})
 
 	if err := run.stop(t); err != nil {
@@ -366,17 +367,18 @@ func TestPayloadsInZooKeeper(t *testing.T) {
 		wantName   string // znode name, or its prefix for serverset
 		wantWeight uint16
 		wantMeta   map[string]string
+		wantWarn   string // the options logged as not written
 	}{
-		{FormatCurator, "192.0.2.20", "", 7, "192.0.2.20-8080", 7, map[string]string{"zone": "a", "shard": "3", "weight": "7"}},
-		{FormatServerset, "2001:db8::20", "", 0, "member_", 100, map[string]string{"shard": "3"}},
-		{FormatNerve, "192.0.2.21", "web-1", 9, "web-1", 9, map[string]string{"zone": "a", "shard": "3", "name": "svc"}},
-		{FormatHostport, "2001:db8::21", "", 0, "2001-db8--21-8080", 100, nil},
+		{FormatCurator, "192.0.2.20", "", 7, "192.0.2.20-8080", 7, map[string]string{"zone": "a", "shard": "3", "weight": "7"}, ""},
+		{FormatServerset, "2001:db8::20", "", 0, "member_", 100, map[string]string{"shard": "3"}, `ignored="metadata zone"`},
+		{FormatNerve, "192.0.2.21", "web-1", 9, "web-1", 9, map[string]string{"zone": "a", "shard": "3", "name": "svc"}, ""},
+		{FormatHostport, "2001:db8::21", "", 0, "2001-db8--21-8080", 100, nil, `ignored="metadata shard, metadata zone"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.format, func(t *testing.T) {
 			base := "/" + t.Name() + "/svc"
 			before := time.Now().Add(-time.Second).Truncate(time.Millisecond)
-			start(t, Options{
+			run := start(t, Options{
 				Servers:  []string{zkServer.Addr()},
 				Path:     base,
 				ID:       tc.id,
@@ -403,6 +405,11 @@ func TestPayloadsInZooKeeper(t *testing.T) {
 			}
 			if inst.Registered.Before(before) || inst.Registered.After(time.Now()) {
 				t.Errorf("registration time %v is not the time of this registration", inst.Registered)
+			}
+			logs := run.logs.String()
+			if warned := strings.Contains(logs, "no place for some options"); warned != (tc.wantWarn != "") ||
+				!strings.Contains(logs, tc.wantWarn) {
+				t.Errorf("want a warning about %q (none if empty); logs:\n%s", tc.wantWarn, logs)
 			}
 		})
 	}
@@ -451,7 +458,13 @@ func TestDrainOrder(t *testing.T) {
 					if ev.Type != zk.EventNodeDataChanged {
 						return
 					}
-					if _, _, watch, err = conn.GetW(node); err != nil {
+					_, _, watch, err = conn.GetW(node)
+					if errors.Is(err, zk.ErrNoNode) {
+						// Deleted before the watch was armed again.
+						events <- seen{zk.EventNodeDeleted, time.Now()}
+						return
+					}
+					if err != nil {
 						return
 					}
 				}
@@ -461,10 +474,19 @@ func TestDrainOrder(t *testing.T) {
 			go func() { errc <- run.stop(t) }()
 			var got []zk.EventType
 			var deletedAt time.Time
-			for s := range events {
-				got = append(got, s.ev)
-				if s.ev == zk.EventNodeDeleted {
-					deletedAt = s.at
+			for collecting := true; collecting; {
+				select {
+				case s, ok := <-events:
+					if !ok {
+						collecting = false
+						break
+					}
+					got = append(got, s.ev)
+					if s.ev == zk.EventNodeDeleted {
+						deletedAt = s.at
+					}
+				case <-time.After(waitLimit):
+					t.Fatalf("the znode was not deleted; events so far %v", got)
 				}
 			}
 			if err := <-errc; err != nil {
@@ -531,11 +553,10 @@ func TestSessionExpiryReRegisters(t *testing.T) {
 	if after.Czxid == before.Czxid {
 		t.Errorf("same czxid %d after the expiry: not a new znode", after.Czxid)
 	}
-	logs := run.logs.String()
 	for _, want := range []string{"session expired", "msg=re-registered"} {
-		if !strings.Contains(logs, want) {
-			t.Errorf("logs lack %q:\n%s", want, logs)
-		}
+		waitFor(t, "the log line "+want, func() (bool, string) {
+			return strings.Contains(run.logs.String(), want), run.logs.String()
+		})
 	}
 }
 

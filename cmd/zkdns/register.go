@@ -56,7 +56,7 @@ func registerFlags(cfg *registerConfig, configPath *string) *flag.FlagSet {
 	fs := flag.NewFlagSet("zkdns register", flag.ContinueOnError)
 	fs.StringVar(configPath, "config", *configPath, "TOML `file` with the same settings (keys in snake_case); flags override it")
 	fs.Var(&cfg.Servers, "servers", "ZooKeeper `host:port` list, comma-separated (required)")
-	fs.Var(&cfg.SessionTimeout, "session-timeout", "ZooKeeper session timeout (default 10s)")
+	fs.Var(&cfg.SessionTimeout, "session-timeout", "ZooKeeper session timeout, a `duration` (default 10s)")
 	fs.StringVar(&cfg.AuthFile, "auth-file", cfg.AuthFile, "`file` holding digest credentials user:password")
 	fs.StringVar(&cfg.Path, "path", cfg.Path, "the service's `znode`, e.g. /services/payments (required)")
 	fs.StringVar(&cfg.ID, "id", cfg.ID, "instance znode name (default address-port; serverset: member_N)")
@@ -67,14 +67,14 @@ func registerFlags(cfg *registerConfig, configPath *string) *flag.FlagSet {
 	fs.Var(&cfg.Meta, "meta", "metadata `key=value`; repeat for more")
 	fs.IntVar(&cfg.Weight, "weight", cfg.Weight, "base SRV weight 1-65535 (default none, read as 100)")
 	fs.StringVar(&cfg.Check, "check", cfg.Check, "health check: http://…, https://…, tcp://host:port or exec:COMMAND (default none)")
-	fs.Var(&cfg.Interval, "interval", "time between health checks (default 2s)")
-	fs.Var(&cfg.Timeout, "timeout", "time limit of one health check (default 1s)")
+	fs.Var(&cfg.Interval, "interval", "`duration` between health checks (default 2s)")
+	fs.Var(&cfg.Timeout, "timeout", "time limit of one health check, a `duration` (default 1s)")
 	fs.IntVar(&cfg.Rise, "rise", cfg.Rise, "passes in a row before registering (default 2)")
 	fs.IntVar(&cfg.Fall, "fall", cfg.Fall, "failures in a row before deregistering (default 3)")
 	fs.StringVar(&cfg.Warmup, "warmup", cfg.Warmup, "before the first registration: exec:COMMAND, or an http(s) URL to GET -warmup-requests times")
 	fs.IntVar(&cfg.WarmupRequests, "warmup-requests", cfg.WarmupRequests, "GETs of an HTTP warm-up (default 10)")
-	fs.Var(&cfg.WarmupTimeout, "warmup-timeout", "time limit of one warm-up attempt (default 1m)")
-	fs.Var(&cfg.Drain, "drain", "wait after deregistering, before exiting; 0 for none (default 10s)")
+	fs.Var(&cfg.WarmupTimeout, "warmup-timeout", "time limit of one warm-up attempt, a `duration` (default 1m)")
+	fs.Var(&cfg.Drain, "drain", "`duration` to wait after deregistering, before exiting; 0 for none (default 10s)")
 	fs.StringVar(&cfg.Pidfile, "pidfile", cfg.Pidfile, "write the process id to `file` while running, for zkdns deregister")
 	return fs
 }
@@ -90,9 +90,8 @@ func parseRegisterArgs(args []string, stderr io.Writer) (registerConfig, error) 
 	// The first pass only finds -config, so that the file can be read
 	// before the flags that override it.
 	fs := registerFlags(&registerConfig{}, &configPath)
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return cfg, errUsage
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return cfg, err
 	}
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("%w: zkdns register: unexpected argument %q", errUsage, fs.Arg(0))
@@ -108,6 +107,22 @@ func parseRegisterArgs(args []string, stderr io.Writer) (registerConfig, error) 
 		return cfg, fmt.Errorf("%w: zkdns register: %v", errUsage, err)
 	}
 	return cfg, nil
+}
+
+// parseFlags parses args with fs. A bad flag is reported in one line (the
+// flag package's own message); -h lists the flags.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stderr, "usage of %s:\n", fs.Name())
+		fs.PrintDefaults()
+	}
+	if err != nil {
+		return errUsage
+	}
+	return nil
 }
 
 // tomlLastKey matches the position toml gives in its type errors.
@@ -245,12 +260,12 @@ func (cfg *registerConfig) options() (registrar.Options, error) {
 func readAuthFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("zkdns register: -auth-file: %w", err)
+		return "", fmt.Errorf("register: -auth-file: %w", err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return "", fmt.Errorf("zkdns register: -auth-file: %w", err)
+		return "", fmt.Errorf("register: -auth-file: %w", err)
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
 		return "", fmt.Errorf("%w: zkdns register: -auth-file %s is accessible by group or others (mode %04o); chmod 600 it",
@@ -258,7 +273,7 @@ func readAuthFile(path string) (string, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
 	if err != nil {
-		return "", fmt.Errorf("zkdns register: -auth-file: %w", err)
+		return "", fmt.Errorf("register: -auth-file: %w", err)
 	}
 	creds := strings.TrimRight(string(b), "\r\n")
 	if user, _, ok := strings.Cut(creds, ":"); !ok || user == "" || strings.ContainsAny(creds, "\n\r") {
@@ -399,11 +414,10 @@ const deregisterPoll = 50 * time.Millisecond
 
 func runDeregister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("zkdns deregister", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	pidfile := fs.String("pidfile", "", "the `file` zkdns register -pidfile writes (required)")
 	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the registrar to drain and exit")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
 	}
 	switch {
 	case fs.NArg() > 0:

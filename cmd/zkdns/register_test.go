@@ -233,9 +233,10 @@ func TestRegisterLifecycle(t *testing.T) {
 			ports := srvPorts(t, d.dns)
 			return len(ports) == 0, fmt.Sprint(ports)
 		})
-		if logs := reg.logText(); !strings.Contains(logs, "msg=unhealthy") || !strings.Contains(logs, "reason=unhealthy") {
-			t.Errorf("logs do not say why it was removed:\n%s", logs)
-		}
+		eventually(t, "the reason logged", func() (bool, string) {
+			logs := reg.logText()
+			return strings.Contains(logs, "msg=unhealthy") && strings.Contains(logs, "reason=unhealthy"), logs
+		})
 	})
 
 	t.Run("recovery brings it back", func(t *testing.T) {
@@ -510,6 +511,7 @@ func TestRegisterCommandLine(t *testing.T) {
 		{"register with a mistyped config value", []string{"register", "-config", badType}, 2, "type.toml:3:"},
 		{"register with an unreadable config", []string{"register", "-config", filepath.Join(dir, "none.toml")}, 1, "none.toml"},
 		{"register with a stray argument", []string{"register", "-port", "80", "extra"}, 2, "unexpected argument"},
+		{"register with an unknown flag", []string{"register", "-prot", "80"}, 2, "flag provided but not defined: -prot\n"},
 		{"deregister without pidfile", []string{"deregister"}, 2, "-pidfile is required"},
 		{"deregister with no pidfile on disk", []string{"deregister", "-pidfile", filepath.Join(dir, "none.pid")}, 0, "no registrar is running"},
 	}

@@ -1,0 +1,349 @@
+package dnsserver
+
+import (
+	"bytes"
+	"encoding/binary"
+
+	"github.com/miekg/dns"
+)
+
+// The fast path: the common UDP queries (A, AAAA, SRV, TXT, SOA, NS for a
+// name in the zone, or a name that does not exist) are answered from
+// replies packed when the snapshot was built. Per query it reads the
+// question straight from the wire, finds the packed reply with map
+// lookups, copies it and patches the ID, the RD bit, the name's case and
+// the OPT record: no unpacking, no allocation, no locks. Anything it does
+// not recognise as plain falls back to Answer, which handles every case.
+
+// maxRotations is how many orders of an address set are packed: each
+// query takes the next one, so successive clients start on different
+// instances without a shuffle per query.
+const maxRotations = 4
+
+// packedName holds the packed replies for one name, for the query types the
+// fast path serves. A nil entry means the name has no records of that
+// type (NODATA), which is built per query with the snapshot's SOA.
+type packedName struct {
+	a, aaaa          [][]byte // rotations of the address set
+	cnameA, cnameAAA []byte   // for an instance registered by hostname: its A and AAAA answers
+	srv              []byte
+	txt              []byte
+	soa, ns          []byte // the zone apex only
+}
+
+// tooBig stands for a reply too large for the fast path (it needs
+// truncation, or TCP): distinct from nil, which means no records.
+var tooBig = []byte{}
+
+// fastOPT is the OPT record of a fast reply: root owner, our UDP size,
+// extended rcode 0, version 0, no flags, no options.
+var fastOPT = []byte{0, 0, 41, byte(ednsSize >> 8), byte(ednsSize & 0xff), 0, 0, 0, 0, 0, 0}
+
+// packReply packs a positive reply to (qname, qtype) with the question in
+// lowercase; the fast path patches in the client's case. It returns tooBig
+// when the reply would not fit a UDP reply even at the largest size, so
+// such queries go the slow way (which truncates).
+func packReply(qname string, qtype uint16, answer, extra []dns.RR) []byte {
+	m := &dns.Msg{
+		MsgHdr:   dns.MsgHdr{Response: true, Authoritative: true},
+		Compress: true,
+		Question: []dns.Question{{Name: qname, Qtype: qtype, Qclass: dns.ClassINET}},
+		Answer:   answer,
+		Extra:    extra,
+	}
+	wire, err := m.Pack()
+	if err != nil || len(wire)+len(fastOPT) > maxUDPReply {
+		return tooBig
+	}
+	return wire
+}
+
+// packRotations packs up to maxRotations orders of an address set.
+func packRotations(qname string, qtype uint16, rrs []dns.RR) [][]byte {
+	if len(rrs) == 0 {
+		return nil
+	}
+	n := min(len(rrs), maxRotations)
+	out := make([][]byte, 0, n)
+	rotated := make([]dns.RR, len(rrs))
+	for r := range n {
+		copy(rotated, rrs[r:])
+		copy(rotated[len(rrs)-r:], rrs[:r])
+		wire := packReply(qname, qtype, rotated, nil)
+		if len(wire) == 0 {
+			return [][]byte{tooBig}
+		}
+		out = append(out, wire)
+	}
+	return out
+}
+
+// packOne is packReply for a record set that may be empty (nil: NODATA).
+func packOne(qname string, qtype uint16, answer, extra []dns.RR) []byte {
+	if len(answer) == 0 {
+		return nil
+	}
+	return packReply(qname, qtype, answer, extra)
+}
+
+// wireNameOf is the lowercase wire form of a fully qualified name.
+func wireNameOf(name string) []byte {
+	buf := make([]byte, 256)
+	n, err := dns.PackDomainName(dns.CanonicalName(name), buf, 0, nil, false)
+	if err != nil {
+		return nil
+	}
+	return buf[:n]
+}
+
+// negativeTail packs the negative-answer SOA without its owner name: the
+// fast path writes the owner as a pointer into the question instead.
+func negativeTail(soa dns.RR, origin []byte) []byte {
+	buf := make([]byte, 512)
+	n, err := dns.PackRR(soa, buf, 0, nil, false)
+	if err != nil || n < len(origin) {
+		return nil
+	}
+	return bytes.Clone(buf[len(origin):n])
+}
+
+// fastQuery is what the fast path reads of a query.
+type fastQuery struct {
+	name     [255]byte // the question name, lowercased, wire form
+	nameLen  int
+	labels   [128]uint8 // offset of each label's length byte in name
+	nlabels  int
+	qtype    uint16
+	qEnd     int // offset just past the question in the packet
+	edns     bool
+	udpLimit int
+}
+
+// parseFast reads a query that the fast path can answer: a plain QUERY
+// with one IN question, no compression in it, names of letters, digits,
+// '-' and '_', and at most an OPT record (version 0) after it. Anything
+// else returns false and is answered the slow way.
+func parseFast(p []byte, q *fastQuery) bool {
+	if len(p) < 12 || p[2]&0xF8 != 0 { // QR set, or an opcode other than QUERY
+		return false
+	}
+	if binary.BigEndian.Uint16(p[4:]) != 1 || binary.BigEndian.Uint16(p[6:]) != 0 || binary.BigEndian.Uint16(p[8:]) != 0 {
+		return false
+	}
+	ar := binary.BigEndian.Uint16(p[10:])
+	if ar > 1 {
+		return false
+	}
+	off, n := 12, 0
+	q.nlabels = 0
+	for {
+		if off >= len(p) {
+			return false
+		}
+		l := int(p[off])
+		if l == 0 {
+			q.name[n] = 0
+			n++
+			off++
+			break
+		}
+		if l > 63 || off+1+l > len(p) || n+1+l+1 > len(q.name) || q.nlabels == len(q.labels) {
+			return false // a compression pointer, or too long
+		}
+		q.labels[q.nlabels] = uint8(n)
+		q.nlabels++
+		q.name[n] = byte(l)
+		for i, c := range p[off+1 : off+1+l] {
+			switch {
+			case 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			case 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '_':
+			default:
+				return false
+			}
+			q.name[n+1+i] = c
+		}
+		n += 1 + l
+		off += 1 + l
+	}
+	q.nameLen = n
+	if off+4 > len(p) || binary.BigEndian.Uint16(p[off+2:]) != dns.ClassINET {
+		return false
+	}
+	q.qtype = binary.BigEndian.Uint16(p[off:])
+	off += 4
+	q.qEnd = off
+	q.edns = false
+	q.udpLimit = dns.MinMsgSize
+	if ar == 1 {
+		// The OPT record: root owner, type 41, class = UDP size, TTL =
+		// extended rcode, version, flags; then its options.
+		if off+11 > len(p) || p[off] != 0 || binary.BigEndian.Uint16(p[off+1:]) != dns.TypeOPT || p[off+6] != 0 {
+			return false
+		}
+		if off+11+int(binary.BigEndian.Uint16(p[off+9:])) != len(p) {
+			return false
+		}
+		q.edns = true
+		q.udpLimit = max(dns.MinMsgSize, min(int(binary.BigEndian.Uint16(p[off+3:])), maxUDPReply))
+		return true
+	}
+	return off == len(p)
+}
+
+// fastReply answers the query in p from s into out, when it can: it
+// returns the reply (out's storage), the query type and the rcode. seq
+// picks the rotation of an address set. ok is false when the query needs
+// the slow path.
+func (s *Snapshot) fastReply(p []byte, out []byte, seq uint32, q *fastQuery) (reply []byte, qtype uint16, rcode int, ok bool) {
+	if s == nil || !s.synced || !parseFast(p, q) {
+		return nil, 0, 0, false
+	}
+	name := q.name[:q.nameLen]
+	origin := s.apex.wire
+	below := q.nameLen - len(origin)
+	if below < 0 || !bytes.Equal(name[below:], origin) || !q.atLabel(below) {
+		return nil, 0, 0, false // outside the zone: refused or forwarded
+	}
+	rel := 0
+	for rel < q.nlabels && int(q.labels[rel]) < below {
+		rel++
+	}
+	entry, exists := s.wireEntry(name, q, rel)
+	switch {
+	case !exists:
+		return s.negative(p, out, q, dns.RcodeNameError)
+	case entry == nil:
+		return nil, 0, 0, false
+	}
+	var wire []byte
+	switch q.qtype {
+	case dns.TypeA:
+		wire = pick(entry.cnameA, entry.a, seq)
+	case dns.TypeAAAA:
+		wire = pick(entry.cnameAAA, entry.aaaa, seq)
+	case dns.TypeSRV:
+		wire = entry.srv
+	case dns.TypeTXT:
+		wire = entry.txt
+	case dns.TypeSOA:
+		wire = entry.soa
+	case dns.TypeNS:
+		wire = entry.ns
+	default:
+		return nil, 0, 0, false // ANY, transfers, the rest: the slow way
+	}
+	switch {
+	case wire == nil:
+		return s.negative(p, out, q, dns.RcodeSuccess)
+	case len(wire) == 0: // tooBig
+		return nil, 0, 0, false
+	}
+	size := len(wire)
+	if q.edns {
+		size += len(fastOPT)
+	}
+	if size > q.udpLimit {
+		return nil, 0, 0, false // needs truncation
+	}
+	out = append(out[:0], wire...)
+	out[0], out[1] = p[0], p[1]
+	out[2] |= p[2] & 0x01                          // RD, as asked
+	copy(out[12:12+q.nameLen], p[12:12+q.nameLen]) // the client's own case
+	if q.edns {
+		out = append(out, fastOPT...)
+		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
+	}
+	return out, q.qtype, dns.RcodeSuccess, true
+}
+
+// pick chooses the packed A or AAAA reply: the CNAME of a hostname
+// instance, or the next rotation of the address set.
+func pick(cname []byte, set [][]byte, seq uint32) []byte {
+	if cname != nil {
+		return cname
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	return set[seq%uint32(len(set))]
+}
+
+// atLabel reports whether off is where a label of the name begins.
+func (q *fastQuery) atLabel(off int) bool {
+	for i := range q.nlabels {
+		if int(q.labels[i]) == off {
+			return true
+		}
+	}
+	return off == q.nameLen-1 // the root label
+}
+
+// label is the i-th label of the query name.
+func (q *fastQuery) label(i int) []byte {
+	start := int(q.labels[i])
+	return q.name[start+1 : start+1+int(q.name[start])]
+}
+
+// wireEntry finds the packed replies of the name with rel labels below
+// the origin, following Snapshot.lookup: exists is false for a name that
+// does not exist (NXDOMAIN); a nil entry with exists true means a name the
+// fast path leaves to the slow one.
+func (s *Snapshot) wireEntry(name []byte, q *fastQuery, rel int) (entry *packedName, exists bool) {
+	switch rel {
+	case 0:
+		return &s.apex.wireApex, true
+	case 1:
+		l := q.label(0)
+		if svc := s.services[string(l)]; svc != nil {
+			return &svc.wire, true
+		}
+		if string(l) == "ns" {
+			return &s.apex.wireNS, true
+		}
+		if string(l) == "_tcp" && len(s.services) > 0 {
+			return nil, true
+		}
+	case 2:
+		l0, l1 := q.label(0), q.label(1)
+		if string(l1) == "_tcp" && len(l0) > 1 && l0[0] == '_' {
+			if svc := s.services[string(l0[1:])]; svc != nil {
+				return &svc.wireTCP, true
+			}
+			return nil, false
+		}
+		if svc := s.services[string(l1)]; svc != nil {
+			if inst := svc.instances[string(l0)]; inst != nil {
+				return &inst.wire, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// negative builds NXDOMAIN or NODATA: the question as asked, and the SOA
+// with the negative TTL, its owner a pointer to the origin in the question.
+func (s *Snapshot) negative(p, out []byte, q *fastQuery, rcode int) ([]byte, uint16, int, bool) {
+	tail := s.apex.negTail
+	size := q.qEnd + 2 + len(tail)
+	if q.edns {
+		size += len(fastOPT)
+	}
+	if tail == nil || size > q.udpLimit {
+		return nil, 0, 0, false
+	}
+	out = append(out[:0], p[:q.qEnd]...)
+	out[2] = 0x84 | p[2]&0x01 // QR, AA, and RD as asked
+	out[3] = byte(rcode)
+	binary.BigEndian.PutUint16(out[6:], 0)  // answers
+	binary.BigEndian.PutUint16(out[8:], 1)  // authority: the SOA
+	binary.BigEndian.PutUint16(out[10:], 0) // additional
+	ptr := 12 + q.nameLen - len(s.apex.wire)
+	out = append(out, 0xC0|byte(ptr>>8), byte(ptr))
+	out = append(out, tail...)
+	if q.edns {
+		out = append(out, fastOPT...)
+		binary.BigEndian.PutUint16(out[10:], 1)
+	}
+	return out, q.qtype, rcode, true
+}

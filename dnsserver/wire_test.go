@@ -1,0 +1,242 @@
+package dnsserver
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// fastVsSlow answers the packed query both ways. fast is nil when the fast
+// path declined it; slow is what Answer replies over UDP.
+func fastVsSlow(t testing.TB, s *Snapshot, packet []byte, seq uint32) (fast, slow *dns.Msg) {
+	t.Helper()
+	var q fastQuery
+	out, _, rcode, ok := s.fastReply(packet, make([]byte, 0, dns.MaxMsgSize), seq, &q)
+	req := new(dns.Msg)
+	if err := req.Unpack(packet); err != nil {
+		if ok {
+			t.Fatalf("fast path answered a query that does not unpack: %x", packet)
+		}
+		return nil, nil
+	}
+	slow = roundTrip(t, Answer(s, req, false))
+	if !ok {
+		return nil, slow
+	}
+	fast = new(dns.Msg)
+	if err := fast.Unpack(out); err != nil {
+		t.Fatalf("fast reply does not unpack: %v\n%x", err, out)
+	}
+	if fast.Rcode != rcode {
+		t.Errorf("fast path reported rcode %d, its reply has %d", rcode, fast.Rcode)
+	}
+	return fast, slow
+}
+
+// normalised is a section as sorted lowercase zone-file lines: the fast
+// path may spell names below the query name in the client's case, which
+// DNS does not tell apart.
+func normalised(rrs []dns.RR) string {
+	var out []string
+	for _, rr := range rrs {
+		out = append(out, strings.ToLower(rr.String()))
+	}
+	slices.Sort(out)
+	return strings.Join(out, "\n")
+}
+
+// sameReply reports how fast differs from slow, or "" when it does not.
+func sameReply(fast, slow *dns.Msg) string {
+	switch {
+	case fast.Id != slow.Id:
+		return fmt.Sprintf("id %d, slow %d", fast.Id, slow.Id)
+	case fast.Rcode != slow.Rcode:
+		return fmt.Sprintf("rcode %s, slow %s", dns.RcodeToString[fast.Rcode], dns.RcodeToString[slow.Rcode])
+	case fast.Response != slow.Response || fast.Authoritative != slow.Authoritative || fast.RecursionDesired != slow.RecursionDesired ||
+		fast.RecursionAvailable != slow.RecursionAvailable || fast.Truncated != slow.Truncated:
+		return fmt.Sprintf("flags %v, slow %v", fast.MsgHdr, slow.MsgHdr)
+	case len(fast.Question) != 1 || len(slow.Question) != 1 || fast.Question[0] != slow.Question[0]:
+		return fmt.Sprintf("question %v, slow %v (the client's case must be kept)", fast.Question, slow.Question)
+	case normalised(fast.Answer) != normalised(slow.Answer):
+		return fmt.Sprintf("answer\n%s\nslow\n%s", normalised(fast.Answer), normalised(slow.Answer))
+	case normalised(fast.Ns) != normalised(slow.Ns):
+		return fmt.Sprintf("authority\n%s\nslow\n%s", normalised(fast.Ns), normalised(slow.Ns))
+	case normalised(fast.Extra) != normalised(slow.Extra):
+		return fmt.Sprintf("additional\n%s\nslow\n%s", normalised(fast.Extra), normalised(slow.Extra))
+	}
+	return ""
+}
+
+// TestFastPathMatchesAnswer checks the fast path against Answer, the
+// reference, for every kind of name the zone has, every query type the
+// fast path serves and some it leaves alone, in odd cases, with and
+// without EDNS0 and RD.
+func TestFastPathMatchesAnswer(t *testing.T) {
+	s := fixture()
+	names := []string{
+		"local.", "LOCAL.", "ns.local.", "payments.local.", "PayMents.Local.", "_payments._tcp.local.",
+		"pay-1.payments.local.", "pay-2.payments.local.", "ipv4only.local.", "v4.ipv4only.local.",
+		"empty.local.", "_empty._tcp.local.", "legacy.local.", "host-1.legacy.local.", "web-front.local.",
+		"nosuch.local.", "x.pay-1.payments.local.", "nosuch.payments.local.", "_nosuch._tcp.local.",
+		"_tcp.local.", "a.b.c.d.local.", "example.com.", "otherlocal.", "local.example.",
+	}
+	types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypeSOA, dns.TypeNS, dns.TypeMX, dns.TypeANY, dns.TypeCNAME}
+	served := 0
+	for _, name := range names {
+		for _, qtype := range types {
+			for _, edns := range []bool{false, true} {
+				for _, rd := range []bool{false, true} {
+					t.Run(fmt.Sprintf("%s/%s/edns=%v/rd=%v", name, dns.TypeToString[qtype], edns, rd), func(t *testing.T) {
+						q := new(dns.Msg)
+						q.SetQuestion(name, qtype)
+						q.Id = 4242
+						q.RecursionDesired = rd
+						if edns {
+							q.SetEdns0(1232, false)
+						}
+						packet, err := q.Pack()
+						if err != nil {
+							t.Fatal(err)
+						}
+						for seq := range uint32(maxRotations + 1) {
+							fast, slow := fastVsSlow(t, s, packet, seq)
+							if fast == nil {
+								continue
+							}
+							served++
+							if diff := sameReply(fast, slow); diff != "" {
+								t.Errorf("fast path differs from Answer: %s", diff)
+							}
+						}
+					})
+				}
+			}
+		}
+	}
+	// The fast path must actually serve the common queries.
+	if served < len(names)*4 {
+		t.Errorf("fast path served only %d of the queries", served)
+	}
+}
+
+func TestFastPathDeclines(t *testing.T) {
+	s := fixture()
+	query := func(name string, qtype uint16, mutate func(*dns.Msg)) []byte {
+		q := new(dns.Msg)
+		q.SetQuestion(name, qtype)
+		if mutate != nil {
+			mutate(q)
+		}
+		packet, err := q.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return packet
+	}
+	cases := []struct {
+		name   string
+		packet []byte
+	}{
+		{"outside the zone", query("example.com.", dns.TypeA, nil)},
+		{"ANY", query("payments.local.", dns.TypeANY, nil)},
+		{"AXFR", query("local.", dns.TypeAXFR, nil)},
+		{"class CH", query("payments.local.", dns.TypeA, func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS })},
+		{"opcode NOTIFY", query("payments.local.", dns.TypeA, func(m *dns.Msg) { m.Opcode = dns.OpcodeNotify })},
+		{"a response", query("payments.local.", dns.TypeA, func(m *dns.Msg) { m.Response = true })},
+		{"EDNS version 1", query("payments.local.", dns.TypeA, func(m *dns.Msg) { m.SetEdns0(1232, false); m.Extra[0].(*dns.OPT).SetVersion(1) })},
+		{"two questions", query("payments.local.", dns.TypeA, func(m *dns.Msg) { m.Question = append(m.Question, m.Question[0]) })},
+		{"odd characters", query("pay\\.ments.local.", dns.TypeA, nil)},
+		{"truncated packet", query("payments.local.", dns.TypeA, nil)[:20]},
+		{"trailing garbage", append(query("payments.local.", dns.TypeA, nil), 0, 0)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var q fastQuery
+			if _, _, _, ok := s.fastReply(tc.packet, nil, 0, &q); ok {
+				t.Errorf("fast path answered; it must leave this to the slow path")
+			}
+		})
+	}
+	t.Run("before the first sync", func(t *testing.T) {
+		var q fastQuery
+		unsynced := NewSnapshot(fixtureZone())
+		if _, _, _, ok := unsynced.fastReply(query("payments.local.", dns.TypeA, nil), nil, 0, &q); ok {
+			t.Errorf("fast path answered before the first sync")
+		}
+	})
+	t.Run("reply needing truncation", func(t *testing.T) {
+		var q fastQuery
+		big := bigSnapshot(60)
+		if _, _, _, ok := big.fastReply(query("big.local.", dns.TypeSRV, nil), nil, 0, &q); ok {
+			t.Errorf("fast path answered a reply larger than 512 bytes without EDNS0")
+		}
+	})
+}
+
+// TestFastPathRotates checks that successive queries for a service's
+// addresses start on different instances.
+func TestFastPathRotates(t *testing.T) {
+	s := bigSnapshot(5)
+	q := new(dns.Msg)
+	q.SetQuestion("big.local.", dns.TypeA)
+	packet, _ := q.Pack()
+	firsts := map[string]bool{}
+	for seq := range uint32(maxRotations) {
+		fast, _ := fastVsSlow(t, s, packet, seq)
+		if fast == nil || len(fast.Answer) != 5 {
+			t.Fatalf("fast reply = %v", fast)
+		}
+		firsts[fast.Answer[0].(*dns.A).A.String()] = true
+	}
+	if len(firsts) != maxRotations {
+		t.Errorf("%d rotations started on %d distinct addresses, want %d", maxRotations, len(firsts), maxRotations)
+	}
+}
+
+func TestFastPathAllocations(t *testing.T) {
+	s := fixture()
+	q := new(dns.Msg)
+	q.SetQuestion("payments.local.", dns.TypeSRV)
+	q.SetEdns0(1232, false)
+	packet, _ := q.Pack()
+	out := make([]byte, 0, dns.MaxMsgSize)
+	var fq fastQuery
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, _, _, ok := s.fastReply(packet, out, 1, &fq); !ok {
+			t.Fatal("fast path declined")
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("fast path allocates %.0f times per query, want 0", allocs)
+	}
+}
+
+// FuzzFastPath feeds arbitrary packets to the fast path: it must never
+// panic, and whatever it answers must unpack and agree with Answer. Its
+// committed corpus is FuzzAnswer's (see TestFuzzCorpusCommitted).
+func FuzzFastPath(f *testing.F) {
+	for _, name := range []string{"payments.local.", "PAY-1.payments.local.", "nosuch.local.", "local.", "_payments._tcp.local."} {
+		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypeSOA} {
+			q := new(dns.Msg)
+			q.SetQuestion(name, qtype)
+			packet, _ := q.Pack()
+			f.Add(packet)
+			q.SetEdns0(4096, true)
+			packet, _ = q.Pack()
+			f.Add(packet)
+		}
+	}
+	s := fixture()
+	f.Fuzz(func(t *testing.T, packet []byte) {
+		fast, slow := fastVsSlow(t, s, packet, 0)
+		if fast == nil {
+			return
+		}
+		if diff := sameReply(fast, slow); diff != "" {
+			t.Errorf("fast path differs from Answer: %s\nquery %x", diff, packet)
+		}
+	})
+}
