@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -458,18 +459,22 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 	})
 
 	t.Run("new DNS address", func(t *testing.T) {
-		ln, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		newAddr := ln.LocalAddr().String()
-		ln.Close()
-		cfg := strings.Replace(opsConfig(other.Addr(), base, "alpha"), `listen = ["127.0.0.1:0"]`, fmt.Sprintf("listen = [%q]", newAddr), 1)
+		// Another loopback address with a port of the kernel's choosing:
+		// picking a free port in the test could race with other sockets.
+		cfg := strings.Replace(opsConfig(other.Addr(), base, "alpha"), `listen = ["127.0.0.1:0"]`, `listen = ["127.0.0.3:0"]`, 1)
 		oldAddr := d.dns
 		writeFile(t, d.config, cfg)
+		var newAddr string
+		eventually(t, "the new address bound", func() (bool, string) {
+			m := regexp.MustCompile(`msg="dns listening".* addr=(127\.0\.0\.3:\d+)`).FindStringSubmatch(d.logText())
+			if m == nil {
+				return false, d.logText()
+			}
+			newAddr = m[1]
+			return true, ""
+		})
 		eventually(t, "answers on the new address", func() (bool, string) {
-			ok, s := resolvesQuietly(newAddr, "alpha.local")
-			return ok, s
+			return resolvesQuietly(newAddr, "alpha.local")
 		})
 		eventually(t, "old address released", func() (bool, string) {
 			ok, s := resolvesQuietly(oldAddr, "alpha.local")
