@@ -3,7 +3,7 @@ GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build run test lint deps bench clean
+.PHONY: all build run test test-faults fuzz lint deps bench clean
 
 all: build
 
@@ -26,11 +26,31 @@ lint: deps
 	$(GO) vet ./...
 	$(GOBIN_DIR)/staticcheck ./...
 
-## test: lint, then every test with -race against a real ZooKeeper
-test: lint
-	$(GO) test -race -count=1 -timeout 20m ./...
+# The fault scenarios (./faults) are left out of `test` and run by
+# `test-faults` on their own (-p 1): each runs three ZooKeeper JVMs and
+# holds zkdns to session-timeout bounds, which should not depend on how
+# busy the other packages' tests keep the machine. .ci/run runs both.
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/faults$$')
 
-## bench: DNS throughput and propagation (not part of test); writes BENCHMARKS.md
+## test: lint, then every test (but the fault scenarios) with -race against a real ZooKeeper
+test: lint
+	$(GO) test -race -count=1 -timeout 20m $(UNIT_PKGS)
+
+## test-faults: ZooKeeper ensemble faults and zkdns restarts, end to end (see RELIABILITY.md)
+test-faults:
+	$(GO) test -race -count=1 -p 1 -timeout 10m ./faults/
+
+## fuzz: run every fuzz target for FUZZTIME (default 20s) from its committed corpus
+FUZZTIME ?= 20s
+FUZZ_TARGETS = dnsserver:FuzzAnswer dnsserver:FuzzFastPath dnsserver:FuzzRelay zkwatch:FuzzDecode conf:FuzzParse
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) ./$$pkg/; \
+	done
+
+## bench: throughput against Knot, NSD and CoreDNS, propagation, cold sync, churn, ZooKeeper cost (not part of test); writes BENCHMARKS.md and SCALING.md
 bench: build
 	scripts/deps bench
 	scripts/bench
@@ -46,12 +66,13 @@ ZKDNS_CONF := /etc/zkdns/zkdns.toml
 
 .PHONY: install uninstall
 
-## install: bin/zkdns (built if missing), the systemd unit, and the example config unless one exists
+## install: bin/zkdns (built if missing), the systemd units, and the example config unless one exists
 install: bin/zkdns
 	install -D -m 0755 bin/zkdns $(DESTDIR)$(PREFIX)/bin/zkdns
 	install -D -m 0644 deploy/zkdns.service $(DESTDIR)$(UNITDIR)/zkdns.service
+	install -D -m 0644 deploy/zkdns-register@.service $(DESTDIR)$(UNITDIR)/zkdns-register@.service
 	sed -i -E 's|^(ExecStart(Pre)?=)/usr/bin/zkdns |\1$(PREFIX)/bin/zkdns |' \
-	  $(DESTDIR)$(UNITDIR)/zkdns.service
+	  $(DESTDIR)$(UNITDIR)/zkdns.service $(DESTDIR)$(UNITDIR)/zkdns-register@.service
 	@# Never overwrite an operator's config.
 	@if [ -e $(DESTDIR)$(ZKDNS_CONF) ]; then \
 	  echo "install: keeping existing $(DESTDIR)$(ZKDNS_CONF)"; \
@@ -68,4 +89,4 @@ bin/zkdns:
 
 ## uninstall: remove the binary and the unit; the config stays
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/zkdns $(DESTDIR)$(UNITDIR)/zkdns.service
+	rm -f $(DESTDIR)$(PREFIX)/bin/zkdns $(DESTDIR)$(UNITDIR)/zkdns.service $(DESTDIR)$(UNITDIR)/zkdns-register@.service

@@ -116,7 +116,8 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 				seq++
 				out[ready].Buffers[0], out[ready].Addr = reply, addr
 				ready++
-				h.metrics.observeQuery(qtype, rcode, false, false, time.Since(start))
+				truncated := reply[2]&0x02 != 0 // TC
+				h.metrics.observeQuery(qtype, rcode, truncated, false, time.Since(start))
 				continue
 			}
 			w.remote = addr

@@ -24,62 +24,76 @@ const maxRotations = 4
 // fast path serves. A nil entry means the name has no records of that
 // type (NODATA), which is built per query with the snapshot's SOA.
 type packedName struct {
-	a, aaaa          [][]byte // rotations of the address set
-	cnameA, cnameAAA []byte   // for an instance registered by hostname: its A and AAAA answers
-	srv              []byte
-	txt              []byte
-	soa, ns          []byte // the zone apex only
+	a, aaaa          []*packed // rotations of the address set
+	cnameA, cnameAAA *packed   // for an instance registered by hostname: its A and AAAA answers
+	srv              *packed
+	txt              *packed
+	soa, ns          *packed // the zone apex only
 }
 
-// tooBig stands for a reply too large for the fast path (it needs
-// truncation, or TCP): distinct from nil, which means no records.
-var tooBig = []byte{}
+// packed is one reply, whole and as a client without EDNS0 may get it.
+type packed struct {
+	// full is the whole reply; nil when it is larger than any UDP reply
+	// zkdns sends, so only the slow path (or TCP) can give it.
+	full []byte
+	// small is the reply cut to 512 bytes the way Msg.Truncate cuts it, TC
+	// set when records had to go: for clients without EDNS0. It is full
+	// itself when full fits.
+	small []byte
+}
 
 // fastOPT is the OPT record of a fast reply: root owner, our UDP size,
 // extended rcode 0, version 0, no flags, no options.
 var fastOPT = []byte{0, 0, 41, byte(ednsSize >> 8), byte(ednsSize & 0xff), 0, 0, 0, 0, 0, 0}
 
 // packReply packs a positive reply to (qname, qtype) with the question in
-// lowercase; the fast path patches in the client's case. It returns tooBig
-// when the reply would not fit a UDP reply even at the largest size, so
-// such queries go the slow way (which truncates).
-func packReply(qname string, qtype uint16, answer, extra []dns.RR) []byte {
-	m := &dns.Msg{
-		MsgHdr:   dns.MsgHdr{Response: true, Authoritative: true},
-		Compress: true,
-		Question: []dns.Question{{Name: qname, Qtype: qtype, Qclass: dns.ClassINET}},
-		Answer:   answer,
-		Extra:    extra,
+// lowercase; the fast path patches in the client's case.
+func packReply(qname string, qtype uint16, answer, extra []dns.RR) *packed {
+	msg := func() *dns.Msg {
+		return &dns.Msg{
+			MsgHdr:   dns.MsgHdr{Response: true, Authoritative: true},
+			Compress: true,
+			Question: []dns.Question{{Name: qname, Qtype: qtype, Qclass: dns.ClassINET}},
+			Answer:   answer,
+			Extra:    extra,
+		}
 	}
-	wire, err := m.Pack()
-	if err != nil || len(wire)+len(fastOPT) > maxUDPReply {
-		return tooBig
+	p := new(packed)
+	if wire, err := msg().Pack(); err == nil && len(wire)+len(fastOPT) <= maxUDPReply {
+		p.full = wire
 	}
-	return wire
+	if p.full != nil && len(p.full) <= dns.MinMsgSize {
+		p.small = p.full
+		return p
+	}
+	// As Answer cuts a reply for a client without EDNS0; Truncate turns
+	// compression off when the reply fits without it.
+	m := msg()
+	m.Truncate(dns.MinMsgSize)
+	m.Compress = true
+	if wire, err := m.Pack(); err == nil && len(wire) <= dns.MinMsgSize {
+		p.small = wire
+	}
+	return p
 }
 
 // packRotations packs up to maxRotations orders of an address set.
-func packRotations(qname string, qtype uint16, rrs []dns.RR) [][]byte {
+func packRotations(qname string, qtype uint16, rrs []dns.RR) []*packed {
 	if len(rrs) == 0 {
 		return nil
 	}
 	n := min(len(rrs), maxRotations)
-	out := make([][]byte, 0, n)
-	rotated := make([]dns.RR, len(rrs))
+	out := make([]*packed, 0, n)
 	for r := range n {
-		copy(rotated, rrs[r:])
-		copy(rotated[len(rrs)-r:], rrs[:r])
-		wire := packReply(qname, qtype, rotated, nil)
-		if len(wire) == 0 {
-			return [][]byte{tooBig}
-		}
-		out = append(out, wire)
+		rotated := make([]dns.RR, 0, len(rrs))
+		rotated = append(append(rotated, rrs[r:]...), rrs[:r]...)
+		out = append(out, packReply(qname, qtype, rotated, nil))
 	}
 	return out
 }
 
 // packOne is packReply for a record set that may be empty (nil: NODATA).
-func packOne(qname string, qtype uint16, answer, extra []dns.RR) []byte {
+func packOne(qname string, qtype uint16, answer, extra []dns.RR) *packed {
 	if len(answer) == 0 {
 		return nil
 	}
@@ -196,7 +210,7 @@ func parseFast(p []byte, q *fastQuery) bool {
 // picks the rotation of an address set. ok is false when the query needs
 // the slow path.
 func (s *Snapshot) fastReply(p []byte, out []byte, seq uint32, q *fastQuery) (reply []byte, qtype uint16, rcode int, ok bool) {
-	if s == nil || !s.synced || !parseFast(p, q) {
+	if s == nil || !s.synced || !parseFast(p, q) || !fastType(q.qtype) {
 		return nil, 0, 0, false
 	}
 	name := q.name[:q.nameLen]
@@ -216,35 +230,33 @@ func (s *Snapshot) fastReply(p []byte, out []byte, seq uint32, q *fastQuery) (re
 	case entry == nil:
 		return nil, 0, 0, false
 	}
-	var wire []byte
+	var found *packed
 	switch q.qtype {
 	case dns.TypeA:
-		wire = pick(entry.cnameA, entry.a, seq)
+		found = pick(entry.cnameA, entry.a, seq)
 	case dns.TypeAAAA:
-		wire = pick(entry.cnameAAA, entry.aaaa, seq)
+		found = pick(entry.cnameAAA, entry.aaaa, seq)
 	case dns.TypeSRV:
-		wire = entry.srv
+		found = entry.srv
 	case dns.TypeTXT:
-		wire = entry.txt
+		found = entry.txt
 	case dns.TypeSOA:
-		wire = entry.soa
+		found = entry.soa
 	case dns.TypeNS:
-		wire = entry.ns
-	default:
-		return nil, 0, 0, false // ANY, transfers, the rest: the slow way
+		found = entry.ns
 	}
-	switch {
-	case wire == nil:
+	if found == nil {
 		return s.negative(p, out, q, dns.RcodeSuccess)
-	case len(wire) == 0: // tooBig
+	}
+	// The whole reply if the client takes it; without EDNS0, the reply cut
+	// to 512 bytes; else (a client with a small EDNS0 size) the slow path.
+	wire := found.full
+	switch {
+	case q.edns && wire != nil && len(wire)+len(fastOPT) <= q.udpLimit:
+	case !q.edns && found.small != nil:
+		wire = found.small
+	default:
 		return nil, 0, 0, false
-	}
-	size := len(wire)
-	if q.edns {
-		size += len(fastOPT)
-	}
-	if size > q.udpLimit {
-		return nil, 0, 0, false // needs truncation
 	}
 	out = append(out[:0], wire...)
 	out[0], out[1] = p[0], p[1]
@@ -257,9 +269,20 @@ func (s *Snapshot) fastReply(p []byte, out []byte, seq uint32, q *fastQuery) (re
 	return out, q.qtype, dns.RcodeSuccess, true
 }
 
+// fastType reports whether the fast path serves qtype. Every other type
+// (ANY, zone transfers, which are refused even for names that do not
+// exist, and the rest) goes the slow way.
+func fastType(qtype uint16) bool {
+	switch qtype {
+	case dns.TypeA, dns.TypeAAAA, dns.TypeSRV, dns.TypeTXT, dns.TypeSOA, dns.TypeNS:
+		return true
+	}
+	return false
+}
+
 // pick chooses the packed A or AAAA reply: the CNAME of a hostname
 // instance, or the next rotation of the address set.
-func pick(cname []byte, set [][]byte, seq uint32) []byte {
+func pick(cname *packed, set []*packed, seq uint32) *packed {
 	if cname != nil {
 		return cname
 	}

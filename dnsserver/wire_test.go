@@ -167,13 +167,51 @@ func TestFastPathDeclines(t *testing.T) {
 			t.Errorf("fast path answered before the first sync")
 		}
 	})
-	t.Run("reply needing truncation", func(t *testing.T) {
+	t.Run("EDNS0 size smaller than the whole reply", func(t *testing.T) {
 		var q fastQuery
 		big := bigSnapshot(60)
-		if _, _, _, ok := big.fastReply(query("big.local.", dns.TypeSRV, nil), nil, 0, &q); ok {
-			t.Errorf("fast path answered a reply larger than 512 bytes without EDNS0")
+		packet := query("big.local.", dns.TypeSRV, func(m *dns.Msg) { m.SetEdns0(512, false) })
+		if _, _, _, ok := big.fastReply(packet, nil, 0, &q); ok {
+			t.Errorf("fast path answered; the slow path cuts replies to odd EDNS0 sizes")
 		}
 	})
+}
+
+// TestFastPathTruncates checks that a reply too large for a client
+// without EDNS0 is the one Answer gives: cut to 512 bytes, TC set.
+func TestFastPathTruncates(t *testing.T) {
+	s := bigSnapshot(60)
+	for _, name := range []string{"big.local.", "_big._tcp.local."} {
+		for _, qtype := range []uint16{dns.TypeSRV, dns.TypeA} {
+			t.Run(name+"/"+dns.TypeToString[qtype], func(t *testing.T) {
+				q := new(dns.Msg)
+				q.SetQuestion(name, qtype)
+				packet, _ := q.Pack()
+				fast, slow := fastVsSlow(t, s, packet, 0)
+				if qtype == dns.TypeA && name == "_big._tcp.local." {
+					return // NODATA
+				}
+				if fast == nil {
+					t.Fatal("fast path declined a reply it has cut to 512 bytes")
+				}
+				if !fast.Truncated || len(fast.Answer) == 0 || len(fast.Answer) >= 60 {
+					t.Errorf("fast reply: TC %v, %d answers; want TC and some of the 60", fast.Truncated, len(fast.Answer))
+				}
+				if qtype == dns.TypeA {
+					// Answer shuffles before it cuts, so which addresses
+					// stay differs; how many, and TC, must not.
+					if fast.Truncated != slow.Truncated || len(fast.Answer) != len(slow.Answer) {
+						t.Errorf("fast reply TC %v with %d addresses, Answer TC %v with %d",
+							fast.Truncated, len(fast.Answer), slow.Truncated, len(slow.Answer))
+					}
+					return
+				}
+				if diff := sameReply(fast, slow); diff != "" {
+					t.Errorf("fast path differs from Answer: %s", diff)
+				}
+			})
+		}
+	}
 }
 
 // TestFastPathRotates checks that successive queries for a service's

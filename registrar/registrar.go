@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/zkdns/zkdns/internal/zkclient"
 )
 
 // Defaults for the zero values of Options.
@@ -332,8 +334,8 @@ func (r *Registrar) Run(ctx context.Context) error {
 	s := &run{r: r, wake: make(chan struct{}, 1)}
 	conn, _, err := zk.Connect(r.opts.Servers, r.opts.SessionTimeout,
 		zk.WithEventCallback(s.onEvent),
-		zk.WithLogger(zkLogger{r.logger}),
-		zk.WithDialer(cappedDialer(r.opts.SessionTimeout*2/3)),
+		zk.WithLogger(zkclient.Logger{L: r.logger}),
+		zk.WithDialer(zkclient.CappedDialer(r.opts.SessionTimeout*2/3)),
 	)
 	if err != nil {
 		return fmt.Errorf("registrar: connect to ZooKeeper %s: %w", strings.Join(r.opts.Servers, ","), err)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/zkdns/zkdns/internal/zkclient"
 )
 
 // This file holds what secures the session: authentication, TLS dialling,
@@ -112,10 +114,10 @@ func (w *Watcher) authenticate(ctx context.Context, conn *zk.Conn) error {
 }
 
 // dialer returns how the client reaches a server: over TCP, then TLS when
-// Options.TLS is set, with every read deadline capped (see cappedDialer).
+// Options.TLS is set, with every read deadline capped (see zkclient.CappedDialer).
 func (w *Watcher) dialer() zk.Dialer {
 	limit := w.opts.SessionTimeout * 2 / 3
-	tcp := cappedDialer(limit)
+	tcp := zkclient.CappedDialer(limit)
 	if w.opts.TLS == nil {
 		return tcp
 	}

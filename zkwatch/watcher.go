@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path"
 	"sort"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+
+	"github.com/zkdns/zkdns/internal/zkclient"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -246,7 +247,7 @@ func (w *Watcher) SetSpec(spec Spec) {
 func (w *Watcher) Run(ctx context.Context) error {
 	conn, _, err := zk.Connect(w.opts.Servers, w.opts.SessionTimeout,
 		zk.WithEventCallback(w.onEvent),
-		zk.WithLogger(zkLogger{w.logger}),
+		zk.WithLogger(zkclient.Logger{L: w.logger}),
 		zk.WithMaxBufferSize(w.opts.MaxBufferSize),
 		zk.WithDialer(w.dialer()),
 	)
@@ -1096,37 +1097,4 @@ func cloneSpec(s Spec) Spec {
 		}
 	}
 	return out
-}
-
-// zkLogger sends the client's connection chatter to debug level.
-type zkLogger struct{ l *slog.Logger }
-
-func (z zkLogger) Printf(format string, args ...any) {
-	z.l.Debug(fmt.Sprintf(format, args...), "source", "zk-client")
-}
-
-// cappedDialer caps every read deadline of the connection. The client
-// waits up to ten read timeouts for a server's handshake reply, so a
-// server that accepts but hangs would stall it long enough to lose the
-// session; with the cap it moves on to the next ensemble member in time.
-func cappedDialer(limit time.Duration) zk.Dialer {
-	return func(network, address string, timeout time.Duration) (net.Conn, error) {
-		c, err := net.DialTimeout(network, address, timeout)
-		if err != nil {
-			return nil, err
-		}
-		return &cappedConn{Conn: c, limit: limit}, nil
-	}
-}
-
-type cappedConn struct {
-	net.Conn
-	limit time.Duration
-}
-
-func (c *cappedConn) SetReadDeadline(t time.Time) error {
-	if max := time.Now().Add(c.limit); t.IsZero() || t.After(max) {
-		t = max
-	}
-	return c.Conn.SetReadDeadline(t)
 }

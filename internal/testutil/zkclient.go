@@ -3,10 +3,12 @@ package testutil
 import (
 	"errors"
 	"path"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/zkdns/zkdns/internal/zkclient"
 )
 
 type discardZKLogger struct{}
@@ -18,7 +20,8 @@ func (discardZKLogger) Printf(string, ...any) {}
 // chatter is discarded.
 func ConnectZK(t testing.TB, addr string, sessionTimeout time.Duration) *zk.Conn {
 	t.Helper()
-	conn, _, err := zk.Connect([]string{addr}, sessionTimeout, zk.WithLogger(discardZKLogger{}))
+	conn, _, err := zk.Connect(strings.Split(addr, ","), sessionTimeout, zk.WithLogger(discardZKLogger{}),
+		zk.WithDialer(zkclient.CappedDialer(sessionTimeout*2/3)))
 	if err != nil {
 		t.Fatalf("connect to ZooKeeper %s: %v", addr, err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"golang.org/x/sync/errgroup"
 )
 
 func connect(servers string, session time.Duration) (*zk.Conn, error) {
@@ -107,38 +105,4 @@ func dubboName(host string, port int) string {
 	u := fmt.Sprintf("dubbo://%s:%d/com.example.DemoService?anyhost=true&application=demo-provider&interface=com.example.DemoService&side=provider&timestamp=%d&weight=100",
 		host, port, time.Now().UnixMilli())
 	return strings.NewReplacer(":", "%3A", "/", "%2F", "?", "%3F", "=", "%3D", "&", "%26").Replace(u)
-}
-
-// registerLoad creates services × instances ephemeral hostport znodes under
-// prefix/svcN, pipelined over the one connection.
-func registerLoad(ctx context.Context, conn *zk.Conn, prefix string, services, instances int) error {
-	if err := ensurePath(conn, prefix); err != nil {
-		return err
-	}
-	g, _ := errgroup.WithContext(ctx)
-	g.SetLimit(64)
-	for s := range services {
-		g.Go(func() error {
-			return ensurePath(conn, fmt.Sprintf("%s/svc%d", prefix, s))
-		})
-	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	g, _ = errgroup.WithContext(ctx)
-	g.SetLimit(64)
-	for s := range services {
-		for i := range instances {
-			g.Go(func() error {
-				p := fmt.Sprintf("%s/svc%d/inst%d", prefix, s, i)
-				addr := fmt.Sprintf("10.%d.%d.%d:8080", s/256%256, s%256, i+1)
-				_, err := conn.Create(p, []byte(addr), zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
-				if err != nil {
-					return fmt.Errorf("create %s: %w", p, err)
-				}
-				return nil
-			})
-		}
-	}
-	return g.Wait()
 }

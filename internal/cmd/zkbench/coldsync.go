@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// coldMeasurements is what target 3 hands the scaling arithmetic.
+type coldMeasurements struct {
+	reader treeRead // the faster of the reader's passes
+}
+
+// readRate is the requests per second one ZooKeeper server answered the
+// reader: one per child list and one per instance.
+func (c coldMeasurements) readRate() float64 {
+	return float64(c.reader.lists+c.reader.nodes) / c.reader.took.Seconds()
+}
+
+// eventToPublish is the daemon's histogram of the time from a watch event
+// to the DNS answers reflecting it.
+const eventToPublish = "zkdns_zookeeper_event_to_publish_seconds"
+
+// coldSync is target 3: 10,000 services × 10 instances registered with
+// pipelined creates; a bare pipelined reader's time to read the tree
+// beside zkdns's time from start to /readyz; zkdns's RSS at ready; its
+// republish time for single changes in that table; and its DNS throughput
+// with the table loaded, beside the throughput data set's.
+func (b *bench) coldSync(ctx context.Context, fl *fleet, smallPeak float64) (*section, *coldMeasurements, error) {
+	d := b.plan.cold
+	sec := newSection(targetTitle(3), fmt.Sprintf(
+		"%s services × %d instances = %s ephemeral znodes of %d-byte Curator payloads, created %d requests deep on one "+
+			"session. The reader is the same client library with %d workers on one connection, each listing a "+
+			"service and reading its instances' data (no watches); it runs before and after zkdns starts, and "+
+			"the faster pass counts. zkdns's time runs from exec to /readyz answering 200 (polled every ms), "+
+			"unpinned like the reader.",
+		fmtCount(d.services), d.instances, fmtCount(d.total()), len(d.payload(d.services-1, d.instances-1, basePort)),
+		pipelineDepth, pipelineDepth))
+	dir, err := b.dir("cold")
+	if err != nil {
+		return sec, nil, err
+	}
+	owner, err := connectZK(ctx, b.zk.Addr(), time.Minute)
+	if err != nil {
+		return sec, nil, err
+	}
+	defer owner.Close()
+	start := time.Now()
+	if err := createDataset(ctx, owner, d); err != nil {
+		return sec, nil, err
+	}
+	created := time.Since(start)
+	b.log.Info("cold data set registered", "znodes", d.total(), "took", created.Round(time.Millisecond))
+
+	read := func() (treeRead, error) {
+		conn, err := connectZK(ctx, b.zk.Addr(), time.Minute)
+		if err != nil {
+			return treeRead{}, err
+		}
+		defer conn.Close()
+		r, err := readTree(ctx, conn, d.root)
+		if err == nil && r.nodes != d.total() {
+			err = fmt.Errorf("zkbench: the reader saw %d instances, want %d", r.nodes, d.total())
+		}
+		return r, err
+	}
+	first, err := read()
+	if err != nil {
+		return sec, nil, err
+	}
+	b.log.Info("reader pass", "pass", 1, "took", first.took.Round(time.Millisecond))
+
+	dnsAddr, adminAddr, err := zkdnsAddrs()
+	if err != nil {
+		return sec, nil, err
+	}
+	settings := zkdnsSettings{zookeeper: b.zk.Addr(), sessionTimeout: fleetSession, dnsAddr: dnsAddr, adminAddr: adminAddr, discoverRoot: d.root}
+	launched := time.Now()
+	z, err := startZkdns(b.opts.zkdns, filepath.Join(dir, "zkdns"), -1, settings)
+	if err != nil {
+		return sec, nil, err
+	}
+	defer z.stop()
+	ready, err := waitReady(ctx, z, 5*time.Minute)
+	if err != nil {
+		return sec, nil, err
+	}
+	coldStart := ready.Sub(launched)
+	rss, err := processMemory(z.proc.pid(), "VmRSS")
+	if err != nil {
+		return sec, nil, err
+	}
+	b.log.Info("zkdns ready", "took", coldStart.Round(time.Millisecond), "rss", fmtBytes(rss))
+	last := fmt.Sprintf("svc%d.%s", d.services-1, zone)
+	if err := waitAnswers(ctx, z, last, dns.TypeSRV, d.instances, 30*time.Second); err != nil {
+		return sec, nil, err
+	}
+
+	second, err := read()
+	if err != nil {
+		return sec, nil, err
+	}
+	b.log.Info("reader pass", "pass", 2, "took", second.took.Round(time.Millisecond))
+	reader := first
+	if second.took < first.took {
+		reader = second
+	}
+
+	p50, p99, observed, err := b.republish(ctx, z, d)
+	if err != nil {
+		return sec, nil, err
+	}
+	hwm, err := processMemory(z.proc.pid(), "VmHWM")
+	if err != nil {
+		return sec, nil, err
+	}
+	z.stop()
+
+	sec.target("start → /readyz 200", fmtDuration(coldStart),
+		fmt.Sprintf("%s (bare reader; passes %s, %s)", fmtDuration(reader.took), fmtDuration(first.took), fmtDuration(second.took)),
+		fmtRatio(float64(coldStart), float64(reader.took)), "≤ 2× reader", coldStart <= 2*reader.took)
+	const rssLimit = 200_000_000
+	sec.target("RSS at ready", fmt.Sprintf("%s (%.0f MB)", fmtBytes(rss), float64(rss)/1e6),
+		fmt.Sprintf("peak RSS (VmHWM) %s by the end of the changes", fmtBytes(hwm)), "", "≤ 200 MB", rss <= rssLimit)
+	goal := 200 * time.Microsecond
+	sec.target(fmt.Sprintf("one instance change → republished, p50 (%s histogram, %d events)", eventToPublish, observed),
+		fmtDuration(p50), "", "", "≤ 200µs", observed > 0 && p50 <= goal)
+	sec.target("one instance change → republished, p99 (same histogram)", fmtDuration(p99), "", "", "≤ 200µs", observed > 0 && p99 <= goal)
+
+	if err := b.coldThroughput(ctx, sec, dir, d, settings, fl, smallPeak); err != nil {
+		return sec, nil, err
+	}
+	sec.info("pipelined creates", fmtCount(d.total()+d.services+1),
+		fmt.Sprintf("in %s (%s/s)", fmtDuration(created), fmtRate(float64(d.total()+d.services+1)/created.Seconds())), "")
+	sec.info("reader throughput", fmt.Sprintf("%s requests", fmtCount(reader.lists+reader.nodes)),
+		fmt.Sprintf("%s/s, %s of payloads", fmtRate(coldMeasurements{reader: reader}.readRate()), fmtBytes(reader.bytes)), "")
+	sec.notes = append(sec.notes,
+		"The republish percentiles are estimated from the histogram's buckets (25µs × 2ⁿ) by linear interpolation, "+
+			"as Prometheus's histogram_quantile does; each change moved one instance's port and waited until DNS showed it.")
+	sec.commands = append(sec.commands, z.proc.commandLine())
+	return sec, &coldMeasurements{reader: reader}, nil
+}
+
+// republish makes single changes across the table, one at a time, and
+// reads zkdns's event-to-publish histogram over them.
+func (b *bench) republish(ctx context.Context, z *dnsServer, d dataset) (p50, p99 time.Duration, observed int, err error) {
+	owner, err := connectZK(ctx, b.zk.Addr(), time.Minute)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer owner.Close()
+	probe, err := dialDNS(z.addr)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer probe.close()
+	before, err := settledMetrics(ctx, z.admin, 100*time.Millisecond)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for k := range b.plan.coldChanges {
+		// Spread the changes over the table with a stride prime to its size.
+		s, i := (k*7919)%d.services, k%d.instances
+		port := 20000 + k
+		if _, err := owner.Set(d.instancePath(s, i), d.payload(s, i, port), -1); err != nil {
+			return 0, 0, 0, fmt.Errorf("zkbench: change %s: %w", d.instancePath(s, i), err)
+		}
+		want := fmt.Sprintf("inst%d.svc%d.%s:%d", i, s, zone, port)
+		if err := waitSRV(ctx, probe, fmt.Sprintf("svc%d.%s", s, zone), func(ts []string) bool { return slices.Contains(ts, want) }); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	after, err := settledMetrics(ctx, z.admin, 100*time.Millisecond)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	h := subtractBuckets(after.histogram(eventToPublish), before.histogram(eventToPublish))
+	if len(h) == 0 {
+		return 0, 0, 0, fmt.Errorf("zkbench: zkdns exports no %s histogram", eventToPublish)
+	}
+	q50, ok50 := histogramQuantile(h, 0.50)
+	q99, ok99 := histogramQuantile(h, 0.99)
+	if !ok50 || !ok99 {
+		return 0, 0, 0, fmt.Errorf("zkbench: %s observed nothing during %d changes", eventToPublish, b.plan.coldChanges)
+	}
+	return time.Duration(q50 * float64(time.Second)), time.Duration(q99 * float64(time.Second)), int(h[len(h)-1].count), nil
+}
+
+// coldThroughput restarts zkdns pinned as in target 1 and runs the same
+// dnsperf load over the big table, interleaved with runs against the
+// fleet's zkdns over the small one, so the two figures share the
+// machine's conditions.
+func (b *bench) coldThroughput(ctx context.Context, sec *section, dir string, d dataset, settings zkdnsSettings, fl *fleet, smallPeak float64) error {
+	queries := filepath.Join(dir, "queries.txt")
+	if err := writeFile(queries, func(w *os.File) error { return writeQueries(w, d, zone, b.plan.queryLines, 3) }); err != nil {
+		return err
+	}
+	launched := time.Now()
+	z, err := startZkdns(b.opts.zkdns, filepath.Join(dir, "zkdns-pinned"), b.opts.serverCore, settings)
+	if err != nil {
+		return err
+	}
+	defer z.stop()
+	ready, err := waitReady(ctx, z, 5*time.Minute)
+	if err != nil {
+		return err
+	}
+	big := dnsperfRun{binary: b.opts.dnsperf, core: b.opts.clientCore, server: z.addr, queries: queries, seconds: b.plan.perfSeconds}
+	small := big
+	small.server, small.queries = fl.zkdns.addr, fl.queries
+	var bigBest, smallBest float64
+	var lost int64
+	var bigSize, smallSize int
+	for round := 1; round <= b.plan.rounds; round++ {
+		res, err := big.run(ctx)
+		if err != nil {
+			return err
+		}
+		bigBest, bigSize = max(bigBest, res.qps), res.responseSize
+		lost += res.lost
+		b.log.Info("dnsperf", "instances", d.total(), "round", round, "qps", int(res.qps), "lost", res.lost)
+		if res, err = small.run(ctx); err != nil {
+			return err
+		}
+		smallBest, smallSize = max(smallBest, res.qps), res.responseSize
+		b.log.Info("dnsperf", "instances", fl.data.total(), "round", round, "qps", int(res.qps), "lost", res.lost)
+	}
+	// Ten instances a service make bigger answers than five; the sizes
+	// say how much of a gap is that rather than the size of the table.
+	sec.target(fmt.Sprintf("queries/s with %s instances loaded, best of %s", fmtCount(d.total()), plural(b.plan.rounds, "run")),
+		fmt.Sprintf("%s (lost %s; avg response %d B)", fmtRate(bigBest), fmtCount(lost), bigSize),
+		fmt.Sprintf("%s with %s instances, interleaved (avg response %d B)", fmtRate(smallBest), fmtCount(fl.data.total()), smallSize),
+		fmtRatio(bigBest, smallBest), "≥ 0.9×", bigBest >= 0.9*smallBest)
+	if smallPeak > 0 {
+		sec.info(fmt.Sprintf("queries/s with %s instances in target 1", fmtCount(fl.data.total())), "", fmtRate(smallPeak), fmtRatio(bigBest, smallPeak))
+	}
+	sec.info("start → /readyz 200 pinned to one CPU (for the throughput runs)", fmtDuration(ready.Sub(launched)), "", "")
+	sec.commands = append(sec.commands, z.proc.commandLine(), big.commandLine())
+	return nil
+}

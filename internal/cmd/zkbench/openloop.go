@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// openLoopResult is what one open-loop run measured. It travels from the
+// openloop subcommand to the bench as JSON.
+type openLoopResult struct {
+	Rate     float64       `json:"rate"` // the rate asked for, queries/s
+	Achieved float64       `json:"achieved"`
+	Sent     int64         `json:"sent"`
+	Answered int64         `json:"answered"`
+	Lost     int64         `json:"lost"`
+	P50      time.Duration `json:"p50_ns"`
+	P99      time.Duration `json:"p99_ns"`
+	P999     time.Duration `json:"p999_ns"`
+	Max      time.Duration `json:"max_ns"`
+	// Datagrams the kernel dropped for want of socket buffer during the
+	// run, on the server's sockets and on the generator's: they tell a
+	// server that fell behind from a generator that did.
+	ServerDrops int64 `json:"server_drops"`
+	ClientDrops int64 `json:"client_drops"`
+}
+
+// openLoop sends queries to conn at a fixed rate for duration from one
+// goroutine while another receives, matching replies to queries by ID.
+// Unlike dnsperf, which sends a query only when one is answered, the send
+// schedule never waits for the server, so a slow reply shows up as
+// latency rather than as a lower rate. A query unanswered timeout after
+// the last send is lost.
+//
+// The sender sleeps until the next query is due and then sends every
+// query that is due, so a late wake-up becomes a short burst rather than a
+// lower rate. Latency runs from the moment each query was written.
+func openLoop(ctx context.Context, conn net.Conn, queries [][]byte, rate float64, duration, timeout time.Duration) (openLoopResult, error) {
+	if len(queries) == 0 || rate <= 0 {
+		return openLoopResult{}, errors.New("zkbench: open loop needs queries and a positive rate")
+	}
+	// sentAt[id] holds when the query with that ID was written, in
+	// nanoseconds since base, or 0 once answered. Accessed atomically:
+	// the sender stores, the receiver swaps.
+	var sentAt [1 << 16]atomic.Int64
+	base := time.Now()
+	since := func() int64 { return int64(time.Since(base)) + 1 } // never 0
+
+	received := make(chan []time.Duration, 1)
+	recvErr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 65535)
+		lat := make([]time.Duration, 0, int(rate*duration.Seconds())+1)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					err = nil // the deadline set after the last send
+				}
+				received <- lat
+				recvErr <- err
+				return
+			}
+			if n < 12 {
+				continue
+			}
+			id := binary.BigEndian.Uint16(buf)
+			if at := sentAt[id].Swap(0); at != 0 {
+				lat = append(lat, time.Duration(since()-at))
+			}
+		}
+	}()
+
+	interval := time.Duration(float64(time.Second) / rate)
+	msg := make([]byte, 0, 512)
+	var sent int64
+	start := time.Now()
+	stopAt := start.Add(duration)
+	var sendErr error
+send:
+	for {
+		now := time.Now()
+		due := start.Add(time.Duration(sent) * interval)
+		if !due.Before(stopAt) || ctx.Err() != nil {
+			break
+		}
+		if wait := due.Sub(now); wait > 0 {
+			time.Sleep(wait)
+			continue
+		}
+		// Send everything due by now, and nothing due after the end.
+		for ; ; sent++ {
+			if at := start.Add(time.Duration(sent) * interval); at.After(now) || !at.Before(stopAt) {
+				break
+			}
+			q := queries[sent%int64(len(queries))]
+			msg = append(msg[:0], q...)
+			id := uint16(sent)
+			binary.BigEndian.PutUint16(msg, id)
+			sentAt[id].Store(since())
+			if _, err := conn.Write(msg); err != nil {
+				sendErr = fmt.Errorf("zkbench: open loop send: %w", err)
+				break send
+			}
+		}
+	}
+	elapsed := time.Since(start)
+	_ = conn.SetReadDeadline(time.Now().Add(timeout))
+	lat := <-received
+	if err := <-recvErr; err != nil && sendErr == nil {
+		sendErr = fmt.Errorf("zkbench: open loop receive: %w", err)
+	}
+	if sendErr != nil {
+		return openLoopResult{}, sendErr
+	}
+	slices.Sort(lat)
+	return openLoopResult{
+		Rate:     rate,
+		Achieved: float64(sent) / elapsed.Seconds(),
+		Sent:     sent,
+		Answered: int64(len(lat)),
+		Lost:     sent - int64(len(lat)),
+		P50:      percentile(lat, 50),
+		P99:      percentile(lat, 99),
+		P999:     percentile(lat, 99.9),
+		Max:      percentile(lat, 100),
+	}, nil
+}
+
+// readQueries packs the questions of a dnsperf query file ("name type"
+// per line) as wire-format queries with the RD bit, as dnsperf sends them.
+func readQueries(r io.Reader) ([][]byte, error) {
+	var out [][]byte
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan(); line++ {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 || strings.HasPrefix(f[0], "#") {
+			continue
+		}
+		if len(f) != 2 {
+			return nil, fmt.Errorf("zkbench: query file line %d: want \"name type\", got %q", line, sc.Text())
+		}
+		qtype, ok := dns.StringToType[strings.ToUpper(f[1])]
+		if !ok {
+			return nil, fmt.Errorf("zkbench: query file line %d: unknown type %q", line, f[1])
+		}
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(f[0]), qtype)
+		wire, err := m.Pack()
+		if err != nil {
+			return nil, fmt.Errorf("zkbench: query file line %d: %w", line, err)
+		}
+		out = append(out, wire)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("zkbench: read query file: %w", err)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("zkbench: query file holds no queries")
+	}
+	return out, nil
+}
+
+// runOpenLoopCommand is the openloop subcommand: the bench runs it as a
+// child pinned to the client core, as it runs dnsperf, and reads the JSON
+// it prints.
+func runOpenLoopCommand(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("zkbench openloop", flag.ContinueOnError)
+	server := fs.String("server", "", "DNS server `ip:port`")
+	queryFile := fs.String("queries", "", "query `file` in dnsperf format")
+	rate := fs.Float64("rate", 1000, "queries per second")
+	duration := fs.Duration("duration", 5*time.Second, "how long to send")
+	timeout := fs.Duration("timeout", time.Second, "how long a reply may take before the query counts as lost")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *server == "" || *queryFile == "" {
+		return errors.New("zkbench openloop: -server and -queries are required")
+	}
+	f, err := os.Open(*queryFile)
+	if err != nil {
+		return fmt.Errorf("zkbench: %w", err)
+	}
+	queries, err := readQueries(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	conn, err := net.Dial("udp", *server)
+	if err != nil {
+		return fmt.Errorf("zkbench: %w", err)
+	}
+	defer conn.Close()
+	// A generous buffer keeps the generator's own socket from dropping
+	// replies while its one CPU is busy sending; the kernel caps it at
+	// net.core.rmem_max.
+	_ = conn.(*net.UDPConn).SetReadBuffer(8 << 20)
+	serverPort := conn.RemoteAddr().(*net.UDPAddr).Port
+	clientPort := conn.LocalAddr().(*net.UDPAddr).Port
+	before, _ := os.ReadFile("/proc/net/udp")
+	res, err := openLoop(ctx, conn, queries, *rate, *duration, *timeout)
+	if err != nil {
+		return err
+	}
+	if after, err := os.ReadFile("/proc/net/udp"); err == nil {
+		res.ServerDrops = udpDrops(after, serverPort) - udpDrops(before, serverPort)
+		res.ClientDrops = udpDrops(after, clientPort) - udpDrops(before, clientPort)
+	}
+	return json.NewEncoder(stdout).Encode(res)
+}
+
+// udpDrops sums the drops column of /proc/net/udp over the sockets bound
+// to local port. Lines look like
+//
+//	sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+//	12: 0100007F:9C4F 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4711 2 0000000000000000 3
+func udpDrops(table []byte, port int) int64 {
+	var total int64
+	for line := range strings.SplitSeq(string(table), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 13 || !strings.HasSuffix(f[0], ":") {
+			continue
+		}
+		_, hexPort, ok := strings.Cut(f[1], ":")
+		if !ok {
+			continue
+		}
+		p, err := strconv.ParseUint(hexPort, 16, 16)
+		if err != nil || int(p) != port {
+			continue
+		}
+		if n, err := strconv.ParseInt(f[len(f)-1], 10, 64); err == nil {
+			total += n
+		}
+	}
+	return total
+}

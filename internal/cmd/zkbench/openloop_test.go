@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+func TestReadQueries(t *testing.T) {
+	tests := []struct {
+		name    string
+		file    string
+		want    []string // "name type" of each query
+		wantErr string
+	}{
+		{
+			name: "dnsperf's format",
+			file: "svc1.local SRV\nsvc2.local A\n\n# a comment\ninst0.svc3.local a\n",
+			want: []string{"svc1.local. SRV", "svc2.local. A", "inst0.svc3.local. A"},
+		},
+		{name: "an unknown type", file: "svc1.local BOGUS\n", wantErr: "unknown type"},
+		{name: "a line with three fields", file: "svc1.local A extra\n", wantErr: "want \"name type\""},
+		{name: "nothing to send", file: "# only a comment\n", wantErr: "no queries"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := readQueries(strings.NewReader(tt.file))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("%d queries, want %d", len(got), len(tt.want))
+			}
+			for i, wire := range got {
+				var m dns.Msg
+				if err := m.Unpack(wire); err != nil {
+					t.Fatalf("query %d does not unpack: %v", i, err)
+				}
+				q := m.Question[0]
+				if s := q.Name + " " + dns.TypeToString[q.Qtype]; s != tt.want[i] || !m.RecursionDesired {
+					t.Errorf("query %d = %s (rd %v), want %s with rd", i, s, m.RecursionDesired, tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestUDPDrops(t *testing.T) {
+	table := "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n" +
+		"  101: 0100007F:4A15 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1001 2 0000000000000000 17\n" +
+		"  102: 0100007F:4A15 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1002 2 0000000000000000 3\n" +
+		"  103: 0100007F:D6A5 0100007F:4A15 01 00000000:00000000 00:00000000 00000000     0        0 1003 2 0000000000000000 0\n"
+	tests := []struct {
+		name string
+		port int
+		want int64
+	}{
+		{"two sockets on one port add up", 0x4A15, 20},
+		{"a socket without drops", 0xD6A5, 0},
+		{"a port nobody has", 53, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := udpDrops([]byte(table), tt.port); got != tt.want {
+				t.Errorf("udpDrops(%d) = %d, want %d", tt.port, got, tt.want)
+			}
+		})
+	}
+}
+
+// echoDNS answers every query on 127.0.0.1 by echoing it with the QR bit,
+// except those drop says to ignore. It stops when the test ends.
+func echoDNS(t *testing.T, drop func(id uint16) bool) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	t.Cleanup(func() {
+		pc.Close()
+		<-done
+	})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 512)
+		for {
+			_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n < 12 || drop(binary.BigEndian.Uint16(buf)) {
+				continue
+			}
+			buf[2] |= 0x80
+			if _, err := pc.WriteTo(buf[:n], from); err != nil {
+				return
+			}
+		}
+	}()
+	return pc.LocalAddr().String()
+}
+
+func TestOpenLoop(t *testing.T) {
+	queries, err := readQueries(strings.NewReader("svc1.local SRV\nsvc2.local A\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rate, duration = 2000, 250 * time.Millisecond
+	// The schedule, not the machine's speed, decides how many are sent:
+	// one every 500µs, the last before the end.
+	const scheduled = 500
+	tests := []struct {
+		name     string
+		drop     func(id uint16) bool
+		wantLost int64
+	}{
+		{"every query answered", func(uint16) bool { return false }, 0},
+		{"every fourth query ignored", func(id uint16) bool { return id%4 == 0 }, scheduled / 4},
+		{"a server that never answers", func(uint16) bool { return true }, scheduled},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			conn, err := net.Dial("udp", echoDNS(t, tt.drop))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			res, err := openLoop(context.Background(), conn, queries, rate, duration, 500*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Sent != scheduled {
+				t.Errorf("sent %d, want the %d the schedule holds", res.Sent, scheduled)
+			}
+			if res.Lost != tt.wantLost || res.Answered != res.Sent-tt.wantLost {
+				t.Errorf("answered %d, lost %d; want lost %d", res.Answered, res.Lost, tt.wantLost)
+			}
+			if res.Answered > 0 && (res.P50 <= 0 || res.P50 > res.P99 || res.P99 > res.P999 || res.P999 > res.Max) {
+				t.Errorf("percentiles out of order: p50 %v p99 %v p99.9 %v max %v", res.P50, res.P99, res.P999, res.Max)
+			}
+		})
+	}
+}
+
+func TestOpenLoopRejects(t *testing.T) {
+	tests := []struct {
+		name    string
+		queries [][]byte
+		rate    float64
+	}{
+		{"no queries", nil, 100},
+		{"no rate", [][]byte{make([]byte, 12)}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := openLoop(context.Background(), nil, tt.queries, tt.rate, time.Second, time.Second)
+			if err == nil || errors.Is(err, context.Canceled) {
+				t.Errorf("openLoop = %v, want a usage error", err)
+			}
+		})
+	}
+}

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/miekg/dns"
+)
+
+// settle bounds the wait for one expected change, in ZooKeeper or in DNS.
+const settle = 5 * time.Second
+
+// propagation is target 2: over many trials, the time from a client's
+// Create or Delete of an instance znode to zkdns's first UDP answer that
+// reflects it, beside the time a second ZooKeeper session's ChildrenW
+// event takes for the same change; then the time from SIGKILL of an
+// instance's owner to its removal from DNS, beside the session timeout
+// the server granted.
+func (b *bench) propagation(ctx context.Context, fl *fleet) (*section, error) {
+	sec := newSection(targetTitle(2), fmt.Sprintf(
+		"From a client's Create or Delete call to the first UDP answer of zkdns that reflects it "+
+			"(a probe querying in a tight loop from the moment of the call), beside the raw ZooKeeper "+
+			"child-watch latency measured in the same trials by a second session's ChildrenW. %d trials of each. "+
+			"This zkdns serves the throughput data set (%s instances) and, like ZooKeeper and the watcher, is not pinned.",
+		b.plan.propagationTrials, fmtCount(fl.data.total())))
+	z, err := b.startUnpinnedZkdns(ctx, "propagation", fl.data.root)
+	if err != nil {
+		return sec, err
+	}
+	defer z.stop()
+	sec.commands = append(sec.commands, z.proc.commandLine())
+
+	svc := fl.data.root + "/prop"
+	if err := ensurePath(fl.owner, svc); err != nil {
+		return sec, err
+	}
+	watcher, err := connectZK(ctx, b.zk.Addr(), fleetSession)
+	if err != nil {
+		return sec, err
+	}
+	defer watcher.Close()
+	probe, err := dialDNS(z.addr)
+	if err != nil {
+		return sec, err
+	}
+	defer probe.close()
+
+	inst := svc + "/inst"
+	name := "inst.prop." + zone
+	payload := fl.data.payload(0, 0, basePort)
+	create := func() error {
+		_, err := fl.owner.Create(inst, payload, zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+		return err
+	}
+	remove := func() error { return fl.owner.Delete(inst, -1) }
+	if err := remove(); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return sec, fmt.Errorf("zkbench: delete %s: %w", inst, err)
+	}
+	if _, err := probeUntil(ctx, probe, name, false, settle); err != nil {
+		return sec, err
+	}
+
+	var viaDNS, viaWatch [2][]time.Duration // [0] create, [1] delete
+	for trial := range b.plan.propagationTrials {
+		for k, op := range []func() error{create, remove} {
+			dnsTook, watchTook, err := b.propagationTrial(ctx, watcher, probe, svc, name, k == 0, op)
+			if err != nil {
+				return sec, fmt.Errorf("zkbench: propagation trial %d: %w", trial+1, err)
+			}
+			viaDNS[k] = append(viaDNS[k], dnsTook)
+			viaWatch[k] = append(viaWatch[k], watchTook)
+		}
+		if (trial+1)%100 == 0 {
+			b.log.Info("propagation", "trials", trial+1)
+		}
+	}
+
+	details := table{columns: []string{"change", "trials", "zkdns p50", "zkdns p99", "zkdns max", "raw watch p50", "raw watch p99", "raw watch max"}}
+	for k, op := range []string{"Create", "Delete"} {
+		z, w := summarize(viaDNS[k]), summarize(viaWatch[k])
+		details.add(op, fmtCount(z.n), fmtDuration(z.p50), fmtDuration(z.p99), fmtDuration(z.max),
+			fmtDuration(w.p50), fmtDuration(w.p99), fmtDuration(w.max))
+		sec.target(op+" → DNS answer, p50", fmtDuration(z.p50), fmtDuration(w.p50)+" (raw ChildrenW)",
+			"+"+fmtDuration(z.p50-w.p50), "≤ raw + 0.5ms", z.p50 <= w.p50+500*time.Microsecond)
+		sec.target(op+" → DNS answer, p99", fmtDuration(z.p99), fmtDuration(w.p99)+" (raw ChildrenW)",
+			"+"+fmtDuration(z.p99-w.p99), "≤ raw + 2ms", z.p99 <= w.p99+2*time.Millisecond)
+	}
+	sec.details = append(sec.details, titledTable{title: "Latency from the call:", table: details})
+
+	if b.opts.fixture == "" {
+		sec.skipped("SIGKILL of the owner → removal from DNS", "≤ timeout + 250ms", "no -fixture binary")
+		return sec, nil
+	}
+	kills, cmdline, err := b.sessionLoss(ctx, fl, watcher, probe)
+	if err != nil {
+		return sec, err
+	}
+	kt := table{columns: []string{"trial", "negotiated timeout", "raw watch sees the znode go", "zkdns stops answering", "over the timeout"}}
+	worst, pass := kills[0], true
+	for i, k := range kills {
+		kt.add(fmt.Sprint(i+1), fmtDuration(k.timeout), fmtDuration(k.watch), fmtDuration(k.dns), "+"+fmtDuration(k.dns-k.timeout))
+		if k.dns-k.timeout > worst.dns-worst.timeout {
+			worst = k
+		}
+		pass = pass && k.dns <= k.timeout+250*time.Millisecond
+	}
+	sec.target(fmt.Sprintf("SIGKILL of the owner → removal from DNS, worst of %d", len(kills)), fmtDuration(worst.dns),
+		fmtDuration(worst.timeout)+" (negotiated timeout, from cons)", "+"+fmtDuration(worst.dns-worst.timeout), "≤ timeout + 250ms", pass)
+	sec.details = append(sec.details, titledTable{title: "Session loss (time from SIGKILL):", table: kt})
+	sec.commands = append(sec.commands, cmdline)
+	sec.notes = append(sec.notes, "The session-loss figure is bounded by ZooKeeper: it expires a session on its "+
+		"tick after the timeout passes, and only then deletes the ephemeral znode; the raw-watch column shows when.")
+	return sec, nil
+}
+
+// propagationTrial makes one change with op and times both witnesses
+// from the moment the call starts.
+func (b *bench) propagationTrial(ctx context.Context, watcher *zk.Conn, probe *dnsClient, svc, name string, present bool, op func() error) (viaDNS, viaWatch time.Duration, err error) {
+	_, _, events, err := watcher.ChildrenW(svc)
+	if err != nil {
+		return 0, 0, fmt.Errorf("watch %s: %w", svc, err)
+	}
+	start := time.Now()
+	watched := make(chan time.Time, 1)
+	done := make(chan error, 1)
+	go func() {
+		select {
+		case <-events:
+			watched <- time.Now()
+		case <-time.After(settle):
+			watched <- time.Time{}
+		}
+	}()
+	go func() { done <- op() }()
+	seen, probeErr := probeUntil(ctx, probe, name, present, settle)
+	opErr := <-done
+	at := <-watched
+	switch {
+	case opErr != nil:
+		return 0, 0, fmt.Errorf("change %s: %w", svc, opErr)
+	case probeErr != nil:
+		return 0, 0, probeErr
+	case at.IsZero():
+		return 0, 0, fmt.Errorf("no child watch event on %s within %s", svc, settle)
+	}
+	return seen.Sub(start), at.Sub(start), nil
+}
+
+// probeUntil asks for name's A records in a tight loop until the answer
+// has some (present) or has none, and returns when it first saw that.
+func probeUntil(ctx context.Context, c *dnsClient, name string, present bool, limit time.Duration) (time.Time, error) {
+	deadline := time.Now().Add(limit)
+	q := new(dns.Msg)
+	q.SetQuestion(dns.Fqdn(name), dns.TypeA)
+	for time.Now().Before(deadline) {
+		if err := ctx.Err(); err != nil {
+			return time.Time{}, err
+		}
+		r, err := c.exchange(q, time.Second)
+		if err != nil {
+			continue // a lost reply: ask again
+		}
+		if has := r.Rcode == dns.RcodeSuccess && len(r.Answer) > 0; has == present {
+			return time.Now(), nil
+		}
+	}
+	state := "gone"
+	if present {
+		state = "present"
+	}
+	return time.Time{}, fmt.Errorf("zkbench: %s was not %s in DNS within %s", name, state, limit)
+}
+
+type killTrial struct {
+	timeout time.Duration // negotiated by the owner's session
+	watch   time.Duration // SIGKILL → the raw child watch fires
+	dns     time.Duration // SIGKILL → zkdns no longer answers
+}
+
+// sessionLoss runs zkfixture hold as the owner of one instance with a
+// short session, SIGKILLs it, and times the instance's removal from DNS.
+func (b *bench) sessionLoss(ctx context.Context, fl *fleet, watcher *zk.Conn, probe *dnsClient) ([]killTrial, string, error) {
+	dir, err := b.dir("session-loss")
+	if err != nil {
+		return nil, "", err
+	}
+	svc := fl.data.root + "/kill"
+	if err := ensurePath(fl.owner, svc); err != nil {
+		return nil, "", err
+	}
+	inst := svc + "/inst"
+	name := "inst.kill." + zone
+	var trials []killTrial
+	var cmdline string
+	for trial := range b.plan.killTrials {
+		logPath := filepath.Join(dir, fmt.Sprintf("hold-%d.log", trial+1))
+		hold, err := startProcess("zkfixture hold", -1, logPath, b.opts.fixture, "hold",
+			"-servers", b.zk.Addr(), "-session", b.plan.killSession.String(),
+			inst+"="+string(fl.data.payload(0, 0, basePort)))
+		if err != nil {
+			return nil, "", err
+		}
+		cmdline = strings.Replace(hold.commandLine(), string(fl.data.payload(0, 0, basePort)), "'<curator JSON>'", 1)
+		k, err := b.killOnce(ctx, hold, watcher, probe, svc, inst, name)
+		hold.kill()
+		if err != nil {
+			return nil, "", fmt.Errorf("zkbench: session-loss trial %d: %w\n%s", trial+1, err, hold.logTail())
+		}
+		b.log.Info("session loss", "trial", trial+1, "timeout", k.timeout, "removed_after", fmtDuration(k.dns))
+		trials = append(trials, k)
+	}
+	return trials, cmdline, nil
+}
+
+func (b *bench) killOnce(ctx context.Context, hold *process, watcher *zk.Conn, probe *dnsClient, svc, inst, name string) (killTrial, error) {
+	if _, err := probeUntil(ctx, probe, name, true, 15*time.Second); err != nil {
+		return killTrial{}, err
+	}
+	_, stat, err := watcher.Exists(inst)
+	if err != nil || stat == nil || stat.EphemeralOwner == 0 {
+		return killTrial{}, fmt.Errorf("read the owner of %s: %v", inst, err)
+	}
+	timeout, err := negotiatedTimeout(ctx, b.zk.Addr(), stat.EphemeralOwner)
+	if err != nil {
+		return killTrial{}, err
+	}
+	_, _, events, err := watcher.ChildrenW(svc)
+	if err != nil {
+		return killTrial{}, fmt.Errorf("watch %s: %w", svc, err)
+	}
+	limit := timeout + settle
+	start := time.Now()
+	if err := hold.cmd.Process.Kill(); err != nil {
+		return killTrial{}, fmt.Errorf("SIGKILL the owner: %w", err)
+	}
+	watched := make(chan time.Time, 1)
+	go func() {
+		select {
+		case <-events:
+			watched <- time.Now()
+		case <-time.After(limit):
+			watched <- time.Time{}
+		}
+	}()
+	seen, err := probeUntil(ctx, probe, name, false, limit)
+	at := <-watched
+	if err != nil {
+		return killTrial{}, err
+	}
+	if at.IsZero() {
+		return killTrial{}, fmt.Errorf("no child watch event on %s within %s", svc, limit)
+	}
+	return killTrial{timeout: timeout, watch: at.Sub(start), dns: seen.Sub(start)}, nil
+}
+
+// startUnpinnedZkdns starts a zkdns that discovers services under root,
+// free to run on any CPU, and waits until it is ready.
+func (b *bench) startUnpinnedZkdns(ctx context.Context, name, root string) (*dnsServer, error) {
+	dir, err := b.dir(name)
+	if err != nil {
+		return nil, err
+	}
+	dnsAddr, adminAddr, err := zkdnsAddrs()
+	if err != nil {
+		return nil, err
+	}
+	z, err := startZkdns(b.opts.zkdns, dir, -1, zkdnsSettings{
+		zookeeper: b.zk.Addr(), sessionTimeout: fleetSession, dnsAddr: dnsAddr, adminAddr: adminAddr, discoverRoot: root,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if _, err := waitReady(ctx, z, time.Minute); err != nil {
+		z.stop()
+		return nil, err
+	}
+	return z, nil
+}

@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// zone is the DNS zone every server under test serves.
+const zone = "local."
+
+// dnsServer is one server under test, running.
+type dnsServer struct {
+	name   string // as the tables show it: zkdns, Knot, NSD, CoreDNS
+	addr   string // 127.0.0.1:port, UDP and TCP
+	admin  string // zkdns's admin address; "" for the peers
+	proc   *process
+	config string // path of its config file, for the report
+}
+
+func (s *dnsServer) stop() {
+	if s != nil && s.proc != nil {
+		s.proc.stop()
+	}
+}
+
+// zkdnsSettings is what a bench run of zkdns is configured with.
+type zkdnsSettings struct {
+	zookeeper      string // host:port
+	sessionTimeout time.Duration
+	dnsAddr        string
+	adminAddr      string
+	discoverRoot   string
+}
+
+// zkdnsConfig renders zkdns's TOML config: every child of the discover
+// root is a service of Curator instances, warm-up off, logging quiet.
+func zkdnsConfig(s zkdnsSettings) string {
+	return fmt.Sprintf(`# written by zkbench
+[zookeeper]
+servers = [%q]
+session_timeout = %q
+
+[dns]
+listen = [%q]
+zone = %q
+ttl = "%ds"
+negative_ttl = "%ds"
+
+[admin]
+listen = %q
+
+[log]
+level = "warn"
+
+[[discover]]
+path = %q
+format = "curator"
+`, s.zookeeper, s.sessionTimeout.String(), s.dnsAddr, zone, zoneTTL, zoneNegativeTTL, s.adminAddr, s.discoverRoot)
+}
+
+// knotConfig renders a knotd config serving zoneFile on port with one
+// worker of each kind: the server is pinned to one core, where more
+// workers would only take turns.
+func knotConfig(dir string, port int, zoneFile string) string {
+	return fmt.Sprintf(`# written by zkbench
+server:
+    listen: 127.0.0.1@%d
+    rundir: %s
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+
+database:
+    storage: %s
+
+log:
+  - target: stderr
+    any: warning
+
+zone:
+  - domain: %s
+    file: %s
+    zonefile-sync: -1
+    journal-content: none
+`, port, dir, filepath.Join(dir, "db"), zone, zoneFile)
+}
+
+// nsdConfig renders an nsd.conf serving zoneFile on port with one server
+// process and response rate limiting off (Debian's NSD limits to 200 q/s
+// per source otherwise, which a benchmark from one address trips at once).
+func nsdConfig(dir string, port int, zoneFile string) string {
+	return fmt.Sprintf(`# written by zkbench
+server:
+    ip-address: 127.0.0.1@%d
+    server-count: 1
+    username: ""
+    chroot: ""
+    database: ""
+    zonesdir: %q
+    zonelistfile: %q
+    xfrdfile: %q
+    xfrdir: %q
+    pidfile: %q
+    logfile: %q
+    verbosity: 0
+    hide-version: yes
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
+
+remote-control:
+    control-enable: no
+
+zone:
+    name: %q
+    zonefile: %q
+`, port, dir, filepath.Join(dir, "zone.list"), filepath.Join(dir, "xfrd.state"), dir,
+		filepath.Join(dir, "nsd.pid"), filepath.Join(dir, "nsd.log"), zone, zoneFile)
+}
+
+// corefile renders a Corefile serving zoneFile with the file plugin on
+// port, bound to loopback, with no logging plugin.
+func corefile(port int, zoneFile string) string {
+	return fmt.Sprintf(`# written by zkbench
+%s:%d {
+    bind 127.0.0.1
+    file %s %s
+}
+`, zone, port, zoneFile, zone)
+}
+
+// peerKind is a peer server the bench knows how to configure.
+type peerKind struct {
+	name   string
+	config string // file name of its config
+	render func(dir string, port int, zoneFile string) string
+	argv   func(binary, configPath string) []string
+}
+
+// peerKinds lists the peers in the order the tables show them.
+func peerKinds() []peerKind {
+	return []peerKind{
+		{
+			name: "Knot", config: "knot.conf", render: knotConfig,
+			argv: func(bin, conf string) []string { return []string{bin, "-c", conf} },
+		},
+		{
+			name: "NSD", config: "nsd.conf", render: nsdConfig,
+			argv: func(bin, conf string) []string { return []string{bin, "-d", "-c", conf} },
+		},
+		{
+			name: "CoreDNS", config: "Corefile",
+			render: func(_ string, port int, zoneFile string) string { return corefile(port, zoneFile) },
+			argv:   func(bin, conf string) []string { return []string{bin, "-quiet", "-conf", conf} },
+		},
+	}
+}
+
+// startPeer writes the peer's config into dir, starts it pinned to core
+// and waits until it answers probe with want answers.
+func startPeer(ctx context.Context, kind peerKind, binary, dir, zoneFile string, core int, probe string, want int) (*dnsServer, error) {
+	if err := os.MkdirAll(filepath.Join(dir, "db"), 0o755); err != nil {
+		return nil, fmt.Errorf("zkbench: %s directory: %w", kind.name, err)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	confPath := filepath.Join(dir, kind.config)
+	if err := os.WriteFile(confPath, []byte(kind.render(dir, port, zoneFile)), 0o644); err != nil {
+		return nil, fmt.Errorf("zkbench: %s config: %w", kind.name, err)
+	}
+	proc, err := startProcess(kind.name, core, filepath.Join(dir, "server.log"), kind.argv(binary, confPath)...)
+	if err != nil {
+		return nil, err
+	}
+	s := &dnsServer{name: kind.name, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), proc: proc, config: confPath}
+	if err := waitAnswers(ctx, s, probe, dns.TypeSRV, want, 60*time.Second); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// startZkdns writes a config into dir and starts zkdns pinned to core (or
+// unpinned for core < 0). It returns at once: callers wait for readiness
+// themselves, since how long that takes is what some targets measure.
+func startZkdns(binary, dir string, core int, set zkdnsSettings) (*dnsServer, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("zkbench: zkdns directory: %w", err)
+	}
+	confPath := filepath.Join(dir, "zkdns.toml")
+	if err := os.WriteFile(confPath, []byte(zkdnsConfig(set)), 0o644); err != nil {
+		return nil, fmt.Errorf("zkbench: zkdns config: %w", err)
+	}
+	proc, err := startProcess("zkdns", core, filepath.Join(dir, "zkdns.log"), binary, "serve", "-config", confPath)
+	if err != nil {
+		return nil, err
+	}
+	return &dnsServer{name: "zkdns", addr: set.dnsAddr, admin: set.adminAddr, proc: proc, config: confPath}, nil
+}
+
+// zkdnsAddrs picks free DNS and admin addresses for a zkdns run.
+func zkdnsAddrs() (dnsAddr, adminAddr string, err error) {
+	p1, err := freePort()
+	if err != nil {
+		return "", "", err
+	}
+	p2, err := freePort()
+	if err != nil {
+		return "", "", err
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p1)), net.JoinHostPort("127.0.0.1", strconv.Itoa(p2)), nil
+}
+
+// waitReady polls zkdns's /readyz every millisecond until it answers 200,
+// and returns when it did. A millisecond is fine enough for a cold sync
+// measured in seconds, and cheap next to it.
+func waitReady(ctx context.Context, s *dnsServer, limit time.Duration) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		if exited, how := s.proc.exited(); exited {
+			return time.Time{}, fmt.Errorf("zkbench: zkdns exited before it was ready (%s):\n%s", how, s.proc.logTail())
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.admin+"/readyz", nil)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Now(), nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return time.Time{}, fmt.Errorf("zkbench: zkdns not ready within %s:\n%s", limit, s.proc.logTail())
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
+// waitAnswers queries name until the server answers it with want records.
+func waitAnswers(ctx context.Context, s *dnsServer, name string, qtype uint16, want int, limit time.Duration) error {
+	c, err := dialDNS(s.addr)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	deadline := time.Now().Add(limit)
+	var last string
+	for time.Now().Before(deadline) {
+		if exited, how := s.proc.exited(); exited {
+			return fmt.Errorf("zkbench: %s exited (%s):\n%s", s.name, how, s.proc.logTail())
+		}
+		r, err := c.exchange(question(name, qtype), 200*time.Millisecond)
+		switch {
+		case err != nil:
+			last = err.Error()
+		case r.Rcode == dns.RcodeSuccess && len(r.Answer) == want:
+			return nil
+		default:
+			last = fmt.Sprintf("%s with %d answers", dns.RcodeToString[r.Rcode], len(r.Answer))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("zkbench: %s does not answer %s with %d records within %s (last: %s):\n%s",
+		s.name, name, want, limit, last, s.proc.logTail())
+}
+
+// freePort returns a port of 127.0.0.1 that was free a moment ago for
+// both UDP and TCP.
+func freePort() (int, error) {
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("zkbench: find a free port: %w", err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+		pc.Close()
+		if err == nil {
+			ln.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("zkbench: no port free for both UDP and TCP in 20 tries")
+}

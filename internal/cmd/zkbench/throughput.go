@@ -1,0 +1,417 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// serverRuns is what the throughput target measured for one server.
+type serverRuns struct {
+	server *dnsServer
+	runs   []dnsperfResult
+	cpu    []time.Duration // server CPU during each run
+	open   *openLoopResult
+	// openCPU is the server's CPU during the open-loop run.
+	openCPU time.Duration
+}
+
+// best is the highest throughput of the server's runs: noise on a shared
+// machine only ever takes throughput away.
+func (s *serverRuns) best() float64 {
+	var best float64
+	for _, r := range s.runs {
+		best = max(best, r.qps)
+	}
+	return best
+}
+
+// cpuPerQuery is the server's CPU time over all its runs divided by the
+// queries it answered in them.
+func (s *serverRuns) cpuPerQuery() time.Duration {
+	var cpu time.Duration
+	var answered int64
+	for i, r := range s.runs {
+		cpu += s.cpu[i]
+		answered += r.completed
+	}
+	if answered == 0 {
+		return 0
+	}
+	return cpu / time.Duration(answered)
+}
+
+func (s *serverRuns) lost() int64 {
+	var n int64
+	for _, r := range s.runs {
+		n += r.lost
+	}
+	if s.open != nil {
+		n += s.open.Lost
+	}
+	return n
+}
+
+// throughput is target 1: zkdns and each peer answer the query mix from
+// dnsperf in interleaved rounds, pinned to their cores; then each takes
+// an open-loop load at half zkdns's peak for its latency percentiles. It
+// returns zkdns's best throughput, which later targets compare with.
+func (b *bench) throughput(ctx context.Context, fl *fleet) (*section, float64, error) {
+	sec := newSection(targetTitle(1), fmt.Sprintf(
+		"%s services × %d instances; query mix %s. Each server pinned to CPU %d, dnsperf to CPU %d; "+
+			"%s of %d s per server; q/s is each server's best run, CPU is its own "+
+			"(all threads and child processes) over all its runs divided by the queries it answered.",
+		fmtCount(fl.data.services), fl.data.instances, queryMixDescription, b.opts.serverCore, b.opts.clientCore,
+		plural(b.plan.rounds, "interleaved round"), b.plan.perfSeconds))
+
+	all := []*serverRuns{{server: fl.zkdns}}
+	peers := map[string]*serverRuns{}
+	for _, kind := range peerKinds() {
+		bin := b.peerBinary(kind.name)
+		if bin == "" {
+			sec.notes = append(sec.notes, fmt.Sprintf("%s was not run: its binary is not installed (see `scripts/deps bench` and `scripts/bench`).", kind.name))
+			continue
+		}
+		dir, err := b.dir(strings.ToLower(kind.name))
+		if err != nil {
+			return sec, 0, err
+		}
+		s, err := startPeer(ctx, kind, bin, dir, fl.zoneFile, b.opts.serverCore, "svc0."+zone, fl.data.instances)
+		if err != nil {
+			b.log.Warn("peer did not start", "peer", kind.name, "err", err)
+			sec.notes = append(sec.notes, fmt.Sprintf("%s did not start: %v", kind.name, firstLine(err.Error())))
+			continue
+		}
+		defer s.stop()
+		b.log.Info("peer serves the zone", "peer", kind.name, "addr", s.addr)
+		r := &serverRuns{server: s}
+		all = append(all, r)
+		peers[kind.name] = r
+	}
+	sec.notes = append(sec.notes, parityNotes(all)...)
+	b.keepConfig("zkdns (`zkdns.toml`)", fl.zkdns.config, 100)
+	for _, s := range all[1:] {
+		b.keepConfig(s.server.name+" (`"+filepath.Base(s.server.config)+"`)", s.server.config, 100)
+	}
+	b.keepConfig("The peers' zone file (`local.zone`), first lines", fl.zoneFile, 30)
+
+	perf := dnsperfRun{binary: b.opts.dnsperf, core: b.opts.clientCore, queries: fl.queries, seconds: b.plan.perfSeconds}
+	for round := 1; round <= b.plan.rounds; round++ {
+		for _, s := range all {
+			perf.server = s.server.addr
+			res, cpu, err := measureDNSPerf(ctx, perf, s.server)
+			if err != nil {
+				return sec, 0, err
+			}
+			s.runs = append(s.runs, res)
+			s.cpu = append(s.cpu, cpu)
+			b.log.Info("dnsperf", "server", s.server.name, "round", round, "qps", int(res.qps), "lost", res.lost,
+				"cpu_per_query", fmtDuration(cpu/time.Duration(max(res.completed, 1))))
+		}
+	}
+	ours := all[0]
+	peak := ours.best()
+
+	perf.server = fl.zkdns.addr
+	sec.codeTitle = "Profile top of zkdns during one extra dnsperf run (not counted above)"
+	if b.opts.perf == "" {
+		sec.code = "TODO: no profile: Linux perf is not installed (scripts/deps bench installs linux-perf).\n" +
+			"zkdns has no pprof endpoint; once it has one, fetch /debug/pprof/profile during a dnsperf run instead."
+	} else if top, cmdline, err := b.profile(ctx, fl.zkdns, perf); err != nil {
+		b.log.Warn("profile failed", "err", err)
+		sec.code = fmt.Sprintf("TODO: the profile failed (%v); zkdns has no pprof endpoint to fall back on.", err)
+	} else {
+		sec.code = top
+		sec.commands = append(sec.commands, cmdline)
+	}
+
+	rate := peak / 2
+	var openCmd string
+	for _, s := range all {
+		before, err := processTreeCPU(s.server.proc.pid())
+		if err != nil {
+			return sec, peak, err
+		}
+		res, cmdline, err := b.openLoop(ctx, s.server.addr, fl.queries, rate)
+		if err != nil {
+			return sec, peak, err
+		}
+		after, err := processTreeCPU(s.server.proc.pid())
+		if err != nil {
+			return sec, peak, err
+		}
+		s.open, s.openCPU = &res, after-before
+		openCmd = cmdline
+		b.log.Info("open loop", "server", s.server.name, "rate", int(rate), "p50", fmtDuration(res.P50), "p99", fmtDuration(res.P99), "lost", res.Lost)
+	}
+
+	b.throughputRows(sec, ours, peers, rate)
+	sec.details = append(sec.details, titledTable{title: "Every run:", table: runsTable(all, b.plan.openLoopTime)})
+	sec.notes = append(sec.notes, "\"core share\" is the server's CPU time over the run's wall time. A server that "+
+		"dnsperf saturates uses about 100% of its core; less means it sat waiting, either because other processes "+
+		"on this shared machine held its core or because dnsperf, on the other core, could not send faster. "+
+		"Either way that run understates the server, which is why the best run counts.")
+
+	for _, s := range all {
+		sec.commands = append(sec.commands, s.server.proc.commandLine())
+	}
+	perf.server = "127.0.0.1:PORT" // each server's own port
+	sec.commands = append(sec.commands, perf.commandLine(), openCmd)
+	return sec, peak, nil
+}
+
+func (b *bench) throughputRows(sec *section, ours *serverRuns, peers map[string]*serverRuns, rate float64) {
+	ratioRow := func(peer string, goal float64) {
+		measure := fmt.Sprintf("queries/s, best of %s, vs %s", plural(len(ours.runs), "run"), peer)
+		p := peers[peer]
+		if p == nil {
+			sec.skipped(measure, fmt.Sprintf("≥ %g× %s", goal, peer), peer+" was not run")
+			return
+		}
+		sec.target(measure, fmtRate(ours.best()), fmtRate(p.best())+" ("+peer+")", fmtRatio(ours.best(), p.best()),
+			fmt.Sprintf("≥ %g×", goal), ours.best() >= goal*p.best())
+	}
+	ratioRow("CoreDNS", 3)
+	ratioRow("Knot", 0.6)
+	if p := peers["NSD"]; p != nil {
+		sec.info(fmt.Sprintf("queries/s, best of %s, vs NSD", plural(len(ours.runs), "run")), fmtRate(ours.best()), fmtRate(p.best())+" (NSD)", fmtRatio(ours.best(), p.best()))
+	}
+
+	ref := func(value func(*serverRuns) string) string {
+		var parts []string
+		for _, name := range []string{"Knot", "NSD", "CoreDNS"} {
+			if p := peers[name]; p != nil {
+				parts = append(parts, name+" "+value(p))
+			}
+		}
+		return strings.Join(parts, ", ")
+	}
+	cpu := ours.cpuPerQuery()
+	knotRatio := ""
+	if p := peers["Knot"]; p != nil {
+		knotRatio = fmtRatio(float64(cpu), float64(p.cpuPerQuery())) + " of Knot"
+	}
+	sec.target("server CPU per answered query", fmtDuration(cpu), ref(func(p *serverRuns) string { return fmtDuration(p.cpuPerQuery()) }),
+		knotRatio, "≤ 8µs", cpu > 0 && cpu <= 8*time.Microsecond)
+
+	p99 := ours.open.P99
+	knotP99 := ""
+	if p := peers["Knot"]; p != nil {
+		knotP99 = fmtRatio(float64(p99), float64(p.open.P99)) + " of Knot"
+	}
+	sec.target(fmt.Sprintf("p99 latency at %s q/s (half zkdns's peak), open loop", fmtRate(rate)),
+		fmt.Sprintf("%s (p50 %s, p99.9 %s)", fmtDuration(p99), fmtDuration(ours.open.P50), fmtDuration(ours.open.P999)),
+		ref(func(p *serverRuns) string { return fmtDuration(p.open.P99) }), knotP99, "< 1ms", ours.open.Answered > 0 && p99 < time.Millisecond)
+
+	sec.target("queries lost (dnsperf runs and open loop)", fmtCount(ours.lost()),
+		ref(func(p *serverRuns) string { return fmtCount(p.lost()) }), "", "0", ours.lost() == 0)
+}
+
+func runsTable(all []*serverRuns, openLoopTime time.Duration) table {
+	t := table{columns: []string{"server", "run", "q/s", "answered", "lost", "server CPU/query", "core share", "latency", "avg response", "rcodes"}}
+	share := func(cpu, wall time.Duration) string {
+		if wall <= 0 {
+			return ""
+		}
+		return fmt.Sprintf("%.0f%%", 100*cpu.Seconds()/wall.Seconds())
+	}
+	for _, s := range all {
+		for i, r := range s.runs {
+			t.add(s.server.name, strconv.Itoa(i+1), fmtRate(r.qps), fmtCount(r.completed), fmtCount(r.lost),
+				fmtDuration(s.cpu[i]/time.Duration(max(r.completed, 1))), share(s.cpu[i], r.runTime),
+				"avg "+fmtDuration(r.avgLatency), fmt.Sprintf("%d B", r.responseSize), rcodeSummary(r.rcodes))
+		}
+	}
+	for _, s := range all {
+		if o := s.open; o != nil {
+			t.add(s.server.name, "open loop", fmtRate(o.Achieved), fmtCount(o.Answered),
+				fmt.Sprintf("%s (dropped by server socket %s, by generator's %s)", fmtCount(o.Lost), fmtCount(o.ServerDrops), fmtCount(o.ClientDrops)),
+				fmtDuration(s.openCPU/time.Duration(max(o.Answered, 1))), share(s.openCPU, openLoopTime),
+				fmt.Sprintf("p50 %s, p99 %s, p99.9 %s", fmtDuration(o.P50), fmtDuration(o.P99), fmtDuration(o.P999)), "", "")
+		}
+	}
+	return t
+}
+
+// rcodeSummary prints response codes as shares of the answers, which
+// shows at a glance that every server gave the mix its NXDOMAINs.
+func rcodeSummary(rcodes map[string]int64) string {
+	var total int64
+	names := make([]string, 0, len(rcodes))
+	for name, n := range rcodes {
+		total += n
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	parts := make([]string, 0, len(names))
+	for _, name := range names {
+		parts = append(parts, fmt.Sprintf("%s %.0f%%", name, 100*float64(rcodes[name])/float64(max(total, 1))))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// measureDNSPerf runs dnsperf against s and measures the CPU time s used
+// meanwhile.
+func measureDNSPerf(ctx context.Context, run dnsperfRun, s *dnsServer) (dnsperfResult, time.Duration, error) {
+	before, err := processTreeCPU(s.proc.pid())
+	if err != nil {
+		return dnsperfResult{}, 0, err
+	}
+	res, err := run.run(ctx)
+	if err != nil {
+		return dnsperfResult{}, 0, err
+	}
+	after, err := processTreeCPU(s.proc.pid())
+	if err != nil {
+		return dnsperfResult{}, 0, err
+	}
+	return res, after - before, nil
+}
+
+// openLoop runs the open-loop generator, pinned to the client core, at
+// rate against server.
+func (b *bench) openLoop(ctx context.Context, server, queries string, rate float64) (openLoopResult, string, error) {
+	argv := []string{"taskset", "-c", strconv.Itoa(b.opts.clientCore), b.self, "openloop",
+		"-server", server, "-queries", queries,
+		"-rate", strconv.FormatFloat(rate, 'f', 0, 64), "-duration", b.plan.openLoopTime.String()}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	cmdline := strings.Replace(strings.Join(argv, " "), server, "127.0.0.1:PORT", 1)
+	if err != nil {
+		return openLoopResult{}, cmdline, fmt.Errorf("zkbench: %s: %w: %s", cmdline, err, stderr.String())
+	}
+	var res openLoopResult
+	if err := json.Unmarshal(out, &res); err != nil {
+		return openLoopResult{}, cmdline, fmt.Errorf("zkbench: open loop output %q: %w", out, err)
+	}
+	return res, cmdline, nil
+}
+
+// profile samples zkdns's stacks with perf during one extra dnsperf run
+// and returns the top of the flat profile.
+func (b *bench) profile(ctx context.Context, z *dnsServer, run dnsperfRun) (string, string, error) {
+	dir, err := b.dir("profile")
+	if err != nil {
+		return "", "", err
+	}
+	data := filepath.Join(dir, "perf.data")
+	argv := []string{b.opts.perf, "record", "-F", "999", "-o", data, "-p", strconv.Itoa(z.proc.pid()),
+		"--", "sleep", strconv.Itoa(run.seconds + 1)}
+	rec := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var recOut strings.Builder
+	rec.Stdout, rec.Stderr = &recOut, &recOut
+	if err := rec.Start(); err != nil {
+		return "", "", fmt.Errorf("zkbench: perf record: %w", err)
+	}
+	if _, err := run.run(ctx); err != nil {
+		_ = rec.Process.Kill()
+		_ = rec.Wait()
+		return "", "", err
+	}
+	if err := rec.Wait(); err != nil {
+		return "", "", fmt.Errorf("zkbench: perf record: %w: %s", err, tail(recOut.String(), 5))
+	}
+	out, err := exec.CommandContext(ctx, b.opts.perf, "report", "-i", data, "--stdio", "-q",
+		"-F", "overhead,sym", "--percent-limit", "0.7").Output()
+	if err != nil {
+		return "", "", fmt.Errorf("zkbench: perf report: %w", err)
+	}
+	var lines []string
+	for line := range strings.SplitSeq(string(out), "\n") {
+		if line = strings.TrimRight(line, " "); strings.TrimSpace(line) != "" {
+			lines = append(lines, line)
+		}
+		if len(lines) == 30 {
+			break
+		}
+	}
+	return strings.Join(lines, "\n"), strings.Join(argv, " ") + " (during a dnsperf run; then perf report --stdio -F overhead,sym)", nil
+}
+
+// parityNotes compares each peer's answer to a few sample questions with
+// zkdns's (rcode and section sizes), so a table never compares servers
+// that answer different things.
+func parityNotes(all []*serverRuns) []string {
+	questions := []struct {
+		label string
+		name  string
+		qtype uint16
+	}{
+		{"svc1 SRV", "svc1." + zone, dns.TypeSRV}, {"_svc1._tcp SRV", "_svc1._tcp." + zone, dns.TypeSRV},
+		{"svc1 A", "svc1." + zone, dns.TypeA}, {"inst0.svc1 A", "inst0.svc1." + zone, dns.TypeA}, {"nx1 A", "nx1." + zone, dns.TypeA},
+	}
+	shape := func(s *dnsServer) ([]string, error) {
+		c, err := dialDNS(s.addr)
+		if err != nil {
+			return nil, err
+		}
+		defer c.close()
+		var out []string
+		for _, q := range questions {
+			m := new(dns.Msg)
+			m.SetQuestion(q.name, q.qtype) // no EDNS, as dnsperf asks
+			r, err := c.exchange(m, 2*time.Second)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, fmt.Sprintf("%s %d/%d/%d", dns.RcodeToString[r.Rcode], len(r.Answer), len(r.Ns), len(r.Extra)))
+		}
+		return out, nil
+	}
+	want, err := shape(all[0].server)
+	if err != nil {
+		return []string{"Answer parity was not checked: " + err.Error()}
+	}
+	var notes, same []string
+	for _, s := range all[1:] {
+		got, err := shape(s.server)
+		if err != nil {
+			notes = append(notes, fmt.Sprintf("Answer parity with %s was not checked: %v", s.server.name, err))
+			continue
+		}
+		var diffs []string
+		for i := range want {
+			if got[i] != want[i] {
+				diffs = append(diffs, fmt.Sprintf("%s %s (zkdns %s)", questions[i].label, got[i], want[i]))
+			}
+		}
+		if len(diffs) == 0 {
+			same = append(same, s.server.name)
+			continue
+		}
+		notes = append(notes, fmt.Sprintf("%s answers with more records than zkdns, so it does a little more work per query "+
+			"(answer/authority/additional counts): %s.", s.server.name, strings.Join(diffs, "; ")))
+	}
+	if len(same) > 0 {
+		notes = append(notes, fmt.Sprintf("%s gave exactly zkdns's rcode and answer/authority/additional counts to svc1 SRV, "+
+			"_svc1._tcp SRV, svc1 A, inst0.svc1 A and nx1 A (checked before the runs).", strings.Join(same, " and ")))
+	}
+	return notes
+}
+
+func (b *bench) peerBinary(name string) string {
+	switch name {
+	case "Knot":
+		return b.opts.knotd
+	case "NSD":
+		return b.opts.nsd
+	case "CoreDNS":
+		return b.opts.coredns
+	}
+	return ""
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}
