@@ -15,6 +15,7 @@ import (
 type TCPProxy struct {
 	target string
 	ln     net.Listener
+	relay  Relay
 
 	mu    sync.Mutex // guards cut and conns
 	cut   bool
@@ -22,13 +23,24 @@ type TCPProxy struct {
 	wg    sync.WaitGroup
 }
 
+// Relay copies one direction of a proxied connection from src to dst
+// until either fails; toServer says which direction. It lets a proxy look
+// at what crosses it (a benchmark counts protocol frames).
+type Relay func(dst io.Writer, src io.Reader, toServer bool) error
+
 // NewTCPProxy listens on 127.0.0.1:0 and forwards to target until Close.
 func NewTCPProxy(target string) (*TCPProxy, error) {
+	return NewTCPProxyWith(target, nil)
+}
+
+// NewTCPProxyWith is NewTCPProxy with relay copying each direction; nil
+// means a plain copy.
+func NewTCPProxyWith(target string, relay Relay) (*TCPProxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("testutil: proxy listen: %w", err)
 	}
-	p := &TCPProxy{target: target, ln: ln, conns: map[net.Conn]struct{}{}}
+	p := &TCPProxy{target: target, ln: ln, relay: relay, conns: map[net.Conn]struct{}{}}
 	p.wg.Add(1)
 	go p.accept()
 	return p, nil
@@ -83,8 +95,8 @@ func (p *TCPProxy) accept() {
 			continue
 		}
 		p.wg.Add(2)
-		go p.pipe(client, server)
-		go p.pipe(server, client)
+		go p.pipe(server, client, true)
+		go p.pipe(client, server, false)
 	}
 }
 
@@ -104,10 +116,14 @@ func (p *TCPProxy) untrack(c net.Conn) {
 	p.mu.Unlock()
 }
 
-func (p *TCPProxy) pipe(dst, src net.Conn) {
+func (p *TCPProxy) pipe(dst, src net.Conn, toServer bool) {
 	defer p.wg.Done()
 	// Any end of the copy (EOF, reset, a cut) ends both directions.
-	_, _ = io.Copy(dst, src)
+	if p.relay != nil {
+		_ = p.relay(dst, src, toServer)
+	} else {
+		_, _ = io.Copy(dst, src)
+	}
 	dst.Close()
 	src.Close()
 	p.untrack(dst)

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"sync"
+
+	"github.com/zkdns/zkdns/internal/testutil"
 )
 
 // ZooKeeper protocol constants the proxy needs to tell frames apart.
@@ -156,29 +157,23 @@ func (w wireStats) requestCount() int {
 
 // zkProxy forwards connections from a loopback port to a ZooKeeper
 // server, counting the protocol frames that cross it, and can cut them
-// off as a network partition would.
+// off as a network partition would (testutil.TCPProxy's Cut and Restore).
 type zkProxy struct {
-	target string
-	ln     net.Listener
-	wg     sync.WaitGroup // the accept loop and every pipe
+	*testutil.TCPProxy
 
-	mu    sync.Mutex // guards cut, conns and stats
-	cut   bool
-	conns map[net.Conn]struct{}
+	mu    sync.Mutex // guards stats
 	stats wireStats
 }
 
 func newZKProxy(target string) (*zkProxy, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p := &zkProxy{stats: wireStats{requests: map[int32]int{}}}
+	tp, err := testutil.NewTCPProxyWith(target, p.relay)
 	if err != nil {
-		return nil, fmt.Errorf("zkbench: proxy listen: %w", err)
+		return nil, fmt.Errorf("zkbench: %w", err)
 	}
-	p := &zkProxy{target: target, ln: ln, conns: map[net.Conn]struct{}{}, stats: wireStats{requests: map[int32]int{}}}
-	p.wg.Go(p.accept)
+	p.TCPProxy = tp
 	return p, nil
 }
-
-func (p *zkProxy) addr() string { return p.ln.Addr().String() }
 
 // snapshot returns the counts so far.
 func (p *zkProxy) snapshot() wireStats {
@@ -187,89 +182,19 @@ func (p *zkProxy) snapshot() wireStats {
 	return p.stats.clone()
 }
 
-// cutOff closes every forwarded connection and refuses new ones until
-// restore.
-func (p *zkProxy) cutOff() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = true
-	for c := range p.conns {
-		c.Close()
-	}
-}
-
-func (p *zkProxy) restore() {
-	p.mu.Lock()
-	p.cut = false
-	p.mu.Unlock()
-}
-
-// close stops the proxy and waits for its goroutines.
-func (p *zkProxy) close() {
-	p.ln.Close()
-	p.cutOff()
-	p.wg.Wait()
-}
-
-func (p *zkProxy) accept() {
-	for {
-		client, err := p.ln.Accept()
-		if err != nil {
-			return // closed
-		}
-		if !p.track(client) {
-			client.Close()
-			continue
-		}
-		server, err := net.Dial("tcp", p.target)
-		if err != nil || !p.track(server) {
-			if server != nil {
-				server.Close()
-			}
-			p.untrack(client)
-			client.Close()
-			continue
-		}
-		p.wg.Go(func() { p.pipe(server, client, true) })
-		p.wg.Go(func() { p.pipe(client, server, false) })
-	}
-}
-
-func (p *zkProxy) track(c net.Conn) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.cut {
-		return false
-	}
-	p.conns[c] = struct{}{}
-	return true
-}
-
-func (p *zkProxy) untrack(c net.Conn) {
-	p.mu.Lock()
-	delete(p.conns, c)
-	p.mu.Unlock()
-}
-
-// pipe copies frames from src to dst, counting each. fromClient says
-// which way they flow. Any end of the copy ends both directions.
-func (p *zkProxy) pipe(dst, src net.Conn, fromClient bool) {
-	defer func() {
-		dst.Close()
-		src.Close()
-		p.untrack(dst)
-		p.untrack(src)
-	}()
+// relay copies frames from src to dst, counting each; toServer says
+// which way they flow.
+func (p *zkProxy) relay(dst io.Writer, src io.Reader, toServer bool) error {
 	first := true
 	for {
 		frame, err := readFrame(src)
 		if err != nil {
-			return
+			return err
 		}
-		p.count(frame, fromClient, first)
+		p.count(frame, toServer, first)
 		first = false
 		if _, err := dst.Write(frame); err != nil {
-			return
+			return err
 		}
 	}
 }

@@ -152,8 +152,8 @@ func TestZKProxyCounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.close()
-	c, err := net.DialTimeout("tcp", p.addr(), 5*time.Second)
+	defer p.Close()
+	c, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,8 +214,8 @@ func TestZKProxyCut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.close()
-	c, err := net.DialTimeout("tcp", p.addr(), 5*time.Second)
+	defer p.Close()
+	c, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,11 +227,11 @@ func TestZKProxyCut(t *testing.T) {
 	if _, err := readFrame(c); err != nil {
 		t.Fatalf("no handshake reply through the proxy: %v", err)
 	}
-	p.cutOff()
+	p.Cut()
 	if _, err := readFrame(c); err != io.EOF {
 		t.Errorf("after cutOff, read = %v, want EOF", err)
 	}
-	refused, err := net.DialTimeout("tcp", p.addr(), 5*time.Second)
+	refused, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,7 @@ func (b *bench) zkCost(ctx context.Context) (*section, *costMeasurements, error)
 	if err != nil {
 		return sec, nil, err
 	}
-	defer proxy.close()
+	defer proxy.Close()
 	dir, err := b.dir("cost")
 	if err != nil {
 		return sec, nil, err
@@ -123,7 +123,7 @@ func (b *bench) zkCost(ctx context.Context) (*section, *costMeasurements, error)
 		return sec, nil, err
 	}
 	z, err := startZkdns(b.opts.zkdns, dir, -1, zkdnsSettings{
-		zookeeper: proxy.addr(), sessionTimeout: costSession, dnsAddr: dnsAddr, adminAddr: adminAddr, discoverRoot: d.root,
+		zookeeper: proxy.Addr(), sessionTimeout: costSession, dnsAddr: dnsAddr, adminAddr: adminAddr, discoverRoot: d.root,
 	})
 	if err != nil {
 		return sec, nil, err
@@ -279,14 +279,14 @@ func (b *bench) reconnects(ctx context.Context, z *dnsServer, proxy *zkProxy, m 
 		if err != nil {
 			return err
 		}
-		proxy.cutOff()
+		proxy.Cut()
 		select {
 		case <-time.After(b.plan.reconnectCut):
 		case <-ctx.Done():
-			proxy.restore()
+			proxy.Restore()
 			return ctx.Err()
 		}
-		proxy.restore()
+		proxy.Restore()
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			cur, err := scrapeMetrics(ctx, z.admin)
