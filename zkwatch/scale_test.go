@@ -27,79 +27,16 @@ import (
 	"github.com/zkdns/zkdns/internal/testutil"
 )
 
-// scaleView is a Publish target that keeps only the current view and how
-// many updates carried each service, so that the test's own memory stays
-// flat however many updates arrive.
-type scaleView struct {
-	mu        sync.Mutex
-	services  map[string]ServiceState
-	synced    bool
-	published map[string]int // service name → updates that carried it
-	changed   chan struct{}
-}
-
-func newScaleView() *scaleView {
-	return &scaleView{
-		services:  map[string]ServiceState{},
-		published: map[string]int{},
-		changed:   make(chan struct{}, 1),
-	}
-}
-
-func (v *scaleView) publish(u Update) {
-	v.mu.Lock()
-	if u.Full {
-		clear(v.services)
-	}
-	for _, s := range u.Services {
-		v.services[s.Name] = s
-		v.published[s.Name]++
-	}
-	for _, n := range u.Removed {
-		delete(v.services, n)
-	}
-	v.synced = v.synced || u.Synced
-	v.mu.Unlock()
-	select {
-	case v.changed <- struct{}{}:
-	default:
-	}
-}
-
-// count returns how many updates have carried service name so far.
-func (v *scaleView) count(name string) int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.published[name]
-}
-
-// waitFor waits up to limit until cond holds for the synced view; on
-// timeout it fails with describe's account of the view.
-func (v *scaleView) waitFor(t *testing.T, what string, limit time.Duration, cond func(map[string]ServiceState) bool) {
-	t.Helper()
-	deadline := time.After(limit)
-	for {
-		v.mu.Lock()
-		ok := v.synced && cond(v.services)
-		v.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-v.changed:
-		case <-deadline:
-			v.mu.Lock()
-			defer v.mu.Unlock()
-			t.Fatalf("timed out after %s waiting for %s; view: %s", limit, what, describe(v.services))
-		}
-	}
-}
-
-// describe summarises a view as name=instance count, sorted.
+// describe summarises a view, sorted by service: each service's instance
+// ids, or only how many it has when they are too many to list.
 func describe(view map[string]ServiceState) string {
 	var out []string
 	for name, s := range view {
-		out = append(out, fmt.Sprintf("%s=%d", name, len(s.Instances)))
+		if len(s.Instances) > 20 {
+			out = append(out, fmt.Sprintf("%s=%d instances", name, len(s.Instances)))
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s=[%s]", name, ids(s)))
 	}
 	sort.Strings(out)
 	return strings.Join(out, " ")
@@ -108,9 +45,9 @@ func describe(view map[string]ServiceState) string {
 // runScaleWatcher runs a Watcher on the shared server until the returned
 // stop is called (or the test ends), and fails the test if Run does not
 // return nil promptly on stop.
-func runScaleWatcher(t *testing.T, spec Spec) (*Watcher, *scaleView, func()) {
+func runScaleWatcher(t *testing.T, spec Spec) (*Watcher, *recorder, func()) {
 	t.Helper()
-	view := newScaleView()
+	view := newLightRecorder()
 	w, err := New(Options{
 		Servers:        []string{zkServer.Addr()},
 		SessionTimeout: 10 * time.Second,
@@ -249,7 +186,7 @@ func TestChurnLeavesNoLeak(t *testing.T) {
 
 	goroutinesBefore := runtime.NumGoroutine()
 	w, view, stop := runScaleWatcher(t, first)
-	view.waitFor(t, "first sync", waitLimit, func(m map[string]ServiceState) bool { return len(m) == churnServices/2 })
+	view.waitWithin(t, "first sync", waitLimit, func(m map[string]ServiceState) bool { return len(m) == churnServices/2 })
 	goroutines0, heap0 := steadyGoroutines(), heapAfterGC()
 
 	start := time.Now()
@@ -324,7 +261,7 @@ func TestChurnLeavesNoLeak(t *testing.T) {
 		}
 	}
 	w.SetSpec(final)
-	view.waitFor(t, "the final state", waitLimit, func(m map[string]ServiceState) bool {
+	view.waitWithin(t, "the final state", waitLimit, func(m map[string]ServiceState) bool {
 		if len(m) != churnServices/2+2 {
 			return false
 		}
@@ -418,7 +355,7 @@ func TestLargeChildList(t *testing.T) {
 
 	start = time.Now()
 	_, view, _ := runScaleWatcher(t, Spec{Services: []ServiceSpec{{Name: "big", Path: base + "/big", Format: "hostport"}}})
-	view.waitFor(t, "every instance listed", time.Minute, func(m map[string]ServiceState) bool {
+	view.waitWithin(t, "every instance listed", time.Minute, func(m map[string]ServiceState) bool {
 		return len(m["big"].Instances) == largeChildren
 	})
 	t.Logf("the watcher listed all %d in %s", largeChildren, time.Since(start).Round(time.Millisecond))
@@ -434,7 +371,7 @@ func TestLargeChildList(t *testing.T) {
 
 	before := view.count("big")
 	owner.Close() // the server deletes all 10,000 ephemerals at once
-	view.waitFor(t, "every instance gone", time.Minute, func(m map[string]ServiceState) bool {
+	view.waitWithin(t, "every instance gone", time.Minute, func(m map[string]ServiceState) bool {
 		return len(m["big"].Instances) == 0
 	})
 	updates := view.count("big") - before
@@ -465,7 +402,7 @@ func TestEventStormCoalesced(t *testing.T) {
 		{Name: "storm", Path: base + "/storm", Format: "hostport"},
 		{Name: "calm", Path: base + "/calm", Format: "hostport"},
 	}})
-	view.waitFor(t, "first sync", waitLimit, func(m map[string]ServiceState) bool {
+	view.waitWithin(t, "first sync", waitLimit, func(m map[string]ServiceState) bool {
 		return len(m["storm"].Instances) == instances && len(m["calm"].Instances) == 1
 	})
 	stormBefore, calmBefore := view.count("storm"), view.count("calm")
@@ -484,7 +421,7 @@ func TestEventStormCoalesced(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	view.waitFor(t, "the storm's final state", waitLimit, func(m map[string]ServiceState) bool {
+	view.waitWithin(t, "the storm's final state", waitLimit, func(m map[string]ServiceState) bool {
 		s := m["storm"]
 		if len(s.Instances) != changes {
 			return false
@@ -518,7 +455,7 @@ func TestDiscoveredServiceComesBack(t *testing.T) {
 	testutil.CreateZnode(t, conn, base+"/root/back/i0", "192.0.2.1:80", 0)
 	testutil.CreateZnode(t, conn, base+"/root/other/o", "192.0.2.2:80", 0)
 	w, view, _ := runScaleWatcher(t, Spec{Discover: []DiscoverSpec{{Path: base + "/root", Format: "hostport"}}})
-	view.waitFor(t, "first sync", waitLimit, func(m map[string]ServiceState) bool {
+	view.waitWithin(t, "first sync", waitLimit, func(m map[string]ServiceState) bool {
 		return len(m["back"].Instances) == 1 && len(m["other"].Instances) == 1
 	})
 	for round := 1; round <= rounds; round++ {
@@ -535,7 +472,7 @@ func TestDiscoveredServiceComesBack(t *testing.T) {
 		}
 		testutil.CreateZnode(t, conn, next, fmt.Sprintf("192.0.2.%d:80", 10+round), 0)
 		want := fmt.Sprintf("i%d", round)
-		view.waitFor(t, fmt.Sprintf("round %d: the service back with %s", round, want), waitLimit, func(m map[string]ServiceState) bool {
+		view.waitWithin(t, fmt.Sprintf("round %d: the service back with %s", round, want), waitLimit, func(m map[string]ServiceState) bool {
 			s := m["back"]
 			return s.Exists && len(s.Instances) == 1 && s.Instances[0].ID == want
 		})
@@ -546,7 +483,7 @@ func TestDiscoveredServiceComesBack(t *testing.T) {
 	if err := conn.Delete(base+"/root/back", -1); err != nil {
 		t.Fatal(err)
 	}
-	view.waitFor(t, "the service gone", waitLimit, func(m map[string]ServiceState) bool {
+	view.waitWithin(t, "the service gone", waitLimit, func(m map[string]ServiceState) bool {
 		_, ok := m["back"]
 		return !ok
 	})

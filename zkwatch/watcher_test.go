@@ -27,19 +27,36 @@ func TestMain(m *testing.M) {
 const waitLimit = 15 * time.Second
 
 // recorder applies published updates the way the daemon does and keeps
-// every intermediate view, so tests can assert on the whole history.
+// every update, so tests can assert on the whole history; a light one
+// keeps only the current view and how many updates carried each service,
+// so its memory stays flat however many updates arrive.
 type recorder struct {
-	mu       sync.Mutex
-	services map[string]ServiceState
-	synced   bool
-	updates  []Update
-	changed  chan struct{}
+	mu        sync.Mutex
+	services  map[string]ServiceState
+	synced    bool
+	light     bool
+	updates   []Update       // every update, unless light
+	published map[string]int // service name → updates that carried it
+	changed   chan struct{}
 	// onView, if set, sees every view after an update, under mu.
 	onView func(map[string]ServiceState)
 }
 
 func newRecorder() *recorder {
-	return &recorder{services: map[string]ServiceState{}, changed: make(chan struct{}, 1)}
+	return &recorder{services: map[string]ServiceState{}, published: map[string]int{}, changed: make(chan struct{}, 1)}
+}
+
+func newLightRecorder() *recorder {
+	r := newRecorder()
+	r.light = true
+	return r
+}
+
+// count returns how many updates have carried service name so far.
+func (r *recorder) count(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.published[name]
 }
 
 func (r *recorder) publish(u Update) {
@@ -49,12 +66,15 @@ func (r *recorder) publish(u Update) {
 	}
 	for _, s := range u.Services {
 		r.services[s.Name] = s
+		r.published[s.Name]++
 	}
 	for _, n := range u.Removed {
 		delete(r.services, n)
 	}
 	r.synced = r.synced || u.Synced
-	r.updates = append(r.updates, u)
+	if !r.light {
+		r.updates = append(r.updates, u)
+	}
 	if r.onView != nil {
 		r.onView(r.services)
 	}
@@ -68,7 +88,13 @@ func (r *recorder) publish(u Update) {
 // waitFor waits until cond holds for the current view.
 func (r *recorder) waitFor(t *testing.T, what string, cond func(map[string]ServiceState) bool) {
 	t.Helper()
-	deadline := time.After(waitLimit)
+	r.waitWithin(t, what, waitLimit, cond)
+}
+
+// waitWithin waits up to limit until cond holds for the synced view.
+func (r *recorder) waitWithin(t *testing.T, what string, limit time.Duration, cond func(map[string]ServiceState) bool) {
+	t.Helper()
+	deadline := time.After(limit)
 	for {
 		r.mu.Lock()
 		ok := r.synced && cond(r.services)
@@ -81,7 +107,7 @@ func (r *recorder) waitFor(t *testing.T, what string, cond func(map[string]Servi
 		case <-deadline:
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			t.Fatalf("timed out waiting for %s; view: %+v", what, r.services)
+			t.Fatalf("timed out after %s waiting for %s; view: %s", limit, what, describe(r.services))
 		}
 	}
 }
