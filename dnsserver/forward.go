@@ -97,9 +97,11 @@ func (h *Handler) relay(env *serveEnv, pol *policy, w dns.ResponseWriter, r *dns
 		h.replyFailure(w, r, tcp, dns.RcodeServerFailure, forwardFailed, start)
 		return
 	}
-	_, _ = w.Write(raw)
+	// Counted before the write, so that whoever holds the reply can see
+	// it counted.
 	h.metrics.observeForward(forwardAnswered, time.Since(start))
 	h.metrics.countQuery(firstQtype(r), reply.Rcode, raw[2]&0x02 != 0, tcp)
+	_, _ = w.Write(raw)
 }
 
 // relayed makes raw, an upstream's reply to r (unpacked as reply), into
@@ -134,9 +136,9 @@ func (h *Handler) replyFailure(w dns.ResponseWriter, r *dns.Msg, tcp bool, rcode
 	if r.IsEdns0() != nil {
 		reply.Extra = append(reply.Extra, newOPT())
 	}
-	_ = w.WriteMsg(reply)
 	h.metrics.observeForward(result, time.Since(start))
 	h.metrics.countQuery(firstQtype(r), reply.Rcode, false, tcp)
+	_ = w.WriteMsg(reply)
 }
 
 // exchange sends r to each upstream of pol in turn until one gives a
