@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zkdns/zkdns/internal/testutil"
 )
 
 func TestPolicyAdmits(t *testing.T) {
@@ -255,15 +257,8 @@ func queryFrom(t *testing.T, proto, client, addr string, admitted bool, dropped 
 // for at most 10 s.
 func waitSeries(t *testing.T, reg prometheus.Gatherer, name, key string, want float64) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("%s{%s} = %v", name, key, want), func() (bool, string) {
 		got := series(t, reg, name)[key]
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s{%s} = %v after 10s, want %v", name, key, got, want)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return got == want, fmt.Sprint(got)
+	})
 }

@@ -233,17 +233,9 @@ func (p *prober) waitRounds(t *testing.T, n int) {
 	p.mu.Lock()
 	target := p.rounds + n
 	p.mu.Unlock()
-	deadline := time.Now().Add(waitLimit)
-	for {
+	testutil.Eventually(t, waitLimit, fmt.Sprintf("the resolver loop to complete %d rounds", n), func() (bool, string) {
 		p.mu.Lock()
-		done := p.rounds >= target
-		p.mu.Unlock()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the resolver loop did not complete %d rounds within %s", n, waitLimit)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		defer p.mu.Unlock()
+		return p.rounds >= target, fmt.Sprintf("%d rounds", p.rounds)
+	})
 }

@@ -35,16 +35,7 @@ const waitLimit = 15 * time.Second
 // waitFor polls cond until it holds, failing the test after waitLimit.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	var last string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("timed out waiting for %s; last: %s", what, last)
+	testutil.Eventually(t, waitLimit, what, cond)
 }
 
 // logBuffer collects log lines for assertions; safe for concurrent use.

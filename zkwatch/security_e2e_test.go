@@ -54,19 +54,15 @@ var dnsListening = regexp.MustCompile(`msg="dns listening".* addr=(\S+)`)
 // first submatch.
 func (l *syncedLog) waitLog(t *testing.T, re *regexp.Regexp) string {
 	t.Helper()
-	deadline := time.Now().Add(e2eWait)
-	for {
-		if m := re.FindStringSubmatch(l.String()); m != nil {
-			if len(m) > 1 {
-				return m[1]
-			}
-			return m[0]
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no log line matching %s:\n%s", re, l)
-		}
-		time.Sleep(20 * time.Millisecond)
+	var m []string
+	testutil.Eventually(t, e2eWait, "a log line matching "+re.String(), func() (bool, string) {
+		m = re.FindStringSubmatch(l.String())
+		return m != nil, l.String()
+	})
+	if len(m) > 1 {
+		return m[1]
 	}
+	return m[0]
 }
 
 // runDaemon runs the daemon on cfg until the test ends.

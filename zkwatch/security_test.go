@@ -107,13 +107,7 @@ func startSecuredWatcher(t *testing.T, opts Options, spec Spec, tweak func(*Watc
 // eventually polls cond until it holds, failing the test after waitLimit.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.Eventually(t, waitLimit, what, func() (bool, string) { return cond(), "" })
 }
 
 // counterValue reads a counter's current value.

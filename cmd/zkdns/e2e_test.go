@@ -211,16 +211,22 @@ func answers(r *dns.Msg) string {
 // eventually polls until cond holds, failing after waitLimit.
 func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	var last string
-	for time.Now().Before(deadline) {
-		var ok bool
-		if ok, last = cond(); ok {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	testutil.Eventually(t, waitLimit, what, cond)
+}
+
+// runZkdns runs the zkdns binary with args and returns what it printed
+// (stdout and stderr) and its exit code.
+func runZkdns(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	out, err := exec.Command(zkdnsBin, args...).CombinedOutput()
+	var exitErr *exec.ExitError
+	switch {
+	case errors.As(err, &exitErr):
+		return string(out), exitErr.ExitCode()
+	case err != nil:
+		t.Fatalf("run zkdns %v: %v", args, err)
 	}
-	t.Fatalf("timed out waiting for %s; last: %s", what, last)
+	return string(out), 0
 }
 
 // hold starts a separate process that owns ephemeral znodes with a 1 s
@@ -611,14 +617,7 @@ func TestCheckAndVersion(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := exec.Command(zkdnsBin, tc.args...).CombinedOutput()
-			code := 0
-			var exitErr *exec.ExitError
-			if errors.As(err, &exitErr) {
-				code = exitErr.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			out, code := runZkdns(t, tc.args...)
 			if code != tc.code {
 				t.Errorf("exit code %d, want %d; output:\n%s", code, tc.code, out)
 			}

@@ -8,7 +8,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -161,10 +160,8 @@ func TestLiveReloadLifecycle(t *testing.T) {
 		if !strings.Contains(d.logText(), where) {
 			t.Errorf("the reload error was not logged with file:line:\n%s", d.logText())
 		}
-		out, err := exec.Command(zkdnsBin, "check", "-config", d.config).CombinedOutput()
-		var exitErr *exec.ExitError
-		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 || !strings.Contains(string(out), where) {
-			t.Errorf("zkdns check on the broken file: %v\n%s", err, out)
+		if out, code := runZkdns(t, "check", "-config", d.config); code != 1 || !strings.Contains(out, where) {
+			t.Errorf("zkdns check on the broken file: exit %d, want 1 naming %s\n%s", code, where, out)
 		}
 	})
 
@@ -398,12 +395,11 @@ func TestAdminAPIAndStatus(t *testing.T) {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		out, err := exec.Command(zkdnsBin, "status", "-admin", addr).CombinedOutput()
-		var exitErr *exec.ExitError
-		if !errors.As(err, &exitErr) || exitErr.ExitCode() != 1 {
-			t.Fatalf("exit = %v, want 1", err)
+		out, code := runZkdns(t, "status", "-admin", addr)
+		if code != 1 {
+			t.Fatalf("exit = %d, want 1", code)
 		}
-		if lines := strings.Split(strings.TrimSpace(string(out)), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "is zkdns serve running") {
+		if lines := strings.Split(strings.TrimSpace(out), "\n"); len(lines) != 1 || !strings.Contains(lines[0], "is zkdns serve running") {
 			t.Errorf("want one line saying the daemon is not reachable, got:\n%s", out)
 		}
 	})

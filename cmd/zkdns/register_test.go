@@ -517,14 +517,7 @@ func TestRegisterCommandLine(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := exec.Command(zkdnsBin, tc.args...).CombinedOutput()
-			code := 0
-			var exitErr *exec.ExitError
-			if errors.As(err, &exitErr) {
-				code = exitErr.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
+			out, code := runZkdns(t, tc.args...)
 			if code != tc.code || !strings.Contains(string(out), tc.contains) {
 				t.Errorf("exit %d, want %d with %q; output:\n%s", code, tc.code, tc.contains, out)
 			}
