@@ -78,5 +78,8 @@ func (m *metrics) setInstances(s zkwatch.ServiceState) {
 }
 
 func (m *metrics) forgetService(name string) {
-	m.instances.DeletePartialMatch(prometheus.Labels{"service": name})
+	// Two exact deletes, not a partial match, which would scan every
+	// series of every service.
+	m.instances.DeleteLabelValues(name, "healthy")
+	m.instances.DeleteLabelValues(name, "unhealthy")
 }

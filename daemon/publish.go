@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"log/slog"
-	"maps"
 	"sort"
 	"sync"
 	"time"
@@ -133,39 +132,49 @@ func (p *publisher) apply(gen int, u zkwatch.Update) {
 }
 
 // updateView applies u to the admin view and the per-service gauges, and
-// logs instances joining and leaving. Called with mu held.
+// logs instances joining and leaving. Called with mu held. The view is
+// changed in place (view copies it under mu), so an update costs what it
+// changes, not the number of services.
 func (p *publisher) updateView(u zkwatch.Update) {
-	next := maps.Clone(p.services)
 	if u.Full {
-		next = make(map[string]zkwatch.ServiceState, len(u.Services))
-	}
-	for _, s := range u.Services {
-		next[s.Name] = s
-	}
-	for _, name := range u.Removed {
-		delete(next, name)
-	}
-	for name, old := range p.services {
-		if _, ok := next[name]; !ok {
-			p.metrics.forgetService(name)
-			if !u.Full {
-				p.logger.Info("service removed", "service", name, "path", old.Path)
+		// A full sync is logged once, as a whole, by the watcher.
+		next := make(map[string]zkwatch.ServiceState, len(u.Services))
+		for _, s := range u.Services {
+			next[s.Name] = s
+		}
+		for _, name := range u.Removed {
+			delete(next, name)
+		}
+		for name := range p.services {
+			if _, ok := next[name]; !ok {
+				p.metrics.forgetService(name)
 			}
 		}
+		for _, s := range next {
+			p.metrics.setInstances(s)
+		}
+		p.services = next
+		return
 	}
 	for _, s := range u.Services {
 		old, had := p.services[s.Name]
+		p.services[s.Name] = s
 		p.metrics.setInstances(s)
-		switch {
-		case u.Full:
-			// A full sync is logged once, as a whole, by the watcher.
-		case !had:
+		if !had {
 			p.logger.Info("service added", "service", s.Name, "path", s.Path, "instances", len(s.Instances))
-		default:
+		} else {
 			logMembership(p.logger, old, s)
 		}
 	}
-	p.services = next
+	for _, name := range u.Removed {
+		old, had := p.services[name]
+		if !had {
+			continue
+		}
+		delete(p.services, name)
+		p.metrics.forgetService(name)
+		p.logger.Info("service removed", "service", name, "path", old.Path)
+	}
 }
 
 // logMembership logs one line per instance that joined, left, or changed
@@ -252,7 +261,10 @@ func (p *publisher) servedStatus() (zkwatch.Status, bool) {
 // name, with the labels the current snapshot serves them under.
 func (p *publisher) view() []ServiceInfo {
 	p.mu.Lock()
-	services := p.services
+	services := make([]zkwatch.ServiceState, 0, len(p.services))
+	for _, s := range p.services {
+		services = append(services, s)
+	}
 	now := p.now()
 	p.mu.Unlock()
 	snap := p.handler.Current()

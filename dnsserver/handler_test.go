@@ -456,7 +456,7 @@ func TestAnswerShufflesAddresses(t *testing.T) {
 	}
 	// The snapshot's own records must keep their order: shuffling works on
 	// a copy.
-	for i, rr := range snap.services["rr"].a {
+	for i, rr := range snap.services.get("rr").records().a {
 		if got := rr.(*dns.A).A.String(); got != want[i] {
 			t.Fatalf("snapshot record %d is %s, want %s: the snapshot was reordered", i, got, want[i])
 		}

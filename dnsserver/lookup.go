@@ -56,26 +56,26 @@ func (s *Snapshot) lookup(qname string, qtype uint16) (records, error) {
 	case 0:
 		return existing(s.apex, qname, qtype, nil)
 	case 1:
-		if svc := s.services[rel[0]]; svc != nil {
+		if svc := s.services.get(rel[0]); svc != nil {
 			return svc.lookup(s.apex, qname, qtype)
 		}
 		if rel[0] == "ns" {
 			return s.apex.nsHost(qname, qtype)
 		}
-		if rel[0] == "_tcp" && len(s.services) > 0 {
+		if rel[0] == "_tcp" && s.services.len() > 0 {
 			// An empty non-terminal above the _<service>._tcp names: it
 			// exists, with no records (RFC 8020 §2).
 			return existing(s.apex, qname, qtype, nil)
 		}
 	case 2:
 		if rel[1] == "_tcp" && len(rel[0]) > 1 && rel[0][0] == '_' {
-			if svc := s.services[rel[0][1:]]; svc != nil {
+			if svc := s.services.get(rel[0][1:]); svc != nil {
 				return svc.lookupTCP(s.apex, qname, qtype)
 			}
 			break
 		}
-		if svc := s.services[rel[1]]; svc != nil {
-			if inst := svc.instances[rel[0]]; inst != nil {
+		if svc := s.services.get(rel[1]); svc != nil {
+			if inst := svc.records().instances[rel[0]]; inst != nil {
 				return inst.lookup(s.apex, qname, qtype)
 			}
 		}
@@ -114,11 +114,11 @@ func (a *apex) nsHost(qname string, qtype uint16) (records, error) {
 func (svc *service) lookup(a *apex, qname string, qtype uint16) (records, error) {
 	switch qtype {
 	case dns.TypeSRV:
-		return svc.srvAnswer(a, qname, qtype, svc.srv)
+		return svc.srvAnswer(a, qname, qtype, svc.records().srv)
 	case dns.TypeA:
-		return shuffled(existing(a, qname, qtype, svc.a))
+		return shuffled(existing(a, qname, qtype, svc.records().a))
 	case dns.TypeAAAA:
-		return shuffled(existing(a, qname, qtype, svc.aaaa))
+		return shuffled(existing(a, qname, qtype, svc.records().aaaa))
 	}
 	return existing(a, qname, qtype, nil)
 }
@@ -134,7 +134,7 @@ func shuffled(r records, err error) (records, error) {
 // lookupTCP answers _<service>._tcp.<origin>, the RFC 2782 form.
 func (svc *service) lookupTCP(a *apex, qname string, qtype uint16) (records, error) {
 	if qtype == dns.TypeSRV {
-		return svc.srvAnswer(a, qname, qtype, svc.srvTCP)
+		return svc.srvAnswer(a, qname, qtype, svc.records().srvTCP)
 	}
 	return existing(a, qname, qtype, nil)
 }
@@ -142,7 +142,7 @@ func (svc *service) lookupTCP(a *apex, qname string, qtype uint16) (records, err
 func (svc *service) srvAnswer(a *apex, qname string, qtype uint16, srv []dns.RR) (records, error) {
 	r, err := existing(a, qname, qtype, srv)
 	if err == nil {
-		r.extra = svc.glue
+		r.extra = svc.records().glue
 	}
 	return r, err
 }

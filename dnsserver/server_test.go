@@ -132,7 +132,7 @@ func dig(t *testing.T, addr string, args ...string) digReply {
 
 // serverSnapshot is the fixture plus a service too big for one UDP reply.
 func serverSnapshot() *Snapshot {
-	big := bigSnapshot(60).byName["big"].src
+	big := bigSnapshot(60).byName.get("big").src
 	return fixture().Apply(Update{Services: []Service{big}})
 }
 

@@ -1,10 +1,10 @@
 package dnsserver
 
 import (
-	"maps"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -90,12 +90,12 @@ type Snapshot struct {
 	apex   *apex
 
 	// services maps a service's final DNS label to its records.
-	services map[string]*service
+	services *index[*service]
 	// byName maps a service's raw name to the same records as services.
-	byName map[string]*service
+	byName *index[*service]
 	// byBase maps a base label (Label of a raw name) to the raw names that
 	// have it: the collision groups, settled one at a time by Apply.
-	byBase map[string][]string
+	byBase *index[[]string]
 }
 
 // apex holds the records of the zone apex and of its NS host, and what a
@@ -118,12 +118,31 @@ type apex struct {
 	wireNS   packedName // packed replies for ns.<origin>
 }
 
-// service holds one service's records, all built at snapshot time.
+// service holds one service's packed replies, built at snapshot time, and
+// what its records are built from. The fast path answers almost every
+// query from the packed replies, so the records themselves (dns.RR values,
+// several times their wire size) are built only when the slow path first
+// needs them, and kept from then on.
 type service struct {
-	src   Service // deep copy of the input, for rebuilding on relabel or zone change
-	base  string  // Label(src.Name), before collisions are broken
-	label string  // the label the service is served under
+	src    Service // deep copy of the input, for rebuilding on relabel or zone change
+	base   string  // Label(src.Name), before collisions are broken
+	label  string  // the label the service is served under
+	origin string  // the zone's origin and positive TTL, which the records are built with
+	ttl    uint32
 
+	// instances maps an instance's final label to its packed replies.
+	instances map[string]*packedName
+	// labelOf maps an instance ID to the label it is served under.
+	labelOf map[string]string
+
+	wire    packedName // packed replies for <label>.<origin>
+	wireTCP packedName // packed replies for _<label>._tcp.<origin>
+
+	built atomic.Pointer[serviceRecords] // nil until records first runs
+}
+
+// serviceRecords are one service's records.
+type serviceRecords struct {
 	srv    []dns.RR // SRV records owned by <label>.<origin>
 	srvTCP []dns.RR // the same SRV records owned by _<label>._tcp.<origin>
 	glue   []dns.RR // A/AAAA of the IP instances, the additional section of SRV answers
@@ -132,20 +151,28 @@ type service struct {
 
 	// instances maps an instance's final label to its records.
 	instances map[string]*instance
-	// labelOf maps an instance ID to the label it is served under.
-	labelOf map[string]string
-
-	wire    packedName // packed replies for <label>.<origin>
-	wireTCP packedName // packed replies for _<label>._tcp.<origin>
 }
 
 // instance holds one instance's records, owned by <instance>.<service>.<origin>.
 type instance struct {
-	a     []dns.RR   // its A record, when its address is IPv4
-	aaaa  []dns.RR   // its AAAA record, when its address is IPv6
-	cname []dns.RR   // a CNAME to its address, when that is a hostname
-	txt   []dns.RR   // its TXT record, when it has strings that fit
-	wire  packedName // its packed replies
+	a     []dns.RR // its A record, when its address is IPv4
+	aaaa  []dns.RR // its AAAA record, when its address is IPv6
+	cname []dns.RR // a CNAME to its address, when that is a hostname
+	txt   []dns.RR // its TXT record, when it has strings that fit
+}
+
+// records returns the service's records, building them on first use. Two
+// queries that race to build them both build the same thing; one result
+// is kept.
+func (svc *service) records() *serviceRecords {
+	if r := svc.built.Load(); r != nil {
+		return r
+	}
+	r, _ := buildRecords(svc.origin, svc.ttl, svc.src, svc.label)
+	if !svc.built.CompareAndSwap(nil, r) {
+		return svc.built.Load()
+	}
+	return r
 }
 
 // NewSnapshot returns a snapshot with no services that is not synced. Its
@@ -159,9 +186,9 @@ func NewSnapshot(z Zone) *Snapshot {
 		zone:     z,
 		serial:   serial,
 		apex:     buildApex(z, serial),
-		services: map[string]*service{},
-		byName:   map[string]*service{},
-		byBase:   map[string][]string{},
+		services: newIndex[*service](),
+		byName:   newIndex[*service](),
+		byBase:   newIndex[[]string](),
 	}
 }
 
@@ -170,8 +197,9 @@ func NewSnapshot(z Zone) *Snapshot {
 // records of every other service with s. The one exception is a service
 // whose label changes because a newly added name collides with it: that
 // service is rebuilt under its new label. Labels are settled only within
-// the collision groups the update touches, so the cost of an update is a
-// copy of the service index plus the rebuild of what changed.
+// the collision groups the update touches, and the service indexes are
+// copied only in the shards the update touches, so the cost of an update
+// is the rebuild of what changed, however many services there are.
 func (s *Snapshot) Apply(u Update) *Snapshot {
 	changed := make(map[string]Service, len(u.Services))
 	for _, svc := range u.Services {
@@ -180,47 +208,45 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 	for _, name := range u.Removed {
 		delete(changed, name)
 	}
+	next := s.derive(s.zone)
+	next.synced = s.synced || u.Synced
 	if u.Full {
-		next := s.derive(s.zone)
-		next.synced = s.synced || u.Synced
+		e := newEdit()
 		bases := make(map[string]string, len(changed))
 		for name := range changed {
 			bases[name] = Label(name)
 		}
 		for name, label := range resolveLabels(bases) {
-			next.add(buildService(next.apex, cloneService(changed[name]), bases[name], label))
+			e.add(buildService(next.apex, cloneService(changed[name]), bases[name], label))
 		}
+		e.finish(next)
 		return next
 	}
 
-	next := s.deriveBare(s.zone)
-	next.synced = s.synced || u.Synced
-	next.services = maps.Clone(s.services)
-	next.byName = maps.Clone(s.byName)
-	next.byBase = maps.Clone(s.byBase)
+	e := s.edit()
 	affected := map[string]bool{} // base labels whose groups must be settled again
 	for _, name := range u.Removed {
-		next.remove(name, affected)
+		e.remove(name, affected)
 	}
 	for name := range changed {
-		next.remove(name, affected)
+		e.remove(name, affected)
 		base := Label(name)
 		affected[base] = true
-		next.byBase[base] = append(slices.Clone(next.byBase[base]), name)
+		e.byBase.set(base, append(slices.Clone(e.byBase.get(base)), name))
 	}
 	for base := range affected {
-		group := next.byBase[base]
+		group := e.byBase.get(base)
 		bases := make(map[string]string, len(group))
 		for _, name := range group {
 			bases[name] = base
-			if old := next.byName[name]; old != nil {
-				delete(next.services, old.label) // free the label while the group is settled
+			if old := e.byName.get(name); old != nil {
+				e.services.del(old.label) // free the label while the group is settled
 			}
 		}
-		labels := resolveLabelsBeside(bases, func(l string) bool { return next.services[l] != nil })
+		labels := resolveLabelsBeside(bases, func(l string) bool { return e.services.get(l) != nil })
 		for _, name := range group {
 			label := labels[name]
-			old := next.byName[name]
+			old := e.byName.get(name)
 			var svc *service
 			switch {
 			case old == nil:
@@ -230,30 +256,11 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 			default:
 				svc = old
 			}
-			next.add(svc)
+			e.add(svc)
 		}
 	}
+	e.finish(next)
 	return next
-}
-
-// remove drops the service of that raw name, if any, from a snapshot being
-// built, noting its base label as affected.
-func (s *Snapshot) remove(name string, affected map[string]bool) {
-	old := s.byName[name]
-	if old == nil {
-		return
-	}
-	affected[old.base] = true
-	delete(s.byName, name)
-	if s.services[old.label] == old {
-		delete(s.services, old.label)
-	}
-	rest := slices.DeleteFunc(slices.Clone(s.byBase[old.base]), func(n string) bool { return n == name })
-	if len(rest) == 0 {
-		delete(s.byBase, old.base)
-	} else {
-		s.byBase[old.base] = rest
-	}
 }
 
 // WithZone returns a snapshot with the same services and synced state as s,
@@ -261,10 +268,68 @@ func (s *Snapshot) remove(name string, affected map[string]bool) {
 func (s *Snapshot) WithZone(z Zone) *Snapshot {
 	next := s.derive(normaliseZone(z))
 	next.synced = s.synced
-	for _, svc := range s.byName {
-		next.add(buildService(next.apex, svc.src, svc.base, svc.label))
+	e := newEdit()
+	for _, svc := range s.byName.all() {
+		e.add(buildService(next.apex, svc.src, svc.base, svc.label))
 	}
+	e.finish(next)
 	return next
+}
+
+// snapshotEdit holds the service indexes of a snapshot being built, before
+// anyone else can see it.
+type snapshotEdit struct {
+	services, byName *indexEdit[*service]
+	byBase           *indexEdit[[]string]
+}
+
+// newEdit starts indexes with no services.
+func newEdit() *snapshotEdit {
+	return &snapshotEdit{
+		services: newIndex[*service]().edit(),
+		byName:   newIndex[*service]().edit(),
+		byBase:   newIndex[[]string]().edit(),
+	}
+}
+
+// edit starts new versions of s's indexes.
+func (s *Snapshot) edit() *snapshotEdit {
+	return &snapshotEdit{services: s.services.edit(), byName: s.byName.edit(), byBase: s.byBase.edit()}
+}
+
+// finish gives next the indexes built.
+func (e *snapshotEdit) finish(next *Snapshot) {
+	next.services, next.byName, next.byBase = e.services.done(), e.byName.done(), e.byBase.done()
+}
+
+// remove drops the service of that raw name, if any, noting its base label
+// as affected.
+func (e *snapshotEdit) remove(name string, affected map[string]bool) {
+	old := e.byName.get(name)
+	if old == nil {
+		return
+	}
+	affected[old.base] = true
+	e.byName.del(name)
+	if e.services.get(old.label) == old {
+		e.services.del(old.label)
+	}
+	rest := slices.DeleteFunc(slices.Clone(e.byBase.get(old.base)), func(n string) bool { return n == name })
+	if len(rest) == 0 {
+		e.byBase.del(old.base)
+	} else {
+		e.byBase.set(old.base, rest)
+	}
+}
+
+// add files svc under its label and raw name (and, when new, its base
+// label's group).
+func (e *snapshotEdit) add(svc *service) {
+	e.services.set(svc.label, svc)
+	e.byName.set(svc.src.Name, svc)
+	if group := e.byBase.get(svc.base); !slices.Contains(group, svc.src.Name) {
+		e.byBase.set(svc.base, append(slices.Clone(group), svc.src.Name))
+	}
 }
 
 // Synced reports whether the first full sync has happened. Until it has,
@@ -284,7 +349,7 @@ func (s *Snapshot) Zone() Zone {
 // the snapshot does not hold. The map belongs to the snapshot: read it,
 // never change it.
 func (s *Snapshot) Labels(service string) (label string, instances map[string]string, ok bool) {
-	svc := s.byName[service]
+	svc := s.byName.get(service)
 	if svc == nil {
 		return "", nil, false
 	}
@@ -292,38 +357,17 @@ func (s *Snapshot) Labels(service string) (label string, instances map[string]st
 }
 
 // Services returns the number of services served.
-func (s *Snapshot) Services() int { return len(s.byName) }
+func (s *Snapshot) Services() int { return s.byName.len() }
 
-// derive returns a snapshot under zone z whose serial follows s's, with
-// empty service maps sized for s's services.
+// derive returns a snapshot under zone z whose serial follows s's,
+// without service indexes: the caller gives it those.
 func (s *Snapshot) derive(z Zone) *Snapshot {
-	next := s.deriveBare(z)
-	next.services = make(map[string]*service, len(s.byName))
-	next.byName = make(map[string]*service, len(s.byName))
-	next.byBase = make(map[string][]string, len(s.byBase))
-	return next
-}
-
-// deriveBare is derive without the service maps, for a caller that fills
-// them with copies of s's.
-func (s *Snapshot) deriveBare(z Zone) *Snapshot {
 	serial := s.serial + 1
 	if serial == 0 {
 		// Skip 0 on wrap-around: some tools read serial 0 as "unset".
 		serial = 1
 	}
 	return &Snapshot{zone: z, serial: serial, apex: buildApex(z, serial)}
-}
-
-// add files svc under its label and raw name (and, when new, its base
-// label's group). It is only used while a new snapshot is being built,
-// before anyone else can see it.
-func (s *Snapshot) add(svc *service) {
-	s.services[svc.label] = svc
-	s.byName[svc.src.Name] = svc
-	if !slices.Contains(s.byBase[svc.base], svc.src.Name) {
-		s.byBase[svc.base] = append(slices.Clone(s.byBase[svc.base]), svc.src.Name)
-	}
 }
 
 func normaliseZone(z Zone) Zone {
@@ -383,22 +427,49 @@ func buildApex(z Zone, serial uint32) *apex {
 	return a
 }
 
-// buildService builds the records of src, served under label.
+// buildService builds the packed replies of src, served under label.
 func buildService(ap *apex, src Service, base, label string) *service {
+	svc := &service{src: src, base: base, label: label, origin: ap.origin, ttl: ap.ttl}
+	rec, labelOf := buildRecords(ap.origin, ap.ttl, src, label)
+	svc.labelOf = labelOf
+	svc.instances = make(map[string]*packedName, len(rec.instances))
 	owner := under(label, ap.origin)
-	svc := &service{
-		src:       src,
-		base:      base,
-		label:     label,
-		instances: make(map[string]*instance, len(src.Instances)),
-		labelOf:   make(map[string]string, len(src.Instances)),
+	for l, inst := range rec.instances {
+		name := under(l, owner)
+		wire := &packedName{
+			a:    packRotations(name, dns.TypeA, inst.a),
+			aaaa: packRotations(name, dns.TypeAAAA, inst.aaaa),
+			txt:  packOne(name, dns.TypeTXT, inst.txt, nil),
+		}
+		if inst.cname != nil {
+			wire.cnameA = packOne(name, dns.TypeA, inst.cname, nil)
+			wire.cnameAAA = packOne(name, dns.TypeAAAA, inst.cname, nil)
+		}
+		svc.instances[l] = wire
 	}
+	svc.wire = packedName{
+		a:    packRotations(owner, dns.TypeA, rec.a),
+		aaaa: packRotations(owner, dns.TypeAAAA, rec.aaaa),
+		srv:  packOne(owner, dns.TypeSRV, rec.srv, rec.glue),
+	}
+	if rec.srvTCP != nil {
+		svc.wireTCP = packedName{srv: packOne(under("_"+label+"._tcp", ap.origin), dns.TypeSRV, rec.srvTCP, rec.glue)}
+	}
+	return svc
+}
+
+// buildRecords builds the records of src, served under label in the zone
+// origin, and the label each served instance ID gets.
+func buildRecords(origin string, ttl uint32, src Service, label string) (*serviceRecords, map[string]string) {
+	owner := under(label, origin)
+	rec := &serviceRecords{instances: make(map[string]*instance, len(src.Instances))}
+	labelOf := make(map[string]string, len(src.Instances))
 	if _, ok := dns.IsDomainName(owner); !ok {
 		// The origin is too long to hold this label. The name could not be
 		// asked for either, so serving nothing under it loses nothing.
-		return svc
+		return rec, labelOf
 	}
-	srvOwner := under("_"+label+"._tcp", ap.origin)
+	srvOwner := under("_"+label+"._tcp", origin)
 	if _, ok := dns.IsDomainName(srvOwner); !ok {
 		srvOwner = ""
 	}
@@ -422,53 +493,36 @@ func buildService(ap *apex, src Service, base, label string) *service {
 		if _, ok := dns.IsDomainName(name); !ok {
 			continue
 		}
-		built := &instance{txt: txtRR(name, inst.TXT, ap.ttl)}
+		built := &instance{txt: txtRR(name, inst.TXT, ttl)}
 		target := name
 		if addr, err := netip.ParseAddr(inst.Address); err == nil {
 			addr = addr.Unmap().WithZone("")
-			rr := addressRR(name, addr, ap.ttl)
-			svc.glue = append(svc.glue, rr)
+			rr := addressRR(name, addr, ttl)
+			rec.glue = append(rec.glue, rr)
 			if addr.Is4() {
 				built.a = []dns.RR{rr}
-				svc.a = append(svc.a, addressRR(owner, addr, ap.ttl))
+				rec.a = append(rec.a, addressRR(owner, addr, ttl))
 			} else {
 				built.aaaa = []dns.RR{rr}
-				svc.aaaa = append(svc.aaaa, addressRR(owner, addr, ap.ttl))
+				rec.aaaa = append(rec.aaaa, addressRR(owner, addr, ttl))
 			}
 		} else if host, ok := hostname(inst.Address); ok {
 			target = host
 			built.cname = []dns.RR{&dns.CNAME{
-				Hdr:    dns.RR_Header{Name: name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ap.ttl},
+				Hdr:    dns.RR_Header{Name: name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl},
 				Target: host,
 			}}
 		} else {
 			continue
 		}
-		built.wire = packedName{
-			a:    packRotations(name, dns.TypeA, built.a),
-			aaaa: packRotations(name, dns.TypeAAAA, built.aaaa),
-			txt:  packOne(name, dns.TypeTXT, built.txt, nil),
-		}
-		if built.cname != nil {
-			built.wire.cnameA = packOne(name, dns.TypeA, built.cname, nil)
-			built.wire.cnameAAA = packOne(name, dns.TypeAAAA, built.cname, nil)
-		}
-		svc.instances[labels[id]] = built
-		svc.labelOf[id] = labels[id]
-		svc.srv = append(svc.srv, srvRR(owner, target, inst, ap.ttl))
+		rec.instances[labels[id]] = built
+		labelOf[id] = labels[id]
+		rec.srv = append(rec.srv, srvRR(owner, target, inst, ttl))
 		if srvOwner != "" {
-			svc.srvTCP = append(svc.srvTCP, srvRR(srvOwner, target, inst, ap.ttl))
+			rec.srvTCP = append(rec.srvTCP, srvRR(srvOwner, target, inst, ttl))
 		}
 	}
-	svc.wire = packedName{
-		a:    packRotations(owner, dns.TypeA, svc.a),
-		aaaa: packRotations(owner, dns.TypeAAAA, svc.aaaa),
-		srv:  packOne(owner, dns.TypeSRV, svc.srv, svc.glue),
-	}
-	if srvOwner != "" {
-		svc.wireTCP = packedName{srv: packOne(srvOwner, dns.TypeSRV, svc.srvTCP, svc.glue)}
-	}
-	return svc
+	return rec, labelOf
 }
 
 // under returns the name of label (one or more labels) below the FQDN

@@ -150,12 +150,12 @@ func TestApply(t *testing.T) {
 				t.Errorf("Services() = %d, want %d", got, tc.services)
 			}
 			for _, name := range tc.shared {
-				if next.byName[name] != old.byName[name] {
+				if next.byName.get(name) != old.byName.get(name) {
 					t.Errorf("service %s was rebuilt; it should be shared with the old snapshot", name)
 				}
 			}
 			for _, name := range tc.notShared {
-				if next.byName[name] == old.byName[name] {
+				if next.byName.get(name) == old.byName.get(name) {
 					t.Errorf("service %s is shared; it should have been rebuilt", name)
 				}
 			}
@@ -201,7 +201,7 @@ func TestApplyRelabelsOnCollision(t *testing.T) {
 			}
 		})
 	}
-	if next.byName["other"] != old.byName["other"] {
+	if next.byName.get("other") != old.byName.get("other") {
 		t.Error("an unrelated service was rebuilt")
 	}
 }

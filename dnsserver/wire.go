@@ -59,8 +59,10 @@ func packReply(qname string, qtype uint16, answer, extra []dns.RR) *packed {
 		}
 	}
 	p := new(packed)
+	// Pack sizes its buffer for the reply uncompressed; the clones keep
+	// only the bytes, which with compression are about half.
 	if wire, err := msg().Pack(); err == nil && len(wire)+len(fastOPT) <= maxUDPReply {
-		p.full = wire
+		p.full = bytes.Clone(wire)
 	}
 	if p.full != nil && len(p.full) <= dns.MinMsgSize {
 		p.small = p.full
@@ -72,7 +74,7 @@ func packReply(qname string, qtype uint16, answer, extra []dns.RR) *packed {
 	m.Truncate(dns.MinMsgSize)
 	m.Compress = true
 	if wire, err := m.Pack(); err == nil && len(wire) <= dns.MinMsgSize {
-		p.small = wire
+		p.small = bytes.Clone(wire)
 	}
 	return p
 }
@@ -318,26 +320,26 @@ func (s *Snapshot) wireEntry(name []byte, q *fastQuery, rel int) (entry *packedN
 		return &s.apex.wireApex, true
 	case 1:
 		l := q.label(0)
-		if svc := s.services[string(l)]; svc != nil {
+		if svc := s.services.getBytes(l); svc != nil {
 			return &svc.wire, true
 		}
 		if string(l) == "ns" {
 			return &s.apex.wireNS, true
 		}
-		if string(l) == "_tcp" && len(s.services) > 0 {
+		if string(l) == "_tcp" && s.services.len() > 0 {
 			return nil, true
 		}
 	case 2:
 		l0, l1 := q.label(0), q.label(1)
 		if string(l1) == "_tcp" && len(l0) > 1 && l0[0] == '_' {
-			if svc := s.services[string(l0[1:])]; svc != nil {
+			if svc := s.services.getBytes(l0[1:]); svc != nil {
 				return &svc.wireTCP, true
 			}
 			return nil, false
 		}
-		if svc := s.services[string(l1)]; svc != nil {
+		if svc := s.services.getBytes(l1); svc != nil {
 			if inst := svc.instances[string(l0)]; inst != nil {
-				return &inst.wire, true
+				return inst, true
 			}
 		}
 	}
