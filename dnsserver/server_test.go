@@ -7,15 +7,19 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/zkdns/zkdns/internal/testutil"
 )
 
 // served is a Serve running in the background for one test.
@@ -524,4 +528,44 @@ func TestServeMalformed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestServeGrowsUDPReceiveBuffer checks that Serve raises the UDP socket's
+// receive buffer as far as the process may: to udpReceiveBuffer with
+// CAP_NET_ADMIN (SO_RCVBUFFORCE), else to the net.core.rmem_max cap.
+func TestServeGrowsUDPReceiveBuffer(t *testing.T) {
+	limit := udpReceiveBuffer
+	if b, err := os.ReadFile("/proc/sys/net/core/rmem_max"); err == nil {
+		if rmemMax, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && rmemMax < limit {
+			limit = rmemMax
+		}
+	}
+	l, err := Listen([]string{"127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := l.UDP[0].(*net.UDPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, l, NewHandler(fixture(), nil), ServeOptions{}) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	testutil.Eventually(t, 10*time.Second, fmt.Sprintf("SO_RCVBUF of at least %d bytes", limit), func() (bool, string) {
+		var got int
+		var sockErr error
+		if err := raw.Control(func(fd uintptr) {
+			// Linux reports twice the size asked for (the rest is its
+			// bookkeeping); half of it is what was granted.
+			got, sockErr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+			got /= 2
+		}); err != nil || sockErr != nil {
+			return false, fmt.Sprintf("getsockopt: %v %v", err, sockErr)
+		}
+		return got >= limit, fmt.Sprintf("SO_RCVBUF = %d", got)
+	})
 }
