@@ -42,7 +42,7 @@ test-faults:
 
 ## fuzz: run every fuzz target for FUZZTIME (default 20s) from its committed corpus
 FUZZTIME ?= 20s
-FUZZ_TARGETS = dnsserver:FuzzAnswer dnsserver:FuzzFastPath dnsserver:FuzzRelay zkwatch:FuzzDecode conf:FuzzParse
+FUZZ_TARGETS = dnsserver:FuzzAnswer dnsserver:FuzzFastPath dnsserver:FuzzRelay zkwatch:FuzzDecode zkwatch:FuzzJSONObject conf:FuzzParse
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t##*:}; \

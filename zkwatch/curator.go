@@ -28,7 +28,7 @@ func decodeCurator(n Node, endpoint string) (Instance, error) {
 	if reason != "" {
 		return Instance{}, notThisFormat(formatCurator, "data "+reason)
 	}
-	if _, ok := obj["address"]; !ok {
+	if !obj.hasAnyKey("address") {
 		return Instance{}, notThisFormat(formatCurator, `JSON object has no "address"`)
 	}
 	// "address" alone is too common a key; Curator's serializer also
@@ -80,7 +80,7 @@ func curatorInstance(n Node, endpoint string, obj jsonObject) (Instance, error) 
 	}
 	inst.Registered = registeredAt(millis, n)
 
-	if enabled, ok := obj["enabled"]; ok && string(enabled) == "false" {
+	if enabled, ok := obj.get("enabled"); ok && string(enabled) == "false" {
 		inst.Healthy = false
 	}
 

@@ -3,8 +3,6 @@ package zkwatch
 import (
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 )
 
@@ -102,5 +100,5 @@ func endpointNames(additional jsonObject) string {
 	if len(additional) == 0 {
 		return "none"
 	}
-	return strings.Join(slices.Sorted(maps.Keys(additional)), ", ")
+	return strings.Join(additional.keys(), ", ")
 }

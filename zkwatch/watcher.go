@@ -50,6 +50,9 @@ type ServiceState struct {
 	// Exists reports whether the service path exists in ZooKeeper.
 	Exists bool
 	// Instances are the decoded instances, healthy or not, sorted by ID.
+	// The slice (and each Meta map) is shared with the Watcher and with
+	// later updates, which replace it rather than change it: read it, never
+	// modify it.
 	Instances []Instance
 	// Invalid counts children that are not served because their payload
 	// did not decode or an ACL refuses zkdns read access to them.
@@ -162,21 +165,6 @@ const (
 	evData                           // an instance znode's data changed
 	evDeleted                        // a znode was deleted
 )
-
-type service struct {
-	spec         ServiceSpec
-	full         string
-	discoveredBy string
-	exists       bool
-	denied       bool             // an ACL refuses the service path itself
-	nodes        map[string]*node // by child name
-}
-
-type node struct {
-	mzxid int64
-	inst  Instance
-	err   error
-}
 
 type root struct {
 	spec     DiscoverSpec
@@ -549,6 +537,7 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 	}
 	ch.touched = map[string]*service{}
 	dataReads := map[string]*service{} // full path of an instance → its service
+	gone := map[*service][]string{}    // instances whose znode was deleted
 	var rootEvents []string
 	for p, kind := range events {
 		if _, ok := w.roots[p]; ok {
@@ -567,16 +556,19 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 		if kind&evDeleted != 0 {
 			// The instance is gone: drop it now, without a round trip.
 			// The parent's child watch fires as well and re-arms.
-			if _, had := s.nodes[name]; had {
-				delete(s.nodes, name)
+			if _, had := s.version(name); had {
+				gone[s] = append(gone[s], name)
 				w.forgetNode(p)
 				ch.touched[s.spec.Name] = s
 			}
 			continue
 		}
-		if _, had := s.nodes[name]; had {
+		if _, had := s.version(name); had {
 			dataReads[p] = s
 		}
+	}
+	for s, names := range gone {
+		s.update(names, nil)
 	}
 	// Departures need no round trip: publish them before any read, so a
 	// gone instance never waits on the re-listing its parent's event asks for.
@@ -611,26 +603,34 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 	for p := range dataReads {
 		reads = append(reads, p)
 	}
-	results := make([]*node, len(reads))
+	results := make([]nodeRead, len(reads))
 	errs := make([]error, len(reads))
 	_ = w.runAll(ctx, len(reads), func(i int) error {
 		results[i], errs[i] = w.readNode(reads[i], dataReads[reads[i]].spec)
 		return nil
 	})
+	clear(gone)
+	reread := map[*service][]nodeRead{}
 	for i, p := range reads {
 		s := dataReads[p]
-		name := path.Base(p)
 		switch {
 		case errors.Is(errs[i], zk.ErrNoNode):
-			delete(s.nodes, name)
+			gone[s] = append(gone[s], path.Base(p))
 			w.forgetNode(p)
 		case errs[i] != nil:
 			w.requeue(errs[i], func() { w.retry[p] |= evData })
 			continue
 		default:
-			s.nodes[name] = results[i]
+			reread[s] = append(reread[s], results[i])
 		}
 		ch.touched[s.spec.Name] = s
+	}
+	for s, names := range gone {
+		s.update(names, reread[s])
+		delete(reread, s)
+	}
+	for s, read := range reread {
+		s.update(nil, read)
 	}
 	failed.Range(func(k, v any) bool {
 		w.requeue(v.(error), func() { w.retry[k.(string)] |= evChildren })
@@ -682,20 +682,19 @@ func (w *Watcher) verify(ctx context.Context, events map[string]eventKind) {
 	for _, s := range w.services {
 		s := s
 		checks = append(checks, check{s.full, evChildren, func(ok bool, _ *zk.Stat, c []string) bool {
-			if ok != s.exists || len(c) != len(s.nodes) {
+			if ok != s.exists || len(c) != s.childCount() {
 				return true
 			}
 			for _, name := range c {
-				if _, had := s.nodes[name]; !had {
+				if _, had := s.version(name); !had {
 					return true
 				}
 			}
 			return false
 		}})
-		for name, n := range s.nodes {
-			n := n
+		for name, mzxid := range s.children() {
 			checks = append(checks, check{s.full + "/" + name, evData, func(ok bool, st *zk.Stat, _ []string) bool {
-				return !ok || st.Mzxid != n.mzxid
+				return !ok || st.Mzxid != mzxid
 			}})
 		}
 	}
@@ -771,10 +770,10 @@ func (w *Watcher) listService(ctx context.Context, s *service) error {
 		// the other services keep serving and this one answers cleanly.
 		w.deny(s.full, s.spec.Name, err)
 		s.exists, s.denied = true, true
-		for name := range s.nodes {
+		for name := range s.children() {
 			w.forgetNode(s.full + "/" + name)
 		}
-		clear(s.nodes)
+		s.clearChildren()
 		return nil
 	}
 	if err != nil {
@@ -786,33 +785,36 @@ func (w *Watcher) listService(ctx context.Context, s *service) error {
 	var fresh []string
 	for _, c := range children {
 		present[c] = true
-		if _, had := s.nodes[c]; !had {
+		if _, had := s.version(c); !had {
 			fresh = append(fresh, c)
 		}
 	}
-	for name := range s.nodes {
+	var gone []string
+	for name := range s.children() {
 		if !present[name] {
-			delete(s.nodes, name)
+			gone = append(gone, name)
 			w.forgetNode(s.full + "/" + name)
 		}
 	}
-	results := make([]*node, len(fresh))
+	results := make([]nodeRead, len(fresh))
 	errs := make([]error, len(fresh))
 	_ = w.runAll(ctx, len(fresh), func(i int) error {
 		results[i], errs[i] = w.readNode(s.full+"/"+fresh[i], s.spec)
 		return nil
 	})
+	read := results[:0]
 	var firstErr error
-	for i, name := range fresh {
+	for i := range fresh {
 		switch {
 		case errs[i] == nil:
-			s.nodes[name] = results[i]
+			read = append(read, results[i])
 		case errors.Is(errs[i], zk.ErrNoNode):
 			// Gone between the list and the read; its child event follows.
 		case firstErr == nil:
 			firstErr = errs[i]
 		}
 	}
+	s.update(gone, read)
 	return firstErr
 }
 
@@ -847,7 +849,7 @@ func (w *Watcher) childrenOrExists(full string, watchCreation bool) ([]string, b
 // readNode reads one instance znode under a data watch and decodes it. A
 // payload that does not decode is kept as an invalid node (so it is not
 // re-read until it changes) and logged once per znode version.
-func (w *Watcher) readNode(full string, spec ServiceSpec) (*node, error) {
+func (w *Watcher) readNode(full string, spec ServiceSpec) (nodeRead, error) {
 	w.acquire()
 	w.opts.Metrics.request(opGetWatch)
 	data, st, _, err := w.conn.GetW(full)
@@ -856,18 +858,18 @@ func (w *Watcher) readNode(full string, spec ServiceSpec) (*node, error) {
 		// Kept as an invalid instance, so the rest of the service is
 		// published and this one is not read again on every listing.
 		w.deny(full, spec.Name, err)
-		return &node{err: errAccessDenied}, nil
+		return nodeRead{name: path.Base(full), err: errAccessDenied}, nil
 	}
 	if err != nil {
 		if errors.Is(err, zk.ErrNoNode) {
-			return nil, err
+			return nodeRead{}, err
 		}
-		return nil, fmt.Errorf("zkwatch: read %s: %w", full, err)
+		return nodeRead{}, fmt.Errorf("zkwatch: read %s: %w", full, err)
 	}
 	w.allow(full)
-	n := &node{mzxid: st.Mzxid}
+	n := nodeRead{name: path.Base(full), mzxid: st.Mzxid}
 	n.inst, n.err = Decode(spec.Format, spec.Endpoint, Node{
-		Name:  path.Base(full),
+		Name:  n.name,
 		Data:  data,
 		Ctime: time.UnixMilli(st.Ctime),
 	})
@@ -1004,7 +1006,6 @@ func (w *Watcher) addService(ws wantedService) *service {
 		spec:         ws.spec,
 		full:         w.full(ws.spec.Path),
 		discoveredBy: ws.discoveredBy,
-		nodes:        make(map[string]*node),
 	}
 	w.services[s.spec.Name] = s
 	w.byPath[s.full] = s
@@ -1019,7 +1020,7 @@ func (w *Watcher) dropService(s *service) {
 	if w.byPath[s.full] == s {
 		delete(w.byPath, s.full)
 	}
-	for name := range s.nodes {
+	for name := range s.children() {
 		w.forgetNode(s.full + "/" + name)
 	}
 	w.forgetNode(s.full)
@@ -1030,20 +1031,6 @@ func (w *Watcher) full(p string) string {
 		return p
 	}
 	return strings.TrimSuffix(w.opts.Root, "/") + p
-}
-
-func (s *service) state() ServiceState {
-	st := ServiceState{ServiceSpec: s.spec, DiscoveredBy: s.discoveredBy, Exists: s.exists, AccessDenied: s.denied}
-	st.Instances = make([]Instance, 0, len(s.nodes))
-	for _, n := range s.nodes {
-		if n.err != nil {
-			st.Invalid++
-			continue
-		}
-		st.Instances = append(st.Instances, n.inst)
-	}
-	sort.Slice(st.Instances, func(i, j int) bool { return st.Instances[i].ID < st.Instances[j].ID })
-	return st
 }
 
 func countInstances(states []ServiceState) int {
