@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"log/slog"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -126,6 +127,14 @@ func (p *publisher) apply(gen int, u zkwatch.Update) {
 	p.updateView(u)
 	p.mu.Unlock()
 
+	if u.Full {
+		// A full sync leaves behind the payloads it read and the snapshot
+		// it replaced; on a large table that is hundreds of MiB that the
+		// runtime would hand back to the OS only over minutes. Return it
+		// now, once per sync, so the daemon's resident size is what it
+		// keeps. This costs one garbage collection.
+		debug.FreeOSMemory()
+	}
 	if u.Synced {
 		p.readyOnce.Do(func() { close(p.ready) })
 	}
