@@ -15,6 +15,7 @@ type metrics struct {
 	reloads        *prometheus.CounterVec
 	lastReloadOK   prometheus.Gauge
 	eventToPublish prometheus.Histogram
+	readToPublish  prometheus.Histogram
 	reloadOK       prometheus.Counter
 	reloadFail     prometheus.Counter
 }
@@ -35,8 +36,13 @@ func newMetrics(reg prometheus.Registerer, version string) (*metrics, error) {
 		}),
 		eventToPublish: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "zkdns_zookeeper_event_to_publish_seconds",
-			Help:    "Time from a ZooKeeper watch event arriving to the DNS answers reflecting it.",
+			Help:    "Time from a ZooKeeper watch event arriving to the DNS answers reflecting it, including the reads it asked for.",
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 16), // 25µs … ~0.8s
+		}),
+		readToPublish: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "zkdns_zookeeper_read_to_publish_seconds",
+			Help:    "Time from the ZooKeeper reads behind a watch event returning to the DNS answers reflecting it: zkdns's own part of event_to_publish.",
+			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 16),
 		}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -46,7 +52,7 @@ func newMetrics(reg prometheus.Registerer, version string) (*metrics, error) {
 	})
 	buildInfo.Set(1)
 	m.lastReloadOK.Set(1)
-	for _, c := range []prometheus.Collector{m.instances, m.reloads, m.lastReloadOK, m.eventToPublish, buildInfo} {
+	for _, c := range []prometheus.Collector{m.instances, m.reloads, m.lastReloadOK, m.eventToPublish, m.readToPublish, buildInfo} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("daemon: register metrics: %w", err)
 		}

@@ -122,7 +122,9 @@ func (p *publisher) apply(gen int, u zkwatch.Update) {
 	}
 	p.handler.Publish(p.handler.Current().Apply(du))
 	if !u.EventTime.IsZero() {
-		p.metrics.eventToPublish.Observe(time.Since(u.EventTime).Seconds())
+		published := time.Now()
+		p.metrics.eventToPublish.Observe(published.Sub(u.EventTime).Seconds())
+		p.metrics.readToPublish.Observe(published.Sub(u.ReadTime).Seconds())
 	}
 	p.updateView(u)
 	p.mu.Unlock()

@@ -72,6 +72,11 @@ type Update struct {
 	// EventTime is when the first watch event behind this update arrived;
 	// zero for updates no event caused (a sync, a spec change).
 	EventTime time.Time
+	// ReadTime is when the ZooKeeper reads the events asked for had all
+	// returned (for a deletion, which needs none, when it was handled):
+	// from EventTime to ReadTime is ZooKeeper's part, after it the
+	// daemon's. Zero when EventTime is.
+	ReadTime time.Time
 }
 
 // Options configures a Watcher. The zero value is not usable: Servers and
@@ -573,7 +578,7 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 	// Departures need no round trip: publish them before any read, so a
 	// gone instance never waits on the re-listing its parent's event asks for.
 	if len(ch.touched) > 0 {
-		w.publishTouched(ch.touched, nil, eventTime)
+		w.publishTouched(ch.touched, nil, eventTime, time.Now())
 		ch.touched = map[string]*service{}
 	}
 	for _, p := range rootEvents {
@@ -609,6 +614,7 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 		results[i], errs[i] = w.readNode(reads[i], dataReads[reads[i]].spec)
 		return nil
 	})
+	readTime := time.Now()
 	clear(gone)
 	reread := map[*service][]nodeRead{}
 	for i, p := range reads {
@@ -642,13 +648,16 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 		}
 		ch.touched[n] = s
 	}
-	w.publishTouched(ch.touched, ch.removed, eventTime)
+	w.publishTouched(ch.touched, ch.removed, eventTime, readTime)
 }
 
 // publishTouched publishes the current state of the touched services that
 // are still watched, and the removals, as one update.
-func (w *Watcher) publishTouched(touched map[string]*service, removed []string, eventTime time.Time) {
+func (w *Watcher) publishTouched(touched map[string]*service, removed []string, eventTime, readTime time.Time) {
 	u := Update{Removed: removed, EventTime: eventTime}
+	if !eventTime.IsZero() {
+		u.ReadTime = readTime
+	}
 	for _, s := range touched {
 		if w.services[s.spec.Name] == s {
 			u.Services = append(u.Services, s.state())
@@ -933,8 +942,13 @@ func isConnectionError(err error) bool {
 // runAll runs f(0..n-1) concurrently, returning the first error. Requests
 // share one connection; the client pipelines them.
 func (w *Watcher) runAll(ctx context.Context, n int, f func(i int) error) error {
-	if n == 0 {
+	switch n {
+	case 0:
 		return nil
+	case 1:
+		// Most events ask for one read: spare it the goroutine hand-off,
+		// which on a busy host costs more than the work.
+		return f(0)
 	}
 	g, _ := errgroup.WithContext(ctx)
 	g.SetLimit(w.opts.Concurrency)

@@ -213,6 +213,29 @@ func TestWatcherFollowsInstances(t *testing.T) {
 	if instance.Address != "192.0.2.2" || instance.Port != 80 || instance.Format != "hostport" {
 		t.Errorf("decoded instance = %+v, want 192.0.2.2:80 hostport", instance)
 	}
+
+	// Every update an event caused carries when the event arrived and when
+	// its reads returned, in that order; the sync carries neither.
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	caused := 0
+	for i, u := range rec.updates {
+		switch {
+		case u.EventTime.IsZero() && !u.ReadTime.IsZero():
+			t.Errorf("update %d has a ReadTime but no EventTime", i)
+		case u.EventTime.IsZero():
+		case u.ReadTime.Before(u.EventTime) || u.ReadTime.After(time.Now()):
+			t.Errorf("update %d: ReadTime %v is not between EventTime %v and now", i, u.ReadTime, u.EventTime)
+		default:
+			caused++
+		}
+		if u.Full && !u.EventTime.IsZero() {
+			t.Errorf("update %d is a full sync with an EventTime", i)
+		}
+	}
+	if caused < len(steps) {
+		t.Errorf("%d updates carry event and read times, want at least one per step (%d)", caused, len(steps))
+	}
 }
 
 func TestWatcherOwnerSessionEnds(t *testing.T) {

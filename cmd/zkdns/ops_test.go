@@ -360,7 +360,7 @@ func TestAdminAPIAndStatus(t *testing.T) {
 			t.Errorf("A queries counted %v → %v, want +5", before, after)
 		}
 		for _, name := range []string{"zkdns_service_instances", "zkdns_zookeeper_connected", "zkdns_zookeeper_payload_decode_errors_total",
-			"zkdns_zookeeper_watch_events_total", "zkdns_config_reloads_total", "zkdns_zookeeper_event_to_publish_seconds",
+			"zkdns_zookeeper_watch_events_total", "zkdns_config_reloads_total", "zkdns_zookeeper_event_to_publish_seconds", "zkdns_zookeeper_read_to_publish_seconds",
 			"zkdns_dns_request_duration_seconds", "zkdns_build_info"} {
 			if _, ok := scrape(t, d.admin)[name]; !ok {
 				t.Errorf("metric %s missing", name)

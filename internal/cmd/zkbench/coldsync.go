@@ -23,8 +23,12 @@ func (c coldMeasurements) readRate() float64 {
 }
 
 // eventToPublish is the daemon's histogram of the time from a watch event
-// to the DNS answers reflecting it.
-const eventToPublish = "zkdns_zookeeper_event_to_publish_seconds"
+// to the DNS answers reflecting it; readToPublish is its part after the
+// ZooKeeper reads the event asked for had returned.
+const (
+	eventToPublish = "zkdns_zookeeper_event_to_publish_seconds"
+	readToPublish  = "zkdns_zookeeper_read_to_publish_seconds"
+)
 
 // coldSync is target 3: 10,000 services × 10 instances registered with
 // pipelined creates; a bare pipelined reader's time to read the tree
@@ -111,7 +115,7 @@ func (b *bench) coldSync(ctx context.Context, fl *fleet, smallPeak float64) (*se
 		reader = second
 	}
 
-	p50, p99, observed, err := b.republish(ctx, z, d)
+	rep, err := b.republish(ctx, z, d)
 	if err != nil {
 		return sec, nil, err
 	}
@@ -128,9 +132,11 @@ func (b *bench) coldSync(ctx context.Context, fl *fleet, smallPeak float64) (*se
 	sec.target("RSS at ready", fmt.Sprintf("%s (%.0f MB)", fmtBytes(rss), float64(rss)/1e6),
 		fmt.Sprintf("peak RSS (VmHWM) %s by the end of the changes", fmtBytes(hwm)), "", "≤ 200 MB", rss <= rssLimit)
 	goal := 200 * time.Microsecond
-	sec.target(fmt.Sprintf("one instance change → republished, p50 (%s histogram, %d events)", eventToPublish, observed),
-		fmtDuration(p50), "", "", "≤ 200µs", observed > 0 && p50 <= goal)
-	sec.target("one instance change → republished, p99 (same histogram)", fmtDuration(p99), "", "", "≤ 200µs", observed > 0 && p99 <= goal)
+	ev, rd := rep[eventToPublish], rep[readToPublish]
+	sec.target(fmt.Sprintf("one instance change → republished, p50 (%s histogram, %d events)", eventToPublish, ev.observed),
+		fmtDuration(ev.p50), fmt.Sprintf("%s after the read returned (%s)", fmtDuration(rd.p50), readToPublish), "", "≤ 200µs", ev.observed > 0 && ev.p50 <= goal)
+	sec.target("one instance change → republished, p99 (same histogram)", fmtDuration(ev.p99),
+		fmt.Sprintf("%s after the read returned", fmtDuration(rd.p99)), "", "≤ 200µs", ev.observed > 0 && ev.p99 <= goal)
 
 	if err := b.coldThroughput(ctx, sec, dir, d, settings, fl, smallPeak); err != nil {
 		return sec, nil, err
@@ -141,54 +147,71 @@ func (b *bench) coldSync(ctx context.Context, fl *fleet, smallPeak float64) (*se
 		fmt.Sprintf("%s/s, %s of payloads", fmtRate(coldMeasurements{reader: reader}.readRate()), fmtBytes(reader.bytes)), "")
 	sec.notes = append(sec.notes,
 		"The republish percentiles are estimated from the histogram's buckets (25µs × 2ⁿ) by linear interpolation, "+
-			"as Prometheus's histogram_quantile does; each change moved one instance's port and waited until DNS showed it.")
+			"as Prometheus's histogram_quantile does; each change moved one instance's port and waited until DNS showed it. "+
+			"The event-to-publish time runs from the data watch's event arriving, so it holds zkdns's one getData round trip "+
+			"to ZooKeeper; the read-to-publish time is the rest: decoding, rebuilding the service's answers and swapping the snapshot.")
 	sec.commands = append(sec.commands, z.proc.commandLine())
 	return sec, &coldMeasurements{reader: reader}, nil
 }
 
+// republishTimes are percentiles of one of zkdns's latency histograms
+// over the republish changes.
+type republishTimes struct {
+	p50, p99 time.Duration
+	observed int
+}
+
 // republish makes single changes across the table, one at a time, and
-// reads zkdns's event-to-publish histogram over them.
-func (b *bench) republish(ctx context.Context, z *dnsServer, d dataset) (p50, p99 time.Duration, observed int, err error) {
+// reads zkdns's event-to-publish and read-to-publish histograms over them.
+func (b *bench) republish(ctx context.Context, z *dnsServer, d dataset) (map[string]republishTimes, error) {
 	owner, err := connectZK(ctx, b.zk.Addr(), time.Minute)
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, err
 	}
 	defer owner.Close()
 	probe, err := dialDNS(z.addr)
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, err
 	}
 	defer probe.close()
 	before, err := settledMetrics(ctx, z.admin, 100*time.Millisecond)
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, err
 	}
 	for k := range b.plan.coldChanges {
 		// Spread the changes over the table with a stride prime to its size.
 		s, i := (k*7919)%d.services, k%d.instances
 		port := 20000 + k
 		if _, err := owner.Set(d.instancePath(s, i), d.payload(s, i, port), -1); err != nil {
-			return 0, 0, 0, fmt.Errorf("zkbench: change %s: %w", d.instancePath(s, i), err)
+			return nil, fmt.Errorf("zkbench: change %s: %w", d.instancePath(s, i), err)
 		}
 		want := fmt.Sprintf("inst%d.svc%d.%s:%d", i, s, zone, port)
 		if err := waitSRV(ctx, probe, fmt.Sprintf("svc%d.%s", s, zone), func(ts []string) bool { return slices.Contains(ts, want) }); err != nil {
-			return 0, 0, 0, err
+			return nil, err
 		}
 	}
 	after, err := settledMetrics(ctx, z.admin, 100*time.Millisecond)
 	if err != nil {
-		return 0, 0, 0, err
+		return nil, err
 	}
-	h := subtractBuckets(after.histogram(eventToPublish), before.histogram(eventToPublish))
-	if len(h) == 0 {
-		return 0, 0, 0, fmt.Errorf("zkbench: zkdns exports no %s histogram", eventToPublish)
+	out := map[string]republishTimes{}
+	for _, name := range []string{eventToPublish, readToPublish} {
+		h := subtractBuckets(after.histogram(name), before.histogram(name))
+		if len(h) == 0 {
+			return nil, fmt.Errorf("zkbench: zkdns exports no %s histogram", name)
+		}
+		q50, ok50 := histogramQuantile(h, 0.50)
+		q99, ok99 := histogramQuantile(h, 0.99)
+		if !ok50 || !ok99 {
+			return nil, fmt.Errorf("zkbench: %s observed nothing during %d changes", name, b.plan.coldChanges)
+		}
+		out[name] = republishTimes{
+			p50:      time.Duration(q50 * float64(time.Second)),
+			p99:      time.Duration(q99 * float64(time.Second)),
+			observed: int(h[len(h)-1].count),
+		}
 	}
-	q50, ok50 := histogramQuantile(h, 0.50)
-	q99, ok99 := histogramQuantile(h, 0.99)
-	if !ok50 || !ok99 {
-		return 0, 0, 0, fmt.Errorf("zkbench: %s observed nothing during %d changes", eventToPublish, b.plan.coldChanges)
-	}
-	return time.Duration(q50 * float64(time.Second)), time.Duration(q99 * float64(time.Second)), int(h[len(h)-1].count), nil
+	return out, nil
 }
 
 // coldThroughput restarts zkdns pinned as in target 1 and runs the same
