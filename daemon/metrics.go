@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -11,7 +12,7 @@ import (
 // metrics are the daemon's own Prometheus metrics; the DNS server and the
 // watcher register theirs on the same registry.
 type metrics struct {
-	instances      *prometheus.GaugeVec
+	instances      *instancesCollector
 	reloads        *prometheus.CounterVec
 	lastReloadOK   prometheus.Gauge
 	eventToPublish prometheus.Histogram
@@ -22,10 +23,12 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer, version string) (*metrics, error) {
 	m := &metrics{
-		instances: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "zkdns_service_instances",
-			Help: "Instances of each watched service as last seen in ZooKeeper, by health; only healthy ones are served.",
-		}, []string{"service", "health"}),
+		instances: &instancesCollector{
+			desc: prometheus.NewDesc("zkdns_service_instances",
+				"Instances of each watched service as last seen in ZooKeeper, by health; only healthy ones are served.",
+				[]string{"service", "health"}, nil),
+			counts: map[string]instanceCount{},
+		},
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zkdns_config_reloads_total",
 			Help: "Config reloads (file change or SIGHUP), by result; a failed one keeps the running config.",
@@ -73,19 +76,53 @@ func (m *metrics) reloadFailed() {
 }
 
 func (m *metrics) setInstances(s zkwatch.ServiceState) {
-	healthy := 0
+	var c instanceCount
 	for _, in := range s.Instances {
 		if in.Healthy {
-			healthy++
+			c.healthy++
+		} else {
+			c.unhealthy++
 		}
 	}
-	m.instances.WithLabelValues(s.Name, "healthy").Set(float64(healthy))
-	m.instances.WithLabelValues(s.Name, "unhealthy").Set(float64(len(s.Instances) - healthy))
+	m.instances.mu.Lock()
+	m.instances.counts[s.Name] = c
+	m.instances.mu.Unlock()
 }
 
 func (m *metrics) forgetService(name string) {
-	// Two exact deletes, not a partial match, which would scan every
-	// series of every service.
-	m.instances.DeleteLabelValues(name, "healthy")
-	m.instances.DeleteLabelValues(name, "unhealthy")
+	m.instances.mu.Lock()
+	delete(m.instances.counts, name)
+	m.instances.mu.Unlock()
+}
+
+// instancesCollector reports zkdns_service_instances from counts kept in
+// a plain map and turned into metrics only when scraped. Stored gauge
+// series would cost two labelled series per service (megabytes with
+// 10,000 services) and a series lookup per change.
+type instancesCollector struct {
+	desc *prometheus.Desc
+
+	mu     sync.Mutex
+	counts map[string]instanceCount // by service name
+}
+
+type instanceCount struct{ healthy, unhealthy int }
+
+func (c *instancesCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *instancesCollector) Collect(ch chan<- prometheus.Metric) {
+	type row struct {
+		service string
+		instanceCount
+	}
+	c.mu.Lock()
+	rows := make([]row, 0, len(c.counts))
+	for name, n := range c.counts {
+		rows = append(rows, row{name, n})
+	}
+	c.mu.Unlock()
+	for _, r := range rows {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(r.healthy), r.service, "healthy")
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(r.unhealthy), r.service, "unhealthy")
+	}
 }
