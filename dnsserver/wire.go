@@ -15,9 +15,10 @@ import (
 // the OPT record: no unpacking, no allocation, no locks. Anything it does
 // not recognise as plain falls back to Answer, which handles every case.
 
-// maxRotations is how many orders of an address set are packed: each
-// query takes the next one, so successive clients start on different
-// instances without a shuffle per query.
+// maxRotations is how many orders of an address set are packed when the
+// reply cannot be rotated as it is copied (it does not fit 512 bytes, so
+// its cut form differs): each query takes the next one, so successive
+// clients start on different instances without a shuffle per query.
 const maxRotations = 4
 
 // packedName holds the packed replies for one name, for the query types the
@@ -40,6 +41,50 @@ type packed struct {
 	// set when records had to go: for clients without EDNS0. It is full
 	// itself when full fits.
 	small []byte
+	// An address set that fits 512 bytes is packed once, and rotated as
+	// it is copied: its answers are rrCount records of rrLen bytes each
+	// from rrStart on (every owner is a pointer to the question), so
+	// moving whole records keeps the reply valid. rrCount is 0 for a reply
+	// that is copied as it is.
+	rrStart, rrLen, rrCount uint16
+}
+
+// rotate marks p, a reply to an address query, for rotation at copy time
+// when its answers are records of one size, each owned by a pointer to the
+// question name, and nothing follows them. It reports whether it did.
+func (p *packed) rotate(count int) bool {
+	if count < 2 || p.full == nil || len(p.small) != len(p.full) {
+		return false
+	}
+	start := 12 // past the header and the question: name, type, class
+	for start < len(p.full) && p.full[start] != 0 {
+		start += 1 + int(p.full[start])
+	}
+	start += 1 + 4
+	rest := len(p.full) - start
+	if rest <= 0 || rest%count != 0 || binary.BigEndian.Uint16(p.full[6:]) != uint16(count) ||
+		binary.BigEndian.Uint16(p.full[8:]) != 0 || binary.BigEndian.Uint16(p.full[10:]) != 0 {
+		return false
+	}
+	size := rest / count
+	for i := range count {
+		if rr := p.full[start+i*size:]; rr[0] != 0xC0 || rr[1] != 12 {
+			return false
+		}
+	}
+	p.rrStart, p.rrLen, p.rrCount = uint16(start), uint16(size), uint16(count)
+	return true
+}
+
+// copyTo appends the reply in wire, rotated by seq when p is rotatable.
+func (p *packed) copyTo(out, wire []byte, seq uint32) []byte {
+	if p.rrCount == 0 {
+		return append(out, wire...)
+	}
+	cut := int(p.rrStart) + int(seq%uint32(p.rrCount))*int(p.rrLen)
+	out = append(out, wire[:p.rrStart]...)
+	out = append(out, wire[cut:]...)
+	return append(out, wire[p.rrStart:cut]...)
 }
 
 // fastOPT is the OPT record of a fast reply: root owner, our UDP size,
@@ -79,14 +124,20 @@ func packReply(qname string, qtype uint16, answer, extra []dns.RR) *packed {
 	return p
 }
 
-// packRotations packs up to maxRotations orders of an address set.
+// packRotations packs an address set once, rotated as it is copied when
+// it can be, or else in up to maxRotations orders.
 func packRotations(qname string, qtype uint16, rrs []dns.RR) []*packed {
 	if len(rrs) == 0 {
 		return nil
 	}
+	first := packReply(qname, qtype, rrs, nil)
+	if len(rrs) == 1 || first.rotate(len(rrs)) {
+		return []*packed{first}
+	}
 	n := min(len(rrs), maxRotations)
 	out := make([]*packed, 0, n)
-	for r := range n {
+	out = append(out, first)
+	for r := 1; r < n; r++ {
 		rotated := make([]dns.RR, 0, len(rrs))
 		rotated = append(append(rotated, rrs[r:]...), rrs[:r]...)
 		out = append(out, packReply(qname, qtype, rotated, nil))
@@ -260,7 +311,7 @@ func (s *Snapshot) fastReply(p []byte, out []byte, seq uint32, q *fastQuery) (re
 	default:
 		return nil, 0, 0, false
 	}
-	out = append(out[:0], wire...)
+	out = found.copyTo(out[:0], wire, seq)
 	out[0], out[1] = p[0], p[1]
 	out[2] |= p[2] & 0x01                          // RD, as asked
 	copy(out[12:12+q.nameLen], p[12:12+q.nameLen]) // the client's own case

@@ -215,22 +215,56 @@ func TestFastPathTruncates(t *testing.T) {
 }
 
 // TestFastPathRotates checks that successive queries for a service's
-// addresses start on different instances.
+// addresses start on different instances: every instance in turn for a
+// set that fits 512 bytes (rotated as it is copied), maxRotations of them
+// for a larger one (packed in that many orders).
 func TestFastPathRotates(t *testing.T) {
-	s := bigSnapshot(5)
-	q := new(dns.Msg)
-	q.SetQuestion("big.local.", dns.TypeA)
-	packet, _ := q.Pack()
-	firsts := map[string]bool{}
-	for seq := range uint32(maxRotations) {
-		fast, _ := fastVsSlow(t, s, packet, seq)
-		if fast == nil || len(fast.Answer) != 5 {
-			t.Fatalf("fast reply = %v", fast)
-		}
-		firsts[fast.Answer[0].(*dns.A).A.String()] = true
+	tests := []struct {
+		name      string
+		instances int
+		qtype     uint16
+		edns      bool
+		starts    int // distinct first answers over that many queries
+	}{
+		{"two addresses", 2, dns.TypeA, false, 2},
+		{"seven addresses", 7, dns.TypeA, false, 7},
+		{"seven addresses, EDNS0", 7, dns.TypeA, true, 7},
+		{"40 addresses, cut to 512 bytes without EDNS0", 40, dns.TypeA, false, maxRotations},
 	}
-	if len(firsts) != maxRotations {
-		t.Errorf("%d rotations started on %d distinct addresses, want %d", maxRotations, len(firsts), maxRotations)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := bigSnapshot(tc.instances)
+			q := new(dns.Msg)
+			q.SetQuestion("big.local.", tc.qtype)
+			if tc.edns {
+				q.SetEdns0(1232, false)
+			}
+			packet, _ := q.Pack()
+			firsts := map[string]bool{}
+			for seq := range uint32(2 * tc.starts) {
+				fast, slow := fastVsSlow(t, s, packet, seq)
+				if fast == nil || len(fast.Answer) == 0 {
+					t.Fatalf("seq %d: fast reply = %v", seq, fast)
+				}
+				switch {
+				case fast.Truncated:
+					// Cut replies hold different subsets of the set: Answer
+					// shuffles before it cuts.
+					if !slow.Truncated || len(fast.Answer) != len(slow.Answer) {
+						t.Errorf("seq %d: fast reply cut to %d answers (TC %v), Answer to %d (TC %v)",
+							seq, len(fast.Answer), fast.Truncated, len(slow.Answer), slow.Truncated)
+					}
+				default:
+					if diff := sameReply(fast, slow); diff != "" {
+						t.Errorf("seq %d: fast path differs from Answer: %s", seq, diff)
+					}
+				}
+				firsts[fast.Answer[0].(*dns.A).A.String()] = true
+			}
+			if len(firsts) != tc.starts {
+				t.Errorf("%d queries started on %d distinct addresses, want %d", 2*tc.starts, len(firsts), tc.starts)
+			}
+		})
 	}
 }
 
