@@ -119,15 +119,7 @@ func (d *daemon) readiness() (bool, string) {
 
 // statusLine is the one-line summary shown by systemctl status.
 func (d *daemon) statusLine() string {
-	services := d.pub.view()
-	instances := 0
-	for _, s := range services {
-		for _, in := range s.Instances {
-			if in.Healthy {
-				instances++
-			}
-		}
-	}
+	services, instances := d.pub.summary()
 	zkState := "no session yet"
 	if st, ok := d.pub.servedStatus(); ok {
 		switch {
@@ -140,7 +132,7 @@ func (d *daemon) statusLine() string {
 	if !d.handler.Current().Synced() {
 		return "waiting for the first sync; ZooKeeper " + zkState
 	}
-	return fmt.Sprintf("serving %d services, %d instances; ZooKeeper %s", len(services), instances, zkState)
+	return fmt.Sprintf("serving %d services, %d instances; ZooKeeper %s", services, instances, zkState)
 }
 
 // FetchServices asks the admin API at addr (host:port) for the services,

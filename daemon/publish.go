@@ -270,6 +270,22 @@ func (p *publisher) servedStatus() (zkwatch.Status, bool) {
 	return w.Status(), true
 }
 
+// summary counts the services the served watcher sees and their healthy
+// instances, without building the view: the status line asks every few
+// seconds, and the view of 100,000 instances is megabytes.
+func (p *publisher) summary() (services, healthy int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, s := range p.services {
+		for _, in := range s.Instances {
+			if in.Healthy {
+				healthy++
+			}
+		}
+	}
+	return len(p.services), healthy
+}
+
 // view returns the services as the served watcher sees them, sorted by
 // name, with the labels the current snapshot serves them under.
 func (p *publisher) view() []ServiceInfo {
@@ -349,7 +365,7 @@ func serviceAt(s zkwatch.ServiceState, window time.Duration, now time.Time) dnss
 // format's metadata sorted by key.
 func txtOf(in zkwatch.Instance) []string {
 	txt := make([]string, 0, 2+len(in.Meta))
-	txt = append(txt, "format="+in.Format, "id="+in.ID)
+	txt = append(txt, formatTXT(in.Format), "id="+in.ID)
 	keys := make([]string, 0, len(in.Meta))
 	for k := range in.Meta {
 		keys = append(keys, k)
@@ -359,4 +375,23 @@ func txtOf(in zkwatch.Instance) []string {
 		txt = append(txt, k+"="+in.Meta[k])
 	}
 	return txt
+}
+
+// formatTXT is the "format=" string of a TXT record. The formats are few,
+// so the common ones are constants rather than a new string per instance
+// per publish, which a table of 100,000 instances would keep.
+func formatTXT(format string) string {
+	switch format {
+	case "curator":
+		return "format=curator"
+	case "serverset":
+		return "format=serverset"
+	case "nerve":
+		return "format=nerve"
+	case "dubbo":
+		return "format=dubbo"
+	case "hostport":
+		return "format=hostport"
+	}
+	return "format=" + format
 }

@@ -132,8 +132,6 @@ type service struct {
 
 	// instances maps an instance's final label to its packed replies.
 	instances map[string]*packedName
-	// labelOf maps an instance ID to the label it is served under.
-	labelOf map[string]string
 
 	wire    packedName // packed replies for <label>.<origin>
 	wireTCP packedName // packed replies for _<label>._tcp.<origin>
@@ -168,7 +166,7 @@ func (svc *service) records() *serviceRecords {
 	if r := svc.built.Load(); r != nil {
 		return r
 	}
-	r, _ := buildRecords(svc.origin, svc.ttl, svc.src, svc.label)
+	r := buildRecords(svc.origin, svc.ttl, svc.src, svc.label)
 	if !svc.built.CompareAndSwap(nil, r) {
 		return svc.built.Load()
 	}
@@ -346,14 +344,19 @@ func (s *Snapshot) Zone() Zone {
 
 // Labels returns the label a service is served under and, for each of
 // its served instances, the instance ID's label. ok is false for a service
-// the snapshot does not hold. The map belongs to the snapshot: read it,
-// never change it.
+// the snapshot does not hold. The map is made for the caller: snapshots
+// do not keep one, as only the admin API asks.
 func (s *Snapshot) Labels(service string) (label string, instances map[string]string, ok bool) {
 	svc := s.byName.get(service)
 	if svc == nil {
 		return "", nil, false
 	}
-	return svc.label, svc.labelOf, true
+	served := servedInstances(svc.origin, svc.src, svc.label)
+	instances = make(map[string]string, len(served))
+	for _, in := range served {
+		instances[in.ID] = in.label
+	}
+	return svc.label, instances, true
 }
 
 // Services returns the number of services served.
@@ -430,8 +433,7 @@ func buildApex(z Zone, serial uint32) *apex {
 // buildService builds the packed replies of src, served under label.
 func buildService(ap *apex, src Service, base, label string) *service {
 	svc := &service{src: src, base: base, label: label, origin: ap.origin, ttl: ap.ttl}
-	rec, labelOf := buildRecords(ap.origin, ap.ttl, src, label)
-	svc.labelOf = labelOf
+	rec := buildRecords(ap.origin, ap.ttl, src, label)
 	svc.instances = make(map[string]*packedName, len(rec.instances))
 	owner := under(label, ap.origin)
 	for l, inst := range rec.instances {
@@ -458,71 +460,91 @@ func buildService(ap *apex, src Service, base, label string) *service {
 	return svc
 }
 
-// buildRecords builds the records of src, served under label in the zone
-// origin, and the label each served instance ID gets.
-func buildRecords(origin string, ttl uint32, src Service, label string) (*serviceRecords, map[string]string) {
+// servedInstance is one instance that is served, with the names it gets.
+type servedInstance struct {
+	Instance
+	label  string     // its instance label
+	name   string     // <label>.<service label>.<origin>
+	addr   netip.Addr // its address when that is an IP
+	target string     // its SRV target: name, or its hostname address
+}
+
+// servedInstances returns the instances of src that are served under
+// label in the zone origin, in src's order: the first of each ID, with a
+// name that fits and an address that is an IP or a hostname.
+func servedInstances(origin string, src Service, label string) []servedInstance {
 	owner := under(label, origin)
-	rec := &serviceRecords{instances: make(map[string]*instance, len(src.Instances))}
-	labelOf := make(map[string]string, len(src.Instances))
 	if _, ok := dns.IsDomainName(owner); !ok {
 		// The origin is too long to hold this label. The name could not be
 		// asked for either, so serving nothing under it loses nothing.
-		return rec, labelOf
+		return nil
 	}
+	first := make([]Instance, 0, len(src.Instances))
+	bases := make(map[string]string, len(src.Instances))
+	for _, inst := range src.Instances {
+		if _, dup := bases[inst.ID]; dup {
+			continue
+		}
+		first = append(first, inst)
+		bases[inst.ID] = Label(inst.ID)
+	}
+	labels := resolveLabels(bases)
+	out := make([]servedInstance, 0, len(first))
+	for _, inst := range first {
+		in := servedInstance{Instance: inst, label: labels[inst.ID]}
+		in.name = under(in.label, owner)
+		if _, ok := dns.IsDomainName(in.name); !ok {
+			continue
+		}
+		in.target = in.name
+		if addr, err := netip.ParseAddr(inst.Address); err == nil {
+			in.addr = addr.Unmap().WithZone("")
+		} else if host, ok := hostname(inst.Address); ok {
+			in.target = host
+		} else {
+			continue
+		}
+		out = append(out, in)
+	}
+	return out
+}
+
+// buildRecords builds the records of src, served under label in the zone
+// origin.
+func buildRecords(origin string, ttl uint32, src Service, label string) *serviceRecords {
+	owner := under(label, origin)
 	srvOwner := under("_"+label+"._tcp", origin)
 	if _, ok := dns.IsDomainName(srvOwner); !ok {
 		srvOwner = ""
 	}
-
-	byID := make(map[string]Instance, len(src.Instances))
-	ids := make([]string, 0, len(src.Instances))
-	bases := make(map[string]string, len(src.Instances))
-	for _, inst := range src.Instances {
-		if _, dup := byID[inst.ID]; dup {
-			continue
-		}
-		byID[inst.ID] = inst
-		ids = append(ids, inst.ID)
-		bases[inst.ID] = Label(inst.ID)
-	}
-	labels := resolveLabels(bases)
-
-	for _, id := range ids {
-		inst := byID[id]
-		name := under(labels[id], owner)
-		if _, ok := dns.IsDomainName(name); !ok {
-			continue
-		}
-		built := &instance{txt: txtRR(name, inst.TXT, ttl)}
-		target := name
-		if addr, err := netip.ParseAddr(inst.Address); err == nil {
-			addr = addr.Unmap().WithZone("")
-			rr := addressRR(name, addr, ttl)
+	instances := servedInstances(origin, src, label)
+	rec := &serviceRecords{instances: make(map[string]*instance, len(instances))}
+	for _, in := range instances {
+		built := &instance{txt: txtRR(in.name, in.TXT, ttl)}
+		switch {
+		case in.addr.Is4():
+			rr := addressRR(in.name, in.addr, ttl)
 			rec.glue = append(rec.glue, rr)
-			if addr.Is4() {
-				built.a = []dns.RR{rr}
-				rec.a = append(rec.a, addressRR(owner, addr, ttl))
-			} else {
-				built.aaaa = []dns.RR{rr}
-				rec.aaaa = append(rec.aaaa, addressRR(owner, addr, ttl))
-			}
-		} else if host, ok := hostname(inst.Address); ok {
-			target = host
+			built.a = []dns.RR{rr}
+			rec.a = append(rec.a, addressRR(owner, in.addr, ttl))
+		case in.addr.IsValid():
+			rr := addressRR(in.name, in.addr, ttl)
+			rec.glue = append(rec.glue, rr)
+			built.aaaa = []dns.RR{rr}
+			rec.aaaa = append(rec.aaaa, addressRR(owner, in.addr, ttl))
+		default:
 			built.cname = []dns.RR{&dns.CNAME{
-				Hdr:    dns.RR_Header{Name: name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl},
-				Target: host,
+				Hdr:    dns.RR_Header{Name: in.name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl},
+				Target: in.target,
 			}}
-		} else {
-			continue
 		}
-		rec.instances[labels[id]] = built
-		labelOf[id] = labels[id]
-		rec.srv = append(rec.srv, srvRR(owner, target, inst, ttl))
+		rec.instances[in.label] = built
+		rec.srv = append(rec.srv, srvRR(owner, in.target, in.Instance, ttl))
 		if srvOwner != "" {
-			rec.srvTCP = append(rec.srvTCP, srvRR(srvOwner, target, inst, ttl))
+			rec.srvTCP = append(rec.srvTCP, srvRR(srvOwner, in.target, in.Instance, ttl))
 		}
 	}
-	return rec, labelOf
+	return rec
 }
 
 // under returns the name of label (one or more labels) below the FQDN

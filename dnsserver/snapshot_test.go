@@ -1,6 +1,8 @@
 package dnsserver
 
 import (
+	"errors"
+	"maps"
 	"net/netip"
 	"slices"
 	"testing"
@@ -335,6 +337,46 @@ func TestSnapshotOwnsItsData(t *testing.T) {
 			reply := Answer(s, new(dns.Msg).SetQuestion(tc.qname, tc.qtype), true)
 			if len(reply.Answer) != 1 || reply.Answer[0].String() != tc.want {
 				t.Errorf("answer %v, want %q", reply.Answer, tc.want)
+			}
+		})
+	}
+}
+
+func TestSnapshotLabels(t *testing.T) {
+	snap := NewSnapshot(Zone{Origin: "local.", TTL: 5 * time.Second, NegativeTTL: time.Second}).Apply(Update{
+		Full: true, Synced: true,
+		Services: []Service{{Name: "Pay_Ments", Instances: []Instance{
+			{ID: "Node-1", Address: "192.0.2.1", Port: 80},
+			{ID: "Node-1", Address: "192.0.2.9", Port: 80}, // a repeated ID: the first is served
+			{ID: "node_2", Address: "web.example.", Port: 80},
+			{ID: "bad", Address: "not an address", Port: 80},
+			{ID: "v6", Address: "2001:db8::1", Port: 80},
+		}}},
+	})
+	tests := []struct {
+		name      string
+		service   string
+		wantOK    bool
+		wantLabel string
+		want      map[string]string
+	}{
+		{
+			name: "served instances only", service: "Pay_Ments", wantOK: true, wantLabel: "pay-ments",
+			want: map[string]string{"Node-1": "node-1", "node_2": "node-2", "v6": "v6"},
+		},
+		{name: "unknown service", service: "nope"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			label, instances, ok := snap.Labels(tc.service)
+			if ok != tc.wantOK || label != tc.wantLabel || !maps.Equal(instances, tc.want) {
+				t.Fatalf("Labels(%q) = %q, %v, %v; want %q, %v, %v", tc.service, label, instances, ok, tc.wantLabel, tc.want, tc.wantOK)
+			}
+			// Every label given is a name the snapshot answers.
+			for id, l := range instances {
+				if _, err := snap.lookup(l+"."+label+".local.", dns.TypeTXT); err != nil && !errors.Is(err, errNoData) {
+					t.Errorf("instance %q: label %q does not resolve: %v", id, l, err)
+				}
 			}
 		})
 	}

@@ -289,6 +289,7 @@ func TestSystemdNotify(t *testing.T) {
 	}
 	proxy.Restore()
 	expect("READY=1")
+	expect("STATUS=serving 1 services, 1 instances; ZooKeeper connected to " + proxy.Addr())
 	if ok, s := resolves(t, d.dns, "alpha.local"); !ok {
 		t.Errorf("READY=1 sent but alpha does not resolve: %s", s)
 	}
