@@ -439,9 +439,9 @@ func buildService(ap *apex, src Service, base, label string) *service {
 	for l, inst := range rec.instances {
 		name := under(l, owner)
 		wire := &packedName{
-			a:    packRotations(name, dns.TypeA, inst.a),
-			aaaa: packRotations(name, dns.TypeAAAA, inst.aaaa),
-			txt:  packOne(name, dns.TypeTXT, inst.txt, nil),
+			a:      packRotations(name, dns.TypeA, inst.a),
+			aaaa:   packRotations(name, dns.TypeAAAA, inst.aaaa),
+			hasTXT: inst.txt != nil,
 		}
 		if inst.cname != nil {
 			wire.cnameA = packOne(name, dns.TypeA, inst.cname, nil)

@@ -28,8 +28,12 @@ type packedName struct {
 	a, aaaa          []*packed // rotations of the address set
 	cnameA, cnameAAA *packed   // for an instance registered by hostname: its A and AAAA answers
 	srv              *packed
-	txt              *packed
 	soa, ns          *packed // the zone apex only
+	// hasTXT says the name has a TXT record, which is left to the slow
+	// path: an instance's metadata is asked for far less often than its
+	// address, and packing it for every instance would cost more memory
+	// than all of the instance's other replies.
+	hasTXT bool
 }
 
 // packed is one reply, whole and as a client without EDNS0 may get it.
@@ -292,7 +296,9 @@ func (s *Snapshot) fastReply(p []byte, out []byte, seq uint32, q *fastQuery) (re
 	case dns.TypeSRV:
 		found = entry.srv
 	case dns.TypeTXT:
-		found = entry.txt
+		if entry.hasTXT {
+			return nil, 0, 0, false
+		}
 	case dns.TypeSOA:
 		found = entry.soa
 	case dns.TypeNS:
