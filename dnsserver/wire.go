@@ -7,8 +7,9 @@ import (
 	"github.com/miekg/dns"
 )
 
-// The fast path: the common UDP queries (A, AAAA, SRV, TXT, SOA, NS for a
-// name in the zone, or a name that does not exist) are answered from
+// The fast path: the common UDP queries (A, AAAA, SRV, SOA, NS for a
+// name in the zone, TXT for a name that has none, or a name that does not
+// exist) are answered from
 // replies packed when the snapshot was built. Per query it reads the
 // question straight from the wire, finds the packed reply with map
 // lookups, copies it and patches the ID, the RD bit, the name's case and
