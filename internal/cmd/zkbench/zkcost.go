@@ -197,7 +197,7 @@ func (b *bench) zkCost(ctx context.Context) (*section, *costMeasurements, error)
 		}
 		for _, step := range steps {
 			err := measure(step.kind, step.change, func() error {
-				return waitSRV(ctx, probe, fmt.Sprintf("svc%d.%s", s, zone), step.want)
+				return waitSRV(ctx, probe, fmt.Sprintf("svc%d.%s", s, zone), 0, step.want)
 			})
 			if err != nil {
 				return sec, nil, fmt.Errorf("zkbench: cost of a %s: %w", step.kind, err)
@@ -343,14 +343,18 @@ func settle2(ctx context.Context, admin string, proxy *zkProxy) (metricSet, wire
 	return nil, wireStats{}, fmt.Errorf("zkbench: ZooKeeper traffic through the proxy never stood still")
 }
 
-// waitSRV queries name's SRV set until ok accepts it.
-func waitSRV(ctx context.Context, c *dnsClient, name string, ok func([]string) bool) error {
+// waitSRV queries name's SRV set until ok accepts it, every pause (0: in a
+// tight loop).
+func waitSRV(ctx context.Context, c *dnsClient, name string, pause time.Duration, ok func([]string) bool) error {
 	deadline := time.Now().Add(settle)
 	q := question(name, dns.TypeSRV)
 	var last []string
-	for time.Now().Before(deadline) {
+	for first := true; time.Now().Before(deadline); first = false {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if !first && pause > 0 {
+			time.Sleep(pause)
 		}
 		r, err := c.exchange(q, time.Second)
 		if err != nil {
