@@ -134,7 +134,10 @@ type service struct {
 	instances map[string]*packedName
 
 	wire    packedName // packed replies for <label>.<origin>
-	wireTCP packedName // packed replies for _<label>._tcp.<origin>
+	// wireTCP holds the packed replies for _<label>._tcp.<origin>, packed
+	// on the first query for that name: most clients ask for the plain
+	// name, and the two SRV replies would double the service's share.
+	wireTCP atomic.Pointer[packedName]
 
 	built atomic.Pointer[serviceRecords] // nil until records first runs
 }
@@ -454,10 +457,28 @@ func buildService(ap *apex, src Service, base, label string) *service {
 		aaaa: packRotations(owner, dns.TypeAAAA, rec.aaaa),
 		srv:  packOne(owner, dns.TypeSRV, rec.srv, rec.glue),
 	}
-	if rec.srvTCP != nil {
-		svc.wireTCP = packedName{srv: packOne(under("_"+label+"._tcp", ap.origin), dns.TypeSRV, rec.srvTCP, rec.glue)}
-	}
 	return svc
+}
+
+// tcpWire returns the packed replies for _<label>._tcp.<origin>, packing
+// them on first use. The records they are packed from are not kept (see
+// records). Two queries that race to pack them both pack the same thing;
+// one result is kept.
+func (svc *service) tcpWire() *packedName {
+	if w := svc.wireTCP.Load(); w != nil {
+		return w
+	}
+	w := new(packedName)
+	if rec := svc.built.Load(); rec != nil || len(svc.instances) > 0 {
+		if rec == nil {
+			rec = buildRecords(svc.origin, svc.ttl, svc.src, svc.label)
+		}
+		w.srv = packOne(under("_"+svc.label+"._tcp", svc.origin), dns.TypeSRV, rec.srvTCP, rec.glue)
+	}
+	if !svc.wireTCP.CompareAndSwap(nil, w) {
+		return svc.wireTCP.Load()
+	}
+	return w
 }
 
 // servedInstance is one instance that is served, with the names it gets.

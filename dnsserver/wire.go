@@ -391,7 +391,7 @@ func (s *Snapshot) wireEntry(name []byte, q *fastQuery, rel int) (entry *packedN
 		l0, l1 := q.label(0), q.label(1)
 		if string(l1) == "_tcp" && len(l0) > 1 && l0[0] == '_' {
 			if svc := s.services.getBytes(l0[1:]); svc != nil {
-				return &svc.wireTCP, true
+				return svc.tcpWire(), true
 			}
 			return nil, false
 		}
