@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"bytes"
 	"net/netip"
 	"slices"
 	"strings"
@@ -131,15 +132,28 @@ type service struct {
 	ttl    uint32
 
 	// instances maps an instance's final label to its packed replies.
-	instances map[string]*packedName
+	instances map[string]instanceReplies
+	// instanceWire holds every instance's packed address replies, back to
+	// back: one allocation per service instead of several per instance.
+	instanceWire []byte
 
-	wire    packedName // packed replies for <label>.<origin>
+	wire packedName // packed replies for <label>.<origin>
 	// wireTCP holds the packed replies for _<label>._tcp.<origin>, packed
 	// on the first query for that name: most clients ask for the plain
 	// name, and the two SRV replies would double the service's share.
 	wireTCP atomic.Pointer[packedName]
 
 	built atomic.Pointer[serviceRecords] // nil until records first runs
+}
+
+// instanceReplies locates an instance's packed replies in its service's
+// instanceWire: the A reply, then the AAAA reply (both CNAME replies for
+// an instance registered by hostname); a zero length is NODATA.
+type instanceReplies struct {
+	start  uint32
+	len    [2]uint16 // A, AAAA
+	hasTXT bool      // it has a TXT record, which the slow path serves
+	slow   bool      // a reply does not fit 512 bytes: every query goes to the slow path
 }
 
 // serviceRecords are one service's records.
@@ -437,21 +451,30 @@ func buildApex(z Zone, serial uint32) *apex {
 func buildService(ap *apex, src Service, base, label string) *service {
 	svc := &service{src: src, base: base, label: label, origin: ap.origin, ttl: ap.ttl}
 	rec := buildRecords(ap.origin, ap.ttl, src, label)
-	svc.instances = make(map[string]*packedName, len(rec.instances))
 	owner := under(label, ap.origin)
+	svc.instances = make(map[string]instanceReplies, len(rec.instances))
+	wire := make([]byte, 0, 64*len(rec.instances))
 	for l, inst := range rec.instances {
 		name := under(l, owner)
-		wire := &packedName{
-			a:      packRotations(name, dns.TypeA, inst.a),
-			aaaa:   packRotations(name, dns.TypeAAAA, inst.aaaa),
-			hasTXT: inst.txt != nil,
-		}
+		r := instanceReplies{start: uint32(len(wire)), hasTXT: inst.txt != nil}
+		a, aaaa := inst.a, inst.aaaa
 		if inst.cname != nil {
-			wire.cnameA = packOne(name, dns.TypeA, inst.cname, nil)
-			wire.cnameAAA = packOne(name, dns.TypeAAAA, inst.cname, nil)
+			a, aaaa = inst.cname, inst.cname
 		}
-		svc.instances[l] = wire
+		for i, rrs := range [2][]dns.RR{a, aaaa} {
+			p := packOne(name, [2]uint16{dns.TypeA, dns.TypeAAAA}[i], rrs, nil)
+			switch {
+			case p == nil:
+			case p.full == nil || len(p.small) != len(p.full):
+				r.slow = true // too long for 512 bytes: rare, and left to Answer
+			default:
+				wire = append(wire, p.full...)
+				r.len[i] = uint16(len(p.full))
+			}
+		}
+		svc.instances[l] = r
 	}
+	svc.instanceWire = bytes.Clone(wire)
 	svc.wire = packedName{
 		a:    packRotations(owner, dns.TypeA, rec.a),
 		aaaa: packRotations(owner, dns.TypeAAAA, rec.aaaa),

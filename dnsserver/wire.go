@@ -26,15 +26,9 @@ const maxRotations = 4
 // fast path serves. A nil entry means the name has no records of that
 // type (NODATA), which is built per query with the snapshot's SOA.
 type packedName struct {
-	a, aaaa          []*packed // rotations of the address set
-	cnameA, cnameAAA *packed   // for an instance registered by hostname: its A and AAAA answers
-	srv              *packed
-	soa, ns          *packed // the zone apex only
-	// hasTXT says the name has a TXT record, which is left to the slow
-	// path: an instance's metadata is asked for far less often than its
-	// address, and packing it for every instance would cost more memory
-	// than all of the instance's other replies.
-	hasTXT bool
+	a, aaaa []*packed // the address set, packed once or in rotations
+	srv     *packed
+	soa, ns *packed // the zone apex only
 }
 
 // packed is one reply, whole and as a client without EDNS0 may get it.
@@ -281,6 +275,11 @@ func (s *Snapshot) fastReply(p []byte, out []byte, seq uint32, q *fastQuery) (re
 	for rel < q.nlabels && int(q.labels[rel]) < below {
 		rel++
 	}
+	if rel == 2 {
+		if svc, r, ok := s.instanceEntry(q); ok {
+			return s.instanceReply(p, out, q, svc, r)
+		}
+	}
 	entry, exists := s.wireEntry(name, q, rel)
 	switch {
 	case !exists:
@@ -291,15 +290,11 @@ func (s *Snapshot) fastReply(p []byte, out []byte, seq uint32, q *fastQuery) (re
 	var found *packed
 	switch q.qtype {
 	case dns.TypeA:
-		found = pick(entry.cnameA, entry.a, seq)
+		found = pick(entry.a, seq)
 	case dns.TypeAAAA:
-		found = pick(entry.cnameAAA, entry.aaaa, seq)
+		found = pick(entry.aaaa, seq)
 	case dns.TypeSRV:
 		found = entry.srv
-	case dns.TypeTXT:
-		if entry.hasTXT {
-			return nil, 0, 0, false
-		}
 	case dns.TypeSOA:
 		found = entry.soa
 	case dns.TypeNS:
@@ -318,7 +313,12 @@ func (s *Snapshot) fastReply(p []byte, out []byte, seq uint32, q *fastQuery) (re
 	default:
 		return nil, 0, 0, false
 	}
-	out = found.copyTo(out[:0], wire, seq)
+	return finishReply(found.copyTo(out[:0], wire, seq), p, q)
+}
+
+// finishReply patches a copied reply for the query in p: its ID, RD as
+// asked, the question in the client's own case, and the OPT record.
+func finishReply(out, p []byte, q *fastQuery) ([]byte, uint16, int, bool) {
 	out[0], out[1] = p[0], p[1]
 	out[2] |= p[2] & 0x01                          // RD, as asked
 	copy(out[12:12+q.nameLen], p[12:12+q.nameLen]) // the client's own case
@@ -327,6 +327,42 @@ func (s *Snapshot) fastReply(p []byte, out []byte, seq uint32, q *fastQuery) (re
 		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
 	}
 	return out, q.qtype, dns.RcodeSuccess, true
+}
+
+// instanceEntry finds the instance a two-label name below the origin
+// names: <instance>.<service>.
+func (s *Snapshot) instanceEntry(q *fastQuery) (*service, instanceReplies, bool) {
+	svc := s.services.getBytes(q.label(1))
+	if svc == nil {
+		return nil, instanceReplies{}, false
+	}
+	r, ok := svc.instances[string(q.label(0))]
+	return svc, r, ok
+}
+
+// instanceReply answers a query for an instance's name. An instance's TXT
+// record is left to the slow path: its metadata is asked for far less
+// often than its address, and packing it for every instance would cost
+// more memory than all of its other replies.
+func (s *Snapshot) instanceReply(p, out []byte, q *fastQuery, svc *service, r instanceReplies) ([]byte, uint16, int, bool) {
+	if r.slow || q.qtype == dns.TypeTXT && r.hasTXT {
+		return nil, 0, 0, false
+	}
+	var wire []byte
+	switch q.qtype {
+	case dns.TypeA:
+		wire = svc.instanceWire[r.start : r.start+uint32(r.len[0])]
+	case dns.TypeAAAA:
+		start := r.start + uint32(r.len[0])
+		wire = svc.instanceWire[start : start+uint32(r.len[1])]
+	}
+	switch {
+	case len(wire) == 0:
+		return s.negative(p, out, q, dns.RcodeSuccess)
+	case q.edns && len(wire)+len(fastOPT) > q.udpLimit:
+		return nil, 0, 0, false
+	}
+	return finishReply(append(out[:0], wire...), p, q)
 }
 
 // fastType reports whether the fast path serves qtype. Every other type
@@ -340,12 +376,9 @@ func fastType(qtype uint16) bool {
 	return false
 }
 
-// pick chooses the packed A or AAAA reply: the CNAME of a hostname
-// instance, or the next rotation of the address set.
-func pick(cname *packed, set []*packed, seq uint32) *packed {
-	if cname != nil {
-		return cname
-	}
+// pick chooses the packed A or AAAA reply: the one packed, or the next
+// of its rotations.
+func pick(set []*packed, seq uint32) *packed {
 	if len(set) == 0 {
 		return nil
 	}
@@ -394,11 +427,6 @@ func (s *Snapshot) wireEntry(name []byte, q *fastQuery, rel int) (entry *packedN
 				return svc.tcpWire(), true
 			}
 			return nil, false
-		}
-		if svc := s.services.getBytes(l1); svc != nil {
-			if inst := svc.instances[string(l0)]; inst != nil {
-				return inst, true
-			}
 		}
 	}
 	return nil, false
