@@ -1,6 +1,9 @@
 GO ?= go
 GOBIN_DIR := $(shell $(GO) env GOPATH)/bin
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo devel)
+# The version is the commit, marked -dirty when the code differs from it;
+# BENCHMARKS.md and SCALING.md are what make bench writes, so they do not
+# count (a bench run over an earlier run's report measures clean code).
+VERSION ?= $(shell v=$$(git describe --always 2>/dev/null) || { echo devel; exit; }; 	git diff --quiet HEAD -- . ':!BENCHMARKS.md' ':!SCALING.md' 2>/dev/null || v=$$v-dirty; echo $$v)
 LDFLAGS := -X main.version=$(VERSION)
 
 .PHONY: all build run test test-faults fuzz lint deps bench clean
