@@ -151,7 +151,7 @@ type service struct {
 // an instance registered by hostname); a zero length is NODATA.
 type instanceReplies struct {
 	start  uint32
-	len    [2]uint16 // A, AAAA
+	size   [2]uint16 // A, AAAA
 	hasTXT bool      // it has a TXT record, which the slow path serves
 	slow   bool      // a reply does not fit 512 bytes: every query goes to the slow path
 }
@@ -469,7 +469,7 @@ func buildService(ap *apex, src Service, base, label string) *service {
 				r.slow = true // too long for 512 bytes: rare, and left to Answer
 			default:
 				wire = append(wire, p.full...)
-				r.len[i] = uint16(len(p.full))
+				r.size[i] = uint16(len(p.full))
 			}
 		}
 		svc.instances[l] = r

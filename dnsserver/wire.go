@@ -351,10 +351,10 @@ func (s *Snapshot) instanceReply(p, out []byte, q *fastQuery, svc *service, r in
 	var wire []byte
 	switch q.qtype {
 	case dns.TypeA:
-		wire = svc.instanceWire[r.start : r.start+uint32(r.len[0])]
+		wire = svc.instanceWire[r.start : r.start+uint32(r.size[0])]
 	case dns.TypeAAAA:
-		start := r.start + uint32(r.len[0])
-		wire = svc.instanceWire[start : start+uint32(r.len[1])]
+		start := r.start + uint32(r.size[0])
+		wire = svc.instanceWire[start : start+uint32(r.size[1])]
 	}
 	switch {
 	case len(wire) == 0:
