@@ -187,8 +187,8 @@ type fastQuery struct {
 
 // parseFast reads a query that the fast path can answer: a plain QUERY
 // with one IN question, no compression in it, names of letters, digits,
-// '-' and '_', and at most an OPT record (version 0) after it. Anything
-// else returns false and is answered the slow way.
+// '-' and '_', and at most an OPT record (version 0, no options) after it.
+// Anything else returns false and is answered the slow way.
 func parseFast(p []byte, q *fastQuery) bool {
 	if len(p) < 12 || p[2]&0xF8 != 0 { // QR set, or an opcode other than QUERY
 		return false
@@ -243,11 +243,14 @@ func parseFast(p []byte, q *fastQuery) bool {
 	q.udpLimit = dns.MinMsgSize
 	if ar == 1 {
 		// The OPT record: root owner, type 41, class = UDP size, TTL =
-		// extended rcode, version, flags; then its options.
+		// extended rcode, version, flags; then the length of its options.
 		if off+11 > len(p) || p[off] != 0 || binary.BigEndian.Uint16(p[off+1:]) != dns.TypeOPT || p[off+6] != 0 {
 			return false
 		}
-		if off+11+int(binary.BigEndian.Uint16(p[off+9:])) != len(p) {
+		// Options (a cookie, a client subnet) go the slow way: each has
+		// rules of its own that a query breaking them must be answered
+		// FORMERR for, and the fast path would echo none of them anyway.
+		if binary.BigEndian.Uint16(p[off+9:]) != 0 || off+11 != len(p) {
 			return false
 		}
 		q.edns = true

@@ -148,6 +148,11 @@ func TestFastPathDeclines(t *testing.T) {
 		{"a response", query("payments.local.", dns.TypeA, func(m *dns.Msg) { m.Response = true })},
 		{"EDNS version 1", query("payments.local.", dns.TypeA, func(m *dns.Msg) { m.SetEdns0(1232, false); m.Extra[0].(*dns.OPT).SetVersion(1) })},
 		{"two questions", query("payments.local.", dns.TypeA, func(m *dns.Msg) { m.Question = append(m.Question, m.Question[0]) })},
+		{"an EDNS cookie", query("payments.local.", dns.TypeA, func(m *dns.Msg) {
+			m.SetEdns0(1232, false)
+			opt := m.Extra[0].(*dns.OPT)
+			opt.Option = append(opt.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0123456789abcdef"})
+		})},
 		{"odd characters", query("pay\\.ments.local.", dns.TypeA, nil)},
 		{"truncated packet", query("payments.local.", dns.TypeA, nil)[:20]},
 		{"trailing garbage", append(query("payments.local.", dns.TypeA, nil), 0, 0)},
