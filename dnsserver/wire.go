@@ -123,6 +123,31 @@ func packReply(qname string, qtype uint16, answer, extra []dns.RR) *packed {
 	return p
 }
 
+// appendAddressReply appends the reply to an A or AAAA query for qname (in
+// lowercase wire form) that holds the one address record rr, byte for
+// byte as packReply packs it: QR and AA set, the question, and the record
+// with its owner a pointer to the question.
+func appendAddressReply(dst, qname []byte, rr dns.RR) []byte {
+	var ip []byte
+	switch rr := rr.(type) {
+	case *dns.A:
+		ip = rr.A.To4()
+	case *dns.AAAA:
+		ip = rr.AAAA.To16()
+	}
+	hdr := rr.Header()
+	dst = append(dst, 0, 0, 0x84, 0, 0, 1, 0, 1, 0, 0, 0, 0) // ID 0, QR AA, 1 question, 1 answer
+	dst = append(dst, qname...)
+	dst = binary.BigEndian.AppendUint16(dst, hdr.Rrtype)
+	dst = binary.BigEndian.AppendUint16(dst, dns.ClassINET)
+	dst = append(dst, 0xC0, 12) // the owner: the question's name
+	dst = binary.BigEndian.AppendUint16(dst, hdr.Rrtype)
+	dst = binary.BigEndian.AppendUint16(dst, dns.ClassINET)
+	dst = binary.BigEndian.AppendUint32(dst, hdr.Ttl)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(ip)))
+	return append(dst, ip...)
+}
+
 // packRotations packs an address set once, rotated as it is copied when
 // it can be, or else in up to maxRotations orders.
 func packRotations(qname string, qtype uint16, rrs []dns.RR) []*packed {

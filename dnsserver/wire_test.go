@@ -1,7 +1,9 @@
 package dnsserver
 
 import (
+	"bytes"
 	"fmt"
+	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -316,4 +318,28 @@ func FuzzFastPath(f *testing.F) {
 			t.Errorf("fast path differs from Answer: %s\nquery %x", diff, packet)
 		}
 	})
+}
+
+// TestAppendAddressReply holds the hand-packed instance replies to the
+// bytes Pack makes of the same reply.
+func TestAppendAddressReply(t *testing.T) {
+	tests := []struct {
+		name string
+		rr   dns.RR
+	}{
+		{"A", &dns.A{Hdr: dns.RR_Header{Name: "pay-1.payments.local.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.ParseIP("192.0.2.1").To4()}},
+		{"A from a 16-byte IP", &dns.A{Hdr: dns.RR_Header{Name: "x.y.local.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP("198.51.100.7")}},
+		{"AAAA", &dns.AAAA{Hdr: dns.RR_Header{Name: "v6.payments.local.", Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 0}, AAAA: net.ParseIP("2001:db8::1")}},
+		{"a long name", &dns.A{Hdr: dns.RR_Header{Name: strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + ".svc.local.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1 << 30}, A: net.ParseIP("192.0.2.200").To4()}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			name := tc.rr.Header().Name
+			want := packReply(name, tc.rr.Header().Rrtype, []dns.RR{tc.rr}, nil).full
+			got := appendAddressReply([]byte("prefix"), wireNameOf(name), tc.rr)
+			if !bytes.Equal(got[len("prefix"):], want) || string(got[:len("prefix")]) != "prefix" {
+				t.Errorf("appendAddressReply = %x\nPack gives %x", got, want)
+			}
+		})
+	}
 }
