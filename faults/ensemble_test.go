@@ -38,6 +38,20 @@ func startEnsemble(t *testing.T) *testutil.Ensemble {
 	return e
 }
 
+// startStandalone starts a one-server ZooKeeper that is stopped when the
+// test ends.
+func startStandalone(t *testing.T) *testutil.ZooKeeper {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	z, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = z.Stop() })
+	return z
+}
+
 // memberAt returns the index of the member whose client address is addr.
 func memberAt(t *testing.T, e *testutil.Ensemble, addr string) int {
 	t.Helper()
@@ -512,13 +526,7 @@ func TestZooKeeperRestartSameData(t *testing.T) {
 			return e.Addrs(), steps
 		}},
 		{name: "standalone server restart", start: func(t *testing.T) ([]string, []func(context.Context) error) {
-			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-			defer cancel()
-			z, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = z.Stop() })
+			z := startStandalone(t)
 			return []string{z.Addr()}, []func(context.Context) error{z.Restart, z.Restart}
 		}},
 	}

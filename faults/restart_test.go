@@ -1,7 +1,6 @@
 package faults_test
 
 import (
-	"context"
 	"net/http"
 	"testing"
 	"time"
@@ -9,7 +8,6 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/zkdns/zkdns/dnsserver"
-	"github.com/zkdns/zkdns/internal/testutil"
 )
 
 // restartBound is how long a restarted zkdns may take from its start to
@@ -39,13 +37,7 @@ func freeDNSAddr(t *testing.T) string {
 // an empty answer, and it must be ready (/readyz 200) only once its answers
 // are right.
 func TestRestartZkdns(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	z, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = z.Stop() })
+	z := startStandalone(t)
 	servers := []string{z.Addr()}
 	conn := connectZK(t, servers)
 
@@ -119,13 +111,7 @@ func TestRestartZkdns(t *testing.T) {
 // /readyz turns 200 only when its answers are already right: a load
 // balancer or systemd that trusts readiness never sees stale answers.
 func TestReadyOnlyWhenCorrect(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	z, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = z.Stop() })
+	z := startStandalone(t)
 	servers := []string{z.Addr()}
 	conn := connectZK(t, servers)
 	services := []service{{"alpha", "/" + t.Name() + "/alpha"}, {"beta", "/" + t.Name() + "/beta"}}

@@ -508,11 +508,7 @@ func TestDrainOrder(t *testing.T) {
 }
 
 func TestSessionExpiryReRegisters(t *testing.T) {
-	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	proxy := testutil.ProxyTo(t, zkServer.Addr())
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
 	base := "/" + t.Name() + "/svc"
 	_, url := newHealthEndpoint(t, true)
@@ -552,11 +548,7 @@ func TestSessionExpiryReRegisters(t *testing.T) {
 }
 
 func TestConnectionBlipKeepsTheZnode(t *testing.T) {
-	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	proxy := testutil.ProxyTo(t, zkServer.Addr())
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
 	base := "/" + t.Name() + "/svc"
 	health, url := newHealthEndpoint(t, true)

@@ -62,11 +62,7 @@ func hostileZnodes() []hostileZnode {
 // nothing again, a new version of a bad payload is logged once more, and
 // the good instances of the same service keep serving throughout.
 func TestWatcherHostileData(t *testing.T) {
-	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	proxy := testutil.ProxyTo(t, zkServer.Addr())
 	base := "/" + t.Name()
 	admin := testutil.ConnectZK(t, zkServer.Addr(), 20*time.Second)
 	znodes := hostileZnodes()

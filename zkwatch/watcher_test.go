@@ -371,11 +371,7 @@ func TestWatcherSetSpec(t *testing.T) {
 // must stay as it was while cut off, and the new session must resync and
 // swap once, never showing an empty set for a service that has instances.
 func TestWatcherSessionExpiry(t *testing.T) {
-	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	proxy := testutil.ProxyTo(t, zkServer.Addr())
 	base := "/" + t.Name()
 	admin := testutil.ConnectZK(t, zkServer.Addr(), 20*time.Second)
 	testutil.CreateZnode(t, admin, base+"/svc/persistent", "192.0.2.1:80", 0)
@@ -432,11 +428,7 @@ func TestWatcherSessionExpiry(t *testing.T) {
 // the view unchanged while cut off, and catch up with what changed (through
 // the re-sent watches or its own comparison pass) without a full resync.
 func TestWatcherReconnectSameSession(t *testing.T) {
-	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	proxy := testutil.ProxyTo(t, zkServer.Addr())
 	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
 	testutil.CreateZnode(t, conn, base+"/svc/a", "192.0.2.1:80", zk.FlagEphemeral)

@@ -525,11 +525,7 @@ path = "/payments"
 // time and converge to ZooKeeper's state after the new session's resync,
 // with no empty or failed answer in between.
 func TestServeSurvivesSessionExpiry(t *testing.T) {
-	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	proxy := testutil.ProxyTo(t, zkServer.Addr())
 	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
 	testutil.MkdirAll(t, conn, base+"/svc")

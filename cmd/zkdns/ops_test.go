@@ -262,11 +262,7 @@ func TestSystemdNotify(t *testing.T) {
 		}
 	}
 
-	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	proxy := testutil.ProxyTo(t, zkServer.Addr())
 	proxy.Cut() // no ZooKeeper at first: no READY=1 may be sent
 	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
@@ -306,11 +302,7 @@ func TestSystemdNotify(t *testing.T) {
 }
 
 func TestAdminAPIAndStatus(t *testing.T) {
-	proxy, err := testutil.NewTCPProxy(zkServer.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
+	proxy := testutil.ProxyTo(t, zkServer.Addr())
 	proxy.Cut()
 	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"testing"
 )
 
 // TCPProxy forwards connections from a loopback port to a target, and can
@@ -31,6 +32,18 @@ type Relay func(dst io.Writer, src io.Reader, toServer bool) error
 // NewTCPProxy listens on 127.0.0.1:0 and forwards to target until Close.
 func NewTCPProxy(target string) (*TCPProxy, error) {
 	return NewTCPProxyWith(target, nil)
+}
+
+// ProxyTo is NewTCPProxy for a test: it fails the test if the proxy
+// cannot listen, and closes the proxy when the test ends.
+func ProxyTo(t testing.TB, target string) *TCPProxy {
+	t.Helper()
+	p, err := NewTCPProxy(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
 }
 
 // NewTCPProxyWith is NewTCPProxy with relay copying each direction; nil

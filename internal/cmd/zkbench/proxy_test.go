@@ -148,17 +148,7 @@ func TestZKProxyCounts(t *testing.T) {
 			zkFrame(int32(xidNotification), int64(8), int32(0), int32(3), int32(3), "/s/a"),
 		}
 	})
-	p, err := newZKProxy(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	c, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	p, c := dialThroughProxy(t, server)
 
 	send := func(frame []byte) {
 		t.Helper()
@@ -210,17 +200,7 @@ func TestZKProxyCounts(t *testing.T) {
 
 func TestZKProxyCut(t *testing.T) {
 	server := fakeZooKeeper(t, func([]byte) [][]byte { return nil })
-	p, err := newZKProxy(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	c, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	p, c := dialThroughProxy(t, server)
 	if _, err := c.Write(zkFrame(int32(0), int64(0), int32(10000), int64(0), "", false)); err != nil {
 		t.Fatal(err)
 	}
@@ -240,4 +220,23 @@ func TestZKProxyCut(t *testing.T) {
 	if _, err := readFrame(refused); err != io.EOF {
 		t.Errorf("a connection during the cut read %v, want EOF", err)
 	}
+}
+
+// dialThroughProxy starts a counting proxy in front of server and opens a
+// client connection through it with a 10 s deadline; both are closed when
+// the test ends.
+func dialThroughProxy(t *testing.T, server string) (*zkProxy, net.Conn) {
+	t.Helper()
+	p, err := newZKProxy(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	c, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	return p, c
 }
