@@ -33,6 +33,28 @@ func BenchmarkApplyOne(b *testing.B) {
 	}
 }
 
+// BenchmarkApplyOneLarge is make bench's republish case in process: one
+// instance of a 10-instance service changes in a table of 10,000 such
+// services, and the service's replies are rebuilt.
+func BenchmarkApplyOneLarge(b *testing.B) {
+	s := NewSnapshot(Zone{Origin: "local.", TTL: 5e9, NegativeTTL: 1e9})
+	u := Update{Synced: true, Full: true}
+	for i := range 10000 {
+		svc := Service{Name: fmt.Sprintf("svc%d", i)}
+		for j := range 10 {
+			svc.Instances = append(svc.Instances, Instance{ID: fmt.Sprintf("inst%d", j), Address: fmt.Sprintf("10.%d.%d.%d", i/256, i%256, j+1), Port: 8080, Weight: 100})
+		}
+		u.Services = append(u.Services, svc)
+	}
+	s = s.Apply(u)
+	one := u.Services[777]
+	b.ReportAllocs()
+	for k := 0; b.Loop(); k++ {
+		one.Instances[3].Port = uint16(20000 + k%1000)
+		s = s.Apply(Update{Services: []Service{one}})
+	}
+}
+
 func BenchmarkAnswerSRV(b *testing.B) {
 	s := benchSnap()
 	q := new(dns.Msg)

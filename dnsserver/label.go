@@ -65,11 +65,16 @@ func resolveLabels(bases map[string]string) map[string]string {
 
 // resolveLabelsBeside is resolveLabels for one part of a larger set:
 // inUse reports labels held by names outside bases, which a suffixed label
-// must not take. nil means there are none.
+// must not take. nil means there are none. The result may be bases itself.
 func resolveLabelsBeside(bases map[string]string, inUse func(label string) bool) map[string]string {
 	uses := make(map[string]int, len(bases))
 	for _, base := range bases {
 		uses[base]++
+	}
+	if len(uses) == len(bases) {
+		// No two names share a base label, so each keeps its own: the
+		// common case, and every rebuild of a service comes through here.
+		return bases
 	}
 	final := make(map[string]string, len(bases))
 	taken := make(map[string]bool, len(bases))

@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"bytes"
+	"encoding/binary"
 	"net/netip"
 	"slices"
 	"strings"
@@ -223,7 +224,7 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 	for _, name := range u.Removed {
 		delete(changed, name)
 	}
-	next := s.derive(s.zone)
+	next := s.derive(nil)
 	next.synced = s.synced || u.Synced
 	if u.Full {
 		e := newEdit()
@@ -281,7 +282,8 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 // WithZone returns a snapshot with the same services and synced state as s,
 // served under the zone settings z. Every record is rebuilt.
 func (s *Snapshot) WithZone(z Zone) *Snapshot {
-	next := s.derive(normaliseZone(z))
+	z = normaliseZone(z)
+	next := s.derive(&z)
 	next.synced = s.synced
 	e := newEdit()
 	for _, svc := range s.byName.all() {
@@ -379,15 +381,19 @@ func (s *Snapshot) Labels(service string) (label string, instances map[string]st
 // Services returns the number of services served.
 func (s *Snapshot) Services() int { return s.byName.len() }
 
-// derive returns a snapshot under zone z whose serial follows s's,
-// without service indexes: the caller gives it those.
-func (s *Snapshot) derive(z Zone) *Snapshot {
+// derive returns a snapshot whose serial follows s's, without service
+// indexes: the caller gives it those. It keeps s's zone when z is nil,
+// and then copies s's apex with the new serial rather than building it.
+func (s *Snapshot) derive(z *Zone) *Snapshot {
 	serial := s.serial + 1
 	if serial == 0 {
 		// Skip 0 on wrap-around: some tools read serial 0 as "unset".
 		serial = 1
 	}
-	return &Snapshot{zone: z, serial: serial, apex: buildApex(z, serial)}
+	if z == nil {
+		return &Snapshot{zone: s.zone, serial: serial, apex: s.apex.withSerial(serial)}
+	}
+	return &Snapshot{zone: *z, serial: serial, apex: buildApex(*z, serial)}
 }
 
 func normaliseZone(z Zone) Zone {
@@ -422,15 +428,19 @@ func buildApex(z Zone, serial uint32) *apex {
 		Hdr: dns.RR_Header{Name: z.Origin, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: ttl},
 		Ns:  nsHost,
 	}}
+	var v4, v6 []netip.Addr
 	for _, addr := range z.NSAddrs {
 		if !addr.IsValid() {
 			continue
 		}
+		addr = addr.Unmap()
 		rr := addressRR(nsHost, addr, ttl)
-		if addr.Unmap().Is4() {
+		if addr.Is4() {
 			a.nsA = append(a.nsA, rr)
+			v4 = append(v4, addr)
 		} else {
 			a.nsAAAA = append(a.nsAAAA, rr)
+			v6 = append(v6, addr)
 		}
 	}
 	a.nsGlue = slices.Concat(a.nsA, a.nsAAAA)
@@ -440,58 +450,104 @@ func buildApex(z Zone, serial uint32) *apex {
 		soa: packOne(z.Origin, dns.TypeSOA, []dns.RR{a.soa}, nil),
 		ns:  packOne(z.Origin, dns.TypeNS, a.ns, a.nsGlue),
 	}
-	a.wireNS = packedName{
-		a:    packRotations(nsHost, dns.TypeA, a.nsA),
-		aaaa: packRotations(nsHost, dns.TypeAAAA, a.nsAAAA),
+	if nsWire := wireNameOf(nsHost); nsWire != nil {
+		a.wireNS = packedName{
+			a:    packAddressSet(nil, nsWire, dns.TypeA, v4, ttl),
+			aaaa: packAddressSet(nil, nsWire, dns.TypeAAAA, v6, ttl),
+		}
 	}
 	return a
 }
 
+// withSerial returns the apex a with its SOA serial changed: what
+// buildApex would build for the same zone and serial, for the price of
+// copying what holds the serial. Every update changes the serial.
+func (a *apex) withSerial(serial uint32) *apex {
+	next := *a
+	soa, neg := *a.soa.(*dns.SOA), *a.negSOA.(*dns.SOA)
+	soa.Serial, neg.Serial = serial, serial
+	next.soa, next.negSOA = &soa, &neg
+	next.negTail = patchSerial(a.negTail, serial)
+	if p := a.wireApex.soa; p != nil {
+		cp := *p
+		cp.full = patchSerial(p.full, serial)
+		cp.small = patchSerial(p.small, serial)
+		if len(p.small) == len(p.full) {
+			cp.small = cp.full
+		}
+		next.wireApex.soa = &cp
+	}
+	return &next
+}
+
+// patchSerial copies wire, which ends with SOA rdata, with its serial
+// changed: the serial is followed by four more 32-bit fields.
+func patchSerial(wire []byte, serial uint32) []byte {
+	if len(wire) < 20 {
+		return wire
+	}
+	out := bytes.Clone(wire)
+	binary.BigEndian.PutUint32(out[len(out)-20:], serial)
+	return out
+}
+
 // buildService builds the packed replies of src, served under label.
+// They are packed by hand (see handReply) except where an instance is
+// registered by hostname: that rare service's SRV reply and that
+// instance's CNAME replies are packed from records.
 func buildService(ap *apex, src Service, base, label string) *service {
 	svc := &service{src: src, base: base, label: label, origin: ap.origin, ttl: ap.ttl}
-	rec := buildRecords(ap.origin, ap.ttl, src, label)
+	served := servedInstances(ap.origin, src, label)
 	owner := under(label, ap.origin)
-	svc.instances = make(map[string]instanceReplies, len(rec.instances))
-	wire := make([]byte, 0, 64*len(rec.instances))
-	qname := make([]byte, 256)           // an instance's name in wire form
-	scratch := make([]byte, 0, 2*256+32) // an instance's reply being packed
-	for l, inst := range rec.instances {
-		name := under(l, owner)
-		r := instanceReplies{start: uint32(len(wire)), hasTXT: inst.txt != nil}
-		a, aaaa := inst.a, inst.aaaa
-		if inst.cname != nil {
-			a, aaaa = inst.cname, inst.cname
+	ownerWire := wireNameOf(owner)
+	svc.instances = make(map[string]instanceReplies, len(served))
+	wire := make([]byte, 0, 64*len(served))
+	scratch := make([]byte, 0, maxUDPReply+512) // a reply being packed
+	var qname []byte                            // an instance's name in wire form
+	var v4, v6 []netip.Addr
+	byHostname := false
+	for _, in := range served {
+		r := instanceReplies{
+			start:  uint32(len(wire)),
+			hasTXT: slices.ContainsFunc(in.TXT, fitsTXT),
 		}
-		n, err := dns.PackDomainName(name, qname, 0, nil, false)
-		for i, rrs := range [2][]dns.RR{a, aaaa} {
-			var reply []byte
-			switch {
-			case len(rrs) == 0:
-				continue
-			case inst.cname == nil && err == nil:
-				// One address: packed here, as Pack would pack it, at a
-				// fraction of the cost; a rebuild packs one per instance.
-				reply = appendAddressReply(scratch[:0], qname[:n], rrs[0])
-			default:
-				if p := packOne(name, [2]uint16{dns.TypeA, dns.TypeAAAA}[i], rrs, nil); p.full != nil && len(p.small) == len(p.full) {
-					reply = p.full
+		if !in.addr.IsValid() {
+			byHostname = true
+			cname := []dns.RR{cnameRR(in.name, in.target, ap.ttl)}
+			for i, qtype := range [2]uint16{dns.TypeA, dns.TypeAAAA} {
+				p := packOne(in.name, qtype, cname, nil)
+				if p.full == nil || len(p.small) != len(p.full) {
+					r.slow = true // too long for 512 bytes: rare, and left to Answer
+					continue
 				}
+				wire = append(wire, p.full...)
+				r.size[i] = uint16(len(p.full))
 			}
-			if reply == nil || len(reply) > dns.MinMsgSize {
-				r.slow = true // too long for 512 bytes: rare, and left to Answer
-				continue
-			}
-			wire = append(wire, reply...)
-			r.size[i] = uint16(len(reply))
+			svc.instances[in.label] = r
+			continue
 		}
-		svc.instances[l] = r
+		qname = append(append(append(qname[:0], byte(len(in.label))), in.label...), ownerWire...)
+		reply := appendAddressReply(scratch[:0], qname, in.addr, ap.ttl)
+		wire = append(wire, reply...)
+		if in.addr.Is4() {
+			r.size[0] = uint16(len(reply))
+			v4 = append(v4, in.addr)
+		} else {
+			r.size[1] = uint16(len(reply))
+			v6 = append(v6, in.addr)
+		}
+		svc.instances[in.label] = r
 	}
 	svc.instanceWire = bytes.Clone(wire)
 	svc.wire = packedName{
-		a:    packRotations(owner, dns.TypeA, rec.a),
-		aaaa: packRotations(owner, dns.TypeAAAA, rec.aaaa),
-		srv:  packOne(owner, dns.TypeSRV, rec.srv, rec.glue),
+		a:    packAddressSet(scratch, ownerWire, dns.TypeA, v4, ap.ttl),
+		aaaa: packAddressSet(scratch, ownerWire, dns.TypeAAAA, v6, ap.ttl),
+	}
+	if byHostname {
+		rec := svc.records()
+		svc.wire.srv = packOne(owner, dns.TypeSRV, rec.srv, rec.glue)
+	} else {
+		svc.wire.srv = packSRVSet(scratch, ownerWire, served, ap.ttl)
 	}
 	return svc
 }
@@ -590,10 +646,7 @@ func buildRecords(origin string, ttl uint32, src Service, label string) *service
 			built.aaaa = []dns.RR{rr}
 			rec.aaaa = append(rec.aaaa, addressRR(owner, in.addr, ttl))
 		default:
-			built.cname = []dns.RR{&dns.CNAME{
-				Hdr:    dns.RR_Header{Name: in.name, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl},
-				Target: in.target,
-			}}
+			built.cname = []dns.RR{cnameRR(in.name, in.target, ttl)}
 		}
 		rec.instances[in.label] = built
 		rec.srv = append(rec.srv, srvRR(owner, in.target, in.Instance, ttl))
@@ -638,12 +691,22 @@ func addressRR(owner string, addr netip.Addr, ttl uint32) dns.RR {
 	}
 }
 
+func cnameRR(owner, target string, ttl uint32) dns.RR {
+	return &dns.CNAME{
+		Hdr:    dns.RR_Header{Name: owner, Rrtype: dns.TypeCNAME, Class: dns.ClassINET, Ttl: ttl},
+		Target: target,
+	}
+}
+
+// fitsTXT reports whether s fits one character-string of a TXT record.
+func fitsTXT(s string) bool { return len(s) <= 255 }
+
 // txtRR returns a TXT record with the strings that fit one
 // character-string, or nil when none do.
 func txtRR(owner string, strs []string, ttl uint32) []dns.RR {
 	txt := make([]string, 0, len(strs))
 	for _, s := range strs {
-		if len(s) > 255 {
+		if !fitsTXT(s) {
 			continue
 		}
 		// miekg/dns reads a backslash in TXT data as the start of an

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"net/netip"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -260,6 +261,29 @@ func TestSnapshotSerial(t *testing.T) {
 			}
 			prev = got
 		})
+	}
+}
+
+// TestApexWithSerial holds the apex an update copies with a new serial to
+// the one buildApex builds from scratch for that serial: every record and
+// every packed reply alike.
+func TestApexWithSerial(t *testing.T) {
+	zones := []Zone{
+		fixtureZone(),
+		{Origin: "local.", TTL: 5 * time.Second, NegativeTTL: time.Second},
+		{Origin: "example.internal.", TTL: time.Hour, NegativeTTL: time.Minute, NSAddrs: []netip.Addr{
+			netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::53"), netip.MustParseAddr("192.0.2.2"),
+		}},
+		{Origin: "."},
+	}
+	for _, z := range zones {
+		for _, serial := range []uint32{2, 1 << 31, 1<<32 - 1} {
+			z := normaliseZone(z)
+			got := buildApex(z, 1).withSerial(serial)
+			if want := buildApex(z, serial); !reflect.DeepEqual(got, want) {
+				t.Errorf("zone %q, serial %d: the copied apex differs from a built one:\n%+v\nwant\n%+v", z.Origin, serial, got, want)
+			}
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 
 	"github.com/miekg/dns"
 )
@@ -124,49 +125,198 @@ func packReply(qname string, qtype uint16, answer, extra []dns.RR) *packed {
 }
 
 // appendAddressReply appends the reply to an A or AAAA query for qname (in
-// lowercase wire form) that holds the one address record rr, byte for
-// byte as packReply packs it: QR and AA set, the question, and the record
-// with its owner a pointer to the question.
-func appendAddressReply(dst, qname []byte, rr dns.RR) []byte {
-	var ip []byte
-	switch rr := rr.(type) {
-	case *dns.A:
-		ip = rr.A.To4()
-	case *dns.AAAA:
-		ip = rr.AAAA.To16()
-	}
-	hdr := rr.Header()
-	dst = append(dst, 0, 0, 0x84, 0, 0, 1, 0, 1, 0, 0, 0, 0) // ID 0, QR AA, 1 question, 1 answer
-	dst = append(dst, qname...)
-	dst = binary.BigEndian.AppendUint16(dst, hdr.Rrtype)
-	dst = binary.BigEndian.AppendUint16(dst, dns.ClassINET)
-	dst = append(dst, 0xC0, 12) // the owner: the question's name
-	dst = binary.BigEndian.AppendUint16(dst, hdr.Rrtype)
-	dst = binary.BigEndian.AppendUint16(dst, dns.ClassINET)
-	dst = binary.BigEndian.AppendUint32(dst, hdr.Ttl)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(ip)))
-	return append(dst, ip...)
+// lowercase wire form) that holds the one address addr, byte for byte as
+// packReply packs it: QR and AA set, the question, and the record with its
+// owner a pointer to the question.
+func appendAddressReply(dst, qname []byte, addr netip.Addr, ttl uint32) []byte {
+	h := startReply(dst, qname, addressType(addr))
+	h.addAddress(12, addr, ttl)
+	h.answers = 1
+	h.setCounts()
+	return h.buf
 }
 
-// packRotations packs an address set once, rotated as it is copied when
-// it can be, or else in up to maxRotations orders.
-func packRotations(qname string, qtype uint16, rrs []dns.RR) []*packed {
-	if len(rrs) == 0 {
+// handReply is a reply packed by hand, byte for byte as packReply packs
+// the same records, for the shapes a service's own replies take: answers
+// owned by the question name, then additional records owned by names the
+// answers spelled out before them. A rebuild packs several per service,
+// and this costs a fraction of building records and packing them.
+type handReply struct {
+	buf     []byte
+	qEnd    int   // the end of the question
+	ends    []int // where each record ends
+	answers int   // how many of the records are answers
+	// dropped is set once a record was left out because the reply was
+	// already longer than any reply served: only its cut form is used.
+	dropped bool
+}
+
+// startReply starts a reply in buf's storage with the question (qname,
+// qtype), its ID 0 and QR and AA set.
+func startReply(buf, qname []byte, qtype uint16) handReply {
+	buf = append(buf[:0], 0, 0, 0x84, 0, 0, 1, 0, 0, 0, 0, 0, 0)
+	buf = append(buf, qname...)
+	buf = binary.BigEndian.AppendUint16(buf, qtype)
+	buf = binary.BigEndian.AppendUint16(buf, dns.ClassINET)
+	return handReply{buf: buf, qEnd: len(buf)}
+}
+
+// room reports whether another record could still be part of a reply
+// served; when not, the record is noted as dropped.
+func (h *handReply) room() bool {
+	if len(h.buf) > maxUDPReply {
+		h.dropped = true
+		return false
+	}
+	return true
+}
+
+// addAddress adds an A or AAAA record for addr owned by the name at
+// offset owner.
+func (h *handReply) addAddress(owner int, addr netip.Addr, ttl uint32) {
+	if !h.room() {
+		return
+	}
+	h.buf = append(h.buf, 0xC0|byte(owner>>8), byte(owner))
+	h.buf = binary.BigEndian.AppendUint16(h.buf, addressType(addr))
+	h.buf = binary.BigEndian.AppendUint16(h.buf, dns.ClassINET)
+	h.buf = binary.BigEndian.AppendUint32(h.buf, ttl)
+	if addr.Is4() {
+		ip := addr.As4()
+		h.buf = append(append(h.buf, 0, 4), ip[:]...)
+	} else {
+		ip := addr.As16()
+		h.buf = append(append(h.buf, 0, 16), ip[:]...)
+	}
+	h.ends = append(h.ends, len(h.buf))
+}
+
+// addSRV adds an SRV record owned by the question name whose target is
+// label under the question name, and returns the offset of the target
+// (0 when the record was dropped). The target is not compressed (RFC
+// 2782), but later names may point to it.
+func (h *handReply) addSRV(label string, weight, port uint16, ttl uint32) int {
+	if !h.room() {
+		return 0
+	}
+	qname := h.buf[12 : h.qEnd-4]
+	h.buf = append(h.buf, 0xC0, 12)
+	h.buf = binary.BigEndian.AppendUint16(h.buf, dns.TypeSRV)
+	h.buf = binary.BigEndian.AppendUint16(h.buf, dns.ClassINET)
+	h.buf = binary.BigEndian.AppendUint32(h.buf, ttl)
+	h.buf = binary.BigEndian.AppendUint16(h.buf, uint16(6+1+len(label)+len(qname)))
+	h.buf = append(h.buf, 0, 0) // priority
+	h.buf = binary.BigEndian.AppendUint16(h.buf, weight)
+	h.buf = binary.BigEndian.AppendUint16(h.buf, port)
+	target := len(h.buf)
+	h.buf = append(h.buf, byte(len(label)))
+	h.buf = append(h.buf, label...)
+	h.buf = append(h.buf, qname...) // safe: append copies before it can overwrite
+	h.ends = append(h.ends, len(h.buf))
+	return target
+}
+
+// setCounts writes the answer and additional counts into the header.
+func (h *handReply) setCounts() {
+	binary.BigEndian.PutUint16(h.buf[6:], uint16(h.answers))
+	binary.BigEndian.PutUint16(h.buf[10:], uint16(max(len(h.ends)-h.answers, 0)))
+}
+
+// finish returns the reply, whole and cut to 512 bytes as packReply makes
+// them: the cut form keeps the answers that fit and, only when they all
+// do, the additional records that fit after them, with TC set when
+// anything had to go (Msg.Truncate's rule). With every owner a pointer
+// to an earlier name, the cut form is a prefix of the whole.
+func (h *handReply) finish() *packed {
+	h.setCounts()
+	p := new(packed)
+	if !h.dropped && len(h.buf)+len(fastOPT) <= maxUDPReply {
+		p.full = bytes.Clone(h.buf)
+	}
+	if p.full != nil && len(p.full) <= dns.MinMsgSize {
+		p.small = p.full
+		return p
+	}
+	cut, an, ar := h.qEnd, 0, 0
+	answers := h.ends[:min(h.answers, len(h.ends))] // fewer when some were dropped
+	for _, end := range answers {
+		if end > dns.MinMsgSize {
+			break
+		}
+		cut, an = end, an+1
+	}
+	if an == h.answers && cut < dns.MinMsgSize {
+		for _, end := range h.ends[len(answers):] {
+			if end > dns.MinMsgSize {
+				break
+			}
+			cut, ar = end, ar+1
+		}
+	}
+	small := bytes.Clone(h.buf[:cut])
+	binary.BigEndian.PutUint16(small[6:], uint16(an))
+	binary.BigEndian.PutUint16(small[10:], uint16(ar))
+	if h.dropped || an+ar < len(h.ends) {
+		small[2] |= 0x02 // TC
+	}
+	p.small = small
+	return p
+}
+
+// packAddressSet packs the reply to (qname, qtype) that holds addrs, all of
+// that type, once, rotated as it is copied when it can be, or else in up
+// to maxRotations orders. scratch is storage to pack in.
+func packAddressSet(scratch, qname []byte, qtype uint16, addrs []netip.Addr, ttl uint32) []*packed {
+	if len(addrs) == 0 {
 		return nil
 	}
-	first := packReply(qname, qtype, rrs, nil)
-	if len(rrs) == 1 || first.rotate(len(rrs)) {
+	pack := func(rotation int) *packed {
+		h := startReply(scratch, qname, qtype)
+		for i := range addrs {
+			h.addAddress(12, addrs[(rotation+i)%len(addrs)], ttl)
+		}
+		h.answers = len(addrs)
+		return h.finish()
+	}
+	first := pack(0)
+	if len(addrs) == 1 || first.rotate(len(addrs)) {
 		return []*packed{first}
 	}
-	n := min(len(rrs), maxRotations)
-	out := make([]*packed, 0, n)
+	out := make([]*packed, 0, min(len(addrs), maxRotations))
 	out = append(out, first)
-	for r := 1; r < n; r++ {
-		rotated := make([]dns.RR, 0, len(rrs))
-		rotated = append(append(rotated, rrs[r:]...), rrs[:r]...)
-		out = append(out, packReply(qname, qtype, rotated, nil))
+	for r := 1; r < cap(out); r++ {
+		out = append(out, pack(r))
 	}
 	return out
+}
+
+// packSRVSet packs the SRV reply to qname for instances that all have IP
+// addresses: one SRV record per instance, its target the instance's name,
+// and the instances' address records as additional records.
+func packSRVSet(scratch, qname []byte, instances []servedInstance, ttl uint32) *packed {
+	if len(instances) == 0 {
+		return nil
+	}
+	h := startReply(scratch, qname, dns.TypeSRV)
+	targets := make([]int, len(instances))
+	for i, in := range instances {
+		targets[i] = h.addSRV(in.label, in.Weight, in.Port, ttl)
+	}
+	h.answers = len(instances)
+	for i, in := range instances {
+		if targets[i] != 0 {
+			h.addAddress(targets[i], in.addr, ttl)
+		}
+	}
+	return h.finish()
+}
+
+// addressType is the record type that holds addr: A or AAAA.
+func addressType(addr netip.Addr) uint16 {
+	if addr.Is4() {
+		return dns.TypeA
+	}
+	return dns.TypeAAAA
 }
 
 // packOne is packReply for a record set that may be empty (nil: NODATA).

@@ -3,10 +3,11 @@ package dnsserver
 import (
 	"bytes"
 	"fmt"
-	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -320,26 +321,116 @@ func FuzzFastPath(f *testing.F) {
 	})
 }
 
-// TestAppendAddressReply holds the hand-packed instance replies to the
-// bytes Pack makes of the same reply.
-func TestAppendAddressReply(t *testing.T) {
+// TestHandPackedReplies holds every reply buildService packs by hand to
+// the bytes Pack makes of the same records, whole and cut to 512 bytes.
+func TestHandPackedReplies(t *testing.T) {
+	v4 := func(i int) string { return netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String() }
+	v6 := func(i int) string {
+		return netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 14: byte(i >> 8), 15: byte(i)}).String()
+	}
+	service := func(n int, addr func(int) string, id func(int) string) Service {
+		svc := Service{Name: "payments"}
+		for i := range n {
+			svc.Instances = append(svc.Instances, Instance{ID: id(i), Address: addr(i), Port: uint16(8000 + i), Weight: uint16(i * 7)})
+		}
+		return svc
+	}
+	short := func(i int) string { return fmt.Sprintf("pay-%d", i) }
+	long := func(i int) string { return fmt.Sprintf("%s-%d", strings.Repeat("instance", 7), i) }
+	mixed := func(i int) string {
+		if i%3 == 0 {
+			return v6(i)
+		}
+		return v4(i)
+	}
 	tests := []struct {
-		name string
-		rr   dns.RR
+		name   string
+		svc    Service
+		origin string
 	}{
-		{"A", &dns.A{Hdr: dns.RR_Header{Name: "pay-1.payments.local.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5}, A: net.ParseIP("192.0.2.1").To4()}},
-		{"A from a 16-byte IP", &dns.A{Hdr: dns.RR_Header{Name: "x.y.local.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 300}, A: net.ParseIP("198.51.100.7")}},
-		{"AAAA", &dns.AAAA{Hdr: dns.RR_Header{Name: "v6.payments.local.", Rrtype: dns.TypeAAAA, Class: dns.ClassINET, Ttl: 0}, AAAA: net.ParseIP("2001:db8::1")}},
-		{"a long name", &dns.A{Hdr: dns.RR_Header{Name: strings.Repeat("a", 63) + "." + strings.Repeat("b", 63) + ".svc.local.", Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1 << 30}, A: net.ParseIP("192.0.2.200").To4()}},
+		{"one IPv4 instance", service(1, v4, short), "local."},
+		{"one IPv6 instance", service(1, v6, short), "local."},
+		{"five instances", service(5, v4, short), "local."},
+		{"ten instances: SRV past 512 bytes", service(10, v4, short), "local."},
+		{"long names: additional records cut", service(6, v4, long), "local."},
+		{"mixed families", service(12, mixed, short), "example.internal."},
+		{"40 instances: addresses past 512 bytes", service(40, v4, short), "local."},
+		{"IPv6 past 512 bytes", service(30, v6, short), "local."},
+		{"300 instances: past the largest reply", service(300, mixed, long), "local."},
+		{"a long origin", service(8, v4, long), strings.Repeat("z", 60) + "." + strings.Repeat("y", 60) + ".local."},
+		{"the root as origin", service(3, v4, short), "."},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			name := tc.rr.Header().Name
-			want := packReply(name, tc.rr.Header().Rrtype, []dns.RR{tc.rr}, nil).full
-			got := appendAddressReply([]byte("prefix"), wireNameOf(name), tc.rr)
-			if !bytes.Equal(got[len("prefix"):], want) || string(got[:len("prefix")]) != "prefix" {
-				t.Errorf("appendAddressReply = %x\nPack gives %x", got, want)
+			const ttl = 5
+			ap := buildApex(Zone{Origin: tc.origin, TTL: ttl * time.Second}, 1)
+			svc := buildService(ap, tc.svc, "payments", "payments")
+			rec := buildRecords(ap.origin, ttl, tc.svc, "payments")
+			owner := under("payments", ap.origin)
+			samePacked(t, "SRV", svc.wire.srv, packOne(owner, dns.TypeSRV, rec.srv, rec.glue))
+			for i, want := range rotationsFromRecords(owner, dns.TypeA, rec.a) {
+				samePacked(t, fmt.Sprintf("A, rotation %d", i), pick(svc.wire.a, uint32(i)), want)
+			}
+			for i, want := range rotationsFromRecords(owner, dns.TypeAAAA, rec.aaaa) {
+				samePacked(t, fmt.Sprintf("AAAA, rotation %d", i), pick(svc.wire.aaaa, uint32(i)), want)
+			}
+			if len(svc.wire.a) != len(rotationsFromRecords(owner, dns.TypeA, rec.a)) {
+				t.Errorf("%d packed A replies, want %d", len(svc.wire.a), len(rotationsFromRecords(owner, dns.TypeA, rec.a)))
+			}
+			for label, inst := range rec.instances {
+				r, ok := svc.instances[label]
+				if !ok {
+					t.Fatalf("instance %s has no packed replies", label)
+				}
+				name := under(label, owner)
+				for i, rrs := range [2][]dns.RR{inst.a, inst.aaaa} {
+					got := svc.instanceWire[r.start : r.start+uint32(r.size[0])]
+					if i == 1 {
+						got = svc.instanceWire[r.start+uint32(r.size[0]) : r.start+uint32(r.size[0])+uint32(r.size[1])]
+					}
+					var want []byte
+					if len(rrs) > 0 {
+						want = packReply(name, rrs[0].Header().Rrtype, rrs, nil).full
+					}
+					if !bytes.Equal(got, want) {
+						t.Errorf("%s reply %d = %x\nPack gives %x", name, i, got, want)
+					}
+				}
 			}
 		})
+	}
+}
+
+// rotationsFromRecords packs an address set from records as packReply
+// would: once, rotated at copy time when it can be, or in up to
+// maxRotations orders.
+func rotationsFromRecords(qname string, qtype uint16, rrs []dns.RR) []*packed {
+	if len(rrs) == 0 {
+		return nil
+	}
+	first := packReply(qname, qtype, rrs, nil)
+	if len(rrs) == 1 || first.rotate(len(rrs)) {
+		return []*packed{first}
+	}
+	out := []*packed{first}
+	for r := 1; r < min(len(rrs), maxRotations); r++ {
+		out = append(out, packReply(qname, qtype, append(slices.Clone(rrs[r:]), rrs[:r]...), nil))
+	}
+	return out
+}
+
+func samePacked(t *testing.T, what string, got, want *packed) {
+	t.Helper()
+	switch {
+	case got == nil || want == nil:
+		if got != want {
+			t.Errorf("%s: packed %v, want %v", what, got, want)
+		}
+	case !bytes.Equal(got.full, want.full):
+		t.Errorf("%s: whole reply = %x\nPack gives %x", what, got.full, want.full)
+	case !bytes.Equal(got.small, want.small):
+		t.Errorf("%s: reply cut to 512 bytes = %x\nPack gives %x", what, got.small, want.small)
+	case got.rrStart != want.rrStart || got.rrLen != want.rrLen || got.rrCount != want.rrCount:
+		t.Errorf("%s: rotation %d/%d/%d, want %d/%d/%d", what, got.rrStart, got.rrLen, got.rrCount, want.rrStart, want.rrLen, want.rrCount)
 	}
 }
