@@ -78,14 +78,14 @@ func growReceiveBuffer(pc net.PacketConn) {
 // instead of twice per query.
 const batchSize = 32
 
-// batchConn reads and writes many datagrams per system call; the ipv4 and
-// ipv6 packet conns of golang.org/x/net both are one.
+// batchConn writes many datagrams per system call (sendmmsg); the ipv4
+// and ipv6 packet conns of golang.org/x/net both are one. Reading is
+// batchReader's.
 type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
 	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
-// asBatchConn wraps pc for batched I/O when it is a UDP socket.
+// asBatchConn wraps pc for batched writes when it is a UDP socket.
 func asBatchConn(pc net.PacketConn) batchConn {
 	uc, ok := pc.(*net.UDPConn)
 	if !ok {
@@ -98,16 +98,20 @@ func asBatchConn(pc net.PacketConn) batchConn {
 }
 
 // readUDP is one reader: it reads a batch of queries, answers those the
-// fast path can into one batch of replies, and the rest one by one.
+// fast path can into one batch of replies, and the rest one by one. On
+// the fast path nothing is allocated.
 func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) error {
+	uc, ok := pc.(*net.UDPConn)
 	bc := asBatchConn(pc)
-	if bc == nil {
+	if !ok || bc == nil {
 		return fmt.Errorf("dnsserver: %T is not a UDP socket", pc)
 	}
-	in := make([]ipv4.Message, batchSize)
+	in, err := newBatchReader(uc, batchSize, maxUDPQuery)
+	if err != nil {
+		return err
+	}
 	out := make([]ipv4.Message, batchSize)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, maxUDPQuery)}
+	for i := range out {
 		out[i].Buffers = [][]byte{make([]byte, 0, maxUDPReply)}
 	}
 	replies := make([][]byte, batchSize) // out's buffers, kept to reuse their storage
@@ -120,7 +124,7 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 		seq uint32    // picks the rotation of address sets
 	)
 	for {
-		n, err := bc.ReadBatch(in, 0)
+		n, err := in.read()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -135,8 +139,8 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 		pol := h.policy.Load()
 		ready := 0
 		for i := range n {
-			packet, addr := in[i].Buffers[0][:in[i].N], in[i].Addr
-			if !pol.admits(sourceOf(addr).Addr(), env) {
+			packet, src := in.packet(i), in.source(i)
+			if !pol.admits(src.Addr(), env) {
 				// Dropped before it is parsed: no reply to a source that
 				// may be forged, and no work for one that is not welcome.
 				h.metrics.observeDenied(false)
@@ -145,13 +149,13 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 			start := time.Now()
 			if reply, qtype, rcode, ok := snap.fastReply(packet, replies[ready], seq, &fq); ok {
 				seq++
-				out[ready].Buffers[0], out[ready].Addr = reply, addr
+				out[ready].Buffers[0], out[ready].Addr = reply, in.addr(i, src)
 				ready++
 				truncated := reply[2]&0x02 != 0 // TC
 				h.metrics.observeQuery(qtype, rcode, truncated, false, time.Since(start))
 				continue
 			}
-			w.remote = addr
+			w.remote = net.UDPAddrFromAddrPort(src)
 			req := new(dns.Msg)
 			if err := req.Unpack(packet); err != nil {
 				h.metrics.observeMalformed(false)

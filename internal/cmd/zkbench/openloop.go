@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -23,15 +24,26 @@ import (
 // openLoopResult is what one open-loop run measured. It travels from the
 // openloop subcommand to the bench as JSON.
 type openLoopResult struct {
-	Rate     float64       `json:"rate"` // the rate asked for, queries/s
-	Achieved float64       `json:"achieved"`
-	Sent     int64         `json:"sent"`
-	Answered int64         `json:"answered"`
-	Lost     int64         `json:"lost"`
-	P50      time.Duration `json:"p50_ns"`
-	P99      time.Duration `json:"p99_ns"`
-	P999     time.Duration `json:"p999_ns"`
-	Max      time.Duration `json:"max_ns"`
+	Rate     float64 `json:"rate"` // the rate asked for, queries/s
+	Achieved float64 `json:"achieved"`
+	Sent     int64   `json:"sent"`
+	Answered int64   `json:"answered"`
+	Lost     int64   `json:"lost"`
+	// Latency runs from the moment a query was written to the moment its
+	// reply reached the generator's socket, as the kernel stamped it
+	// (SO_TIMESTAMPNS): a reply that waits there while the generator's one
+	// CPU is busy sending is not charged to the server.
+	P50  time.Duration `json:"p50_ns"`
+	P99  time.Duration `json:"p99_ns"`
+	P999 time.Duration `json:"p999_ns"`
+	Max  time.Duration `json:"max_ns"`
+	// ReadP50 and ReadP99 run to the moment the generator read the reply
+	// instead: they add the generator's own delays.
+	ReadP50 time.Duration `json:"read_p50_ns"`
+	ReadP99 time.Duration `json:"read_p99_ns"`
+	// KernelStamps is false when the socket gave no receive timestamps;
+	// the latencies above are then read times too.
+	KernelStamps bool `json:"kernel_stamps"`
 	// Datagrams the kernel dropped for want of socket buffer during the
 	// run, on the server's sockets and on the generator's: they tell a
 	// server that fell behind from a generator that did.
@@ -48,25 +60,33 @@ type openLoopResult struct {
 //
 // The sender sleeps until the next query is due and then sends every
 // query that is due, so a late wake-up becomes a short burst rather than a
-// lower rate. Latency runs from the moment each query was written.
+// lower rate. Latency runs from the moment each query was written to the
+// moment its reply arrived (see openLoopResult).
 func openLoop(ctx context.Context, conn net.Conn, queries [][]byte, rate float64, duration, timeout time.Duration) (openLoopResult, error) {
 	if len(queries) == 0 || rate <= 0 {
 		return openLoopResult{}, errors.New("zkbench: open loop needs queries and a positive rate")
 	}
-	// sentAt[id] holds when the query with that ID was written, in
-	// nanoseconds since base, or 0 once answered. Accessed atomically:
-	// the sender stores, the receiver swaps.
+	uc, ok := conn.(*net.UDPConn)
+	if !ok {
+		return openLoopResult{}, fmt.Errorf("zkbench: open loop needs a UDP socket, not %T", conn)
+	}
+	stamped := stampReceives(uc) == nil
+	// sentAt[id] holds when the query with that ID was written, in wall
+	// nanoseconds (the clock the kernel stamps replies with), or 0 once
+	// answered. Accessed atomically: the sender stores, the receiver swaps.
 	var sentAt [1 << 16]atomic.Int64
-	base := time.Now()
-	since := func() int64 { return int64(time.Since(base)) + 1 } // never 0
 
-	received := make(chan []time.Duration, 1)
+	type latencies struct{ arrived, read []time.Duration }
+	received := make(chan latencies, 1)
 	recvErr := make(chan error, 1)
 	go func() {
 		buf := make([]byte, 65535)
-		lat := make([]time.Duration, 0, int(rate*duration.Seconds())+1)
+		oob := make([]byte, 128)
+		expect := int(rate*duration.Seconds()) + 1
+		lat := latencies{arrived: make([]time.Duration, 0, expect), read: make([]time.Duration, 0, expect)}
 		for {
-			n, err := conn.Read(buf)
+			n, oobn, _, _, err := uc.ReadMsgUDP(buf, oob)
+			read := time.Now().UnixNano()
 			if err != nil {
 				var ne net.Error
 				if errors.As(err, &ne) && ne.Timeout() {
@@ -80,9 +100,18 @@ func openLoop(ctx context.Context, conn net.Conn, queries [][]byte, rate float64
 				continue
 			}
 			id := binary.BigEndian.Uint16(buf)
-			if at := sentAt[id].Swap(0); at != 0 {
-				lat = append(lat, time.Duration(since()-at))
+			at := sentAt[id].Swap(0)
+			if at == 0 {
+				continue
 			}
+			arrived := read
+			if stamped {
+				if ts, ok := receiveStamp(oob[:oobn]); ok {
+					arrived = ts
+				}
+			}
+			lat.arrived = append(lat.arrived, time.Duration(arrived-at))
+			lat.read = append(lat.read, time.Duration(read-at))
 		}
 	}()
 
@@ -112,7 +141,7 @@ send:
 			msg = append(msg[:0], q...)
 			id := uint16(sent)
 			binary.BigEndian.PutUint16(msg, id)
-			sentAt[id].Store(since())
+			sentAt[id].Store(time.Now().UnixNano())
 			if _, err := conn.Write(msg); err != nil {
 				sendErr = fmt.Errorf("zkbench: open loop send: %w", err)
 				break send
@@ -128,18 +157,55 @@ send:
 	if sendErr != nil {
 		return openLoopResult{}, sendErr
 	}
-	slices.Sort(lat)
+	slices.Sort(lat.arrived)
+	slices.Sort(lat.read)
 	return openLoopResult{
-		Rate:     rate,
-		Achieved: float64(sent) / elapsed.Seconds(),
-		Sent:     sent,
-		Answered: int64(len(lat)),
-		Lost:     sent - int64(len(lat)),
-		P50:      percentile(lat, 50),
-		P99:      percentile(lat, 99),
-		P999:     percentile(lat, 99.9),
-		Max:      percentile(lat, 100),
+		Rate:         rate,
+		Achieved:     float64(sent) / elapsed.Seconds(),
+		Sent:         sent,
+		Answered:     int64(len(lat.arrived)),
+		Lost:         sent - int64(len(lat.arrived)),
+		P50:          percentile(lat.arrived, 50),
+		P99:          percentile(lat.arrived, 99),
+		P999:         percentile(lat.arrived, 99.9),
+		Max:          percentile(lat.arrived, 100),
+		ReadP50:      percentile(lat.read, 50),
+		ReadP99:      percentile(lat.read, 99),
+		KernelStamps: stamped,
 	}, nil
+}
+
+// stampReceives asks the kernel to stamp every datagram uc receives with
+// the wall-clock time it arrived (SO_TIMESTAMPNS).
+func stampReceives(uc *net.UDPConn) error {
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var opt error
+	if err := raw.Control(func(fd uintptr) {
+		opt = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
+	}); err != nil {
+		return err
+	}
+	return opt
+}
+
+// receiveStamp finds the SO_TIMESTAMPNS stamp among a datagram's control
+// messages, in wall nanoseconds.
+func receiveStamp(oob []byte) (int64, bool) {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SCM_TIMESTAMPNS && len(m.Data) >= 16 {
+			sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+			nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+			return sec*1e9 + nsec, true
+		}
+	}
+	return 0, false
 }
 
 // readQueries packs the questions of a dnsperf query file ("name type"

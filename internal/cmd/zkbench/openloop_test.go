@@ -152,6 +152,15 @@ func TestOpenLoop(t *testing.T) {
 			if res.Answered > 0 && (res.P50 <= 0 || res.P50 > res.P99 || res.P99 > res.P999 || res.P999 > res.Max) {
 				t.Errorf("percentiles out of order: p50 %v p99 %v p99.9 %v max %v", res.P50, res.P99, res.P999, res.Max)
 			}
+			if !res.KernelStamps {
+				t.Error("the socket gave no receive timestamps")
+			}
+			// Every reply is read after the kernel stamped it, so each read
+			// percentile is at least its arrival one; a stamp on another
+			// clock or misread would break that or be absurdly large.
+			if res.Answered > 0 && (res.ReadP50 < res.P50 || res.ReadP99 < res.P99 || res.Max > time.Second) {
+				t.Errorf("arrival p50 %v p99 %v max %v, read p50 %v p99 %v", res.P50, res.P99, res.Max, res.ReadP50, res.ReadP99)
+			}
 		})
 	}
 }

@@ -158,7 +158,10 @@ func (b *bench) throughput(ctx context.Context, fl *fleet) (*section, float64, e
 	sec.notes = append(sec.notes, "\"core share\" is the server's CPU time over the run's wall time. A server that "+
 		"dnsperf saturates uses about 100% of its core; less means it sat waiting, either because other processes "+
 		"on this shared machine held its core or because dnsperf, on the other core, could not send faster. "+
-		"Either way that run understates the server, which is why the best run counts.")
+		"Either way that run understates the server, which is why the best run counts.",
+		"Open-loop latency runs from the moment the generator wrote a query to the moment the kernel stamped its reply's "+
+			"arrival on the generator's socket (SO_TIMESTAMPNS), so it leaves out the time a reply waits there while the "+
+			"generator, one Go process on one core, is busy sending; the \"read\" figures in the table above add that wait.")
 
 	for _, s := range all {
 		sec.commands = append(sec.commands, s.server.proc.commandLine())
@@ -207,7 +210,7 @@ func (b *bench) throughputRows(sec *section, ours *serverRuns, peers map[string]
 	if p := peers["Knot"]; p != nil {
 		knotP99 = fmtRatio(float64(p99), float64(p.open.P99)) + " of Knot"
 	}
-	sec.target(fmt.Sprintf("p99 latency at %s q/s (half zkdns's peak), open loop", fmtRate(rate)),
+	sec.target(fmt.Sprintf("p99 latency at %s q/s (half zkdns's peak), open loop, to the reply's arrival", fmtRate(rate)),
 		fmt.Sprintf("%s (p50 %s, p99.9 %s)", fmtDuration(p99), fmtDuration(ours.open.P50), fmtDuration(ours.open.P999)),
 		ref(func(p *serverRuns) string { return fmtDuration(p.open.P99) }), knotP99, "< 1ms", ours.open.Answered > 0 && p99 < time.Millisecond)
 
@@ -235,10 +238,20 @@ func runsTable(all []*serverRuns, openLoopTime time.Duration) table {
 			t.add(s.server.name, "open loop", fmtRate(o.Achieved), fmtCount(o.Answered),
 				fmt.Sprintf("%s (dropped by server socket %s, by generator's %s)", fmtCount(o.Lost), fmtCount(o.ServerDrops), fmtCount(o.ClientDrops)),
 				fmtDuration(s.openCPU/time.Duration(max(o.Answered, 1))), share(s.openCPU, openLoopTime),
-				fmt.Sprintf("p50 %s, p99 %s, p99.9 %s", fmtDuration(o.P50), fmtDuration(o.P99), fmtDuration(o.P999)), "", "")
+				openLatency(o), "", "")
 		}
 	}
 	return t
+}
+
+// openLatency prints an open-loop run's latencies to the replies' arrival
+// and, beside them, to the generator reading them.
+func openLatency(o *openLoopResult) string {
+	out := fmt.Sprintf("p50 %s, p99 %s, p99.9 %s", fmtDuration(o.P50), fmtDuration(o.P99), fmtDuration(o.P999))
+	if !o.KernelStamps {
+		return out + " (read times: no kernel stamps)"
+	}
+	return out + fmt.Sprintf("; read: p50 %s, p99 %s", fmtDuration(o.ReadP50), fmtDuration(o.ReadP99))
 }
 
 // rcodeSummary prints response codes as shares of the answers, which
