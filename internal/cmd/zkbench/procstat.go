@@ -133,3 +133,36 @@ func processMemory(pid int, field string) (int64, error) {
 	}
 	return parseStatusMemory(status, field)
 }
+
+// cpuSteal reads how long the hypervisor has kept CPU core from this
+// machine since boot (the steal column of /proc/stat): time in which
+// whatever runs on that core stands still, whoever it is.
+func cpuSteal(core int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, fmt.Errorf("zkbench: %w", err)
+	}
+	return parseCPUSteal(b, core)
+}
+
+// parseCPUSteal finds core's line in /proc/stat ("cpuN user nice system
+// idle iowait irq softirq steal ...") and returns its steal time.
+func parseCPUSteal(stat []byte, core int) (time.Duration, error) {
+	label := []byte("cpu" + strconv.Itoa(core))
+	const stealField = 8
+	for line := range bytes.SplitSeq(stat, []byte("\n")) {
+		f := bytes.Fields(line)
+		if len(f) == 0 || !bytes.Equal(f[0], label) {
+			continue
+		}
+		if len(f) <= stealField {
+			return 0, fmt.Errorf("zkbench: /proc/stat line %s has no steal column", label)
+		}
+		ticks, err := strconv.ParseInt(string(f[stealField]), 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("zkbench: /proc/stat %s steal: %w", label, err)
+		}
+		return time.Duration(ticks) * clockTick, nil
+	}
+	return 0, fmt.Errorf("zkbench: /proc/stat has no line for %s", label)
+}

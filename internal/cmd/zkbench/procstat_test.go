@@ -112,3 +112,34 @@ func TestParseStatusMemory(t *testing.T) {
 		})
 	}
 }
+
+func TestParseCPUSteal(t *testing.T) {
+	stat := "cpu  1318866 0 587720 1274212 17131 0 89999 86039 0 0\n" +
+		"cpu0 673201 0 270693 647491 4319 0 48265 42094 0 0\n" +
+		"cpu1 645664 0 317027 626721 12812 0 41733 43945 0 0\n" +
+		"cpu12 1 0 0 0 0 0 0 7 0 0\n" +
+		"cpu2 1 2 3\n" +
+		"intr 1 2 3\n"
+	tests := []struct {
+		core    int
+		want    time.Duration
+		wantErr string
+	}{
+		{core: 0, want: 42094 * clockTick},
+		{core: 1, want: 43945 * clockTick},
+		{core: 12, want: 7 * clockTick},
+		{core: 2, wantErr: "no steal column"},
+		{core: 3, wantErr: "no line for cpu3"},
+	}
+	for _, tt := range tests {
+		got, err := parseCPUSteal([]byte(stat), tt.core)
+		switch {
+		case tt.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("core %d: err = %v, want %q", tt.core, err, tt.wantErr)
+			}
+		case err != nil || got != tt.want:
+			t.Errorf("core %d: %v, %v; want %v", tt.core, got, err, tt.want)
+		}
+	}
+}

@@ -22,6 +22,9 @@ type serverRuns struct {
 	open   *openLoopResult
 	// openCPU is the server's CPU during the open-loop run.
 	openCPU time.Duration
+	// openSteal is how long the hypervisor held the server's core during
+	// the open-loop run; -1 when it could not be read.
+	openSteal time.Duration
 }
 
 // best is the highest throughput of the server's runs: noise on a shared
@@ -140,6 +143,7 @@ func (b *bench) throughput(ctx context.Context, fl *fleet) (*section, float64, e
 		if err != nil {
 			return sec, peak, err
 		}
+		stealBefore, stealErr := cpuSteal(b.opts.serverCore)
 		res, cmdline, err := b.openLoop(ctx, s.server.addr, fl.queries, rate)
 		if err != nil {
 			return sec, peak, err
@@ -149,6 +153,11 @@ func (b *bench) throughput(ctx context.Context, fl *fleet) (*section, float64, e
 			return sec, peak, err
 		}
 		s.open, s.openCPU = &res, after-before
+		if stealAfter, err := cpuSteal(b.opts.serverCore); err == nil && stealErr == nil {
+			s.openSteal = stealAfter - stealBefore
+		} else {
+			s.openSteal = -1
+		}
 		openCmd = cmdline
 		b.log.Info("open loop", "server", s.server.name, "rate", int(rate), "p50", fmtDuration(res.P50), "p99", fmtDuration(res.P99), "lost", res.Lost)
 	}
@@ -161,7 +170,8 @@ func (b *bench) throughput(ctx context.Context, fl *fleet) (*section, float64, e
 		"Either way that run understates the server, which is why the best run counts.",
 		"Open-loop latency runs from the moment the generator wrote a query to the moment the kernel stamped its reply's "+
 			"arrival on the generator's socket (SO_TIMESTAMPNS), so it leaves out the time a reply waits there while the "+
-			"generator, one Go process on one core, is busy sending; the \"read\" figures in the table above add that wait.")
+			"generator, one Go process on one core, is busy sending; the \"read\" figures in the table above add that wait.",
+		stealNote(all, b.opts.serverCore, b.plan.openLoopTime))
 
 	for _, s := range all {
 		sec.commands = append(sec.commands, s.server.proc.commandLine())
@@ -242,6 +252,24 @@ func runsTable(all []*serverRuns, openLoopTime time.Duration) table {
 		}
 	}
 	return t
+}
+
+// stealNote reports the time the hypervisor took the server's core
+// during each open-loop run: a server stands still for all of it, and a
+// few milliseconds of it in a run are enough to fill a p99.
+func stealNote(all []*serverRuns, core int, runTime time.Duration) string {
+	var parts []string
+	for _, s := range all {
+		switch {
+		case s.open == nil:
+		case s.openSteal < 0:
+			parts = append(parts, s.server.name+" not read")
+		default:
+			parts = append(parts, fmt.Sprintf("%s %s (%.1f%%)", s.server.name, fmtDuration(s.openSteal), 100*s.openSteal.Seconds()/runTime.Seconds()))
+		}
+	}
+	return fmt.Sprintf("This machine is a virtual one: during each open-loop run the hypervisor took CPU %d, the server's, for %s "+
+		"(steal time from /proc/stat, in 10 ms ticks).", core, strings.Join(parts, ", "))
 }
 
 // openLatency prints an open-loop run's latencies to the replies' arrival
