@@ -359,6 +359,12 @@ func TestHandPackedReplies(t *testing.T) {
 		{"300 instances: past the largest reply", service(300, mixed, long), "local."},
 		{"a long origin", service(8, v4, long), strings.Repeat("z", 60) + "." + strings.Repeat("y", 60) + ".local."},
 		{"the root as origin", service(3, v4, short), "."},
+		{"an instance by hostname: SRV from records", service(4, func(i int) string {
+			if i == 2 {
+				return "db-2.example.com"
+			}
+			return v4(i)
+		}, short), "local."},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -383,14 +389,18 @@ func TestHandPackedReplies(t *testing.T) {
 					t.Fatalf("instance %s has no packed replies", label)
 				}
 				name := under(label, owner)
-				for i, rrs := range [2][]dns.RR{inst.a, inst.aaaa} {
+				byType := [2][]dns.RR{inst.a, inst.aaaa}
+				if inst.cname != nil {
+					byType = [2][]dns.RR{inst.cname, inst.cname}
+				}
+				for i, rrs := range byType {
 					got := svc.instanceWire[r.start : r.start+uint32(r.size[0])]
 					if i == 1 {
 						got = svc.instanceWire[r.start+uint32(r.size[0]) : r.start+uint32(r.size[0])+uint32(r.size[1])]
 					}
 					var want []byte
 					if len(rrs) > 0 {
-						want = packReply(name, rrs[0].Header().Rrtype, rrs, nil).full
+						want = packReply(name, [2]uint16{dns.TypeA, dns.TypeAAAA}[i], rrs, nil).full
 					}
 					if !bytes.Equal(got, want) {
 						t.Errorf("%s reply %d = %x\nPack gives %x", name, i, got, want)

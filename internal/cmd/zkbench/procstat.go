@@ -136,7 +136,8 @@ func processMemory(pid int, field string) (int64, error) {
 
 // cpuSteal reads how long the hypervisor has kept CPU core from this
 // machine since boot (the steal column of /proc/stat): time in which
-// whatever runs on that core stands still, whoever it is.
+// whatever runs on that core stands still, whoever it is. A negative core
+// means all of them together.
 func cpuSteal(core int) (time.Duration, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
@@ -146,9 +147,13 @@ func cpuSteal(core int) (time.Duration, error) {
 }
 
 // parseCPUSteal finds core's line in /proc/stat ("cpuN user nice system
-// idle iowait irq softirq steal ...") and returns its steal time.
+// idle iowait irq softirq steal ...", "cpu" for the sum of all) and
+// returns its steal time.
 func parseCPUSteal(stat []byte, core int) (time.Duration, error) {
-	label := []byte("cpu" + strconv.Itoa(core))
+	label := []byte("cpu")
+	if core >= 0 {
+		label = strconv.AppendInt(label, int64(core), 10)
+	}
 	const stealField = 8
 	for line := range bytes.SplitSeq(stat, []byte("\n")) {
 		f := bytes.Fields(line)

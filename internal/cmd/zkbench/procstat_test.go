@@ -125,6 +125,7 @@ func TestParseCPUSteal(t *testing.T) {
 		want    time.Duration
 		wantErr string
 	}{
+		{core: -1, want: 86039 * clockTick},
 		{core: 0, want: 42094 * clockTick},
 		{core: 1, want: 43945 * clockTick},
 		{core: 12, want: 7 * clockTick},

@@ -17,10 +17,15 @@ type header struct {
 	machine   string
 	loadStart string
 	loadEnd   string // filled in when the run is over
-	zkdns     string
-	peers     []string // "Knot DNS 3.2.6", …
-	tools     []string
-	quick     bool
+	// stealStart is the hypervisor's steal time over all CPUs when the
+	// run started; stolen is how much more it took by the end (filled in
+	// then). Both are -1 when /proc/stat could not be read.
+	stealStart, stolen time.Duration
+	took               time.Duration // the run's wall time, for stolen's share
+	zkdns              string
+	peers              []string // "Knot DNS 3.2.6", …
+	tools              []string
+	quick              bool
 }
 
 func collectHeader(ctx context.Context, opts options, zkAddr string) header {
@@ -43,6 +48,10 @@ func collectHeader(ctx context.Context, opts options, zkAddr string) header {
 	kernel := strings.TrimSpace(readString("/proc/sys/kernel/osrelease"))
 	h.machine = fmt.Sprintf("%s, %d CPUs, %s RAM, Linux %s, %s", cpu, runtime.NumCPU(), mem, kernel, runtime.Version())
 	h.loadStart = loadAverage()
+	h.stealStart, h.stolen = -1, -1
+	if steal, err := cpuSteal(-1); err == nil {
+		h.stealStart = steal
+	}
 	h.zkdns = strings.TrimPrefix(firstLine(commandOutput(ctx, opts.zkdns, "version")), "zkdns ")
 
 	if opts.knotd != "" {
@@ -107,6 +116,11 @@ func (h header) markdown() string {
 		fmt.Fprintf(&b, ", %s at the end", h.loadEnd)
 	}
 	b.WriteString(" (other work shares the machine; above 2 the CPUs were contended).\n")
+	if h.stolen >= 0 && h.took > 0 {
+		fmt.Fprintf(&b, "- The machine is virtual: during the run its hypervisor took %s of the CPUs' time (%.1f%% of %d CPUs × %s; steal time from /proc/stat): "+
+			"time in which whatever ran on a CPU stood still.\n",
+			fmtDuration(h.stolen), 100*h.stolen.Seconds()/(float64(runtime.NumCPU())*h.took.Seconds()), runtime.NumCPU(), fmtDuration(h.took))
+	}
 	fmt.Fprintf(&b, "- zkdns: %s, as `make build` made it.\n", h.zkdns)
 	if len(h.peers) > 0 {
 		fmt.Fprintf(&b, "- Peers: %s.\n", strings.Join(h.peers, ", "))
