@@ -1,10 +1,13 @@
 package daemon
 
 import (
+	"fmt"
+	"log/slog"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zkdns/zkdns/dnsserver"
 	"github.com/zkdns/zkdns/zkwatch"
 )
@@ -106,5 +109,52 @@ func TestWarmupWindows(t *testing.T) {
 				t.Errorf("window = %s, want %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestPublisherSummary holds the counts the status line shows, kept as
+// updates arrive, to a count of the view after every step.
+func TestPublisherSummary(t *testing.T) {
+	m, err := newMetrics(prometheus.NewRegistry(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := dnsserver.NewHandler(dnsserver.NewSnapshot(dnsserver.Zone{Origin: "local.", TTL: time.Second, NegativeTTL: time.Second}), nil)
+	p := newPublisher(h, slog.New(slog.DiscardHandler), m, warmups{})
+	svc := func(name string, health ...bool) zkwatch.ServiceState {
+		s := zkwatch.ServiceState{ServiceSpec: zkwatch.ServiceSpec{Name: name}}
+		for i, up := range health {
+			s.Instances = append(s.Instances, zkwatch.Instance{
+				ID: fmt.Sprintf("%s-%d", name, i), Format: "serverset", Address: fmt.Sprintf("192.0.2.%d", i+1), Port: 80, Weight: 1, Healthy: up,
+			})
+		}
+		return s
+	}
+	steps := []struct {
+		name string
+		u    zkwatch.Update
+	}{
+		{"full sync", zkwatch.Update{Full: true, Synced: true, Services: []zkwatch.ServiceState{svc("a", true, true), svc("b", true, false)}}},
+		{"an instance goes unhealthy", zkwatch.Update{Services: []zkwatch.ServiceState{svc("a", true, false)}}},
+		{"a service is added", zkwatch.Update{Services: []zkwatch.ServiceState{svc("c", true, true, true)}}},
+		{"a service is removed", zkwatch.Update{Removed: []string{"b"}}},
+		{"a service empties", zkwatch.Update{Services: []zkwatch.ServiceState{svc("c")}}},
+		{"removing an unknown service", zkwatch.Update{Removed: []string{"nosuch"}}},
+		{"a second full sync", zkwatch.Update{Full: true, Synced: true, Services: []zkwatch.ServiceState{svc("d", false, true)}}},
+	}
+	for _, step := range steps {
+		p.apply(p.current(), step.u)
+		wantHealthy := 0
+		for _, info := range p.view() {
+			for _, in := range info.Instances {
+				if in.Healthy {
+					wantHealthy++
+				}
+			}
+		}
+		services, healthy := p.summary()
+		if services != len(p.view()) || healthy != wantHealthy {
+			t.Errorf("after %s: summary %d services, %d healthy; the view has %d, %d", step.name, services, healthy, len(p.view()), wantHealthy)
+		}
 	}
 }

@@ -76,14 +76,8 @@ func (m *metrics) reloadFailed() {
 }
 
 func (m *metrics) setInstances(s zkwatch.ServiceState) {
-	var c instanceCount
-	for _, in := range s.Instances {
-		if in.Healthy {
-			c.healthy++
-		} else {
-			c.unhealthy++
-		}
-	}
+	healthy := healthyIn(s)
+	c := instanceCount{healthy: healthy, unhealthy: len(s.Instances) - healthy}
 	m.instances.mu.Lock()
 	m.instances.counts[s.Name] = c
 	m.instances.mu.Unlock()

@@ -33,6 +33,7 @@ type publisher struct {
 	pending  int // a replacement's generation; 0 for none
 	lastGen  int
 	services map[string]zkwatch.ServiceState // what the served watcher sees, healthy or not
+	healthy  int                             // healthy instances in services, kept as they change
 	watchers map[int]*zkwatch.Watcher        // by generation, for readiness
 	warmups  warmups
 	// warm names the services built with a warm-up weight below the base,
@@ -163,8 +164,10 @@ func (p *publisher) updateView(u zkwatch.Update) {
 				p.metrics.forgetService(name)
 			}
 		}
+		p.healthy = 0
 		for _, s := range next {
 			p.metrics.setInstances(s)
+			p.healthy += healthyIn(s)
 		}
 		p.services = next
 		return
@@ -172,6 +175,7 @@ func (p *publisher) updateView(u zkwatch.Update) {
 	for _, s := range u.Services {
 		old, had := p.services[s.Name]
 		p.services[s.Name] = s
+		p.healthy += healthyIn(s) - healthyIn(old)
 		p.metrics.setInstances(s)
 		if !had {
 			p.logger.Info("service added", "service", s.Name, "path", s.Path, "instances", len(s.Instances))
@@ -185,6 +189,7 @@ func (p *publisher) updateView(u zkwatch.Update) {
 			continue
 		}
 		delete(p.services, name)
+		p.healthy -= healthyIn(old)
 		p.metrics.forgetService(name)
 		p.logger.Info("service removed", "service", name, "path", old.Path)
 	}
@@ -271,19 +276,24 @@ func (p *publisher) servedStatus() (zkwatch.Status, bool) {
 }
 
 // summary counts the services the served watcher sees and their healthy
-// instances, without building the view: the status line asks every few
-// seconds, and the view of 100,000 instances is megabytes.
+// instances. The status line asks every few seconds, so the count is
+// kept as updates arrive: walking 100,000 instances under mu would hold
+// up a publish.
 func (p *publisher) summary() (services, healthy int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, s := range p.services {
-		for _, in := range s.Instances {
-			if in.Healthy {
-				healthy++
-			}
+	return len(p.services), p.healthy
+}
+
+// healthyIn counts a service's healthy instances.
+func healthyIn(s zkwatch.ServiceState) int {
+	n := 0
+	for _, in := range s.Instances {
+		if in.Healthy {
+			n++
 		}
 	}
-	return len(p.services), healthy
+	return n
 }
 
 // view returns the services as the served watcher sees them, sorted by
