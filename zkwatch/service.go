@@ -28,6 +28,13 @@ type service struct {
 	// payload does not decode, or an ACL refused the read), by name: the
 	// Mzxid read, or 0 when refused. Nil while there are none.
 	unserved map[string]int64
+
+	// unpublished is set while the service differs from what was last
+	// published of it (a new service always does). A re-listing that
+	// finds what is already known, as the child event after a deletion
+	// that the instance's own watch already published does, publishes
+	// nothing.
+	unpublished bool
 }
 
 // nodeRead is the outcome of reading one instance znode.
@@ -76,7 +83,19 @@ func (s *service) childCount() int { return len(s.instances) + len(s.unserved) }
 
 // clearChildren forgets every child.
 func (s *service) clearChildren() {
+	if s.childCount() > 0 {
+		s.unpublished = true
+	}
 	s.instances, s.mzxids, s.unserved = nil, nil, nil
+}
+
+// setPath records whether the service's path exists and whether an ACL
+// refuses it.
+func (s *service) setPath(exists, denied bool) {
+	if exists != s.exists || denied != s.denied {
+		s.unpublished = true
+	}
+	s.exists, s.denied = exists, denied
 }
 
 // state is the service as published. Its Instances is the service's own
@@ -106,6 +125,7 @@ func (s *service) update(gone []string, reads []nodeRead) {
 	if len(gone) == 0 && len(reads) == 0 {
 		return
 	}
+	s.unpublished = true
 	for _, name := range gone {
 		delete(s.unserved, name)
 	}

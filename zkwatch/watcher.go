@@ -461,6 +461,7 @@ func (w *Watcher) resync(ctx context.Context) error {
 	states := make([]ServiceState, 0, len(all))
 	for _, s := range all {
 		states = append(states, s.state())
+		s.unpublished = false
 	}
 	w.synced = true
 	w.updateStatus(func(st *Status) { st.Synced = true })
@@ -652,15 +653,17 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 }
 
 // publishTouched publishes the current state of the touched services that
-// are still watched, and the removals, as one update.
+// are still watched and changed since they were last published, and the
+// removals, as one update.
 func (w *Watcher) publishTouched(touched map[string]*service, removed []string, eventTime, readTime time.Time) {
 	u := Update{Removed: removed, EventTime: eventTime}
 	if !eventTime.IsZero() {
 		u.ReadTime = readTime
 	}
 	for _, s := range touched {
-		if w.services[s.spec.Name] == s {
+		if w.services[s.spec.Name] == s && s.unpublished {
 			u.Services = append(u.Services, s.state())
+			s.unpublished = false
 		}
 	}
 	if len(u.Services) == 0 && len(u.Removed) == 0 {
@@ -778,7 +781,7 @@ func (w *Watcher) listService(ctx context.Context, s *service) error {
 		// Served as an existing service with no instances (NODATA), so
 		// the other services keep serving and this one answers cleanly.
 		w.deny(s.full, s.spec.Name, err)
-		s.exists, s.denied = true, true
+		s.setPath(true, true)
 		for name := range s.children() {
 			w.forgetNode(s.full + "/" + name)
 		}
@@ -789,7 +792,7 @@ func (w *Watcher) listService(ctx context.Context, s *service) error {
 		return err
 	}
 	w.allow(s.full)
-	s.exists, s.denied = exists, false
+	s.setPath(exists, false)
 	present := make(map[string]bool, len(children))
 	var fresh []string
 	for _, c := range children {
@@ -1020,6 +1023,7 @@ func (w *Watcher) addService(ws wantedService) *service {
 		spec:         ws.spec,
 		full:         w.full(ws.spec.Path),
 		discoveredBy: ws.discoveredBy,
+		unpublished:  true,
 	}
 	w.services[s.spec.Name] = s
 	w.byPath[s.full] = s
