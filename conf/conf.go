@@ -88,11 +88,12 @@ type DNS struct {
 	// trailing dot. Default "local.".
 	Zone string `toml:"zone"`
 
-	// TTL is the TTL of positive answers, 0 to 24h. Default 5s.
+	// TTL is the TTL of positive answers, 0 to 24h in whole seconds.
+	// Default 5s.
 	TTL Duration `toml:"ttl"`
 
 	// NegativeTTL is the SOA minimum, which resolvers use to cache
-	// NXDOMAIN and NODATA, 0 to 24h. Default 1s.
+	// NXDOMAIN and NODATA, 0 to 24h in whole seconds. Default 1s.
 	NegativeTTL Duration `toml:"negative_ttl"`
 
 	// Upstreams are IP:port resolvers that names outside Zone are

@@ -86,7 +86,7 @@ func TestParseNormalises(t *testing.T) {
 			Listen:      []string{"127.0.0.1:53", "[::1]:53"},
 			Zone:        "svc.example.",
 			TTL:         Duration{2 * time.Second},
-			NegativeTTL: Duration{500 * time.Millisecond},
+			NegativeTTL: Duration{2 * time.Second},
 			Upstreams:   []string{"192.0.2.53:53", "[2001:db8::53]:53", "198.51.100.53:5353"},
 			Allow:       []string{"127.0.0.0/8", "198.51.100.0/24", "2001:db8::7/128"},
 		},

@@ -123,8 +123,8 @@ func (ps *problems) checkDNS(d *DNS) {
 		}
 	}
 
-	ps.checkDuration(pathOf("dns", "ttl"), d.TTL, 0, maxTTL)
-	ps.checkDuration(pathOf("dns", "negative_ttl"), d.NegativeTTL, 0, maxTTL)
+	ps.checkTTL(pathOf("dns", "ttl"), d.TTL)
+	ps.checkTTL(pathOf("dns", "negative_ttl"), d.NegativeTTL)
 
 	upstreams := pathOf("dns", "upstreams")
 	for i, u := range d.Upstreams {
@@ -334,6 +334,18 @@ func (ps *problems) checkWatch(p keyPath, format, endpoint string, warmup Durati
 func (ps *problems) checkDuration(p keyPath, d Duration, lo, hi time.Duration) {
 	if d.Duration < lo || d.Duration > hi {
 		ps.invalid(p, d.String(), "must be from %s to %s", shortDuration(lo), shortDuration(hi))
+	}
+}
+
+// checkTTL checks a TTL: DNS carries whole seconds, so "1500ms" would be
+// served as 1 s and "500ms" as 0 (not cached at all), which is never what
+// was meant.
+func (ps *problems) checkTTL(p keyPath, d Duration) {
+	switch {
+	case d.Duration < 0 || d.Duration > maxTTL:
+		ps.invalid(p, d.String(), "must be from 0s to %s", shortDuration(maxTTL))
+	case d.Duration%time.Second != 0:
+		ps.invalid(p, d.String(), "must be whole seconds (DNS carries TTLs in seconds), like %q", shortDuration(d.Duration.Round(time.Second)))
 	}
 }
 

@@ -263,6 +263,14 @@ func TestParseValidation(t *testing.T) {
 			want: []string{`t.toml:4: dns.ttl "-1s": must be from 0s to 24h`},
 		},
 		{
+			name: "a TTL in parts of a second",
+			src:  minimalZK + "[dns]\nttl = \"1500ms\"\nnegative_ttl = \"300ms\"\n",
+			want: []string{
+				`t.toml:4: dns.ttl "1.5s": must be whole seconds (DNS carries TTLs in seconds), like "2s"`,
+				`t.toml:5: dns.negative_ttl "300ms": must be whole seconds (DNS carries TTLs in seconds), like "0s"`,
+			},
+		},
+		{
 			name: "negative_ttl too long",
 			src:  minimalZK + "[dns]\nnegative_ttl = \"24h0m1s\"\n",
 			want: []string{`t.toml:4: dns.negative_ttl "24h0m1s": must be from 0s to 24h`},
