@@ -25,8 +25,8 @@ func (ps *problems) check(c *Config) {
 	ps.checkDNS(&c.DNS)
 	ps.checkAdmin(&c.Admin)
 	ps.checkLog(&c.Log)
-	ps.checkServices(c.Services)
-	ps.checkDiscovers(c.Discover)
+	servicePaths := ps.checkServices(c.Services)
+	ps.checkDiscovers(c.Discover, servicePaths)
 }
 
 func (ps *problems) checkZooKeeper(z *ZooKeeper) {
@@ -238,7 +238,9 @@ func (ps *problems) checkLog(l *Log) {
 	}
 }
 
-func (ps *problems) checkServices(services []Service) {
+// checkServices checks the [[service]] tables and returns the index of
+// each service path.
+func (ps *problems) checkServices(services []Service) map[string]int {
 	names := make(map[string]int, len(services))
 	paths := make(map[string]int, len(services))
 	for i := range services {
@@ -265,14 +267,22 @@ func (ps *problems) checkServices(services []Service) {
 
 		s.Format = ps.checkWatch(p, s.Format, s.Endpoint, s.Warmup)
 	}
+	return paths
 }
 
-func (ps *problems) checkDiscovers(discovers []Discover) {
+// checkDiscovers checks the [[discover]] tables. servicePaths are the
+// [[service]] paths: a path's children are either one service's
+// instances or services, and zkdns cannot watch it as both.
+func (ps *problems) checkDiscovers(discovers []Discover, servicePaths map[string]int) {
 	paths := make(map[string]int, len(discovers))
 	for i := range discovers {
 		d := &discovers[i]
 		p := pathOf("discover").at(i)
 
+		if j, taken := servicePaths[d.Path]; taken {
+			ps.invalid(p.child("path"), d.Path, "already the path of service[%d]; "+
+				"its children are that service's instances, so it cannot hold services too", j)
+		}
 		ps.checkWatchPath(p.child("path"), d.Path, i, paths, watchPath{
 			holds: "services", example: "/services", kind: "discover",
 			dupAdvice: "list each path once",

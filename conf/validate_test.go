@@ -555,6 +555,13 @@ warmup = "24h1s"
 			},
 		},
 		{
+			name: "discover path that a service watches",
+			src:  minimalZK + "[[service]]\nname = \"payments\"\npath = \"/services/payments\"\n[[discover]]\npath = \"/services/payments\"\n[[discover]]\npath = \"/services\"\n",
+			want: []string{
+				`t.toml:7: discover[0].path "/services/payments": already the path of service[0]; its children are that service's instances, so it cannot hold services too`,
+			},
+		},
+		{
 			name: "discover format, endpoint and warmup",
 			src:  minimalZK + "[[discover]]\npath = \"/a\"\nformat = \"eureka\"\n[[discover]]\npath = \"/b\"\nformat = \"hostport\"\nendpoint = \"http\"\nwarmup = \"25h\"\n",
 			want: []string{
