@@ -35,10 +35,9 @@ lint: deps
 # busy the other packages' tests keep the machine. .ci/run runs both.
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v '/faults$$')
 
-## test: lint, then every test (but the fault scenarios) with -race against a real ZooKeeper, then the allocation tests without -race
+## test: lint, then every test (but the fault scenarios) with -race against a real ZooKeeper
 test: lint
 	$(GO) test -race -count=1 -timeout 20m $(UNIT_PKGS)
-	$(GO) test -count=1 -run Allocat ./dnsserver/
 
 ## test-faults: ZooKeeper ensemble faults and zkdns restarts, end to end (see RELIABILITY.md)
 test-faults:

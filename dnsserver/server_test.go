@@ -578,12 +578,7 @@ func TestServeGrowsUDPReceiveBuffer(t *testing.T) {
 // means collections, and their pauses show in the latency tail. The
 // count is the whole process's, client and server, averaged over many
 // queries.
-//
-// make test runs it again without the race detector (see raceEnabled).
 func TestServeUDPAllocatesNothing(t *testing.T) {
-	if raceEnabled {
-		t.Skip("the race detector makes pooled storage allocate; make test runs this without it")
-	}
 	for _, family := range []struct{ name, addr string }{{"IPv4", "127.0.0.1:0"}, {"IPv6", "[::1]:0"}} {
 		t.Run(family.name, func(t *testing.T) {
 			m, err := NewMetrics(prometheus.NewRegistry())

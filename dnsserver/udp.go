@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -78,45 +76,25 @@ func growReceiveBuffer(pc net.PacketConn) {
 // instead of twice per query.
 const batchSize = 32
 
-// batchConn writes many datagrams per system call (sendmmsg); the ipv4
-// and ipv6 packet conns of golang.org/x/net both are one. Reading is
-// batchReader's.
-type batchConn interface {
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
-// asBatchConn wraps pc for batched writes when it is a UDP socket.
-func asBatchConn(pc net.PacketConn) batchConn {
-	uc, ok := pc.(*net.UDPConn)
-	if !ok {
-		return nil
-	}
-	if a, ok := uc.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
-		return ipv6.NewPacketConn(uc)
-	}
-	return ipv4.NewPacketConn(uc)
-}
-
 // readUDP is one reader: it reads a batch of queries, answers those the
 // fast path can into one batch of replies, and the rest one by one. On
 // the fast path nothing is allocated.
 func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) error {
 	uc, ok := pc.(*net.UDPConn)
-	bc := asBatchConn(pc)
-	if !ok || bc == nil {
+	if !ok {
 		return fmt.Errorf("dnsserver: %T is not a UDP socket", pc)
 	}
 	in, err := newBatchReader(uc, batchSize, maxUDPQuery)
 	if err != nil {
 		return err
 	}
-	out := make([]ipv4.Message, batchSize)
-	for i := range out {
-		out[i].Buffers = [][]byte{make([]byte, 0, maxUDPReply)}
+	out, err := newBatchWriter(uc, batchSize)
+	if err != nil {
+		return err
 	}
-	replies := make([][]byte, batchSize) // out's buffers, kept to reuse their storage
+	replies := make([][]byte, batchSize) // one buffer per reply in a batch
 	for i := range replies {
-		replies[i] = out[i].Buffers[0]
+		replies[i] = make([]byte, 0, maxUDPReply)
 	}
 	w := &udpResponseWriter{pc: pc, out: make([]byte, 0, dns.MaxMsgSize)}
 	var (
@@ -137,7 +115,6 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 		}
 		snap := h.snap.Load()
 		pol := h.policy.Load()
-		ready := 0
 		for i := range n {
 			packet, src := in.packet(i), in.source(i)
 			if !pol.admits(src.Addr(), env) {
@@ -147,10 +124,9 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 				continue
 			}
 			start := time.Now()
-			if reply, qtype, rcode, ok := snap.fastReply(packet, replies[ready], seq, &fq); ok {
+			if reply, qtype, rcode, ok := snap.fastReply(packet, replies[out.n], seq, &fq); ok {
 				seq++
-				out[ready].Buffers[0], out[ready].Addr = reply, in.addr(i, src)
-				ready++
+				out.add(reply, in, i)
 				truncated := reply[2]&0x02 != 0 // TC
 				h.metrics.observeQuery(qtype, rcode, truncated, false, time.Since(start))
 				continue
@@ -167,19 +143,7 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 			}
 			h.serve(env, w, req)
 		}
-		writeAll(bc, out[:ready])
-	}
-}
-
-// writeAll sends the batch, going on past a datagram the kernel refuses
-// (an unreachable client is that client's loss, not the others').
-func writeAll(bc batchConn, ms []ipv4.Message) {
-	for len(ms) > 0 {
-		n, err := bc.WriteBatch(ms, 0)
-		if err != nil {
-			n = max(n, 1)
-		}
-		ms = ms[n:]
+		out.flush()
 	}
 }
 
