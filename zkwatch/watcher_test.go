@@ -165,15 +165,23 @@ func serverset(status string) string {
 	return `{"serviceEndpoint":{"host":"192.0.2.7","port":31010},"additionalEndpoints":{},"status":"` + status + `"}`
 }
 
+// TestWatcherFollowsInstances makes each kind of change and checks that
+// it is published, once: a deletion is published from the instance's own
+// watch, and the child event that follows re-lists the service, finds
+// nothing new and publishes nothing. A change to a third service after
+// each step marks when the step's events are all handled, as events are
+// handled in the order they arrive.
 func TestWatcherFollowsInstances(t *testing.T) {
 	base := "/" + t.Name()
 	owner := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
 	testutil.CreateZnode(t, owner, base+"/hp/a", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, owner, base+"/ss/member_0000000001", serverset("ALIVE"), zk.FlagEphemeral)
+	testutil.CreateZnode(t, owner, base+"/marks/start", "192.0.2.9:80", zk.FlagEphemeral)
 
 	_, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{
 		{Name: "hp", Path: base + "/hp", Format: "hostport"},
 		{Name: "ss", Path: base + "/ss", Format: "auto"},
+		{Name: "marks", Path: base + "/marks", Format: "hostport"},
 	}})
 	rec.waitFor(t, "first sync", hasIDs("hp", "a"))
 
@@ -203,10 +211,17 @@ func TestWatcherFollowsInstances(t *testing.T) {
 			testutil.CreateZnode(t, owner, base+"/hp/bad", "not an address", zk.FlagEphemeral)
 		}, "hp", "b"},
 	}
-	for _, st := range steps {
+	for i, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
+			before := rec.count(st.service)
 			st.act()
 			rec.waitFor(t, st.name, hasIDs(st.service, st.want))
+			mark := fmt.Sprintf("m%d", i)
+			testutil.CreateZnode(t, owner, base+"/marks/"+mark, "192.0.2.9:80", zk.FlagEphemeral)
+			rec.waitFor(t, "mark "+mark, func(m map[string]ServiceState) bool { return strings.Contains(ids(m["marks"]), mark) })
+			if n := rec.count(st.service) - before; n != 1 {
+				t.Errorf("%s was published %d times, want once", st.service, n)
+			}
 		})
 	}
 	rec.waitFor(t, "invalid count", func(m map[string]ServiceState) bool { return m["hp"].Invalid == 1 })
@@ -254,54 +269,6 @@ func TestWatcherOwnerSessionEnds(t *testing.T) {
 	rec.waitFor(t, "both instances", hasIDs("svc", "leaving,staying"))
 	owner.Close() // a clean exit ends the session and its ephemeral znodes
 	rec.waitFor(t, "owner's instance gone", hasIDs("svc", "staying"))
-}
-
-// TestWatcherPublishesChangesOnce holds each change to one update of its
-// service: a deletion is published from the instance's own watch, and
-// the child event that follows re-lists the service, finds nothing new
-// and publishes nothing. A change on another service afterwards marks
-// when the first one's events are all handled: events are handled in
-// the order they arrive.
-func TestWatcherPublishesChangesOnce(t *testing.T) {
-	base := "/" + t.Name()
-	owner := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
-	testutil.CreateZnode(t, owner, base+"/a/one", "192.0.2.1:80", zk.FlagEphemeral)
-	testutil.CreateZnode(t, owner, base+"/a/two", "192.0.2.2:80", zk.FlagEphemeral)
-	testutil.CreateZnode(t, owner, base+"/b/one", "192.0.2.3:80", zk.FlagEphemeral)
-	_, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{
-		{Name: "a", Path: base + "/a", Format: "hostport"},
-		{Name: "b", Path: base + "/b", Format: "hostport"},
-	}})
-	rec.waitFor(t, "first sync", hasIDs("a", "one,two"))
-
-	steps := []struct {
-		name string
-		act  func()
-		want string // a's instances after the step
-	}{
-		{"an instance is deleted", func() {
-			if err := owner.Delete(base+"/a/one", -1); err != nil {
-				t.Fatal(err)
-			}
-		}, "two"},
-		{"an instance is created", func() { testutil.CreateZnode(t, owner, base+"/a/three", "192.0.2.4:80", zk.FlagEphemeral) }, "three,two"},
-		{"an instance changes", func() {
-			if _, err := owner.Set(base+"/a/two", []byte("192.0.2.5:80"), -1); err != nil {
-				t.Fatal(err)
-			}
-		}, "three,two"},
-	}
-	for i, step := range steps {
-		before := rec.count("a")
-		step.act()
-		rec.waitFor(t, step.name, hasIDs("a", step.want))
-		marker := fmt.Sprintf("m%d", i)
-		testutil.CreateZnode(t, owner, base+"/b/"+marker, "192.0.2.9:80", zk.FlagEphemeral)
-		rec.waitFor(t, "the marker on b", func(m map[string]ServiceState) bool { return strings.Contains(ids(m["b"]), marker) })
-		if n := rec.count("a") - before; n != 1 {
-			t.Errorf("%s: a was published %d times, want once", step.name, n)
-		}
-	}
 }
 
 func TestWatcherPathAppearsAndVanishes(t *testing.T) {
