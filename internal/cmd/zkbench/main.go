@@ -176,9 +176,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	rep.took = time.Since(started)
 	rep.header.loadEnd = loadAverage()
-	if steal, err := cpuSteal(-1); err == nil && rep.header.stealStart >= 0 {
-		rep.header.stolen, rep.header.took = steal-rep.header.stealStart, rep.took
-	}
+	rep.header.endSteal(rep.took)
 	for _, s := range rep.sections {
 		fmt.Fprintf(stdout, "%s\n", s.markdown())
 	}

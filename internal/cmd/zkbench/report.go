@@ -18,14 +18,14 @@ type header struct {
 	loadStart string
 	loadEnd   string // filled in when the run is over
 	// stealStart is the hypervisor's steal time over all CPUs when the
-	// run started; stolen is how much more it took by the end (filled in
-	// then). Both are -1 when /proc/stat could not be read.
-	stealStart, stolen time.Duration
-	took               time.Duration // the run's wall time, for stolen's share
-	zkdns              string
-	peers              []string // "Knot DNS 3.2.6", …
-	tools              []string
-	quick              bool
+	// run started, -1 when /proc/stat could not be read; steal says how
+	// much more it took by the end (filled in then, with endSteal).
+	stealStart time.Duration
+	steal      string
+	zkdns      string
+	peers      []string // "Knot DNS 3.2.6", …
+	tools      []string
+	quick      bool
 }
 
 func collectHeader(ctx context.Context, opts options, zkAddr string) header {
@@ -48,7 +48,7 @@ func collectHeader(ctx context.Context, opts options, zkAddr string) header {
 	kernel := strings.TrimSpace(readString("/proc/sys/kernel/osrelease"))
 	h.machine = fmt.Sprintf("%s, %d CPUs, %s RAM, Linux %s, %s", cpu, runtime.NumCPU(), mem, kernel, runtime.Version())
 	h.loadStart = loadAverage()
-	h.stealStart, h.stolen = -1, -1
+	h.stealStart = -1
 	if steal, err := cpuSteal(-1); err == nil {
 		h.stealStart = steal
 	}
@@ -72,6 +72,19 @@ func collectHeader(ctx context.Context, opts options, zkAddr string) header {
 		h.tools = append(h.tools, firstLine(commandOutput(ctx, opts.perf, "--version")))
 	}
 	return h
+}
+
+// endSteal fills in how much CPU time the hypervisor took during a run
+// that lasted took, when /proc/stat tells.
+func (h *header) endSteal(took time.Duration) {
+	now, err := cpuSteal(-1)
+	if err != nil || h.stealStart < 0 || took <= 0 {
+		return
+	}
+	stolen := now - h.stealStart
+	h.steal = fmt.Sprintf("The machine is virtual: during the run its hypervisor took %s of the CPUs' time (%.1f%% of %d CPUs × %s; "+
+		"steal time from /proc/stat): time in which whatever ran on a CPU stood still.",
+		fmtDuration(stolen), 100*stolen.Seconds()/(float64(runtime.NumCPU())*took.Seconds()), runtime.NumCPU(), fmtDuration(took))
 }
 
 // loadAverage is the 1, 5 and 15 minute load average, which says how
@@ -116,10 +129,8 @@ func (h header) markdown() string {
 		fmt.Fprintf(&b, ", %s at the end", h.loadEnd)
 	}
 	b.WriteString(" (other work shares the machine; above 2 the CPUs were contended).\n")
-	if h.stolen >= 0 && h.took > 0 {
-		fmt.Fprintf(&b, "- The machine is virtual: during the run its hypervisor took %s of the CPUs' time (%.1f%% of %d CPUs × %s; steal time from /proc/stat): "+
-			"time in which whatever ran on a CPU stood still.\n",
-			fmtDuration(h.stolen), 100*h.stolen.Seconds()/(float64(runtime.NumCPU())*h.took.Seconds()), runtime.NumCPU(), fmtDuration(h.took))
+	if h.steal != "" {
+		fmt.Fprintf(&b, "- %s\n", h.steal)
 	}
 	fmt.Fprintf(&b, "- zkdns: %s, as `make build` made it.\n", h.zkdns)
 	if len(h.peers) > 0 {
