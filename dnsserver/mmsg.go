@@ -146,7 +146,8 @@ type batchWriter struct {
 	raw  syscall.RawConn
 	hdrs []mmsghdr
 	iovs []syscall.Iovec
-	n    int // replies queued
+	bufs [][]byte // storage for each reply of a batch
+	n    int      // replies queued
 
 	// send is sendmmsg as a func value made once (see batchReader.recv);
 	// sent counts the replies of the batch that are done with.
@@ -154,23 +155,29 @@ type batchWriter struct {
 	sent int
 }
 
-func newBatchWriter(uc *net.UDPConn, batch int) (*batchWriter, error) {
+func newBatchWriter(uc *net.UDPConn, batch, size int) (*batchWriter, error) {
 	raw, err := uc.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("dnsserver: %w", err)
 	}
-	w := &batchWriter{raw: raw, hdrs: make([]mmsghdr, batch), iovs: make([]syscall.Iovec, batch)}
+	w := &batchWriter{raw: raw, hdrs: make([]mmsghdr, batch), iovs: make([]syscall.Iovec, batch), bufs: make([][]byte, batch)}
 	w.send = w.sendmmsg
 	for i := range batch {
+		w.bufs[i] = make([]byte, 0, size)
 		w.hdrs[i].hdr.Iov = &w.iovs[i]
 		w.hdrs[i].hdr.Iovlen = 1
 	}
 	return w, nil
 }
 
-// add queues reply, a non-empty slice that must stay unchanged until the
-// next flush, to the sender of r's i-th datagram. r must not read again
-// before that flush either: the address is r's.
+// next is empty storage, of the capacity the writer was made with, for
+// the next reply to add.
+func (w *batchWriter) next() []byte { return w.bufs[w.n][:0] }
+
+// add queues reply, a non-empty slice (normally built in next's storage)
+// that must stay unchanged until the next flush, to the sender of r's
+// i-th datagram. r must not read again before that flush either: the
+// address is r's.
 func (w *batchWriter) add(reply []byte, r *batchReader, i int) {
 	w.iovs[w.n].Base = &reply[0]
 	w.iovs[w.n].SetLen(len(reply))

@@ -88,13 +88,9 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 	if err != nil {
 		return err
 	}
-	out, err := newBatchWriter(uc, batchSize)
+	out, err := newBatchWriter(uc, batchSize, maxUDPReply)
 	if err != nil {
 		return err
-	}
-	replies := make([][]byte, batchSize) // one buffer per reply in a batch
-	for i := range replies {
-		replies[i] = make([]byte, 0, maxUDPReply)
 	}
 	w := &udpResponseWriter{pc: pc, out: make([]byte, 0, dns.MaxMsgSize)}
 	var (
@@ -124,7 +120,7 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 				continue
 			}
 			start := time.Now()
-			if reply, qtype, rcode, ok := snap.fastReply(packet, replies[out.n], seq, &fq); ok {
+			if reply, qtype, rcode, ok := snap.fastReply(packet, out.next(), seq, &fq); ok {
 				seq++
 				out.add(reply, in, i)
 				truncated := reply[2]&0x02 != 0 // TC
