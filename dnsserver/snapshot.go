@@ -471,9 +471,9 @@ func (a *apex) withSerial(serial uint32) *apex {
 	if p := a.wireApex.soa; p != nil {
 		cp := *p
 		cp.full = patchSerial(p.full, serial)
-		cp.small = patchSerial(p.small, serial)
-		if len(p.small) == len(p.full) {
-			cp.small = cp.full
+		cp.small = cp.full // one slice, as packReply leaves a reply that fits
+		if len(p.small) != len(p.full) {
+			cp.small = patchSerial(p.small, serial)
 		}
 		next.wireApex.soa = &cp
 	}
