@@ -587,32 +587,44 @@ func TestServeUDPAllocatesNothing(t *testing.T) {
 			}
 			h := NewHandler(serverSnapshot(), m)
 			srv := serveHandler(t, family.addr, h, family.name == "IPv6")
-			c, err := net.Dial("udp", srv.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			q := new(dns.Msg)
-			q.SetQuestion("payments.local.", dns.TypeSRV)
-			query, _ := q.Pack()
-			buf := make([]byte, 1500)
-			exchange := func() {
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				if _, err := c.Write(query); err != nil {
-					t.Fatal(err)
-				}
-				n, err := c.Read(buf)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if n < 12 || buf[3]&0x0F != dns.RcodeSuccess || binary.BigEndian.Uint16(buf[6:]) == 0 {
-					t.Fatalf("reply %x is not an answer", buf[:n])
-				}
-			}
+			exchange := udpAsker(t, srv.addr, "payments.local.", dns.TypeSRV)
 			exchange() // the first read sets up the socket's poller
 			if allocs := testing.AllocsPerRun(1000, exchange); allocs > 0 {
 				t.Errorf("%.0f allocations per query, want none", allocs)
 			}
 		})
+	}
+}
+
+// udpAsker dials addr over UDP and returns a function that asks it for
+// (name, qtype) and fails tb unless the reply is an answer. Once dialled,
+// asking allocates nothing on the client's side. The socket closes when
+// tb ends.
+func udpAsker(tb testing.TB, addr, name string, qtype uint16) func() {
+	tb.Helper()
+	c, err := net.Dial("udp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	query, err := q.Pack()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	buf := make([]byte, 1500)
+	return func() {
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write(query); err != nil {
+			tb.Fatal(err)
+		}
+		n, err := c.Read(buf)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if n < 12 || buf[3]&0x0F != dns.RcodeSuccess || binary.BigEndian.Uint16(buf[6:]) == 0 {
+			tb.Fatalf("reply %x is not an answer", buf[:n])
+		}
 	}
 }
