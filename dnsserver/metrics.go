@@ -63,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Namespace: namespace,
 		Subsystem: subsystem,
 		Name:      "request_duration_seconds",
-		Help:      "Time from a parsed DNS query reaching the handler to its reply being written, by transport.",
+		Help:      "Time from a parsed DNS query reaching the handler to its reply being written, by transport. UDP queries answered from packed replies are timed by batch, from the batch being read to its replies being sent.",
 		Buckets:   durationBuckets(),
 	}, []string{"proto"})
 	truncated := prometheus.NewCounter(prometheus.CounterOpts{
@@ -161,11 +161,25 @@ func (m *Metrics) observeQuery(qtype uint16, rcode int, truncated, tcp bool, ela
 		return
 	}
 	m.countQuery(qtype, rcode, truncated, tcp)
-	m.duration[protocolOf(tcp)].Observe(elapsed.Seconds())
+	m.observeDurations(tcp, elapsed, 1)
+}
+
+// observeDurations records the duration of n answered queries that took
+// the same time: the fast-path replies of one UDP batch, which are
+// counted as they are answered and sent together.
+func (m *Metrics) observeDurations(tcp bool, elapsed time.Duration, n int) {
+	if m == nil || n == 0 {
+		return
+	}
+	d := m.duration[protocolOf(tcp)]
+	for range n {
+		d.Observe(elapsed.Seconds())
+	}
 }
 
 // countQuery records an answered query without its duration: forwarded
-// queries, whose time is the upstream's and is kept apart.
+// queries, whose time is the upstream's and is kept apart, and fast-path
+// UDP queries, whose batch is timed as a whole (observeDurations).
 func (m *Metrics) countQuery(qtype uint16, rcode int, truncated, tcp bool) {
 	if m == nil {
 		return
