@@ -17,6 +17,10 @@ type plan struct {
 	rounds       int // dnsperf runs per server, interleaved
 	perfSeconds  int // length of one dnsperf run
 	openLoopTime time.Duration
+	// openRounds is the open-loop runs per server, interleaved. They are
+	// short and their p99 is the hypervisor's as much as the server's, so
+	// there are more of them than of dnsperf runs.
+	openRounds int
 
 	propagationTrials int // of each of create and delete
 	killTrials        int
@@ -45,6 +49,7 @@ func fullPlan() plan {
 		rounds:       2,
 		perfSeconds:  10,
 		openLoopTime: 5 * time.Second,
+		openRounds:   4,
 
 		propagationTrials: 500,
 		killTrials:        5,
@@ -75,6 +80,7 @@ func quickPlan() plan {
 	p.rounds = 1
 	p.perfSeconds = 2
 	p.openLoopTime = time.Second
+	p.openRounds = 1
 	p.propagationTrials = 30
 	p.killTrials = 1
 	p.cold.services = 500

@@ -88,9 +88,11 @@ func (b *bench) throughput(ctx context.Context, fl *fleet) (*section, float64, e
 	sec := newSection(targetTitle(1), fmt.Sprintf(
 		"%s services × %d instances; query mix %s. Each server pinned to CPU %d, dnsperf to CPU %d; "+
 			"%s of %d s per server; q/s is each server's best run, CPU is its own "+
-			"(all threads and child processes) over all its runs divided by the queries it answered.",
+			"(all threads and child processes) over all its runs divided by the queries it answered. "+
+			"Then %s of %d s per server at half zkdns's peak rate, open loop, for latency.",
 		fmtCount(fl.data.services), fl.data.instances, queryMixDescription, b.opts.serverCore, b.opts.clientCore,
-		plural(b.plan.rounds, "interleaved round"), b.plan.perfSeconds))
+		plural(b.plan.rounds, "interleaved round"), b.plan.perfSeconds,
+		plural(b.plan.openRounds, "interleaved round"), int(b.plan.openLoopTime.Seconds())))
 
 	all := []*serverRuns{{server: fl.zkdns}}
 	peers := map[string]*serverRuns{}
@@ -163,7 +165,7 @@ func (b *bench) throughput(ctx context.Context, fl *fleet) (*section, float64, e
 
 	rate := peak / 2
 	var openCmd string
-	for round := 1; round <= b.plan.rounds; round++ {
+	for round := 1; round <= b.plan.openRounds; round++ {
 		for _, s := range all {
 			before, err := processTreeCPU(s.server.proc.pid())
 			if err != nil {
@@ -250,7 +252,7 @@ func (b *bench) throughputRows(sec *section, ours *serverRuns, peers map[string]
 		return "no answers"
 	}
 	title := fmt.Sprintf("p99 latency at %s q/s (half zkdns's peak), open loop, to the reply's arrival, best of %s",
-		fmtRate(rate), plural(b.plan.rounds, "run"))
+		fmtRate(rate), plural(b.plan.openRounds, "run"))
 	if o := ours.bestOpen(); o == nil {
 		sec.target(title, "no answers", ref(bestP99), "", "< 1ms", false)
 	} else {
