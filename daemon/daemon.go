@@ -257,7 +257,8 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 	prev := d.cfg
 	var newDNS *dnsserver.Listeners
 	if !slices.Equal(prev.DNS.Listen, next.DNS.Listen) {
-		ls, err := dnsserver.Listen(next.DNS.Listen)
+		// Addresses kept from the running config keep their sockets.
+		ls, err := d.dns.listeners.Relisten(next.DNS.Listen)
 		if err != nil {
 			return fmt.Errorf("bind new DNS listeners: %w", err)
 		}
@@ -392,7 +393,7 @@ func (d *daemon) startDNS(ctx context.Context, ls *dnsserver.Listeners) *task {
 	t := startTask(ctx, d.failed, "dns server", func(ctx context.Context) error {
 		return dnsserver.Serve(ctx, ls, d.handler, dnsserver.ServeOptions{})
 	})
-	t.addrs = ls.Addrs()
+	t.listeners, t.addrs = ls, ls.Addrs()
 	return t
 }
 
@@ -443,7 +444,9 @@ type task struct {
 	name   string
 	cancel context.CancelFunc
 	done   chan struct{}
-	addrs  []string // for DNS tasks: the bound addresses
+	// For DNS tasks: the sockets served, and their addresses as bound.
+	listeners *dnsserver.Listeners
+	addrs     []string
 }
 
 // startTask runs f until its context ends. If f returns an error while

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -20,6 +22,11 @@ import (
 type Listeners struct {
 	UDP []net.PacketConn
 	TCP []net.Listener
+
+	// given are the addresses Listen bound, one per UDP socket and TCP
+	// listener of the same index, as they were asked for (port 0 stays
+	// 0), so that Relisten knows which sockets stand for which address.
+	given []netip.AddrPort
 }
 
 // bindAttempts bounds how often Listen picks a new free port when the port
@@ -32,25 +39,109 @@ const bindAttempts = 16
 // fails to bind, Listen closes everything it bound and returns an error
 // naming that address.
 func Listen(addrs []string) (*Listeners, error) {
+	return (*Listeners)(nil).Relisten(addrs)
+}
+
+// Relisten is Listen for a new set of addresses while l is being served:
+// an address that l was bound for (the same IP and port, port 0 included)
+// is not bound again, which would fail (the port is taken) or, for port 0,
+// move it. The new Listeners get new descriptors of l's sockets for it
+// instead (dup), so a Serve of them can start before the Serve of l
+// stops; in between both read the same sockets, and stopping the old
+// Serve closes only its own descriptors. A query to a kept address is
+// never refused or lost on the way. l itself is left as it was; on
+// failure nothing Relisten opened stays open. Relisten on a nil l is
+// Listen.
+func (l *Listeners) Relisten(addrs []string) (*Listeners, error) {
 	if len(addrs) == 0 {
 		return nil, errors.New("dnsserver: listen: no addresses given; set at least one ip:port")
 	}
-	l := new(Listeners)
+	next := new(Listeners)
+	kept := make(map[int]bool) // l's sockets already shared: each once
 	for _, addr := range addrs {
 		ap, err := netip.ParseAddrPort(addr)
 		if err != nil {
-			l.Close()
+			next.Close()
 			return nil, fmt.Errorf("dnsserver: listen address %q: want an IP and a port, like 127.0.0.1:8600: %w", addr, err)
 		}
-		pc, ln, err := listenPair(ap)
+		var (
+			pc net.PacketConn
+			ln net.Listener
+		)
+		if i := l.index(ap, kept); i >= 0 {
+			kept[i] = true
+			pc, ln, err = l.share(i)
+		} else {
+			pc, ln, err = listenPair(ap)
+			if errors.Is(err, syscall.EADDRINUSE) && l.holdsPort(ap.Port()) {
+				err = fmt.Errorf("%w (zkdns itself listens on port %d at another address; "+
+					"moving between a wildcard and a specific address on one port needs a restart)", err, ap.Port())
+			}
+		}
 		if err != nil {
-			l.Close()
+			next.Close()
 			return nil, fmt.Errorf("dnsserver: listen on %s: %w", addr, err)
 		}
-		l.UDP = append(l.UDP, pc)
-		l.TCP = append(l.TCP, ln)
+		next.UDP = append(next.UDP, pc)
+		next.TCP = append(next.TCP, ln)
+		next.given = append(next.given, ap)
 	}
-	return l, nil
+	return next, nil
+}
+
+// index is the position of sockets bound for ap that are not in kept, or
+// -1. Two port 0 addresses alike stand for two sockets.
+func (l *Listeners) index(ap netip.AddrPort, kept map[int]bool) int {
+	if l == nil {
+		return -1
+	}
+	for i, g := range l.given {
+		if g == ap && !kept[i] {
+			return i
+		}
+	}
+	return -1
+}
+
+// holdsPort reports whether a UDP socket of l is bound to this port.
+func (l *Listeners) holdsPort(port uint16) bool {
+	if l == nil || port == 0 {
+		return false
+	}
+	return slices.ContainsFunc(l.UDP, func(pc net.PacketConn) bool {
+		ua, ok := pc.LocalAddr().(*net.UDPAddr)
+		return ok && ua.Port == int(port)
+	})
+}
+
+// share returns new descriptors of the i-th UDP socket and TCP listener.
+func (l *Listeners) share(i int) (net.PacketConn, net.Listener, error) {
+	pc, err := duplicate(l.UDP[i], net.FilePacketConn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("keep the udp socket: %w", err)
+	}
+	ln, err := duplicate(l.TCP[i], net.FileListener)
+	if err != nil {
+		pc.Close()
+		return nil, nil, fmt.Errorf("keep the tcp listener: %w", err)
+	}
+	return pc, ln, nil
+}
+
+// duplicate returns a new descriptor of socket, made into a connection or
+// listener by fromFile (net.FilePacketConn, net.FileListener).
+func duplicate[T any](socket any, fromFile func(*os.File) (T, error)) (T, error) {
+	var zero T
+	s, ok := socket.(interface{ File() (*os.File, error) })
+	if !ok {
+		return zero, fmt.Errorf("%T has no descriptor to share", socket)
+	}
+	f, err := s.File() // a dup of the socket's descriptor
+	if err != nil {
+		return zero, err
+	}
+	defer f.Close()
+	return fromFile(f) // another dup, now in the poller
 }
 
 // listenPair binds UDP and then TCP on the same port. When ap's port is 0,

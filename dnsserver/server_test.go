@@ -53,6 +53,13 @@ func serveWith(t *testing.T, addr string, h *Handler, opts ServeOptions, skip bo
 		}
 		t.Fatalf("Listen: %v", err)
 	}
+	return serveListeners(t, l, h, opts)
+}
+
+// serveListeners serves l with h until the returned stop is called or t
+// ends.
+func serveListeners(t *testing.T, l *Listeners, h *Handler, opts ServeOptions) served {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Serve(ctx, l, h, opts) }()

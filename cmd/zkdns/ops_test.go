@@ -447,6 +447,31 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 		})
 	})
 
+	t.Run("added DNS address", func(t *testing.T) {
+		// The first address stays, port 0 and all: it must keep its
+		// socket, and so its port, while the second is bound beside it.
+		cfg := strings.Replace(opsConfig(other.Addr(), base, "alpha"), `listen = ["127.0.0.1:0"]`, `listen = ["127.0.0.1:0", "127.0.0.4:0"]`, 1)
+		writeFile(t, d.config, cfg)
+		var added string
+		eventually(t, "the added address bound", func() (bool, string) {
+			m := regexp.MustCompile(`msg="dns listening".* addr=(127\.0\.0\.4:\d+)`).FindStringSubmatch(d.logText())
+			if m == nil {
+				return false, d.logText()
+			}
+			added = m[1]
+			return true, ""
+		})
+		eventually(t, "answers on the added address", func() (bool, string) {
+			return resolvesQuietly(added, "alpha.local")
+		})
+		if ok, s := resolvesQuietly(d.dns, "alpha.local"); !ok {
+			t.Errorf("the kept address %s stopped answering: %s\nlogs:\n%s", d.dns, s, d.logText())
+		}
+		if strings.Contains(d.logText(), "config not reloaded") {
+			t.Errorf("reload refused; logs:\n%s", d.logText())
+		}
+	})
+
 	t.Run("new DNS address", func(t *testing.T) {
 		// Another loopback address with a port of the kernel's choosing:
 		// picking a free port in the test could race with other sockets.
