@@ -28,8 +28,6 @@ const (
 	opChildrenWatch = "children_watch"
 	opExistsWatch   = "exists_watch"
 	opGetWatch      = "get_watch"
-	opChildren      = "children"
-	opExists        = "exists"
 )
 
 // NewMetrics registers the watcher's metrics on reg.
@@ -65,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		resyncs: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "zkdns_zookeeper_full_syncs_total",
-			Help: "Full syncs of every watched path (the first one, and one per new session).",
+			Help: "Full syncs of every watched path: the first one, one per new session, and one after a reconnect whose watches ZooKeeper did not take back.",
 		}),
 		connected: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "zkdns_zookeeper_connected",
@@ -88,7 +86,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	m.sessionEvents = m.watchEvents.WithLabelValues("session")
 	m.requestsByOp = map[string]prometheus.Counter{}
-	for _, op := range []string{opChildrenWatch, opExistsWatch, opGetWatch, opChildren, opExists} {
+	for _, op := range []string{opChildrenWatch, opExistsWatch, opGetWatch} {
 		m.requestsByOp[op] = m.requests.WithLabelValues(op)
 	}
 	return m, nil

@@ -118,14 +118,18 @@ type Watcher struct {
 	opts   Options
 	logger *slog.Logger
 
-	// mu guards pending and spec; the ZooKeeper event callback writes them
-	// and the run loop takes them.
+	// mu guards pending, firstAt, session, spec and watchesLost: the
+	// ZooKeeper client's callbacks and SetSpec write them, the run loop
+	// takes them.
 	mu      sync.Mutex
 	pending map[string]eventKind // full path → what happened to it
 	firstAt time.Time            // arrival of the oldest pending event
 	session []zk.State           // session state changes not yet handled
 	spec    *Spec                // a spec change not yet applied, or nil
-	wake    chan struct{}        // capacity 1: "something is pending"
+	// watchesLost says the client failed to give a reconnected session's
+	// watches back to ZooKeeper.
+	watchesLost bool
+	wake        chan struct{} // capacity 1: "something is pending"
 
 	status atomic.Pointer[Status]
 
@@ -240,7 +244,7 @@ func (w *Watcher) SetSpec(spec Spec) {
 func (w *Watcher) Run(ctx context.Context) error {
 	conn, _, err := zk.Connect(w.opts.Servers, w.opts.SessionTimeout,
 		zk.WithEventCallback(w.onEvent),
-		zk.WithLogger(zkclient.Logger{L: w.logger}),
+		zk.WithLogger(zkclient.Logger{L: w.logger, WatchesLost: w.onWatchesLost}),
 		zk.WithMaxBufferSize(w.opts.MaxBufferSize),
 		zk.WithDialer(w.dialer()),
 	)
@@ -319,6 +323,16 @@ func (w *Watcher) onEvent(ev zk.Event) {
 	w.signal()
 }
 
+// onWatchesLost runs on the ZooKeeper client's goroutines when its
+// setWatches after a reconnect failed: the run loop then re-reads
+// everything under new watches once it has a connection.
+func (w *Watcher) onWatchesLost() {
+	w.mu.Lock()
+	w.watchesLost = true
+	w.mu.Unlock()
+	w.signal()
+}
+
 func (w *Watcher) trackState(ev zk.Event) {
 	old := w.updateStatus(func(st *Status) {
 		st.State = ev.State
@@ -377,9 +391,10 @@ func (w *Watcher) step(ctx context.Context) {
 	w.session = nil
 	spec := w.spec
 	w.spec = nil
+	watchesLost := w.watchesLost
+	w.watchesLost = false
 	w.mu.Unlock()
 
-	verify := false
 	for _, s := range states {
 		if s != zk.StateHasSession {
 			continue
@@ -392,9 +407,16 @@ func (w *Watcher) step(ctx context.Context) {
 			w.needResync = true
 			w.updateStatus(func(st *Status) { st.SessionID = id })
 		} else {
-			verify = true
+			// The client gives the session's watches back to ZooKeeper
+			// (setWatches, from the last zxid it saw), and ZooKeeper fires
+			// at once every one whose znode changed meanwhile: nothing to
+			// read here unless that fails (watchesLost).
 			w.opts.Metrics.reconnected()
 		}
+	}
+	if watchesLost && !w.needResync {
+		w.logger.Warn("zookeeper did not take back the watches after a reconnect; re-reading everything under new watches")
+		w.needResync = true
 	}
 	if spec != nil {
 		w.current = *spec
@@ -421,9 +443,6 @@ func (w *Watcher) step(ctx context.Context) {
 		events[p] |= k
 	}
 	clear(w.retry)
-	if verify {
-		w.verify(ctx, events)
-	}
 	if w.specDirty {
 		w.specDirty = false
 		w.applySpec(ctx, events)
@@ -671,80 +690,6 @@ func (w *Watcher) publishTouched(touched map[string]*service, removed []string, 
 	}
 	sort.Slice(u.Services, func(i, j int) bool { return u.Services[i].Name < u.Services[j].Name })
 	w.opts.Publish(u)
-}
-
-// verify is the anti-entropy pass after a reconnect within the same
-// session: the client re-sends its watches, but if that fails it only
-// logs, so compare what ZooKeeper holds now with what we know, without
-// setting new watches, and queue a re-read (which re-arms) for anything
-// that differs.
-func (w *Watcher) verify(ctx context.Context, events map[string]eventKind) {
-	type check struct {
-		path    string
-		kind    eventKind
-		differs func(exists bool, st *zk.Stat, children []string) bool
-	}
-	var checks []check
-	for _, r := range w.roots {
-		r := r
-		checks = append(checks, check{r.full, evChildren, func(ok bool, _ *zk.Stat, c []string) bool {
-			return ok != r.exists || !sameSet(c, r.children)
-		}})
-	}
-	for _, s := range w.services {
-		s := s
-		checks = append(checks, check{s.full, evChildren, func(ok bool, _ *zk.Stat, c []string) bool {
-			if ok != s.exists || len(c) != s.childCount() {
-				return true
-			}
-			for _, name := range c {
-				if _, had := s.version(name); !had {
-					return true
-				}
-			}
-			return false
-		}})
-		for name, mzxid := range s.children() {
-			checks = append(checks, check{s.full + "/" + name, evData, func(ok bool, st *zk.Stat, _ []string) bool {
-				return !ok || st.Mzxid != mzxid
-			}})
-		}
-	}
-	differs := make([]bool, len(checks))
-	_ = w.runAll(ctx, len(checks), func(i int) error {
-		c := checks[i]
-		w.acquire()
-		defer w.release()
-		var (
-			ok       bool
-			st       *zk.Stat
-			children []string
-			err      error
-		)
-		if c.kind == evChildren {
-			w.opts.Metrics.request(opChildren)
-			children, st, err = w.conn.Children(c.path)
-			ok = err == nil
-			if errors.Is(err, zk.ErrNoNode) {
-				err = nil
-			}
-		} else {
-			w.opts.Metrics.request(opExists)
-			ok, st, err = w.conn.Exists(c.path)
-		}
-		differs[i] = err != nil || c.differs(ok, st, children)
-		return nil
-	})
-	n := 0
-	for i, c := range checks {
-		if differs[i] {
-			events[c.path] |= c.kind
-			n++
-		}
-	}
-	if n > 0 {
-		w.logger.Info("zookeeper reconnect: re-reading paths that changed", "paths", n)
-	}
 }
 
 // listRoot reads the children of a discover root and (re)arms its watch.
@@ -1066,22 +1011,6 @@ func containsRoot(list []DiscoverSpec, d DiscoverSpec) bool {
 		}
 	}
 	return false
-}
-
-func sameSet(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	m := make(map[string]bool, len(a))
-	for _, x := range a {
-		m[x] = true
-	}
-	for _, x := range b {
-		if !m[x] {
-			return false
-		}
-	}
-	return true
 }
 
 // cloneSpec copies s with empty formats spelled "auto", so that specs

@@ -2,6 +2,7 @@ package zkwatch
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log"
@@ -9,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -482,6 +484,108 @@ func TestWatcherReconnectSameSession(t *testing.T) {
 	for _, u := range rec.updates[before:] {
 		if u.Full {
 			t.Errorf("a reconnect within the session published a full resync: %+v", u)
+		}
+	}
+}
+
+// TestWatcherWatchesLostOnReconnect: after a reconnect within the
+// session the client gives its watches back to ZooKeeper with setWatches.
+// When that fails ZooKeeper holds none of them, and the client only logs
+// it. zkdns must notice and re-read everything under new watches, so that
+// both the changes made during the cut and the later changes to znodes
+// that did not change are seen. The proxy drops the setWatches and answers
+// it with an error itself, as a server refusing it would.
+func TestWatcherWatchesLostOnReconnect(t *testing.T) {
+	refuser := &setWatchesRefuser{}
+	proxy, err := testutil.NewTCPProxyWith(zkServer.Addr(), refuser.relay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	base := "/" + t.Name()
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	testutil.CreateZnode(t, conn, base+"/svc/a", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/svc/b", "192.0.2.2:80", zk.FlagEphemeral)
+
+	w, rec := startWatcher(t, proxy.Addr(), 8*time.Second, Spec{Services: []ServiceSpec{{Name: "svc", Path: base + "/svc"}}})
+	rec.waitFor(t, "first sync", hasIDs("svc", "a,b"))
+	session := w.Status().SessionID
+	rec.mu.Lock()
+	before := len(rec.updates)
+	rec.mu.Unlock()
+
+	refuser.refuse.Store(true)
+	proxy.Cut()
+	if err := conn.Delete(base+"/svc/a", -1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CreateZnode(t, conn, base+"/svc/c", "192.0.2.3:80", zk.FlagEphemeral)
+	proxy.Restore()
+	rec.waitFor(t, "changes made while cut off", hasIDs("svc", "b,c"))
+	if refuser.refused.Load() == 0 {
+		t.Fatal("no setWatches was refused: the test did not test anything")
+	}
+
+	// b did not change during the cut; its watch must be armed again.
+	if _, err := conn.Set(base+"/svc/b", []byte("192.0.2.2:81"), -1); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "a change to b after the reconnect", func(m map[string]ServiceState) bool {
+		for _, in := range m["svc"].Instances {
+			if in.ID == "b" {
+				return in.Port == 81
+			}
+		}
+		return false
+	})
+	if st := w.Status(); st.SessionID != session {
+		t.Errorf("session changed from %x to %x; the test needs the same session", session, st.SessionID)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	full := 0
+	for _, u := range rec.updates[before:] {
+		if u.Full {
+			full++
+		}
+	}
+	if full != 1 {
+		t.Errorf("%d full resyncs after the refused setWatches, want 1", full)
+	}
+}
+
+// setWatchesRefuser relays ZooKeeper frames. While refuse is set, it
+// keeps every setWatches request from the server and answers it itself
+// with an error.
+type setWatchesRefuser struct {
+	refuse  atomic.Bool
+	refused atomic.Int32
+}
+
+func (r *setWatchesRefuser) relay(dst io.Writer, src io.Reader, toServer bool) error {
+	const (
+		opSetWatches   = 101
+		errSystemError = -1
+	)
+	for first := true; ; first = false {
+		frame, err := testutil.ReadZKFrame(src)
+		if err != nil {
+			return err
+		}
+		// The first frame is the handshake; the others start with the
+		// length, the xid and the opcode.
+		if toServer && !first && len(frame) >= 12 && r.refuse.Load() &&
+			int32(binary.BigEndian.Uint32(frame[8:])) == opSetWatches {
+			xid := int32(binary.BigEndian.Uint32(frame[4:]))
+			r.refused.Add(1)
+			// src is the client's connection: the reply goes back on it.
+			if _, err := src.(io.Writer).Write(testutil.ZKFrame(xid, int64(0), int32(errSystemError))); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := dst.Write(frame); err != nil {
+			return err
 		}
 	}
 }

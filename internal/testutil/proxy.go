@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -141,4 +142,54 @@ func (p *TCPProxy) pipe(dst, src net.Conn, toServer bool) {
 	src.Close()
 	p.untrack(dst)
 	p.untrack(src)
+}
+
+// maxZKFrame bounds a frame ReadZKFrame will buffer, well above
+// ZooKeeper's default jute.maxbuffer of 1 MiB.
+const maxZKFrame = 64 << 20
+
+// ReadZKFrame reads one length-prefixed ZooKeeper frame, prefix included,
+// for a Relay that looks at the protocol.
+func ReadZKFrame(r io.Reader) ([]byte, error) {
+	var prefix [4]byte
+	if _, err := io.ReadFull(r, prefix[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(prefix[:])
+	if n > maxZKFrame {
+		return nil, fmt.Errorf("testutil: ZooKeeper frame of %d bytes", n)
+	}
+	frame := make([]byte, 4+n)
+	copy(frame, prefix[:])
+	if _, err := io.ReadFull(r, frame[4:]); err != nil {
+		return nil, err
+	}
+	return frame, nil
+}
+
+// ZKFrame builds a length-prefixed ZooKeeper frame from big-endian fields:
+// int32, int64, string (written as ZooKeeper does, length first) or bool.
+// It panics on any other type: a test's mistake.
+func ZKFrame(fields ...any) []byte {
+	var body []byte
+	for _, f := range fields {
+		switch v := f.(type) {
+		case int32:
+			body = binary.BigEndian.AppendUint32(body, uint32(v))
+		case int64:
+			body = binary.BigEndian.AppendUint64(body, uint64(v))
+		case string:
+			body = binary.BigEndian.AppendUint32(body, uint32(len(v)))
+			body = append(body, v...)
+		case bool:
+			b := byte(0)
+			if v {
+				b = 1
+			}
+			body = append(body, b)
+		default:
+			panic(fmt.Sprintf("testutil: ZKFrame: unsupported field %T", f))
+		}
+	}
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
 }

@@ -42,9 +42,26 @@ func (c *cappedConn) SetReadDeadline(t time.Time) error {
 
 // Logger sends the client's connection chatter to debug level: the
 // session changes that matter are logged by the code using the client.
-type Logger struct{ L *slog.Logger }
+type Logger struct {
+	L *slog.Logger
+	// WatchesLost, when set, is called when the client reports that it
+	// could not give a reconnected session's watches back to ZooKeeper
+	// (its setWatches request failed): some of them may be gone from the
+	// server, and only re-reading under new watches restores them. The
+	// client reports this in its log and no other way.
+	WatchesLost func()
+}
+
+// setWatchesFailed is the message go-zookeeper/zk v1.0.4 logs when the
+// setWatches it sends after a reconnect fails. zkwatch's
+// TestWatcherWatchesLostOnReconnect fails if a new client version logs
+// it differently.
+const setWatchesFailed = "Failed to set previous watches: %v"
 
 // Printf implements zk.Logger.
 func (z Logger) Printf(format string, args ...any) {
+	if format == setWatchesFailed && z.WatchesLost != nil {
+		z.WatchesLost()
+	}
 	z.L.Debug(fmt.Sprintf(format, args...), "source", "zk-client")
 }

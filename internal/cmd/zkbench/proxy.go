@@ -187,7 +187,7 @@ func (p *zkProxy) snapshot() wireStats {
 func (p *zkProxy) relay(dst io.Writer, src io.Reader, toServer bool) error {
 	first := true
 	for {
-		frame, err := readFrame(src)
+		frame, err := testutil.ReadZKFrame(src)
 		if err != nil {
 			return err
 		}
@@ -197,28 +197,6 @@ func (p *zkProxy) relay(dst io.Writer, src io.Reader, toServer bool) error {
 			return err
 		}
 	}
-}
-
-// maxFrame bounds a frame the proxy will buffer, well above ZooKeeper's
-// default jute.maxbuffer of 1 MiB.
-const maxFrame = 64 << 20
-
-// readFrame reads one length-prefixed ZooKeeper frame, prefix included.
-func readFrame(r io.Reader) ([]byte, error) {
-	var prefix [4]byte
-	if _, err := io.ReadFull(r, prefix[:]); err != nil {
-		return nil, err
-	}
-	n := binary.BigEndian.Uint32(prefix[:])
-	if n > maxFrame {
-		return nil, fmt.Errorf("zkbench: ZooKeeper frame of %d bytes", n)
-	}
-	frame := make([]byte, 4+n)
-	copy(frame, prefix[:])
-	if _, err := io.ReadFull(r, frame[4:]); err != nil {
-		return nil, err
-	}
-	return frame, nil
 }
 
 // count classifies one frame: the first each way is the connect handshake;

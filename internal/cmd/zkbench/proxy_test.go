@@ -7,33 +7,9 @@ import (
 	"reflect"
 	"testing"
 	"time"
-)
 
-// zkFrame builds a length-prefixed frame from big-endian fields: int32,
-// int64, string (written as ZooKeeper does, length first) or bool.
-func zkFrame(fields ...any) []byte {
-	var body []byte
-	for _, f := range fields {
-		switch v := f.(type) {
-		case int32:
-			body = binary.BigEndian.AppendUint32(body, uint32(v))
-		case int64:
-			body = binary.BigEndian.AppendUint64(body, uint64(v))
-		case string:
-			body = binary.BigEndian.AppendUint32(body, uint32(len(v)))
-			body = append(body, v...)
-		case bool:
-			b := byte(0)
-			if v {
-				b = 1
-			}
-			body = append(body, b)
-		default:
-			panic("zkFrame: unsupported field")
-		}
-	}
-	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
-}
+	"github.com/zkdns/zkdns/internal/testutil"
+)
 
 func TestSetsWatch(t *testing.T) {
 	tests := []struct {
@@ -42,12 +18,12 @@ func TestSetsWatch(t *testing.T) {
 		op        int32
 		watch, ok bool
 	}{
-		{"getData with a watch", zkFrame(int32(5), int32(opGetData), "/s/a", true), opGetData, true, true},
-		{"getData without", zkFrame(int32(5), int32(opGetData), "/s/a", false), opGetData, false, true},
-		{"getChildren2 with a watch", zkFrame(int32(6), int32(opGetChildren2), "/s", true), opGetChildren2, true, true},
-		{"exists with a watch", zkFrame(int32(7), int32(opExists), "/s/a", true), opExists, true, true},
-		{"setData is no read", zkFrame(int32(8), int32(5), "/s/a", "data", int32(-1)), 5, false, false},
-		{"a frame cut short", zkFrame(int32(9), int32(opGetData), "/s/a")[:18], opGetData, false, false},
+		{"getData with a watch", testutil.ZKFrame(int32(5), int32(opGetData), "/s/a", true), opGetData, true, true},
+		{"getData without", testutil.ZKFrame(int32(5), int32(opGetData), "/s/a", false), opGetData, false, true},
+		{"getChildren2 with a watch", testutil.ZKFrame(int32(6), int32(opGetChildren2), "/s", true), opGetChildren2, true, true},
+		{"exists with a watch", testutil.ZKFrame(int32(7), int32(opExists), "/s/a", true), opExists, true, true},
+		{"setData is no read", testutil.ZKFrame(int32(8), int32(5), "/s/a", "data", int32(-1)), 5, false, false},
+		{"a frame cut short", testutil.ZKFrame(int32(9), int32(opGetData), "/s/a")[:18], opGetData, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -115,14 +91,14 @@ func fakeZooKeeper(t *testing.T, reply func(req []byte) [][]byte) string {
 		}
 		defer c.Close()
 		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		if _, err := readFrame(c); err != nil {
+		if _, err := testutil.ReadZKFrame(c); err != nil {
 			return
 		}
-		if _, err := c.Write(zkFrame(int32(0), int32(10000), int64(42), "passwd")); err != nil {
+		if _, err := c.Write(testutil.ZKFrame(int32(0), int32(10000), int64(42), "passwd")); err != nil {
 			return
 		}
 		for {
-			req, err := readFrame(c)
+			req, err := testutil.ReadZKFrame(c)
 			if err != nil {
 				return
 			}
@@ -140,12 +116,12 @@ func TestZKProxyCounts(t *testing.T) {
 	server := fakeZooKeeper(t, func(req []byte) [][]byte {
 		xid := int32(binary.BigEndian.Uint32(req[4:]))
 		if xid == xidPing {
-			return [][]byte{zkFrame(int32(xidPing), int64(0), int32(0))}
+			return [][]byte{testutil.ZKFrame(int32(xidPing), int64(0), int32(0))}
 		}
 		// Answer, then a watch event for good measure.
 		return [][]byte{
-			zkFrame(xid, int64(7), int32(0), "payload"),
-			zkFrame(int32(xidNotification), int64(8), int32(0), int32(3), int32(3), "/s/a"),
+			testutil.ZKFrame(xid, int64(7), int32(0), "payload"),
+			testutil.ZKFrame(int32(xidNotification), int64(8), int32(0), int32(3), int32(3), "/s/a"),
 		}
 	})
 	p, c := dialThroughProxy(t, server)
@@ -159,18 +135,18 @@ func TestZKProxyCounts(t *testing.T) {
 	recv := func(n int) {
 		t.Helper()
 		for range n {
-			if _, err := readFrame(c); err != nil {
+			if _, err := testutil.ReadZKFrame(c); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	send(zkFrame(int32(0), int64(0), int32(10000), int64(0), "", false)) // connect
+	send(testutil.ZKFrame(int32(0), int64(0), int32(10000), int64(0), "", false)) // connect
 	recv(1)
-	send(zkFrame(int32(1), int32(opGetData), "/s/a", true))
+	send(testutil.ZKFrame(int32(1), int32(opGetData), "/s/a", true))
 	recv(2)
-	send(zkFrame(int32(2), int32(opGetChildren2), "/s", true))
+	send(testutil.ZKFrame(int32(2), int32(opGetChildren2), "/s", true))
 	recv(2)
-	send(zkFrame(int32(xidPing), int32(opPing)))
+	send(testutil.ZKFrame(int32(xidPing), int32(opPing)))
 	recv(1)
 
 	got := p.snapshot()
@@ -187,7 +163,7 @@ func TestZKProxyCounts(t *testing.T) {
 		{"notifications", got.notifications, 2},
 		{"data watches set", got.dataWatchSets, 1},
 		{"child watches set", got.childWatchSets, 1},
-		{"request bytes", int(got.requestBytes), len(zkFrame(int32(1), int32(opGetData), "/s/a", true)) + len(zkFrame(int32(2), int32(opGetChildren2), "/s", true))},
+		{"request bytes", int(got.requestBytes), len(testutil.ZKFrame(int32(1), int32(opGetData), "/s/a", true)) + len(testutil.ZKFrame(int32(2), int32(opGetChildren2), "/s", true))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,14 +177,14 @@ func TestZKProxyCounts(t *testing.T) {
 func TestZKProxyCut(t *testing.T) {
 	server := fakeZooKeeper(t, func([]byte) [][]byte { return nil })
 	p, c := dialThroughProxy(t, server)
-	if _, err := c.Write(zkFrame(int32(0), int64(0), int32(10000), int64(0), "", false)); err != nil {
+	if _, err := c.Write(testutil.ZKFrame(int32(0), int64(0), int32(10000), int64(0), "", false)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := readFrame(c); err != nil {
+	if _, err := testutil.ReadZKFrame(c); err != nil {
 		t.Fatalf("no handshake reply through the proxy: %v", err)
 	}
 	p.Cut()
-	if _, err := readFrame(c); err != io.EOF {
+	if _, err := testutil.ReadZKFrame(c); err != io.EOF {
 		t.Errorf("after cutOff, read = %v, want EOF", err)
 	}
 	refused, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
@@ -217,7 +193,7 @@ func TestZKProxyCut(t *testing.T) {
 	}
 	defer refused.Close()
 	_ = refused.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := readFrame(refused); err != io.EOF {
+	if _, err := testutil.ReadZKFrame(refused); err != io.EOF {
 		t.Errorf("a connection during the cut read %v, want EOF", err)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	_ "embed"
 	"fmt"
+	"math"
 	"strings"
 	"text/template"
 	"time"
@@ -19,6 +20,10 @@ const (
 	// scenarioVoters is the voting ensemble the examples assume.
 	scenarioVoters = 5
 )
+
+// setWatchesLimit is the most the client library puts in one setWatches
+// request (go-zookeeper/zk v1.0.4, as the Java client does).
+const setWatchesLimit = 128 << 10
 
 //go:embed scaling.md.tmpl
 var scalingTemplate string
@@ -84,10 +89,10 @@ type scalingData struct {
 
 	Rows []scalingRow
 
-	ReconnectRequests, ReconnectPerService, ReconnectPerInstance string
-	ReconnectAtScale, ReconnectBytes                             string
-	ReconnectWire                                                string
-	MemberRestart                                                string
+	ReconnectRequests, ReconnectWire, ReconnectBytes string
+	ReconnectBytesPerPath, ReconnectBytesAtScale     string
+	ReconnectAtScale, ResyncAtScale                  string
+	MemberRestart, MemberRestartBytes                string
 
 	HaveFanout                                    bool
 	FanoutWatchers, FanoutAlone, FanoutWith       string
@@ -139,21 +144,26 @@ func (s *scaling) data(h header) scalingData {
 		})
 	}
 
+	// A reconnect within the session: the client re-sends every watched
+	// path in setWatches requests of at most setWatchesLimit bytes, and
+	// zkdns reads only what changed meanwhile (nothing, in the bench).
 	r := c.reconnect
-	lists := r.metrics["children_watch"] + r.metrics["children"]
-	reads := r.metrics["get_watch"] + r.metrics["exists_watch"] + r.metrics["exists"]
 	trials := float64(max(r.trials, 1))
-	perService := lists / trials / float64(c.services+1)
-	perInstance := reads / trials / float64(c.services*c.instances)
-	atScale := perService*float64(s.services+1) + perInstance*float64(s.services*s.instances)
+	measuredPaths := float64(watchesPerHost(c.services, c.instances))
+	bytesPerPath := float64(r.wire.requestBytes) / trials / measuredPaths
+	paths := float64(perHost)
+	bytesAtScale := bytesPerPath * paths
+	ownPerPath := r.metricTotal() / measuredPaths
+	atScale := math.Ceil(bytesAtScale/setWatchesLimit) + ownPerPath*paths
 	d.ReconnectRequests = fmtPer(r.metricTotal())
-	d.ReconnectPerService = fmtPer(perService)
-	d.ReconnectPerInstance = fmtPer(perInstance)
-	d.ReconnectAtScale = fmtCount(int64(atScale))
 	d.ReconnectWire = r.wireRequests()
-	sent := float64(r.wire.requestBytes) / trials
-	d.ReconnectBytes = fmtBytes(int64(sent))
+	d.ReconnectBytes = fmtBytes(int64(float64(r.wire.requestBytes) / trials))
+	d.ReconnectBytesPerPath = fmt.Sprintf("%.0f B", bytesPerPath)
+	d.ReconnectBytesAtScale = fmtBytes(int64(bytesAtScale))
+	d.ReconnectAtScale = fmtCount(int64(atScale))
+	d.ResyncAtScale = fmtCount(perHost)
 	d.MemberRestart = fmtCount(int64(atScale * float64(s.hosts) / float64(s.observers)))
+	d.MemberRestartBytes = fmtBytes(int64(bytesAtScale * float64(s.hosts) / float64(s.observers)))
 
 	if f := c.fanout; f != nil && f.perNotification() > 0 {
 		d.HaveFanout = true
