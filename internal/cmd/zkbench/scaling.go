@@ -91,7 +91,8 @@ type scalingData struct {
 
 	ReconnectRequests, ReconnectWire, ReconnectBytes string
 	ReconnectBytesPerPath, ReconnectBytesAtScale     string
-	ReconnectAtScale, ResyncAtScale                  string
+	ReconnectAtScale, ReconnectAtScaleRequests       string
+	ResyncAtScale                                    string
 	MemberRestart, MemberRestartBytes                string
 
 	HaveFanout                                    bool
@@ -161,6 +162,7 @@ func (s *scaling) data(h header) scalingData {
 	d.ReconnectBytesPerPath = fmt.Sprintf("%.0f B", bytesPerPath)
 	d.ReconnectBytesAtScale = fmtBytes(int64(bytesAtScale))
 	d.ReconnectAtScale = fmtCount(int64(atScale))
+	d.ReconnectAtScaleRequests = plural(int(atScale), "request")
 	d.ResyncAtScale = fmtCount(perHost)
 	d.MemberRestart = fmtCount(int64(atScale * float64(s.hosts) / float64(s.observers)))
 	d.MemberRestartBytes = fmtBytes(int64(bytesAtScale * float64(s.hosts) / float64(s.observers)))
