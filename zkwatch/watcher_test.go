@@ -443,48 +443,32 @@ func TestWatcherSessionExpiry(t *testing.T) {
 
 // TestWatcherReconnectSameSession cuts the watcher off for less than its
 // session timeout while instances change: it must keep its session, keep
-// the view unchanged while cut off, and catch up with what changed (through
-// the re-sent watches or its own comparison pass) without a full resync.
+// the view unchanged while cut off, and catch up with what changed
+// through the watches the client re-sends, without a full resync.
 func TestWatcherReconnectSameSession(t *testing.T) {
 	proxy := testutil.ProxyTo(t, zkServer.Addr())
-	base := "/" + t.Name()
-	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
-	testutil.CreateZnode(t, conn, base+"/svc/a", "192.0.2.1:80", zk.FlagEphemeral)
-	testutil.CreateZnode(t, conn, base+"/svc/b", serverset("ALIVE"), zk.FlagEphemeral)
-
-	w, rec := startWatcher(t, proxy.Addr(), 8*time.Second, Spec{Services: []ServiceSpec{{Name: "svc", Path: base + "/svc"}}})
-	rec.waitFor(t, "first sync", hasIDs("svc", "a,b"))
-	session := w.Status().SessionID
-	rec.mu.Lock()
-	before := len(rec.updates)
-	rec.mu.Unlock()
+	c := startReconnectCase(t, proxy.Addr(), serverset("ALIVE"))
 
 	proxy.Cut()
-	if err := conn.Delete(base+"/svc/a", -1); err != nil {
+	if err := c.conn.Delete(c.svc+"/a", -1); err != nil {
 		t.Fatal(err)
 	}
-	testutil.CreateZnode(t, conn, base+"/svc/c", "192.0.2.3:80", zk.FlagEphemeral)
-	if _, err := conn.Set(base+"/svc/b", []byte(serverset("STOPPING")), -1); err != nil {
+	testutil.CreateZnode(t, c.conn, c.svc+"/c", "192.0.2.3:80", zk.FlagEphemeral)
+	if _, err := c.conn.Set(c.svc+"/b", []byte(serverset("STOPPING")), -1); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	rec.mu.Lock()
-	if got := ids(rec.services["svc"]); got != "a,b" {
+	c.rec.mu.Lock()
+	if got := ids(c.rec.services["svc"]); got != "a,b" {
 		t.Errorf("while cut off the view changed to %q", got)
 	}
-	rec.mu.Unlock()
+	c.rec.mu.Unlock()
 	proxy.Restore()
 
-	rec.waitFor(t, "changes made while cut off", hasIDs("svc", "b(unhealthy),c"))
-	if st := w.Status(); st.SessionID != session {
-		t.Errorf("session changed from %x to %x; a short cut must keep it", session, st.SessionID)
-	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	for _, u := range rec.updates[before:] {
-		if u.Full {
-			t.Errorf("a reconnect within the session published a full resync: %+v", u)
-		}
+	c.rec.waitFor(t, "changes made while cut off", hasIDs("svc", "b(unhealthy),c"))
+	c.checkSession(t)
+	if n := c.fullUpdates(); n != 0 {
+		t.Errorf("a reconnect within the session published %d full resyncs, want none", n)
 	}
 }
 
@@ -502,35 +486,25 @@ func TestWatcherWatchesLostOnReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = proxy.Close() })
-	base := "/" + t.Name()
-	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
-	testutil.CreateZnode(t, conn, base+"/svc/a", "192.0.2.1:80", zk.FlagEphemeral)
-	testutil.CreateZnode(t, conn, base+"/svc/b", "192.0.2.2:80", zk.FlagEphemeral)
-
-	w, rec := startWatcher(t, proxy.Addr(), 8*time.Second, Spec{Services: []ServiceSpec{{Name: "svc", Path: base + "/svc"}}})
-	rec.waitFor(t, "first sync", hasIDs("svc", "a,b"))
-	session := w.Status().SessionID
-	rec.mu.Lock()
-	before := len(rec.updates)
-	rec.mu.Unlock()
+	c := startReconnectCase(t, proxy.Addr(), "192.0.2.2:80")
 
 	refuser.refuse.Store(true)
 	proxy.Cut()
-	if err := conn.Delete(base+"/svc/a", -1); err != nil {
+	if err := c.conn.Delete(c.svc+"/a", -1); err != nil {
 		t.Fatal(err)
 	}
-	testutil.CreateZnode(t, conn, base+"/svc/c", "192.0.2.3:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, c.conn, c.svc+"/c", "192.0.2.3:80", zk.FlagEphemeral)
 	proxy.Restore()
-	rec.waitFor(t, "changes made while cut off", hasIDs("svc", "b,c"))
+	c.rec.waitFor(t, "changes made while cut off", hasIDs("svc", "b,c"))
 	if refuser.refused.Load() == 0 {
 		t.Fatal("no setWatches was refused: the test did not test anything")
 	}
 
 	// b did not change during the cut; its watch must be armed again.
-	if _, err := conn.Set(base+"/svc/b", []byte("192.0.2.2:81"), -1); err != nil {
+	if _, err := c.conn.Set(c.svc+"/b", []byte("192.0.2.2:81"), -1); err != nil {
 		t.Fatal(err)
 	}
-	rec.waitFor(t, "a change to b after the reconnect", func(m map[string]ServiceState) bool {
+	c.rec.waitFor(t, "a change to b after the reconnect", func(m map[string]ServiceState) bool {
 		for _, in := range m["svc"].Instances {
 			if in.ID == "b" {
 				return in.Port == 81
@@ -538,20 +512,60 @@ func TestWatcherWatchesLostOnReconnect(t *testing.T) {
 		}
 		return false
 	})
-	if st := w.Status(); st.SessionID != session {
-		t.Errorf("session changed from %x to %x; the test needs the same session", session, st.SessionID)
+	c.checkSession(t)
+	if n := c.fullUpdates(); n != 1 {
+		t.Errorf("%d full resyncs after the refused setWatches, want 1", n)
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
-	full := 0
-	for _, u := range rec.updates[before:] {
+}
+
+// reconnectCase is a watcher synced, through a proxy, to one service
+// "svc" with the instances a and b, for tests that cut the proxy.
+type reconnectCase struct {
+	w       *Watcher
+	rec     *recorder
+	conn    *zk.Conn // owns the instances
+	svc     string   // the service's path
+	session int64    // the watcher's session after the first sync
+	before  int      // updates up to the first sync
+}
+
+// startReconnectCase registers a, and b with payload b, and waits for the
+// watcher's first sync through proxyAddr.
+func startReconnectCase(t *testing.T, proxyAddr, b string) reconnectCase {
+	t.Helper()
+	c := reconnectCase{svc: "/" + t.Name() + "/svc"}
+	c.conn = testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	testutil.CreateZnode(t, c.conn, c.svc+"/a", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, c.conn, c.svc+"/b", b, zk.FlagEphemeral)
+	c.w, c.rec = startWatcher(t, proxyAddr, 8*time.Second, Spec{Services: []ServiceSpec{{Name: "svc", Path: c.svc}}})
+	c.rec.waitFor(t, "first sync", hasIDs("svc", "a,b"))
+	c.session = c.w.Status().SessionID
+	c.rec.mu.Lock()
+	c.before = len(c.rec.updates)
+	c.rec.mu.Unlock()
+	return c
+}
+
+// checkSession fails t if the watcher's session changed: a short cut
+// must keep it.
+func (c reconnectCase) checkSession(t *testing.T) {
+	t.Helper()
+	if st := c.w.Status(); st.SessionID != c.session {
+		t.Errorf("session changed from %x to %x; a short cut must keep it", c.session, st.SessionID)
+	}
+}
+
+// fullUpdates counts the full updates published since the first sync.
+func (c reconnectCase) fullUpdates() int {
+	c.rec.mu.Lock()
+	defer c.rec.mu.Unlock()
+	n := 0
+	for _, u := range c.rec.updates[c.before:] {
 		if u.Full {
-			full++
+			n++
 		}
 	}
-	if full != 1 {
-		t.Errorf("%d full resyncs after the refused setWatches, want 1", full)
-	}
+	return n
 }
 
 // setWatchesRefuser relays ZooKeeper frames. While refuse is set, it

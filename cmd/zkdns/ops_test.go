@@ -452,15 +452,7 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 		// socket, and so its port, while the second is bound beside it.
 		cfg := strings.Replace(opsConfig(other.Addr(), base, "alpha"), `listen = ["127.0.0.1:0"]`, `listen = ["127.0.0.1:0", "127.0.0.4:0"]`, 1)
 		writeFile(t, d.config, cfg)
-		var added string
-		eventually(t, "the added address bound", func() (bool, string) {
-			m := regexp.MustCompile(`msg="dns listening".* addr=(127\.0\.0\.4:\d+)`).FindStringSubmatch(d.logText())
-			if m == nil {
-				return false, d.logText()
-			}
-			added = m[1]
-			return true, ""
-		})
+		added := d.boundDNS(t, "127.0.0.4")
 		eventually(t, "answers on the added address", func() (bool, string) {
 			return resolvesQuietly(added, "alpha.local")
 		})
@@ -478,15 +470,7 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 		cfg := strings.Replace(opsConfig(other.Addr(), base, "alpha"), `listen = ["127.0.0.1:0"]`, `listen = ["127.0.0.3:0"]`, 1)
 		oldAddr := d.dns
 		writeFile(t, d.config, cfg)
-		var newAddr string
-		eventually(t, "the new address bound", func() (bool, string) {
-			m := regexp.MustCompile(`msg="dns listening".* addr=(127\.0\.0\.3:\d+)`).FindStringSubmatch(d.logText())
-			if m == nil {
-				return false, d.logText()
-			}
-			newAddr = m[1]
-			return true, ""
-		})
+		newAddr := d.boundDNS(t, "127.0.0.3")
 		eventually(t, "answers on the new address", func() (bool, string) {
 			return resolvesQuietly(newAddr, "alpha.local")
 		})
@@ -495,6 +479,23 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 			return !ok, s
 		})
 	})
+}
+
+// boundDNS waits for the daemon to log a DNS socket bound on ip, and
+// returns its address.
+func (d *runningDaemon) boundDNS(t *testing.T, ip string) string {
+	t.Helper()
+	re := regexp.MustCompile(`msg="dns listening".* addr=(` + regexp.QuoteMeta(ip) + `:\d+)`)
+	var addr string
+	eventually(t, "a DNS socket bound on "+ip, func() (bool, string) {
+		m := re.FindStringSubmatch(d.logText())
+		if m == nil {
+			return false, d.logText()
+		}
+		addr = m[1]
+		return true, ""
+	})
+	return addr
 }
 
 // resolvesQuietly is resolves for an address that may not answer.
