@@ -4,6 +4,7 @@
 package zkclient
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -44,11 +45,13 @@ func (c *cappedConn) SetReadDeadline(t time.Time) error {
 // session changes that matter are logged by the code using the client.
 type Logger struct {
 	L *slog.Logger
-	// WatchesLost, when set, is called when the client reports that it
-	// could not give a reconnected session's watches back to ZooKeeper
-	// (its setWatches request failed): some of them may be gone from the
-	// server, and only re-reading under new watches restores them. The
-	// client reports this in its log and no other way.
+	// WatchesLost, when set, is called when the client reports that
+	// ZooKeeper did not take a reconnected session's watches back (its
+	// setWatches request failed other than by losing the connection):
+	// some of them may be gone from the server, and only re-reading under
+	// new watches restores them. The client reports this in its log and
+	// no other way. A setWatches cut short by the connection is not
+	// reported: the client sends it again on the next connection.
 	WatchesLost func()
 }
 
@@ -60,8 +63,17 @@ const setWatchesFailed = "Failed to set previous watches: %v"
 
 // Printf implements zk.Logger.
 func (z Logger) Printf(format string, args ...any) {
-	if format == setWatchesFailed && z.WatchesLost != nil {
-		z.WatchesLost()
+	if format == setWatchesFailed && z.WatchesLost != nil && len(args) == 1 {
+		if err, _ := args[0].(error); !connectionEnded(err) {
+			z.WatchesLost()
+		}
 	}
 	z.L.Debug(fmt.Sprintf(format, args...), "source", "zk-client")
+}
+
+// connectionEnded reports whether err means a request failed because its
+// connection or session ended, not because ZooKeeper refused it.
+func connectionEnded(err error) bool {
+	return errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrClosing) ||
+		errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrNoServer)
 }
