@@ -386,9 +386,23 @@ func (d *daemon) setLogLevel(cfg *conf.Config) {
 	}
 }
 
+// startDNS serves ls, logging the addresses that were not served
+// before: all of them at start; on a reload, those not kept from the
+// running config.
 func (d *daemon) startDNS(ctx context.Context, ls *dnsserver.Listeners) *task {
+	var before []string
+	if d.dns != nil {
+		before = d.dns.addrs
+	}
 	for _, addr := range ls.Addrs() {
-		d.logger.Info("dns listening", "component", "dnsserver", "addr", addr, "proto", "udp+tcp")
+		if !slices.Contains(before, addr) {
+			d.logger.Info("dns listening", "component", "dnsserver", "addr", addr, "proto", "udp+tcp")
+		}
+	}
+	for _, addr := range before {
+		if !slices.Contains(ls.Addrs(), addr) {
+			d.logger.Info("dns no longer listening", "component", "dnsserver", "addr", addr)
+		}
 	}
 	t := startTask(ctx, d.failed, "dns server", func(ctx context.Context) error {
 		return dnsserver.Serve(ctx, ls, d.handler, dnsserver.ServeOptions{})

@@ -462,6 +462,10 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 		if strings.Contains(d.logText(), "config not reloaded") {
 			t.Errorf("reload refused; logs:\n%s", d.logText())
 		}
+		kept := regexp.MustCompile(`msg="dns listening".* addr=` + regexp.QuoteMeta(d.dns) + `\b`)
+		if n := len(kept.FindAllString(d.logText(), -1)); n != 1 {
+			t.Errorf("the kept address logged as listening %d times, want once (at start); logs:\n%s", n, d.logText())
+		}
 	})
 
 	t.Run("new DNS address", func(t *testing.T) {
@@ -478,6 +482,9 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 			ok, s := resolvesQuietly(oldAddr, "alpha.local")
 			return !ok, s
 		})
+		if !strings.Contains(d.logText(), `msg="dns no longer listening" component=dnsserver addr=`+oldAddr) {
+			t.Errorf("no log line for the released %s; logs:\n%s", oldAddr, d.logText())
+		}
 	})
 }
 
