@@ -44,7 +44,8 @@ func TestRecursiveRequests(t *testing.T) {
 }
 
 // measuredCosts is a cost target's result as zkdns should produce it: two
-// trials of each change, the minimum requests, a reconnect that re-arms through setWatches alone.
+// trials of each change, the minimum requests, and a reconnect that
+// re-arms through setWatches alone.
 func measuredCosts() *costMeasurements {
 	change := func(metrics map[string]float64, notes int, bytes int64) changeCost {
 		return changeCost{trials: 2, metrics: metrics, wire: wireStats{
