@@ -98,8 +98,12 @@ func parsePrefix(s string) (netip.Prefix, error) {
 }
 
 // admits reports whether a query from src is answered. env is nil for a
-// direct ServeDNS call, which admits every source by default.
+// direct ServeDNS call, which admits every source by default. src may be
+// as a socket gave it: an IPv4 client of a dual-stack socket comes
+// IPv4-mapped and a link-local one with its zone, and prefixes match
+// neither form.
 func (p *policy) admits(src netip.Addr, env *serveEnv) bool {
+	src = src.Unmap().WithZone("")
 	if p == nil || !p.allowSet {
 		return env == nil || env.openByDefault || src.IsLoopback()
 	}

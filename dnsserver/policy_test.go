@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -35,7 +37,10 @@ func TestPolicyAdmits(t *testing.T) {
 			admit: []string{"192.0.2.1", "2001:db8::1"}},
 		{name: "networks", env: exposed, policy: Policy{Allow: []string{"192.0.2.0/25", "2001:db8::/32", "198.51.100.7"}},
 			admit: []string{"192.0.2.1", "192.0.2.127", "2001:db8:ffff::1", "198.51.100.7", "::ffff:192.0.2.9"},
-			deny:  []string{"192.0.2.128", "198.51.100.8", "127.0.0.1", "::1", "2001:db9::1"}},
+			deny:  []string{"192.0.2.128", "198.51.100.8", "127.0.0.1", "::1", "2001:db9::1", "::ffff:198.51.100.8"}},
+		{name: "a link-local source comes with its zone", env: exposed, policy: Policy{Allow: []string{"fe80::/10"}},
+			admit: []string{"fe80::1%2", "fe80::1"},
+			deny:  []string{"2001:db8::1%2"}},
 		{name: "a list replaces the default even on loopback", env: open, policy: Policy{Allow: []string{"127.0.0.2/32"}},
 			admit: []string{"127.0.0.2"},
 			deny:  []string{"127.0.0.1", "::1"}},
@@ -53,22 +58,19 @@ func TestPolicyAdmits(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// As the UDP fast path passes them: as the socket gave them.
 			for _, a := range tc.admit {
-				if !p.admits(sourceOf(udpAddr(a)).Addr(), tc.env) {
+				if !p.admits(netip.MustParseAddr(a), tc.env) {
 					t.Errorf("%s denied, want admitted", a)
 				}
 			}
 			for _, a := range tc.deny {
-				if p.admits(sourceOf(udpAddr(a)).Addr(), tc.env) {
+				if p.admits(netip.MustParseAddr(a), tc.env) {
 					t.Errorf("%s admitted, want denied", a)
 				}
 			}
 		})
 	}
-}
-
-func udpAddr(ip string) *net.UDPAddr {
-	return net.UDPAddrFromAddrPort(netip.AddrPortFrom(netip.MustParseAddr(ip), 5353))
 }
 
 func TestSetPolicyErrors(t *testing.T) {
@@ -197,6 +199,49 @@ func TestServeAllow(t *testing.T) {
 		}
 	}
 	sameSeries(t, deniedTotal, series(t, reg, deniedTotal), map[string]float64{"proto=udp": deniedUDP, "proto=tcp": deniedTCP}, 2)
+}
+
+// TestServeAllowMappedSource serves UDP on an IPv6 socket that takes IPv4
+// too, as a "[::]:53" listener does: its IPv4 clients come IPv4-mapped,
+// and an allowed IPv4 network must still admit them. The socket is bound
+// to ::ffff:127.0.0.1, loopback only.
+func TestServeAllowMappedSource(t *testing.T) {
+	pc := listenDualStack(t, netip.MustParseAddr("::ffff:127.0.0.1"))
+	h := NewHandler(fixture(), nil)
+	if err := h.SetPolicy(Policy{Allow: []string{"127.0.0.0/8"}}); err != nil {
+		t.Fatal(err)
+	}
+	srv := serveListeners(t, &Listeners{UDP: []net.PacketConn{pc}}, h, ServeOptions{})
+	port := pc.LocalAddr().(*net.UDPAddr).Port
+	queryFrom(t, "udp", "127.0.0.1", fmt.Sprintf("127.0.0.1:%d", port), true, nil)
+	if err := srv.stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+}
+
+// listenDualStack binds a UDP socket of the IPv6 family that also takes
+// IPv4 to addr, port 0. Go's net refuses an IPv4-mapped address for
+// "udp6", so the socket is made by hand. It skips t where IPv6 sockets
+// cannot be made.
+func listenDualStack(t *testing.T, addr netip.Addr) net.PacketConn {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET6, syscall.SOCK_DGRAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Skipf("no IPv6 sockets here: %v", err)
+	}
+	f := os.NewFile(uintptr(fd), "dual-stack udp")
+	defer f.Close()
+	if err := syscall.SetsockoptInt(fd, syscall.IPPROTO_IPV6, syscall.IPV6_V6ONLY, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet6{Addr: addr.As16()}); err != nil {
+		t.Fatalf("bind %s: %v", addr, err)
+	}
+	pc, err := net.FilePacketConn(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pc
 }
 
 // queryFrom asks addr for payments.local A from a socket bound to the IP
