@@ -186,16 +186,19 @@ func (w *batchWriter) add(reply []byte, r *batchReader, i int) {
 	w.n++
 }
 
-// flush sends the queued replies and empties the queue. A reply the
-// kernel refuses (an unreachable client) is that client's loss: the rest
-// still go. It returns early only when the socket is closed.
-func (w *batchWriter) flush() {
+// flush sends the queued replies, empties the queue and returns how many
+// replies it held. A reply the kernel refuses (an unreachable client) is
+// that client's loss: the rest still go. It returns early only when the
+// socket is closed.
+func (w *batchWriter) flush() int {
 	for w.sent = 0; w.sent < w.n; {
 		if err := w.raw.Write(w.send); err != nil {
 			break
 		}
 	}
+	n := w.n
 	w.n = 0
+	return n
 }
 
 // sendmmsg is one attempt to send the rest of the batch on fd, for

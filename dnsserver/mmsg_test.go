@@ -107,7 +107,9 @@ func TestBatchReadAndWrite(t *testing.T) {
 					reply = append(reply, in.packet(slot)...)
 					out.add(reply, in, slot)
 				}
-				out.flush()
+				if n := out.flush(); n != clients+len(refused) {
+					t.Errorf("flush handled %d replies, want %d", n, clients+len(refused))
+				}
 				if out.n != 0 {
 					t.Errorf("%d replies still queued after flush", out.n)
 				}

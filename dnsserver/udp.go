@@ -114,7 +114,6 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 		// time from being read to being sent, and two readings per query
 		// would cost more than a fast answer's own work does.
 		start := time.Now()
-		fast := 0
 		snap := h.snap.Load()
 		pol := h.policy.Load()
 		for i := range n {
@@ -127,7 +126,6 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 			}
 			if reply, qtype, rcode, ok := snap.fastReply(packet, out.next(), seq, &fq); ok {
 				seq++
-				fast++
 				out.add(reply, in, i)
 				truncated := reply[2]&0x02 != 0 // TC
 				h.metrics.countQuery(qtype, rcode, truncated, false)
@@ -145,7 +143,7 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 			}
 			h.serve(env, w, req)
 		}
-		out.flush()
+		fast := out.flush()
 		h.metrics.observeDurations(false, time.Since(start), fast)
 	}
 }
