@@ -121,17 +121,7 @@ func (p *publisher) apply(gen int, u zkwatch.Update) {
 	for _, s := range u.Services {
 		du.Services = append(du.Services, p.serviceOf(s, now))
 	}
-	next := p.handler.Current().Apply(du)
-	if u.Full {
-		// A full sync leaves behind the payloads it read; on a large
-		// table that is hundreds of MiB that the runtime would hand back
-		// to the OS only over minutes. Return it now, once per sync and
-		// before the sync is announced, so the resident size at ready is
-		// what the daemon keeps. This costs one garbage collection, while
-		// the answers served are still the previous ones.
-		debug.FreeOSMemory()
-	}
-	p.handler.Publish(next)
+	p.handler.Publish(p.handler.Current().Apply(du))
 	if !u.EventTime.IsZero() {
 		published := time.Now()
 		p.metrics.eventToPublish.Observe(published.Sub(u.EventTime).Seconds())
@@ -140,6 +130,17 @@ func (p *publisher) apply(gen int, u zkwatch.Update) {
 	p.updateView(u)
 	p.mu.Unlock()
 
+	if u.Full {
+		// A full sync leaves behind the payloads it read and, now that
+		// its snapshot is served, the snapshot it replaced; on a large
+		// table that is hundreds of MiB that the runtime would hand back
+		// to the OS only over minutes. Return it now, once per sync and
+		// before the sync is announced, so the resident size at ready is
+		// what the daemon keeps. The garbage collection this costs runs
+		// after the new answers are served and outside mu, so neither
+		// queries nor other publishers wait for it.
+		debug.FreeOSMemory()
+	}
 	if u.Synced {
 		p.readyOnce.Do(func() { close(p.ready) })
 	}
