@@ -164,8 +164,8 @@ func stat(t *testing.T, conn *zk.Conn, p string) *zk.Stat {
 }
 
 func TestRiseFallRecovery(t *testing.T) {
-	base := "/" + t.Name() + "/svc"
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn) + "/svc"
 	health, url := newHealthEndpoint(t, false)
 	const rise, fall = 3, 2
 	run := start(t, Options{

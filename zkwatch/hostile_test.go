@@ -63,8 +63,8 @@ func hostileZnodes() []hostileZnode {
 // the good instances of the same service keep serving throughout.
 func TestWatcherHostileData(t *testing.T) {
 	proxy := testutil.ProxyTo(t, zkServer.Addr())
-	base := "/" + t.Name()
 	admin := testutil.ConnectZK(t, zkServer.Addr(), 20*time.Second)
+	base := testutil.TestRoot(t, admin)
 	znodes := hostileZnodes()
 	var servedIDs []string
 	bad := 0

@@ -168,8 +168,8 @@ const (
 // heap must be back near where they were before the churn; stopping the
 // watcher must bring goroutines back to where they were before it ran.
 func TestChurnLeavesNoLeak(t *testing.T) {
-	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 20*time.Second)
+	base := testutil.TestRoot(t, conn)
 	svcPath := func(i int) string { return fmt.Sprintf("%s/svc/svc-%d", base, i) }
 	allServices := make([]ServiceSpec, churnServices)
 	for i := range allServices {
@@ -334,12 +334,12 @@ const largeChildren = 10_000
 // TestLargeChildList lists a service of 10,000 instances whole, and
 // follows them all leaving at once when their owner's session closes.
 func TestLargeChildList(t *testing.T) {
-	base := "/" + t.Name()
 	owner, _, err := zk.Connect([]string{zkServer.Addr()}, 20*time.Second, zk.WithLogger(log.New(io.Discard, "", 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer owner.Close()
+	base := testutil.TestRoot(t, owner)
 	testutil.MkdirAll(t, owner, base+"/big")
 	padding := strings.Repeat("x", 90)
 	start := time.Now()
@@ -387,8 +387,8 @@ func TestLargeChildList(t *testing.T) {
 // the other service.
 func TestEventStormCoalesced(t *testing.T) {
 	const instances = 500
-	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 20*time.Second)
+	base := testutil.TestRoot(t, conn)
 	testutil.MkdirAll(t, conn, base+"/storm")
 	testutil.CreateZnode(t, conn, base+"/calm/c1", "198.51.100.1:80", 0)
 	name := func(i int) string { return fmt.Sprintf("%s/storm/s%04d", base, i) }
@@ -450,8 +450,8 @@ func TestEventStormCoalesced(t *testing.T) {
 // no watch behind on the paths of services that are gone.
 func TestDiscoveredServiceComesBack(t *testing.T) {
 	const rounds = 50
-	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 20*time.Second)
+	base := testutil.TestRoot(t, conn)
 	testutil.CreateZnode(t, conn, base+"/root/back/i0", "192.0.2.1:80", 0)
 	testutil.CreateZnode(t, conn, base+"/root/other/o", "192.0.2.2:80", 0)
 	w, view, _ := runScaleWatcher(t, Spec{Discover: []DiscoverSpec{{Path: base + "/root", Format: "hostport"}}})

@@ -183,13 +183,13 @@ func TestNewRejectsIncompleteAuth(t *testing.T) {
 // and a refused service is published as existing and empty (NODATA).
 func TestWatcherACLs(t *testing.T) {
 	const passA, passB = "pw-of-alice-1", "pw-of-bob-2"
-	base := "/" + t.Name()
 	admin := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
 	for _, a := range []Auth{digest("alice", passA), digest("bob", passB)} {
 		if err := admin.AddAuth(a.Scheme, a.Credentials); err != nil {
 			t.Fatal(err)
 		}
 	}
+	base := testutil.TestRoot(t, admin) // admin may delete what it made
 	world := zk.WorldACL(zk.PermAll)
 	alice := zk.DigestACL(zk.PermAll, "alice", passA)
 	bob := zk.DigestACL(zk.PermAll, "bob", passB)
@@ -415,8 +415,8 @@ func startTLSZooKeeper(t *testing.T) *tlsFixture {
 // attempt, and leaves the watcher retrying until it is stopped.
 func TestWatcherTLS(t *testing.T) {
 	fx := startTLSZooKeeper(t)
-	base := "/" + t.Name()
 	plain := testutil.ConnectZK(t, fx.zk.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, plain)
 	testutil.CreateZnode(t, plain, base+"/svc/i1", "192.0.2.10:80", zk.FlagEphemeral)
 	spec := Spec{Services: []ServiceSpec{{Name: "svc", Path: base + "/svc"}}}
 	certs := []tls.Certificate{fx.client}

@@ -174,8 +174,8 @@ func serverset(status string) string {
 // each step marks when the step's events are all handled, as events are
 // handled in the order they arrive.
 func TestWatcherFollowsInstances(t *testing.T) {
-	base := "/" + t.Name()
 	owner := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	base := testutil.TestRoot(t, owner)
 	testutil.CreateZnode(t, owner, base+"/hp/a", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, owner, base+"/ss/member_0000000001", serverset("ALIVE"), zk.FlagEphemeral)
 	testutil.CreateZnode(t, owner, base+"/marks/start", "192.0.2.9:80", zk.FlagEphemeral)
@@ -257,12 +257,12 @@ func TestWatcherFollowsInstances(t *testing.T) {
 }
 
 func TestWatcherOwnerSessionEnds(t *testing.T) {
-	base := "/" + t.Name()
 	owner, _, err := zk.Connect([]string{zkServer.Addr()}, 5*time.Second, zk.WithLogger(log.New(io.Discard, "", 0)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	stayer := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	base := testutil.TestRoot(t, stayer)
 	testutil.CreateZnode(t, owner, base+"/svc/leaving", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, stayer, base+"/svc/staying", "192.0.2.2:80", zk.FlagEphemeral)
 	_, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{
@@ -274,8 +274,8 @@ func TestWatcherOwnerSessionEnds(t *testing.T) {
 }
 
 func TestWatcherPathAppearsAndVanishes(t *testing.T) {
-	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	base := testutil.TestRoot(t, conn)
 	_, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{
 		{Name: "later", Path: base + "/later"},
 	}})
@@ -302,8 +302,8 @@ func TestWatcherPathAppearsAndVanishes(t *testing.T) {
 }
 
 func TestWatcherDiscover(t *testing.T) {
-	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	base := testutil.TestRoot(t, conn)
 	testutil.CreateZnode(t, conn, base+"/root/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/root/shadowed/s1", "192.0.2.3:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/elsewhere/s2", "192.0.2.4:80", zk.FlagEphemeral)
@@ -340,8 +340,8 @@ func TestWatcherDiscover(t *testing.T) {
 }
 
 func TestWatcherSetSpec(t *testing.T) {
-	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	base := testutil.TestRoot(t, conn)
 	testutil.CreateZnode(t, conn, base+"/one/i", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/two/j", "192.0.2.2:80", zk.FlagEphemeral)
 	w, rec := startWatcher(t, zkServer.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{
@@ -390,8 +390,8 @@ func TestWatcherSetSpec(t *testing.T) {
 // swap once, never showing an empty set for a service that has instances.
 func TestWatcherSessionExpiry(t *testing.T) {
 	proxy := testutil.ProxyTo(t, zkServer.Addr())
-	base := "/" + t.Name()
 	admin := testutil.ConnectZK(t, zkServer.Addr(), 20*time.Second)
+	base := testutil.TestRoot(t, admin)
 	testutil.CreateZnode(t, admin, base+"/svc/persistent", "192.0.2.1:80", 0)
 	mortal, _, err := zk.Connect([]string{zkServer.Addr()}, time.Second, zk.WithLogger(log.New(io.Discard, "", 0)))
 	if err != nil {
@@ -533,8 +533,8 @@ type reconnectCase struct {
 // watcher's first sync through proxyAddr.
 func startReconnectCase(t *testing.T, proxyAddr, b string) reconnectCase {
 	t.Helper()
-	c := reconnectCase{svc: "/" + t.Name() + "/svc"}
-	c.conn = testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	c := reconnectCase{conn: testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)}
+	c.svc = testutil.TestRoot(t, c.conn) + "/svc"
 	testutil.CreateZnode(t, c.conn, c.svc+"/a", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, c.conn, c.svc+"/b", b, zk.FlagEphemeral)
 	c.w, c.rec = startWatcher(t, proxyAddr, 8*time.Second, Spec{Services: []ServiceSpec{{Name: "svc", Path: c.svc}}})

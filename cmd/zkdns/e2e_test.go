@@ -266,8 +266,8 @@ func curator(id, addr string, port int, extra string) string {
 }
 
 func TestServe(t *testing.T) {
-	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
 	testutil.CreateZnode(t, conn, base+"/payments/p1", curator("p1", "192.0.2.1", 8080, ""), zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/payments/p2", curator("p2", "2001:db8::2", 8080, ""), zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/payments/p3", curator("p3", "192.0.2.3", 8080, `,"instance_status":"OUT_OF_SERVICE"`), zk.FlagEphemeral)
@@ -526,8 +526,8 @@ path = "/payments"
 // with no empty or failed answer in between.
 func TestServeSurvivesSessionExpiry(t *testing.T) {
 	proxy := testutil.ProxyTo(t, zkServer.Addr())
-	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
 	testutil.MkdirAll(t, conn, base+"/svc")
 	if _, err := conn.Create(base+"/svc/stays", []byte("192.0.2.1:80"), 0, zk.WorldACL(zk.PermAll)); err != nil {
 		t.Fatal(err)

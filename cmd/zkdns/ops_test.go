@@ -49,8 +49,8 @@ func resolves(t *testing.T, server, name string) (bool, string) {
 }
 
 func TestLiveReloadSaveStyles(t *testing.T) {
-	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
 	testutil.CreateZnode(t, conn, base+"/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/beta/b1", "192.0.2.2:80", zk.FlagEphemeral)
 	before := opsConfig(zkServer.Addr(), base, "alpha")
@@ -126,8 +126,8 @@ func TestLiveReloadSaveStyles(t *testing.T) {
 }
 
 func TestLiveReloadLifecycle(t *testing.T) {
-	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
 	testutil.CreateZnode(t, conn, base+"/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/beta/b1", "192.0.2.2:80", zk.FlagEphemeral)
 	d := startDaemon(t, zkServer.Addr(), opsConfig("%ZK%", base, "alpha", "beta"))
@@ -264,8 +264,8 @@ func TestSystemdNotify(t *testing.T) {
 
 	proxy := testutil.ProxyTo(t, zkServer.Addr())
 	proxy.Cut() // no ZooKeeper at first: no READY=1 may be sent
-	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
 	testutil.CreateZnode(t, conn, base+"/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
 	d := startDaemon(t, proxy.Addr(), opsConfig("%ZK%", base, "alpha"),
 		"NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000")
@@ -304,8 +304,8 @@ func TestSystemdNotify(t *testing.T) {
 func TestAdminAPIAndStatus(t *testing.T) {
 	proxy := testutil.ProxyTo(t, zkServer.Addr())
 	proxy.Cut()
-	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
 	testutil.CreateZnode(t, conn, base+"/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/alpha/bad", "not an address", zk.FlagEphemeral)
 	d := startDaemon(t, proxy.Addr(), opsConfig("%ZK%", base, "alpha", "gamma"))
@@ -409,8 +409,8 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = other.Stop() })
-	base := "/" + t.Name()
 	oldConn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, oldConn)
 	newConn := testutil.ConnectZK(t, other.Addr(), 10*time.Second)
 	testutil.CreateZnode(t, oldConn, base+"/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, newConn, base+"/alpha/a2", "192.0.2.2:80", zk.FlagEphemeral)
@@ -627,8 +627,8 @@ func containsPrefix(msgs []string, prefix string) bool {
 // several times, without any ZooKeeper event) and equal the base after it,
 // while an instance registered long ago keeps its base weight throughout.
 func TestWarmupWeights(t *testing.T) {
-	base := "/" + t.Name()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
 	old := `{"name":"svc","id":"old","address":"192.0.2.1","port":80,"payload":{"metadata":{"weight":"40"}},"registrationTimeUTC":1600000000000,"serviceType":"DYNAMIC"}`
 	testutil.CreateZnode(t, conn, base+"/svc/old", old, zk.FlagEphemeral)
 	d := startDaemon(t, zkServer.Addr(), `

@@ -50,3 +50,37 @@ func CreateZnode(t testing.TB, conn *zk.Conn, p, data string, flags int32) {
 		t.Fatalf("create %s: %v", p, err)
 	}
 }
+
+// TestRoot returns /<test name>, the znode under which a test keeps its
+// znodes, after deleting whatever an earlier run of the same test left
+// there: a package's tests share one ZooKeeper, and go test -count=N runs
+// each test N times against it. conn deletes, so a test whose znodes have
+// restrictive ACLs passes a session holding the credentials they need.
+func TestRoot(t testing.TB, conn *zk.Conn) string {
+	t.Helper()
+	root := "/" + t.Name()
+	if err := deleteTree(conn, root); err != nil {
+		t.Fatalf("clear %s left by an earlier run: %v", root, err)
+	}
+	return root
+}
+
+// deleteTree deletes p and everything under it; a missing p is no error.
+func deleteTree(conn *zk.Conn, p string) error {
+	children, _, err := conn.Children(p)
+	if errors.Is(err, zk.ErrNoNode) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, c := range children {
+		if err := deleteTree(conn, path.Join(p, c)); err != nil {
+			return err
+		}
+	}
+	if err := conn.Delete(p, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+		return err
+	}
+	return nil
+}

@@ -408,3 +408,29 @@ func TestTCPProxyCutAndRestore(t *testing.T) {
 		})
 	}
 }
+
+// TestTestRoot leaves a tree under the test's root, as an earlier run of
+// a test does, and checks that TestRoot clears it: a root that is missing
+// and one that is a lone znode, a deep tree and ephemeral leaves alike.
+func TestTestRoot(t *testing.T) {
+	conn := ConnectZK(t, sharedZK.Addr(), 5*time.Second)
+	root := "/" + t.Name()
+	if got := TestRoot(t, conn); got != root {
+		t.Fatalf("TestRoot = %q, want %q", got, root)
+	}
+	for _, leftover := range [][]string{
+		{root},
+		{root + "/svc/a", root + "/svc/b/deep/er", root + "/other"},
+	} {
+		for _, p := range leftover {
+			CreateZnode(t, conn, p, "x", 0)
+		}
+		CreateZnode(t, conn, root+"/svc/eph", "x", zk.FlagEphemeral)
+		if got := TestRoot(t, conn); got != root {
+			t.Fatalf("TestRoot = %q, want %q", got, root)
+		}
+		if ok, _, err := conn.Exists(root); err != nil || ok {
+			t.Fatalf("after TestRoot, %s exists = %v (err %v), want it gone", root, ok, err)
+		}
+	}
+}
