@@ -86,6 +86,17 @@ func (p *publisher) setStatusSource(gen int, w *zkwatch.Watcher) {
 }
 
 func (p *publisher) readyC() <-chan struct{} { return p.ready }
+
+// isReady reports whether the first full sync is served and the memory it
+// left behind returned: what READY=1 announces and /readyz reports.
+func (p *publisher) isReady() bool {
+	select {
+	case <-p.ready:
+		return true
+	default:
+		return false
+	}
+}
 func (p *publisher) switchedC() <-chan int   { return p.switched }
 
 // publisherFor is the Publish function of the watcher of generation gen.
