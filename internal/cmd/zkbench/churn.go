@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -152,6 +153,10 @@ func (b *bench) churn(ctx context.Context, fl *fleet, noChurn float64) (*section
 	if err != nil {
 		return sec, nil, err
 	}
+	ourCPU0, err := processTreeCPU(fl.zkdns.proc.pid())
+	if err != nil {
+		return sec, nil, err
+	}
 
 	// dnsperf runs a second longer than the changes, so the convergence
 	// check happens under load too.
@@ -180,6 +185,8 @@ func (b *bench) churn(ctx context.Context, fl *fleet, noChurn float64) (*section
 		converged, churnErr = convergence(ctx, fl.zkdns.addr, model, last)
 	}
 	zkCPU1, cpuErr := processTreeCPU(b.zk.pid)
+	ourCPU1, ourErr := processTreeCPU(fl.zkdns.proc.pid())
+	cpuErr = errors.Join(cpuErr, ourErr)
 	outcome := <-perfDone
 	switch {
 	case churnErr != nil:
@@ -219,6 +226,16 @@ func (b *bench) churn(ctx context.Context, fl *fleet, noChurn float64) (*section
 	zkCPU := zkCPU1 - zkCPU0
 	sec.info("ZooKeeper server CPU per change (writes and zkdns's reads)", fmtDuration(zkCPU/time.Duration(max(applied, 1))),
 		fmt.Sprintf("%s over the run", fmtDuration(zkCPU)), "")
+	ourCPU := ourCPU1 - ourCPU0
+	ourShare, zkShare := ourCPU.Seconds()/churnTook.Seconds(), zkCPU.Seconds()/churnTook.Seconds()
+	sec.info("zkdns's CPU while churning (queries and changes)", fmtDuration(ourCPU),
+		fmt.Sprintf("%.0f%% of its core; ZooKeeper used %.0f%% of a core", 100*ourShare, 100*zkShare), "")
+	if ourShare < 0.9 {
+		sec.notes = append(sec.notes, fmt.Sprintf("zkdns used %.0f%% of its core while churning, answering and "+
+			"applying changes together, so its own work was not what held the query rate down: ZooKeeper (%.0f%% of a "+
+			"core) and the change generator are not pinned, and on this two-core machine they take their CPU from "+
+			"dnsperf and zkdns.", 100*ourShare, 100*zkShare))
+	}
 	if rate < 0.95*float64(p.churnRate) {
 		sec.notes = append(sec.notes, "The changes fell behind the rate asked: the generator and ZooKeeper share "+
 			"the machine's two cores with zkdns and dnsperf.")
