@@ -86,6 +86,7 @@ func (p *publisher) setStatusSource(gen int, w *zkwatch.Watcher) {
 }
 
 func (p *publisher) readyC() <-chan struct{} { return p.ready }
+func (p *publisher) switchedC() <-chan int   { return p.switched }
 
 // isReady reports whether the first full sync is served and the memory it
 // left behind returned: what READY=1 announces and /readyz reports.
@@ -97,7 +98,6 @@ func (p *publisher) isReady() bool {
 		return false
 	}
 }
-func (p *publisher) switchedC() <-chan int   { return p.switched }
 
 // publisherFor is the Publish function of the watcher of generation gen.
 func (p *publisher) publisherFor(gen int) func(zkwatch.Update) {
