@@ -14,7 +14,8 @@ const maxLabel = 63
 const suffixLen = 7
 
 // Label turns a raw name (a service name or a znode name) into a DNS label:
-// ASCII letters are lowercased, every byte outside [a-z0-9-] becomes '-',
+// each percent-escape (%XX) stands for the byte it encodes, ASCII letters
+// are lowercased, every byte outside [a-z0-9-] becomes '-',
 // runs of '-' collapse into one, '-' is trimmed from both ends, and the
 // result is cut to 63 bytes (and trimmed of a '-' the cut leaves at the
 // end). A name with nothing left gets "x" followed by the 8 hex digits of
@@ -26,6 +27,13 @@ func Label(name string) string {
 	b := make([]byte, 0, min(len(name), maxLabel))
 	for i := 0; i < len(name) && len(b) < maxLabel; i++ {
 		c := name[i]
+		// Dubbo names each provider's znode by its URL-encoded URL; read
+		// as it is, every escape would leave a fragment like "-3a-2f-2f"
+		// in the label, where the decoded URL reads "dubbo-192-0-2-10-…".
+		if c == '%' && i+2 < len(name) && isHex(name[i+1]) && isHex(name[i+2]) {
+			c = unhex(name[i+1])<<4 | unhex(name[i+2])
+			i += 2
+		}
 		switch {
 		case 'A' <= c && c <= 'Z':
 			c += 'a' - 'A'
@@ -45,6 +53,22 @@ func Label(name string) string {
 		return fmt.Sprintf("x%08x", hash32(name, 0))
 	}
 	return label
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+// unhex is the value of the hex digit c.
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	default:
+		return c - 'A' + 10
+	}
 }
 
 // resolveLabels gives every raw name a label of its own. bases maps each

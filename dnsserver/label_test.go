@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"fmt"
 	"maps"
 	"strings"
 	"testing"
@@ -22,7 +23,13 @@ func TestLabel(t *testing.T) {
 		{name: "cut at 63 bytes", raw: strings.Repeat("a", 70), want: strings.Repeat("a", 63)},
 		{name: "cut leaves no trailing dash", raw: strings.Repeat("a", 62) + "_b", want: strings.Repeat("a", 62)},
 		{name: "long run of dashes counts once", raw: "a" + strings.Repeat("_", 100) + "b", want: "a-b"},
+		{name: "percent-escapes decoded", raw: "a%2Fb%41", want: "a-ba"},
+		{name: "dubbo provider URL", raw: "dubbo%3A%2F%2F192.0.2.10%3A20880%2Fcom.example.DemoService%3Fanyhost%3Dtrue%26weight%3D50",
+			want: "dubbo-192-0-2-10-20880-com-example-demoservice-anyhost-true-wei"},
+		{name: "not an escape stays as written", raw: "a%zz%4", want: "a-zz-4"},
+		{name: "escaped dash collapses", raw: "a%2D-b", want: "a-b"},
 		{name: "nothing left hashes the raw name", raw: "!!!", want: "x2d53a722"},
+		{name: "nothing left after decoding hashes the raw name", raw: "%2F%2F", want: "x" + fmt.Sprintf("%08x", hash32("%2F%2F", 0))},
 		{name: "empty hashes too", raw: "", want: "x811c9dc5"},
 	}
 	for _, tc := range cases {

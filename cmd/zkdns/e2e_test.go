@@ -273,6 +273,8 @@ func TestServe(t *testing.T) {
 	testutil.CreateZnode(t, conn, base+"/payments/p3", curator("p3", "192.0.2.3", 8080, `,"instance_status":"OUT_OF_SERVICE"`), zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/found/orders/o1", "192.0.2.11:9000", zk.FlagEphemeral)
 	testutil.MkdirAll(t, conn, base+"/empty")
+	testutil.CreateZnode(t, conn, base+"/dubbo/providers/dubbo%3A%2F%2F192.0.2.21%3A20880%2Fcom.example.Demo%3Fweight%3D50",
+		"", zk.FlagEphemeral)
 
 	d := startDaemon(t, zkServer.Addr(), `
 [zookeeper]
@@ -295,6 +297,10 @@ path = "`+base+`/empty"
 [[service]]
 name = "notyet"
 path = "`+base+`/notyet"
+[[service]]
+name = "demo"
+path = "`+base+`/dubbo/providers"
+format = "dubbo"
 [[discover]]
 path = "`+base+`/found"
 format = "hostport"
@@ -325,6 +331,8 @@ format = "hostport"
 		{"out of service instance is not served", "p3.payments.local", dns.TypeA, dns.RcodeNameError, "", true},
 		{"discovered service", "orders.local", dns.TypeSRV, dns.RcodeSuccess,
 			"orders.local.\t0\tIN\tSRV\t0 100 9000 o1.orders.local.", false},
+		{"dubbo provider named by its decoded URL", "demo.local", dns.TypeSRV, dns.RcodeSuccess,
+			"demo.local.\t0\tIN\tSRV\t0 50 20880 dubbo-192-0-2-21-20880-com-example-demo-weight-50.demo.local.", false},
 		{"no instances is NODATA", "empty.local", dns.TypeSRV, dns.RcodeSuccess, "", true},
 		{"missing path is NODATA", "notyet.local", dns.TypeA, dns.RcodeSuccess, "", true},
 		{"unknown name is NXDOMAIN", "nosuch.local", dns.TypeA, dns.RcodeNameError, "", true},
