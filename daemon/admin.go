@@ -102,7 +102,7 @@ func (d *daemon) startAdmin(ctx context.Context, ln net.Listener) *task {
 // timeout (past that, changes may have been missed, though the last known
 // answers are still served).
 func (d *daemon) readiness() (bool, string) {
-	if !d.handler.Current().Synced() || !d.pub.isReady() {
+	if !d.pub.isReady() {
 		return false, "not ready: waiting for the first full sync from ZooKeeper"
 	}
 	st, ok := d.pub.servedStatus()
