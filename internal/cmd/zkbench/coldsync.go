@@ -251,9 +251,11 @@ func (b *bench) republish(ctx context.Context, z *dnsServer, d dataset, owner *z
 			return moved, removed, nil, fmt.Errorf("zkbench: register %s again: %w", d.instancePath(s, i), err)
 		}
 	}
-	last, _ := gone(b.plan.coldChanges - 1)
-	if err := waitAnswers(ctx, z, fmt.Sprintf("svc%d.%s", last, zone), dns.TypeSRV, d.instances, settle); err != nil {
-		return moved, removed, nil, err
+	for k := range b.plan.coldChanges {
+		s, _ := gone(k)
+		if err := waitAnswers(ctx, z, fmt.Sprintf("svc%d.%s", s, zone), dns.TypeSRV, d.instances, settle); err != nil {
+			return moved, removed, nil, err
+		}
 	}
 	return moved, removed, reads, nil
 }
