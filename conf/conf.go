@@ -119,6 +119,13 @@ type Admin struct {
 	// /readyz, /metrics and /v1/services. Empty disables it. Default
 	// "127.0.0.1:8601".
 	Listen string `toml:"listen"`
+
+	// Pprof also serves the Go runtime's profiles under /debug/pprof/
+	// (CPU, heap, goroutines, ...) for diagnosing zkdns's own CPU and
+	// memory use. Default false: a CPU profile slows the daemon while it
+	// runs and a heap profile holds what the daemon holds, so turn it on
+	// only where the admin endpoint is reachable by those you trust.
+	Pprof bool `toml:"pprof"`
 }
 
 // Log is the [log] table.

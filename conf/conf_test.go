@@ -90,7 +90,7 @@ func TestParseNormalises(t *testing.T) {
 			Upstreams:   []string{"192.0.2.53:53", "[2001:db8::53]:53", "198.51.100.53:5353"},
 			Allow:       []string{"127.0.0.0/8", "198.51.100.0/24", "2001:db8::7/128"},
 		},
-		Admin: Admin{Listen: ""},
+		Admin: Admin{Listen: "", Pprof: true},
 		Log:   Log{Level: "debug", Format: "json"},
 		Services: []Service{
 			{Name: "payments", Path: "/services/payments", Format: "curator", Endpoint: "ssl", Warmup: Duration{90 * time.Second}},

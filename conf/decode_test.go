@@ -75,7 +75,7 @@ protocol = "grpc"
 		{
 			name: "quoted unknown key",
 			src:  minimalZK + "[admin]\n\"listen address\" = \"x\"\n",
-			want: []string{`t.toml:4: admin."listen address": unknown key; [admin] takes only listen`},
+			want: []string{`t.toml:4: admin."listen address": unknown key; [admin] takes only listen, pprof`},
 		},
 		{
 			name: "integer duration",

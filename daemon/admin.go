@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -71,6 +72,16 @@ func (d *daemon) startAdmin(ctx context.Context, ln net.Listener) *task {
 		io.WriteString(w, reason+"\n")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{}))
+	// The Go runtime's profiles, while [admin] pprof is on. The switch is
+	// checked per request, so a reload turns them on or off without
+	// restarting this server. (Importing net/http/pprof also registers
+	// them on http.DefaultServeMux, which zkdns never serves.)
+	mux.Handle("GET /debug/pprof/", d.whenPprof(pprof.Index))
+	mux.Handle("GET /debug/pprof/cmdline", d.whenPprof(pprof.Cmdline))
+	mux.Handle("GET /debug/pprof/profile", d.whenPprof(pprof.Profile))
+	mux.Handle("GET /debug/pprof/symbol", d.whenPprof(pprof.Symbol))
+	mux.Handle("POST /debug/pprof/symbol", d.whenPprof(pprof.Symbol))
+	mux.Handle("GET /debug/pprof/trace", d.whenPprof(pprof.Trace))
 	mux.HandleFunc("GET /v1/services", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
@@ -94,6 +105,18 @@ func (d *daemon) startAdmin(ctx context.Context, ln net.Listener) *task {
 			return err
 		}
 		return nil
+	})
+}
+
+// whenPprof serves h while [admin] pprof is on, and otherwise a 404 that
+// says how to turn it on.
+func (d *daemon) whenPprof(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !d.pprof.Load() {
+			http.Error(w, "profiles are off; set pprof = true under [admin] in the config and reload", http.StatusNotFound)
+			return
+		}
+		h(w, r)
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -81,6 +82,9 @@ type daemon struct {
 	failed  chan error
 	changes chan conf.Change
 	ready   bool
+
+	// pprof is [admin] pprof, which the admin server's handlers read.
+	pprof atomic.Bool
 }
 
 func newDaemon(opts Options) (*daemon, error) {
@@ -140,6 +144,7 @@ func (d *daemon) run(ctx context.Context) error {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	d.pub = newPublisher(d.handler, d.logger, d.metrics, warmupsOf(cfg))
+	d.pprof.Store(cfg.Admin.Pprof)
 	d.dns = d.startDNS(ctx, listeners)
 	if adminLn != nil {
 		d.admin = d.startAdmin(ctx, adminLn)
@@ -309,6 +314,10 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 			d.admin = d.startAdmin(ctx, newAdmin)
 		}
 		changed = append(changed, "admin.listen")
+	}
+	if prev.Admin.Pprof != next.Admin.Pprof {
+		d.pprof.Store(next.Admin.Pprof)
+		changed = append(changed, "admin.pprof")
 	}
 	if zone := zoneOf(next, d.dnsAddrs()); !sameZone(zone, zoneOf(prev, d.dnsAddrs())) || newDNS != nil {
 		d.pub.setZone(zone)

@@ -398,6 +398,48 @@ func TestAdminAPIAndStatus(t *testing.T) {
 	})
 }
 
+// TestAdminPprof turns [admin] pprof on and off by live reloads: the Go
+// runtime's profiles are served only while it is on, and the admin
+// endpoint says how to turn them on while it is off.
+func TestAdminPprof(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
+	testutil.CreateZnode(t, conn, base+"/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
+	off := opsConfig(zkServer.Addr(), base, "alpha")
+	on := strings.Replace(off, "[admin]\n", "[admin]\npprof = true\n", 1)
+	d := startDaemon(t, zkServer.Addr(), off)
+
+	isOff := func() (bool, string) {
+		code, body := httpGet(t, d.admin, "/debug/pprof/")
+		return code == http.StatusNotFound && strings.Contains(body, "pprof = true"), fmt.Sprintf("%d %s", code, body)
+	}
+	if ok, got := isOff(); !ok {
+		t.Fatalf("/debug/pprof/ with pprof unset = %s, want 404 saying how to turn it on", got)
+	}
+
+	writeFile(t, d.config, on)
+	eventually(t, "profiles served", func() (bool, string) {
+		code, body := httpGet(t, d.admin, "/debug/pprof/")
+		return code == http.StatusOK && strings.Contains(body, "goroutine"), fmt.Sprintf("%d %.200s", code, body)
+	})
+	for _, tc := range []struct{ path, want string }{
+		{"/debug/pprof/heap?debug=1", "heap profile:"},
+		{"/debug/pprof/goroutine?debug=1", "goroutine profile:"},
+		{"/debug/pprof/profile?seconds=1", "\x1f\x8b"}, // a gzipped profile
+	} {
+		code, body := httpGet(t, d.admin, tc.path)
+		if code != http.StatusOK || !strings.Contains(body, tc.want) {
+			t.Errorf("GET %s = %d %.80q, want 200 with %q", tc.path, code, body, tc.want)
+		}
+	}
+	if !strings.Contains(d.logText(), "admin.pprof") {
+		t.Errorf("the reload did not log admin.pprof as changed:\n%s", d.logText())
+	}
+
+	writeFile(t, d.config, off)
+	eventually(t, "profiles off again", isOff)
+}
+
 // TestReloadMovesEnsembleAndAddresses changes [zookeeper] to another
 // ensemble and [dns].listen to another port, live: answers never stop, come
 // from the new ensemble once it has synced, and move to the new port.
