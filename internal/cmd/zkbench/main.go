@@ -65,6 +65,7 @@ type options struct {
 	coredns string
 	dnsperf string
 	perf    string
+	gotool  string
 	out     string // BENCHMARKS.md; "" writes none
 	scaling string // SCALING.md; "" writes none
 	work    string // working directory; "" means a temporary one
@@ -86,6 +87,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.coredns, "coredns", "", "CoreDNS `binary` (scripts/bench installs v1.15.0 into a temporary GOBIN); empty skips CoreDNS")
 	fs.StringVar(&o.dnsperf, "dnsperf", "dnsperf", "dnsperf `binary`")
 	fs.StringVar(&o.perf, "perf", "perf", "Linux perf `binary` for zkdns's CPU profile; empty skips the profile")
+	fs.StringVar(&o.gotool, "go", "go", "Go `binary` whose pprof summarises zkdns's own CPU profile (from /debug/pprof); empty skips it")
 	fs.StringVar(&o.out, "out", "BENCHMARKS.md", "write the report to `file`; empty writes none")
 	fs.StringVar(&o.scaling, "scaling", "SCALING.md", "write the scaling arithmetic to `file`; empty writes none")
 	fs.StringVar(&o.work, "work", "", "working `directory` for configs, zone files and logs; empty means a temporary one, removed at the end")
@@ -112,7 +114,7 @@ func parseOptions(args []string, stderr io.Writer) (options, error) {
 	// A binary named without a slash is looked up on PATH (and in
 	// /usr/sbin, where Debian puts knotd and nsd); one that is missing
 	// turns into a skipped peer, not an error.
-	for _, p := range []*string{&o.knotd, &o.nsd, &o.perf} {
+	for _, p := range []*string{&o.knotd, &o.nsd, &o.perf, &o.gotool} {
 		*p = lookBinary(*p)
 	}
 	if o.dnsperf = lookBinary(o.dnsperf); o.dnsperf == "" {

@@ -57,6 +57,7 @@ negative_ttl = "%ds"
 
 [admin]
 listen = %q
+pprof = true
 
 [log]
 level = "warn"

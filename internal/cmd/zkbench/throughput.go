@@ -3,7 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -151,17 +155,13 @@ func (b *bench) throughput(ctx context.Context, fl *fleet) (*section, float64, e
 	peak := ours.best()
 
 	perf.server = fl.zkdns.addr
-	sec.codeTitle = "Profile top of zkdns during one extra dnsperf run (not counted above)"
-	if b.opts.perf == "" {
-		sec.code = "TODO: no profile: Linux perf is not installed (scripts/deps bench installs linux-perf).\n" +
-			"zkdns has no pprof endpoint; once it has one, fetch /debug/pprof/profile during a dnsperf run instead."
-	} else if top, cmdline, err := b.profile(ctx, fl.zkdns, perf); err != nil {
-		b.log.Warn("profile failed", "err", err)
-		sec.code = fmt.Sprintf("TODO: the profile failed (%v); zkdns has no pprof endpoint to fall back on.", err)
-	} else {
-		sec.code = top
-		sec.commands = append(sec.commands, cmdline)
+	sec.codeTitle = "Profile tops of zkdns during one extra dnsperf run (not counted above)"
+	tops, cmdlines, err := b.profile(ctx, fl.zkdns, perf)
+	if err != nil {
+		return sec, 0, err
 	}
+	sec.code = tops
+	sec.commands = append(sec.commands, cmdlines...)
 
 	rate := peak / 2
 	var openCmd string
@@ -378,45 +378,153 @@ func (b *bench) openLoop(ctx context.Context, server, queries string, rate float
 	return res, cmdline, nil
 }
 
-// profile samples zkdns's stacks with perf during one extra dnsperf run
-// and returns the top of the flat profile.
-func (b *bench) profile(ctx context.Context, z *dnsServer, run dnsperfRun) (string, string, error) {
+// profileLines is how many lines of each profile's top the report shows.
+const profileLines = 30
+
+// profile takes zkdns's CPU profiles during one extra dnsperf run, which
+// does not count: Linux perf's, which sees the kernel's share (most of a
+// UDP query's cost), and the Go runtime's own from /debug/pprof, which
+// sees zkdns's functions as Go does and charges kernel time to the
+// system calls that spent it. It returns their tops, one after the
+// other, and the commands that made them. A profiler that is missing or
+// fails leaves a line saying so in its place; only the dnsperf run
+// failing is an error.
+func (b *bench) profile(ctx context.Context, z *dnsServer, run dnsperfRun) (string, []string, error) {
 	dir, err := b.dir("profile")
 	if err != nil {
-		return "", "", err
+		return "", nil, err
 	}
-	data := filepath.Join(dir, "perf.data")
-	argv := []string{b.opts.perf, "record", "-F", "999", "-o", data, "-p", strconv.Itoa(z.proc.pid()),
-		"--", "sleep", strconv.Itoa(run.seconds + 1)}
-	rec := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	var recOut strings.Builder
-	rec.Stdout, rec.Stderr = &recOut, &recOut
-	if err := rec.Start(); err != nil {
-		return "", "", fmt.Errorf("zkbench: perf record: %w", err)
+	var (
+		perfData = filepath.Join(dir, "perf.data")
+		perfArgv = []string{b.opts.perf, "record", "-F", "999", "-o", perfData, "-p", strconv.Itoa(z.proc.pid()),
+			"--", "sleep", strconv.Itoa(run.seconds + 1)}
+		perfOut strings.Builder
+		rec     *exec.Cmd
+		perfErr error
+	)
+	if b.opts.perf == "" {
+		perfErr = errors.New("not installed; scripts/deps bench installs linux-perf")
+	} else {
+		rec = exec.CommandContext(ctx, perfArgv[0], perfArgv[1:]...)
+		rec.Stdout, rec.Stderr = &perfOut, &perfOut
+		if err := rec.Start(); err != nil {
+			rec, perfErr = nil, fmt.Errorf("perf record: %w", err)
+		}
 	}
-	if _, err := run.run(ctx); err != nil {
-		_ = rec.Process.Kill()
-		_ = rec.Wait()
-		return "", "", err
+	pprofURL := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", z.admin, run.seconds)
+	pprofData := filepath.Join(dir, "cpu.pprof")
+	fetched := make(chan error, 1)
+	go func() { fetched <- fetchFile(ctx, pprofURL, pprofData) }()
+
+	_, runErr := run.run(ctx)
+	if rec != nil {
+		if runErr != nil {
+			_ = rec.Process.Kill()
+		}
+		if err := rec.Wait(); err != nil && runErr == nil {
+			perfErr = fmt.Errorf("perf record: %w: %s", err, tail(perfOut.String(), 5))
+		}
 	}
-	if err := rec.Wait(); err != nil {
-		return "", "", fmt.Errorf("zkbench: perf record: %w: %s", err, tail(recOut.String(), 5))
+	pprofErr := <-fetched
+	if runErr != nil {
+		return "", nil, runErr
 	}
-	out, err := exec.CommandContext(ctx, b.opts.perf, "report", "-i", data, "--stdio", "-q",
+
+	var tops, cmdlines []string
+	if perfErr == nil {
+		var top string
+		if top, perfErr = perfTop(ctx, b.opts.perf, perfData); perfErr == nil {
+			tops = append(tops, "Linux perf, zkdns and the kernel on its behalf:\n\n"+top)
+			cmdlines = append(cmdlines, strings.Join(perfArgv, " ")+" (during a dnsperf run; then perf report --stdio -F overhead,sym)")
+		}
+	}
+	if perfErr != nil {
+		b.log.Warn("perf profile failed", "err", perfErr)
+		tops = append(tops, fmt.Sprintf("Linux perf: no profile (%v).", perfErr))
+	}
+	if pprofErr == nil && b.opts.gotool == "" {
+		pprofErr = errors.New("no go binary to summarise it with")
+	}
+	if pprofErr == nil {
+		var top string
+		if top, pprofErr = pprofTop(ctx, b.opts.gotool, b.opts.zkdns, pprofData); pprofErr == nil {
+			tops = append(tops, "Go pprof, from zkdns's /debug/pprof, by cumulative time (kernel time shows under the system calls):\n\n"+top)
+			cmdlines = append(cmdlines, fmt.Sprintf("curl -o cpu.pprof '%s' (during the same run; then go tool pprof -top -cum -nodecount=%d %s cpu.pprof)",
+				strings.Replace(pprofURL, z.admin, "ADMIN", 1), profileLines, b.opts.zkdns))
+		}
+	}
+	if pprofErr != nil {
+		b.log.Warn("pprof profile failed", "err", pprofErr)
+		tops = append(tops, fmt.Sprintf("Go pprof: no profile (%v).", pprofErr))
+	}
+	return strings.Join(tops, "\n\n"), cmdlines, nil
+}
+
+// perfTop is the top of perf's report on data, by symbol.
+func perfTop(ctx context.Context, perf, data string) (string, error) {
+	out, err := exec.CommandContext(ctx, perf, "report", "-i", data, "--stdio", "-q",
 		"-F", "overhead,sym", "--percent-limit", "0.7").Output()
 	if err != nil {
-		return "", "", fmt.Errorf("zkbench: perf report: %w", err)
+		return "", fmt.Errorf("perf report: %w", err)
 	}
 	var lines []string
 	for line := range strings.SplitSeq(string(out), "\n") {
 		if line = strings.TrimRight(line, " "); strings.TrimSpace(line) != "" {
 			lines = append(lines, line)
 		}
-		if len(lines) == 30 {
+		if len(lines) == profileLines {
 			break
 		}
 	}
-	return strings.Join(lines, "\n"), strings.Join(argv, " ") + " (during a dnsperf run; then perf report --stdio -F overhead,sym)", nil
+	return strings.Join(lines, "\n"), nil
+}
+
+// pprofTop is the top of go tool pprof's report on the CPU profile in
+// data, taken from binary, by cumulative time, from its column header on.
+func pprofTop(ctx context.Context, gotool, binary, data string) (string, error) {
+	out, err := exec.CommandContext(ctx, gotool, "tool", "pprof", "-top", "-cum", fmt.Sprintf("-nodecount=%d", profileLines), binary, data).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			err = fmt.Errorf("%w: %s", err, tail(string(ee.Stderr), 3))
+		}
+		return "", fmt.Errorf("go tool pprof: %w", err)
+	}
+	text := string(out)
+	i := strings.Index(text, "flat  flat%")
+	if i < 0 {
+		return "", fmt.Errorf("go tool pprof: no table in its output:\n%s", tail(text, 5))
+	}
+	if j := strings.LastIndexByte(text[:i], '\n'); j >= 0 {
+		text = text[j+1:]
+	}
+	return strings.TrimRight(text, "\n"), nil
+}
+
+// fetchFile writes the body of a GET of url to path.
+func fetchFile(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("GET %s: %w", url, err)
+	}
+	return f.Close()
 }
 
 // parityNotes compares each peer's answer to a few sample questions with
