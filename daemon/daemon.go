@@ -319,7 +319,8 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 		d.pprof.Store(next.Admin.Pprof)
 		changed = append(changed, "admin.pprof")
 	}
-	if zone := zoneOf(next, d.dnsAddrs()); !sameZone(zone, zoneOf(prev, d.dnsAddrs())) || newDNS != nil {
+	addrs := d.dnsAddrs()
+	if zone := zoneOf(next, addrs); !sameZone(zone, zoneOf(prev, addrs)) || newDNS != nil {
 		d.pub.setZone(zone)
 		changed = append(changed, "dns zone settings")
 	}
@@ -399,32 +400,30 @@ func (d *daemon) setLogLevel(cfg *conf.Config) {
 // before: all of them at start; on a reload, those not kept from the
 // running config.
 func (d *daemon) startDNS(ctx context.Context, ls *dnsserver.Listeners) *task {
-	var before []string
-	if d.dns != nil {
-		before = d.dns.addrs
-	}
-	for _, addr := range ls.Addrs() {
+	before, after := d.dnsAddrs(), ls.Addrs()
+	for _, addr := range after {
 		if !slices.Contains(before, addr) {
 			d.logger.Info("dns listening", "component", "dnsserver", "addr", addr, "proto", "udp+tcp")
 		}
 	}
 	for _, addr := range before {
-		if !slices.Contains(ls.Addrs(), addr) {
+		if !slices.Contains(after, addr) {
 			d.logger.Info("dns no longer listening", "component", "dnsserver", "addr", addr)
 		}
 	}
 	t := startTask(ctx, d.failed, "dns server", func(ctx context.Context) error {
 		return dnsserver.Serve(ctx, ls, d.handler, dnsserver.ServeOptions{})
 	})
-	t.listeners, t.addrs = ls, ls.Addrs()
+	t.listeners = ls
 	return t
 }
 
+// dnsAddrs are the addresses the served DNS sockets are bound to.
 func (d *daemon) dnsAddrs() []string {
 	if d.dns == nil {
 		return nil
 	}
-	return d.dns.addrs
+	return d.dns.listeners.Addrs()
 }
 
 // watchRun is one watcher and the generation of updates it publishes.
@@ -464,12 +463,10 @@ func (d *daemon) startWatcher(ctx context.Context, cfg *conf.Config, gen int) (*
 // task is a component goroutine that the daemon can stop on its own, to
 // replace it on reload, or all together at shutdown.
 type task struct {
-	name   string
-	cancel context.CancelFunc
-	done   chan struct{}
-	// For DNS tasks: the sockets served, and their addresses as bound.
-	listeners *dnsserver.Listeners
-	addrs     []string
+	name      string
+	cancel    context.CancelFunc
+	done      chan struct{}
+	listeners *dnsserver.Listeners // for DNS tasks: the sockets served
 }
 
 // startTask runs f until its context ends. If f returns an error while

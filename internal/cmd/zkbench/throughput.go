@@ -394,70 +394,92 @@ func (b *bench) profile(ctx context.Context, z *dnsServer, run dnsperfRun) (stri
 	if err != nil {
 		return "", nil, err
 	}
-	var (
-		perfData = filepath.Join(dir, "perf.data")
-		perfArgv = []string{b.opts.perf, "record", "-F", "999", "-o", perfData, "-p", strconv.Itoa(z.proc.pid()),
-			"--", "sleep", strconv.Itoa(run.seconds + 1)}
-		perfOut strings.Builder
-		rec     *exec.Cmd
-		perfErr error
-	)
-	if b.opts.perf == "" {
-		perfErr = errors.New("not installed; scripts/deps bench installs linux-perf")
-	} else {
-		rec = exec.CommandContext(ctx, perfArgv[0], perfArgv[1:]...)
-		rec.Stdout, rec.Stderr = &perfOut, &perfOut
-		if err := rec.Start(); err != nil {
-			rec, perfErr = nil, fmt.Errorf("perf record: %w", err)
-		}
+	profilers := []struct {
+		name   string
+		finish func(ranOK bool) (top, cmdline string, err error)
+	}{
+		{"Linux perf", b.startPerf(ctx, z, run, filepath.Join(dir, "perf.data"))},
+		{"Go pprof", b.startPprof(ctx, z, run, filepath.Join(dir, "cpu.pprof"))},
 	}
-	pprofURL := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", z.admin, run.seconds)
-	pprofData := filepath.Join(dir, "cpu.pprof")
-	fetched := make(chan error, 1)
-	go func() { fetched <- fetchFile(ctx, pprofURL, pprofData) }()
-
 	_, runErr := run.run(ctx)
-	if rec != nil {
-		if runErr != nil {
-			_ = rec.Process.Kill()
-		}
-		if err := rec.Wait(); err != nil && runErr == nil {
-			perfErr = fmt.Errorf("perf record: %w: %s", err, tail(perfOut.String(), 5))
+	var tops, cmdlines []string
+	for _, p := range profilers {
+		top, cmdline, err := p.finish(runErr == nil)
+		switch {
+		case runErr != nil:
+		case err != nil:
+			b.log.Warn("profile failed", "profiler", p.name, "err", err)
+			tops = append(tops, fmt.Sprintf("%s: no profile (%v).", p.name, err))
+		default:
+			tops = append(tops, top)
+			cmdlines = append(cmdlines, cmdline)
 		}
 	}
-	pprofErr := <-fetched
 	if runErr != nil {
 		return "", nil, runErr
 	}
-
-	var tops, cmdlines []string
-	if perfErr == nil {
-		var top string
-		if top, perfErr = perfTop(ctx, b.opts.perf, perfData); perfErr == nil {
-			tops = append(tops, "Linux perf, zkdns and the kernel on its behalf:\n\n"+top)
-			cmdlines = append(cmdlines, strings.Join(perfArgv, " ")+" (during a dnsperf run; then perf report --stdio -F overhead,sym)")
-		}
-	}
-	if perfErr != nil {
-		b.log.Warn("perf profile failed", "err", perfErr)
-		tops = append(tops, fmt.Sprintf("Linux perf: no profile (%v).", perfErr))
-	}
-	if pprofErr == nil && b.opts.gotool == "" {
-		pprofErr = errors.New("no go binary to summarise it with")
-	}
-	if pprofErr == nil {
-		var top string
-		if top, pprofErr = pprofTop(ctx, b.opts.gotool, b.opts.zkdns, pprofData); pprofErr == nil {
-			tops = append(tops, "Go pprof, from zkdns's /debug/pprof, by cumulative time (kernel time shows under the system calls):\n\n"+top)
-			cmdlines = append(cmdlines, fmt.Sprintf("curl -o cpu.pprof '%s' (during the same run; then go tool pprof -top -cum -nodecount=%d %s cpu.pprof)",
-				strings.Replace(pprofURL, z.admin, "ADMIN", 1), profileLines, b.opts.zkdns))
-		}
-	}
-	if pprofErr != nil {
-		b.log.Warn("pprof profile failed", "err", pprofErr)
-		tops = append(tops, fmt.Sprintf("Go pprof: no profile (%v).", pprofErr))
-	}
 	return strings.Join(tops, "\n\n"), cmdlines, nil
+}
+
+// startPerf starts perf recording zkdns for the length of run, into data.
+// The function it returns waits for the recording and makes its top, or
+// when the run failed only stops it.
+func (b *bench) startPerf(ctx context.Context, z *dnsServer, run dnsperfRun, data string) func(bool) (string, string, error) {
+	if b.opts.perf == "" {
+		return func(bool) (string, string, error) {
+			return "", "", errors.New("not installed; scripts/deps bench installs linux-perf")
+		}
+	}
+	argv := []string{b.opts.perf, "record", "-F", "999", "-o", data, "-p", strconv.Itoa(z.proc.pid()),
+		"--", "sleep", strconv.Itoa(run.seconds + 1)}
+	rec := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var out strings.Builder
+	rec.Stdout, rec.Stderr = &out, &out
+	started := rec.Start()
+	return func(ranOK bool) (string, string, error) {
+		if started != nil {
+			return "", "", fmt.Errorf("perf record: %w", started)
+		}
+		if !ranOK {
+			_ = rec.Process.Kill()
+			_ = rec.Wait()
+			return "", "", nil
+		}
+		if err := rec.Wait(); err != nil {
+			return "", "", fmt.Errorf("perf record: %w: %s", err, tail(out.String(), 5))
+		}
+		top, err := perfTop(ctx, b.opts.perf, data)
+		if err != nil {
+			return "", "", err
+		}
+		return "Linux perf, zkdns and the kernel on its behalf:\n\n" + top,
+			strings.Join(argv, " ") + " (during a dnsperf run; then perf report --stdio -F overhead,sym)", nil
+	}
+}
+
+// startPprof starts fetching zkdns's CPU profile from its /debug/pprof for
+// the length of run, into data. The function it returns waits for the
+// profile and makes its top with go tool pprof, or when the run failed
+// only waits.
+func (b *bench) startPprof(ctx context.Context, z *dnsServer, run dnsperfRun, data string) func(bool) (string, string, error) {
+	if b.opts.gotool == "" {
+		return func(bool) (string, string, error) { return "", "", errors.New("no go binary to read it with") }
+	}
+	url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", z.admin, run.seconds)
+	fetched := make(chan error, 1)
+	go func() { fetched <- fetchFile(ctx, url, data) }()
+	return func(ranOK bool) (string, string, error) {
+		if err := <-fetched; err != nil || !ranOK {
+			return "", "", err
+		}
+		top, err := pprofTop(ctx, b.opts.gotool, b.opts.zkdns, data)
+		if err != nil {
+			return "", "", err
+		}
+		return "Go pprof, from zkdns's /debug/pprof, by cumulative time (kernel time shows under the system calls):\n\n" + top,
+			fmt.Sprintf("curl -o cpu.pprof '%s' (during the same run; then go tool pprof -top -cum -nodecount=%d %s cpu.pprof)",
+				strings.Replace(url, z.admin, "ADMIN", 1), profileLines, b.opts.zkdns), nil
+	}
 }
 
 // perfTop is the top of perf's report on data, by symbol.
