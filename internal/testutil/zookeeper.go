@@ -377,6 +377,11 @@ func (z *ZooKeeper) launchLocked(ctx context.Context) error {
 	}()
 
 	err = waitServing(ctx, z.Addr(), proc.done)
+	if err == nil && z.secure != nil {
+		// The TLS port opens on its own, and may do so after the plain
+		// one answers: a server is not ready for TLS tests until it does.
+		err = waitAccepting(ctx, z.SecureAddr(), proc.done)
+	}
 	if err == nil {
 		z.proc = proc
 		return nil
@@ -429,12 +434,37 @@ func (z *ZooKeeper) terminateLocked() error {
 // word holds a Mode: line. An earlier `ruok` answer comes too soon: the
 // server says imok before it serves sessions.
 func waitServing(ctx context.Context, addr string, exited <-chan struct{}) error {
+	return pollUntil(ctx, exited, func() bool {
+		reply, err := fourLetterWord(ctx, addr, "srvr")
+		return err == nil && strings.Contains(reply, "Mode:")
+	})
+}
+
+// waitAccepting waits until addr accepts TCP connections, ctx ends or
+// exited is closed.
+func waitAccepting(ctx context.Context, addr string, exited <-chan struct{}) error {
+	err := pollUntil(ctx, exited, func() bool {
+		dctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		conn, err := new(net.Dialer).DialContext(dctx, "tcp", addr)
+		if err != nil {
+			return false
+		}
+		conn.Close()
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("%s accepts no connections: %w", addr, err)
+	}
+	return nil
+}
+
+// pollUntil checks every 50 ms until check succeeds (nil), ctx ends (its
+// error) or exited is closed.
+func pollUntil(ctx context.Context, exited <-chan struct{}, check func() bool) error {
 	ticker := time.NewTicker(50 * time.Millisecond)
 	defer ticker.Stop()
-	for {
-		if reply, err := fourLetterWord(ctx, addr, "srvr"); err == nil && strings.Contains(reply, "Mode:") {
-			return nil
-		}
+	for !check() {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -443,6 +473,7 @@ func waitServing(ctx context.Context, addr string, exited <-chan struct{}) error
 		case <-ticker.C:
 		}
 	}
+	return nil
 }
 
 // fourLetterWord sends a ZooKeeper four-letter command and returns the
