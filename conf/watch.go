@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -38,14 +39,22 @@ type WatchOptions struct {
 	// debug level, and a warning when the directory itself goes away or
 	// fsnotify reports an error; nil discards.
 	Logger *slog.Logger
+	// Loaded is the config the caller runs, as Load or Parse returned it.
+	// The file may have changed between that read and Watch's start, so
+	// Watch reads it once the debounce has passed and emits it if it no
+	// longer holds Loaded. Nil takes whatever the file holds when Watch
+	// starts as loaded.
+	Loaded *Config
 }
 
 // Watch watches the config file at path until ctx ends, calling emit (from
 // one goroutine, never concurrently) once per settled change whose content
-// differs from the last content emitted or loaded. The content that counts as
-// already loaded at start is whatever the file holds when Watch starts (so the
-// first emit is the first real change). A deleted file emits one Change with a
-// not-exist error; when it reappears, its content is emitted as usual. Watch
+// differs from the last content emitted or loaded. What counts as already
+// loaded at start is opts.Loaded (a file that no longer holds it is
+// emitted once the debounce passes), or when that is nil whatever the file
+// holds when Watch starts (so the first emit is the first real change). A
+// deleted file emits one Change with a not-exist error; when it
+// reappears, its content is emitted as usual. Watch
 // returns nil when ctx ends, and an error only when it cannot start (e.g. the
 // directory does not exist or fsnotify cannot be set up).
 //
@@ -92,6 +101,9 @@ type watcher struct {
 
 	// last is what the file held at the last read, emitted or not.
 	last version
+	// loaded is WatchOptions.Loaded until the first read, which emits
+	// the file only if it no longer holds that config.
+	loaded *Config
 
 	// settled, when set, is called after each debounced read. Tests use it
 	// to know that a burst of events has been dealt with.
@@ -106,9 +118,9 @@ type version struct {
 	readErr string            // why the file could not be read, or empty
 }
 
-// newWatcher sets up the directory watch and reads the file's content at
-// start. The watch is added before the read, so that a change made just
-// after the read is still seen.
+// newWatcher sets up the directory watch and takes what counts as loaded:
+// opts.Loaded, or the file's content. The watch is added before the
+// file is read, so that a change made just after the read is still seen.
 func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, error) {
 	if emit == nil {
 		return nil, errors.New("conf: watch config: emit is nil; pass a function to receive changes")
@@ -150,7 +162,11 @@ func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, er
 		w.log = slog.New(slog.DiscardHandler)
 	}
 	w.log = w.log.With("component", "conf", "file", path)
-	w.last = versionOf(os.ReadFile(abs))
+	if opts.Loaded != nil {
+		w.loaded = opts.Loaded // last stays zero, which no read matches
+	} else {
+		w.last = versionOf(os.ReadFile(abs))
+	}
 	return w, nil
 }
 
@@ -163,10 +179,13 @@ func (w *watcher) close() {
 
 // run turns directory events into debounced reads until ctx ends.
 func (w *watcher) run(ctx context.Context) {
-	// Created stopped; since Go 1.23 Reset and Stop leave no stale tick
-	// in the channel, so re-arming needs no draining.
+	// Created stopped, unless the file must be compared with what the
+	// caller loaded; since Go 1.23 Reset and Stop leave no stale tick in
+	// the channel, so re-arming needs no draining.
 	quiet := time.NewTimer(w.debounce)
-	quiet.Stop()
+	if w.loaded == nil {
+		quiet.Stop()
+	}
 	defer quiet.Stop()
 
 	// fsnotify closes its channels only in Close, which runs after run
@@ -217,11 +236,27 @@ func (w *watcher) check() {
 	}
 	w.last = now
 	if err != nil {
+		w.loaded = nil
 		w.emit(Change{Err: fmt.Errorf("conf: read config: %w", err)})
 		return
 	}
 	c, err := Parse(w.path, data)
+	if loaded := w.loaded; loaded != nil {
+		w.loaded = nil
+		if err == nil && sameConfig(c, loaded) {
+			w.log.Debug("config file holds the config loaded at start")
+			return
+		}
+	}
 	w.emit(Change{Config: c, Err: err})
+}
+
+// sameConfig reports whether a and b configure the same, wherever they
+// were read from.
+func sameConfig(a, b *Config) bool {
+	x, y := *a, *b
+	x.File, y.File = "", ""
+	return reflect.DeepEqual(x, y)
 }
 
 // versionOf returns the version of one read of the file.

@@ -225,9 +225,9 @@ type harness struct {
 	settled chan struct{} // a debounced read finished
 }
 
-// startWatcher watches path as Watch does, and stops the watcher, checking
+// startWatcher watches path as Watch does, with opts and a test logger, and stops the watcher, checking
 // that it returns, when the test ends.
-func startWatcher(t *testing.T, path string, debounce time.Duration) *harness {
+func startWatcher(t *testing.T, path string, opts WatchOptions) *harness {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{
@@ -235,10 +235,7 @@ func startWatcher(t *testing.T, path string, debounce time.Duration) *harness {
 		changes: make(chan Change, 16),
 		settled: make(chan struct{}, 1),
 	}
-	opts := WatchOptions{
-		Debounce: debounce,
-		Logger:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})),
-	}
+	opts.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w, err := newWatcher(path, opts, func(c Change) {
 		select {
 		case h.changes <- c:
@@ -346,10 +343,43 @@ func TestWatchSaveStyles(t *testing.T) {
 			t.Parallel()
 			path := filepath.Join(t.TempDir(), "zkdns.toml")
 			tt.save(t, path, serviceConfig("before"))
-			h := startWatcher(t, path, tt.debounce)
+			h := startWatcher(t, path, WatchOptions{Debounce: tt.debounce})
 			for _, s := range []step{
 				{name: "first save", do: save(tt.save, serviceConfig("after")), want: wantService("after")},
 				{name: "second save", do: save(tt.save, serviceConfig("again")), want: wantService("again")},
+			} {
+				h.run(t, s)
+			}
+		})
+	}
+}
+
+// TestWatchSinceLoaded: given the config its caller loaded, Watch compares
+// the file with it at start: a change made between the caller's read and
+// Watch's start is emitted, the same config written otherwise is not, and
+// later changes are emitted as usual.
+func TestWatchSinceLoaded(t *testing.T) {
+	cases := []struct {
+		name    string
+		atStart []byte
+		want    expect // nil: nothing emitted at start
+	}{
+		{"changed between the load and the watch", serviceConfig("after"), wantService("after")},
+		{"the same config written otherwise", append([]byte("# reformatted\n\n"), serviceConfig("before")...), nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "zkdns.toml")
+			writeInPlace(t, path, serviceConfig("before"))
+			loaded, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeInPlace(t, path, tc.atStart)
+			h := startWatcher(t, path, WatchOptions{Loaded: loaded})
+			for _, s := range []step{
+				{name: "start", do: func(*testing.T, string) {}, want: tc.want},
+				{name: "a later save", do: save(writeInPlace, serviceConfig("later")), want: wantService("later")},
 			} {
 				h.run(t, s)
 			}
@@ -458,7 +488,7 @@ func TestWatchFileStates(t *testing.T) {
 			if tt.initial != nil {
 				writeInPlace(t, path, tt.initial)
 			}
-			h := startWatcher(t, path, 50*time.Millisecond)
+			h := startWatcher(t, path, WatchOptions{Debounce: 50 * time.Millisecond})
 			for _, s := range tt.steps {
 				h.run(t, s)
 			}
@@ -485,7 +515,7 @@ func TestWatchRelativePath(t *testing.T) {
 			t.Chdir(dir)
 			const path = "zkdns.toml"
 			writeInPlace(t, path, serviceConfig("before"))
-			h := startWatcher(t, path, 50*time.Millisecond)
+			h := startWatcher(t, path, WatchOptions{Debounce: 50 * time.Millisecond})
 			t.Chdir(t.TempDir())
 			h.run(t, step{
 				name: "save through the absolute path",

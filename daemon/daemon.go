@@ -156,7 +156,9 @@ func (d *daemon) run(ctx context.Context) error {
 	var configWatch *task
 	if d.opts.ConfigPath != "" {
 		configWatch = startTask(ctx, d.failed, "config watcher", func(ctx context.Context) error {
-			return conf.Watch(ctx, d.opts.ConfigPath, conf.WatchOptions{Logger: d.logger}, func(c conf.Change) {
+			// Loaded: an edit made while zkdns was starting is applied too.
+			opts := conf.WatchOptions{Logger: d.logger, Loaded: d.opts.Config}
+			return conf.Watch(ctx, d.opts.ConfigPath, opts, func(c conf.Change) {
 				select {
 				case d.changes <- c:
 				case <-ctx.Done():
