@@ -82,22 +82,26 @@ func TestProbes(t *testing.T) {
 	closed := closedLn.Addr().String()
 	closedLn.Close()
 
+	// Only the cases about the timeout run with a short one: the others
+	// must not depend on how fast a loaded machine starts a shell.
+	const short, long = 200 * time.Millisecond, 5 * time.Second
 	tests := []struct {
 		name    string
 		check   string
+		timeout time.Duration
 		wantErr string // "" means the probe passes
 	}{
-		{"http 2xx passes", srv.URL + "/ok", ""},
-		{"http redirect to 2xx passes", srv.URL + "/redirect", ""},
-		{"http 503 fails with the status and body", srv.URL + "/down", "503 Service Unavailable: database unreachable"},
-		{"http timeout names the timeout", srv.URL + "/slow", "check timeout of 200ms"},
-		{"http refused", "http://" + closed + "/", "connection refused"},
-		{"tcp open passes", "tcp://" + open, ""},
-		{"tcp refused", "tcp://" + closed, "connection refused"},
-		{"exec exit 0 passes", "exec:true", ""},
-		{"exec failure quotes the last output line", "exec:echo starting; echo not ready >&2; exit 3", "exit status 3: not ready"},
-		{"exec timeout kills the command", "exec:sleep 30", "check timeout of 200ms"},
-		{"exec timeout kills the children too", "exec:sleep 30 & sleep 30", "check timeout of 200ms"},
+		{"http 2xx passes", srv.URL + "/ok", long, ""},
+		{"http redirect to 2xx passes", srv.URL + "/redirect", long, ""},
+		{"http 503 fails with the status and body", srv.URL + "/down", long, "503 Service Unavailable: database unreachable"},
+		{"http timeout names the timeout", srv.URL + "/slow", short, "check timeout of 200ms"},
+		{"http refused", "http://" + closed + "/", long, "connection refused"},
+		{"tcp open passes", "tcp://" + open, long, ""},
+		{"tcp refused", "tcp://" + closed, long, "connection refused"},
+		{"exec exit 0 passes", "exec:true", long, ""},
+		{"exec failure quotes the last output line", "exec:echo starting; echo not ready >&2; exit 3", long, "exit status 3: not ready"},
+		{"exec timeout kills the command", "exec:sleep 30", short, "check timeout of 200ms"},
+		{"exec timeout kills the children too", "exec:sleep 30 & sleep 30", short, "check timeout of 200ms"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,7 +109,7 @@ func TestProbes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parseCheck(%q): %v", tc.check, err)
 			}
-			c := &checker{probe: p, timeout: 200 * time.Millisecond}
+			c := &checker{probe: p, timeout: tc.timeout}
 			done := make(chan error, 1)
 			go func() { done <- c.once(context.Background()) }()
 			var got error
