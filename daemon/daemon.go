@@ -191,8 +191,12 @@ func (d *daemon) loop(ctx context.Context) error {
 	}
 	status := time.NewTicker(2 * time.Second)
 	defer status.Stop()
-	warm := time.NewTicker(warmupTick)
+	// The warm-up timer runs only while a service warms (see
+	// publisher.warming); warmC is nil otherwise.
+	warm := time.NewTimer(warmupTick)
+	warm.Stop()
 	defer warm.Stop()
+	var warmC <-chan time.Time
 	lastStatus := ""
 	readyC := d.pub.readyC() // closed once; nil after it is seen
 	sendStatus := func() {
@@ -230,8 +234,17 @@ func (d *daemon) loop(ctx context.Context) error {
 			d.notifier.notify("WATCHDOG=1")
 		case <-status.C:
 			sendStatus()
-		case <-warm.C:
-			d.pub.rewarm()
+		case <-d.pub.warmingC():
+			if warmC == nil {
+				warm.Reset(warmupTick)
+				warmC = warm.C
+			}
+		case <-warmC:
+			if d.pub.rewarm() {
+				warm.Reset(warmupTick)
+			} else {
+				warmC = nil
+			}
 		}
 	}
 }

@@ -158,3 +158,60 @@ func TestPublisherSummary(t *testing.T) {
 		}
 	}
 }
+
+// TestPublisherWarming holds the publisher to what the run loop's warm-up
+// timer relies on: a token when a service starts warming and none
+// otherwise, and rewarm reporting whether anything still warms, so an
+// idle daemon never wakes for warm-ups.
+func TestPublisherWarming(t *testing.T) {
+	m, err := newMetrics(prometheus.NewRegistry(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := dnsserver.NewHandler(dnsserver.NewSnapshot(dnsserver.Zone{Origin: "local.", TTL: time.Second, NegativeTTL: time.Second}), nil)
+	p := newPublisher(h, slog.New(slog.DiscardHandler), m, warmups{
+		services: map[string]time.Duration{"slow": 10 * time.Second},
+	})
+	now := time.Unix(1_700_000_000, 0)
+	p.now = func() time.Time { return now }
+	svc := func(name string, registered time.Time) zkwatch.ServiceState {
+		return zkwatch.ServiceState{ServiceSpec: zkwatch.ServiceSpec{Name: name}, Instances: []zkwatch.Instance{{
+			ID: name + "-0", Format: "curator", Address: "192.0.2.1", Port: 80, Weight: 100, Healthy: true, Registered: registered,
+		}}}
+	}
+	token := func() bool {
+		select {
+		case <-p.warmingC():
+			return true
+		default:
+			return false
+		}
+	}
+
+	p.apply(p.current(), zkwatch.Update{Full: true, Synced: true, Services: []zkwatch.ServiceState{
+		svc("fast", now), svc("slow", now.Add(-time.Hour)),
+	}})
+	if token() {
+		t.Fatal("warming token after a sync in which nothing warms")
+	}
+	if p.rewarm() {
+		t.Fatal("rewarm reports warming with nothing warming")
+	}
+
+	p.apply(p.current(), zkwatch.Update{Services: []zkwatch.ServiceState{svc("slow", now)}})
+	if !token() {
+		t.Fatal("no warming token when an instance starts warming")
+	}
+	now = now.Add(5 * time.Second)
+	if !p.rewarm() {
+		t.Fatal("rewarm halfway through the window reports nothing warming")
+	}
+	now = now.Add(5 * time.Second)
+	if p.rewarm() {
+		t.Fatal("rewarm at the end of the window still reports warming")
+	}
+	token() // the rebuilds above may leave one; what counts is that rewarm says done
+	if p.rewarm() || token() {
+		t.Error("the publisher still asks for warm-ups after the window")
+	}
+}

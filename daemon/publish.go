@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"log/slog"
 	"runtime/debug"
 	"sort"
@@ -37,9 +38,13 @@ type publisher struct {
 	watchers map[int]*zkwatch.Watcher        // by generation, for readiness
 	warmups  warmups
 	// warm names the services built with a warm-up weight below the base,
-	// which the warm-up ticker rebuilds until their weights are whole.
+	// which the warm-up timer rebuilds until their weights are whole.
 	warm map[string]bool
-	now  func() time.Time
+	// warming gets a token when a service starts warming, so the run loop
+	// arms its warm-up timer only while something warms: an idle daemon
+	// does not wake up for nothing.
+	warming chan struct{}
+	now     func() time.Time
 }
 
 func newPublisher(h *dnsserver.Handler, logger *slog.Logger, m *metrics, w warmups) *publisher {
@@ -52,6 +57,7 @@ func newPublisher(h *dnsserver.Handler, logger *slog.Logger, m *metrics, w warmu
 		metrics:  m,
 		ready:    make(chan struct{}),
 		switched: make(chan int, 1),
+		warming:  make(chan struct{}, 1),
 		gen:      1,
 		lastGen:  1,
 		services: map[string]zkwatch.ServiceState{},
@@ -85,8 +91,9 @@ func (p *publisher) setStatusSource(gen int, w *zkwatch.Watcher) {
 	p.watchers[gen] = w
 }
 
-func (p *publisher) readyC() <-chan struct{} { return p.ready }
-func (p *publisher) switchedC() <-chan int   { return p.switched }
+func (p *publisher) readyC() <-chan struct{}   { return p.ready }
+func (p *publisher) switchedC() <-chan int     { return p.switched }
+func (p *publisher) warmingC() <-chan struct{} { return p.warming }
 
 // isReady reports whether the first full sync is served and the memory it
 // left behind returned: what READY=1 announces and /readyz reports.
@@ -210,6 +217,9 @@ func (p *publisher) updateView(u zkwatch.Update) {
 // logMembership logs one line per instance that joined, left, or changed
 // health between two states of a service.
 func logMembership(logger *slog.Logger, old, cur zkwatch.ServiceState) {
+	if !logger.Enabled(context.Background(), slog.LevelInfo) {
+		return // spare the comparison on every update when its lines are not wanted
+	}
 	before := make(map[string]zkwatch.Instance, len(old.Instances))
 	for _, in := range old.Instances {
 		before[in.ID] = in
@@ -231,12 +241,12 @@ func logMembership(logger *slog.Logger, old, cur zkwatch.ServiceState) {
 
 // rewarm rebuilds the services whose instances are warming (or have just
 // finished), so their SRV weights follow the clock between ZooKeeper
-// events.
-func (p *publisher) rewarm() {
+// events. It reports whether any service is still warming.
+func (p *publisher) rewarm() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.warm) == 0 {
-		return
+		return false
 	}
 	now := p.now()
 	var du dnsserver.Update
@@ -248,6 +258,7 @@ func (p *publisher) rewarm() {
 		}
 	}
 	p.handler.Publish(p.handler.Current().Apply(du))
+	return len(p.warm) > 0
 }
 
 // setWarmups applies new warm-up windows (a config reload), rebuilding the
@@ -358,6 +369,10 @@ func (p *publisher) serviceOf(s zkwatch.ServiceState, now time.Time) dnsserver.S
 	window := p.warmups.window(s)
 	if warming(s, window, now) {
 		p.warm[s.Name] = true
+		select {
+		case p.warming <- struct{}{}:
+		default: // a token is already waiting
+		}
 	} else {
 		delete(p.warm, s.Name)
 	}
