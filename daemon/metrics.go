@@ -40,12 +40,12 @@ func newMetrics(reg prometheus.Registerer, version string) (*metrics, error) {
 		eventToPublish: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "zkdns_zookeeper_event_to_publish_seconds",
 			Help:    "Time from a ZooKeeper watch event arriving to the DNS answers reflecting it, including the reads it asked for.",
-			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 16), // 25µs … ~0.8s
+			Buckets: publishBuckets(),
 		}),
 		readToPublish: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "zkdns_zookeeper_read_to_publish_seconds",
 			Help:    "Time from the ZooKeeper reads behind a watch event returning to the DNS answers reflecting it: zkdns's own part of event_to_publish.",
-			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 16),
+			Buckets: publishBuckets(),
 		}),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -118,5 +118,18 @@ func (c *instancesCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range rows {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(r.healthy), r.service, "healthy")
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(r.unhealthy), r.service, "unhealthy")
+	}
+}
+
+// publishBuckets are the bounds of the event-to-publish histograms, in
+// seconds. A change should be served within a few hundred microseconds of
+// its event, so the buckets are fine below a millisecond, where a quantile
+// read from doubling buckets could be off by half, and have bounds at
+// 200 µs and 500 µs to compare with directly; above, they only need to
+// tell a slow read from a stall.
+func publishBuckets() []float64 {
+	return []float64{
+		25e-6, 50e-6, 75e-6, 100e-6, 125e-6, 150e-6, 200e-6, 250e-6, 300e-6, 400e-6, 500e-6, 650e-6, 800e-6,
+		1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1,
 	}
 }

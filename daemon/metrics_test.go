@@ -92,3 +92,27 @@ zkdns_service_instances{health="unhealthy",service="orders"} 0
 		})
 	}
 }
+
+// TestPublishBuckets holds the event-to-publish histograms to the
+// resolution their targets need: bounds at 200 µs and 500 µs, and no
+// bucket between 50 µs and a millisecond wider than half again its lower
+// bound, so a quantile read from them is off by a third at most.
+func TestPublishBuckets(t *testing.T) {
+	b := publishBuckets()
+	for _, want := range []float64{200e-6, 500e-6, 1e-3} {
+		if !slices.Contains(b, want) {
+			t.Errorf("no bucket bound at %gs: %v", want, b)
+		}
+	}
+	for i := 1; i < len(b); i++ {
+		if b[i] <= b[i-1] {
+			t.Fatalf("bounds not increasing at %d: %v", i, b)
+		}
+		if b[i-1] >= 50e-6 && b[i] <= 1e-3 && b[i]/b[i-1] > 1.5 {
+			t.Errorf("bucket %gs–%gs is too wide below a millisecond", b[i-1], b[i])
+		}
+	}
+	if b[0] > 25e-6 || b[len(b)-1] < 1 {
+		t.Errorf("bounds %gs … %gs do not span 25µs to 1s", b[0], b[len(b)-1])
+	}
+}

@@ -56,7 +56,7 @@ func fullPlan() plan {
 		killSession:       time.Second,
 
 		cold:        dataset{root: "/cold", services: 10000, instances: 10},
-		coldChanges: 100,
+		coldChanges: 300,
 
 		churnServices: 100,
 		churnRate:     1000,

@@ -157,7 +157,8 @@ func (b *bench) coldSync(ctx context.Context, fl *fleet, smallPeak float64) (*se
 	sec.info("reader throughput", fmt.Sprintf("%s requests", fmtCount(reader.lists+reader.nodes)),
 		fmt.Sprintf("%s/s, %s of payloads", fmtRate(coldMeasurements{reader: reader}.readRate()), fmtBytes(reader.bytes)), "")
 	sec.notes = append(sec.notes,
-		"The republish percentiles are estimated from the histogram's buckets (25µs × 2ⁿ) by linear interpolation, "+
+		"The republish percentiles are estimated from the histogram's buckets (25µs apart up to 150µs, then at most half again as wide "+
+			"up to 1ms, with bounds at 200µs and 500µs) by linear interpolation, "+
 			"as Prometheus's histogram_quantile does. One change at a time, each waited for until DNS showed it (polling "+
 			"every millisecond): first each moved one instance's port, then each removed one (they were registered again "+
 			"afterwards). The event-to-publish time runs from the instance's data watch event arriving. A data change "+
