@@ -52,18 +52,24 @@ func (x *index[V]) all() iter.Seq2[string, V] {
 
 // edit starts a new version of x; x itself is never changed.
 func (x *index[V]) edit() *indexEdit[V] {
-	next := *x
-	return &indexEdit[V]{index: &next}
+	return &indexEdit[V]{index: x}
 }
 
-// indexEdit builds a new version of an index. It shares every shard with
-// the version it started from until it first writes to that shard.
+// indexEdit builds a new version of an index. It shares the version it
+// started from until its first write, and every shard until it first
+// writes to that shard, so an edit that leaves an index alone costs
+// nothing.
 type indexEdit[V any] struct {
 	*index[V]
-	owned [indexShards]bool
+	copied bool // index is the edit's own copy
+	owned  [indexShards]bool
 }
 
 func (e *indexEdit[V]) shard(k string) map[string]V {
+	if !e.copied {
+		next := *e.index
+		e.index, e.copied = &next, true
+	}
 	i := maphash.String(e.seed, k) % indexShards
 	if !e.owned[i] {
 		if e.shards[i] == nil {

@@ -244,7 +244,15 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 	for _, name := range u.Removed {
 		e.remove(name, affected)
 	}
-	for name := range changed {
+	for name, svc := range changed {
+		// A service already served under the same name keeps its base
+		// label, so its collision group and label stay as they are unless
+		// another change moves the group: rebuild it in place. This is
+		// almost every update.
+		if old := e.byName.get(name); old != nil && !affected[old.base] && e.services.get(old.label) == old {
+			e.replace(old, buildService(next.apex, cloneService(svc), old.base, old.label))
+			continue
+		}
 		e.remove(name, affected)
 		base := Label(name)
 		affected[base] = true
@@ -337,6 +345,13 @@ func (e *snapshotEdit) remove(name string, affected map[string]bool) {
 	} else {
 		e.byBase.set(old.base, rest)
 	}
+}
+
+// replace files svc in place of old, which has the same name, base and
+// label.
+func (e *snapshotEdit) replace(old, svc *service) {
+	e.services.set(old.label, svc)
+	e.byName.set(old.src.Name, svc)
 }
 
 // add files svc under its label and raw name (and, when new, its base

@@ -2,7 +2,9 @@ package dnsserver
 
 import (
 	"errors"
+	"fmt"
 	"maps"
+	"math/rand/v2"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -403,5 +405,58 @@ func TestSnapshotLabels(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestApplyIncrementalMatchesFull applies random updates one after
+// another, over names whose labels collide, and after each one holds the
+// snapshot to a full build of the same services: the same labels, the
+// same answers, and the index counts right. An update rebuilds only what
+// it must, so this is what keeps the shortcuts honest.
+func TestApplyIncrementalMatchesFull(t *testing.T) {
+	// pay_ments, pay-ments and Pay.Ments share the base label pay-ments;
+	// orders and orders_ share orders.
+	names := []string{"pay_ments", "pay-ments", "Pay.Ments", "orders", "orders_", "search", "cart"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	current := map[string]Service{}
+	snap := NewSnapshot(fixtureZone()).Apply(Update{Full: true, Synced: true})
+	for step := range 300 {
+		var u Update
+		for _, name := range names {
+			switch rng.IntN(6) {
+			case 0:
+				if _, ok := current[name]; ok {
+					u.Removed = append(u.Removed, name)
+					delete(current, name)
+				}
+			case 1, 2:
+				svc := Service{Name: name}
+				for i := range rng.IntN(3) + 1 {
+					svc.Instances = append(svc.Instances, inst(fmt.Sprintf("i%d", i), fmt.Sprintf("192.0.2.%d", rng.IntN(250)+1)))
+				}
+				u.Services = append(u.Services, svc)
+				current[name] = svc
+			}
+		}
+		snap = snap.Apply(u)
+		full := NewSnapshot(fixtureZone()).Apply(Update{Full: true, Synced: true, Services: slices.Collect(maps.Values(current))})
+
+		if snap.Services() != len(current) || snap.services.len() != len(current) || snap.byName.len() != len(current) {
+			t.Fatalf("step %d: %d services (indexes %d, %d), want %d", step, snap.Services(), snap.services.len(), snap.byName.len(), len(current))
+		}
+		for _, name := range names {
+			label, instances, ok := snap.Labels(name)
+			wantLabel, wantInstances, wantOK := full.Labels(name)
+			if ok != wantOK || label != wantLabel || !maps.Equal(instances, wantInstances) {
+				t.Fatalf("step %d: Labels(%q) = %q %v %v; a full build gives %q %v %v", step, name, label, instances, ok, wantLabel, wantInstances, wantOK)
+			}
+			if !ok {
+				continue
+			}
+			qname := label + ".local."
+			if got, want := addrsOf(t, snap, qname), addrsOf(t, full, qname); !slices.Equal(got, want) {
+				t.Fatalf("step %d: %s A = %v; a full build gives %v", step, qname, got, want)
+			}
+		}
 	}
 }
