@@ -383,6 +383,9 @@ func (p *publisher) serviceOf(s zkwatch.ServiceState, now time.Time) dnsserver.S
 // serves them at now, with their weights ramped over the warm-up window.
 func serviceAt(s zkwatch.ServiceState, window time.Duration, now time.Time) dnsserver.Service {
 	out := dnsserver.Service{Name: s.Name}
+	if len(s.Instances) > 0 {
+		out.Instances = make([]dnsserver.Instance, 0, len(s.Instances))
+	}
 	for _, in := range s.Instances {
 		if !in.Healthy {
 			continue

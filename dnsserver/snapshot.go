@@ -519,7 +519,8 @@ func buildService(ap *apex, src Service, base, label string) *service {
 	wire := make([]byte, 0, 64*len(served))
 	scratch := make([]byte, 0, maxUDPReply+512) // a reply being packed
 	var qname []byte                            // an instance's name in wire form
-	var v4, v6 []netip.Addr
+	v4 := make([]netip.Addr, 0, len(served)) // most services are all IPv4
+	var v6 []netip.Addr
 	byHostname := false
 	for _, in := range served {
 		r := instanceReplies{
@@ -607,18 +608,19 @@ func servedInstances(origin string, src Service, label string) []servedInstance 
 		// asked for either, so serving nothing under it loses nothing.
 		return nil
 	}
-	first := make([]Instance, 0, len(src.Instances))
+	first := make([]int, 0, len(src.Instances)) // indexes into src.Instances
 	bases := make(map[string]string, len(src.Instances))
-	for _, inst := range src.Instances {
+	for i, inst := range src.Instances {
 		if _, dup := bases[inst.ID]; dup {
 			continue
 		}
-		first = append(first, inst)
+		first = append(first, i)
 		bases[inst.ID] = Label(inst.ID)
 	}
 	labels := resolveLabels(bases)
 	out := make([]servedInstance, 0, len(first))
-	for _, inst := range first {
+	for _, i := range first {
+		inst := src.Instances[i]
 		in := servedInstance{Instance: inst, label: labels[inst.ID]}
 		in.name = under(in.label, owner)
 		if _, ok := dns.IsDomainName(in.name); !ok {
