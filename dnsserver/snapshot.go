@@ -519,7 +519,8 @@ func buildService(ap *apex, src Service, base, label string) *service {
 	wire := make([]byte, 0, 64*len(served))
 	scratch := make([]byte, 0, maxUDPReply+512) // a reply being packed
 	var qname []byte                            // an instance's name in wire form
-	v4 := make([]netip.Addr, 0, len(served)) // most services are all IPv4
+	// Most services are all IPv4: room for every address up front.
+	v4 := make([]netip.Addr, 0, len(served))
 	var v6 []netip.Addr
 	byHostname := false
 	for _, in := range served {
