@@ -81,7 +81,6 @@ type daemon struct {
 	next    *watchRun // a replacement for a new ensemble, until it has synced
 	failed  chan error
 	changes chan conf.Change
-	ready   bool
 
 	// pprof is [admin] pprof, which the admin server's handlers read.
 	pprof atomic.Bool
@@ -214,7 +213,6 @@ func (d *daemon) loop(ctx context.Context) error {
 			return err
 		case <-readyC:
 			readyC = nil
-			d.ready = true
 			d.notifier.notify("READY=1")
 			d.logger.Info("ready: first full sync from ZooKeeper done; answering from it")
 			sendStatus()
@@ -259,7 +257,7 @@ func (d *daemon) reload(ctx context.Context, c conf.Change) {
 	}
 	d.notifier.notify("RELOADING=1")
 	err := d.apply(ctx, c.Config)
-	if d.ready {
+	if d.pub.isReady() {
 		d.notifier.notify("READY=1")
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -21,7 +22,10 @@ func BenchmarkPublishOne(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := dnsserver.NewHandler(dnsserver.NewSnapshot(dnsserver.Zone{Origin: "local.", TTL: 5 * time.Second, NegativeTTL: time.Second}), nil)
-	p := newPublisher(h, slog.New(slog.DiscardHandler), m, warmups{})
+	// Info level, as zkdns runs by default, so the membership lines are
+	// worked out as they would be; they go nowhere.
+	logger := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	p := newPublisher(h, logger, m, warmups{})
 	full := zkwatch.Update{Full: true, Synced: true}
 	for i := range 10000 {
 		s := zkwatch.ServiceState{ServiceSpec: zkwatch.ServiceSpec{Name: fmt.Sprintf("svc%d", i), Path: fmt.Sprintf("/bench/svc%d", i)}}
