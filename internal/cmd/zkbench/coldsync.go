@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -107,6 +108,14 @@ func (b *bench) coldSync(ctx context.Context, fl *fleet, smallPeak float64) (*se
 	if err := waitAnswers(ctx, z, last, dns.TypeSRV, d.instances, 30*time.Second); err != nil {
 		return sec, nil, err
 	}
+	sec.codeTitle = fmt.Sprintf("zkdns's live heap at ready, with %s instances (a heap profile taken after a collection)", fmtCount(d.total()))
+	if top, cmdline, err := b.heapTop(ctx, z, filepath.Join(dir, "heap.pprof")); err != nil {
+		b.log.Warn("heap profile failed", "err", err)
+		sec.code = fmt.Sprintf("no heap profile (%v).", err)
+	} else {
+		sec.code = top
+		sec.commands = append(sec.commands, cmdline)
+	}
 
 	second, err := read()
 	if err != nil {
@@ -173,6 +182,25 @@ func (b *bench) coldSync(ctx context.Context, fl *fleet, smallPeak float64) (*se
 			"of the changes can meet one, so a p99 far above its p50 says more about the machine than about zkdns.")
 	sec.commands = append(sec.commands, z.proc.commandLine())
 	return sec, &coldMeasurements{reader: reader}, nil
+}
+
+// heapTop fetches zkdns's heap profile into data, after a collection, and
+// returns its top by the memory in use: what the table costs, and which
+// parts of zkdns hold it.
+func (b *bench) heapTop(ctx context.Context, z *dnsServer, data string) (top, cmdline string, err error) {
+	if b.opts.gotool == "" {
+		return "", "", errors.New("no go binary to read it with")
+	}
+	url := fmt.Sprintf("http://%s/debug/pprof/heap?gc=1", z.admin)
+	if err := fetchFile(ctx, url, data); err != nil {
+		return "", "", err
+	}
+	args := []string{"-sample_index=inuse_space", "-top", "-nodecount=15"}
+	if top, err = pprofTop(ctx, b.opts.gotool, b.opts.zkdns, data, args...); err != nil {
+		return "", "", err
+	}
+	return top, fmt.Sprintf("curl -o heap.pprof '%s' (at ready; then go tool pprof %s %s heap.pprof)",
+		strings.Replace(url, z.admin, "ADMIN", 1), strings.Join(args, " "), b.opts.zkdns), nil
 }
 
 // republishTimes are percentiles of one of zkdns's latency histograms

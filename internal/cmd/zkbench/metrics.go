@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -102,18 +101,11 @@ func deltaByLabel(after, before metricSet, name, label string) map[string]float6
 func scrapeMetrics(ctx context.Context, addr string) (metricSet, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	resp, err := getOK(ctx, "http://"+addr+"/metrics")
 	if err != nil {
-		return nil, fmt.Errorf("zkbench: scrape %s: %w", addr, err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("zkbench: scrape %s: %w", addr, err)
+		return nil, fmt.Errorf("zkbench: scrape: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("zkbench: scrape %s: %s", addr, resp.Status)
-	}
 	return parseMetrics(resp.Body)
 }
 

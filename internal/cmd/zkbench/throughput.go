@@ -472,7 +472,7 @@ func (b *bench) startPprof(ctx context.Context, z *dnsServer, run dnsperfRun, da
 		if err := <-fetched; err != nil || !ranOK {
 			return "", "", err
 		}
-		top, err := pprofTop(ctx, b.opts.gotool, b.opts.zkdns, data)
+		top, err := pprofTop(ctx, b.opts.gotool, b.opts.zkdns, data, "-top", "-cum", fmt.Sprintf("-nodecount=%d", profileLines))
 		if err != nil {
 			return "", "", err
 		}
@@ -501,10 +501,12 @@ func perfTop(ctx context.Context, perf, data string) (string, error) {
 	return strings.Join(lines, "\n"), nil
 }
 
-// pprofTop is the top of go tool pprof's report on the CPU profile in
-// data, taken from binary, by cumulative time, from its column header on.
-func pprofTop(ctx context.Context, gotool, binary, data string) (string, error) {
-	out, err := exec.CommandContext(ctx, gotool, "tool", "pprof", "-top", "-cum", fmt.Sprintf("-nodecount=%d", profileLines), binary, data).Output()
+// pprofTop is the top of go tool pprof's report on the profile in data,
+// taken from binary, with args choosing the report (-top, -cum, ...),
+// from its "Showing nodes" line (what the top adds up to) on.
+func pprofTop(ctx context.Context, gotool, binary, data string, args ...string) (string, error) {
+	argv := append([]string{"tool", "pprof"}, args...)
+	out, err := exec.CommandContext(ctx, gotool, append(argv, binary, data)...).Output()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
@@ -513,31 +515,20 @@ func pprofTop(ctx context.Context, gotool, binary, data string) (string, error) 
 		return "", fmt.Errorf("go tool pprof: %w", err)
 	}
 	text := string(out)
-	i := strings.Index(text, "flat  flat%")
+	i := strings.Index(text, "Showing nodes")
 	if i < 0 {
 		return "", fmt.Errorf("go tool pprof: no table in its output:\n%s", tail(text, 5))
 	}
-	if j := strings.LastIndexByte(text[:i], '\n'); j >= 0 {
-		text = text[j+1:]
-	}
-	return strings.TrimRight(text, "\n"), nil
+	return strings.TrimRight(text[i:], "\n"), nil
 }
 
 // fetchFile writes the body of a GET of url to path.
 func fetchFile(ctx context.Context, url, path string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := getOK(ctx, url)
 	if err != nil {
 		return err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", url, err)
-	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
-	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -547,6 +538,26 @@ func fetchFile(ctx context.Context, url, path string) error {
 		return fmt.Errorf("GET %s: %w", url, err)
 	}
 	return f.Close()
+}
+
+// getOK GETs url and returns the response when its status is 200 OK; any
+// other status is an error that quotes the start of the body. The caller
+// closes the body.
+func getOK(ctx context.Context, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(body)))
+	}
+	return resp, nil
 }
 
 // parityNotes compares each peer's answer to a few sample questions with
