@@ -94,7 +94,7 @@ func (d *daemon) startAdmin(ctx context.Context, ln net.Listener) *task {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	d.logger.Info("admin listening", "addr", ln.Addr().String())
-	return startTask(ctx, d.failed, "admin server", func(ctx context.Context) error {
+	t := startTask(ctx, d.failed, "admin server", func(ctx context.Context) error {
 		go func() {
 			<-ctx.Done()
 			sctx, cancel := context.WithTimeout(context.Background(), stopTimeout/2)
@@ -106,6 +106,8 @@ func (d *daemon) startAdmin(ctx context.Context, ln net.Listener) *task {
 		}
 		return nil
 	})
+	t.addr = ln.Addr()
+	return t
 }
 
 // whenPprof serves h while [admin] pprof is on, and otherwise a 404 that
@@ -128,11 +130,10 @@ func (d *daemon) readiness() (bool, string) {
 	if !d.pub.isReady() {
 		return false, "not ready: waiting for the first full sync from ZooKeeper"
 	}
-	st, ok := d.pub.servedStatus()
+	st, timeout, ok := d.pub.servedStatus()
 	if !ok || st.State == zk.StateHasSession || st.DisconnectedSince.IsZero() {
 		return true, "ready"
 	}
-	timeout := d.cfg.ZooKeeper.SessionTimeout.Duration
 	if lost := time.Since(st.DisconnectedSince); lost > timeout {
 		return false, fmt.Sprintf("not ready: ZooKeeper unreachable for %s (longer than the %s session timeout); answering from the last known state",
 			lost.Round(time.Second), timeout)
@@ -144,7 +145,7 @@ func (d *daemon) readiness() (bool, string) {
 func (d *daemon) statusLine() string {
 	services, instances := d.pub.summary()
 	zkState := "no session yet"
-	if st, ok := d.pub.servedStatus(); ok {
+	if st, _, ok := d.pub.servedStatus(); ok {
 		switch {
 		case st.State == zk.StateHasSession:
 			zkState = "connected to " + st.Server

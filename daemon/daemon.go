@@ -13,7 +13,9 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strconv"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -148,10 +150,13 @@ func (d *daemon) run(ctx context.Context) error {
 	if adminLn != nil {
 		d.admin = d.startAdmin(ctx, adminLn)
 	}
-	if d.watch, err = d.startWatcher(ctx, cfg, d.pub.current()); err != nil {
+	w, err := d.newWatcher(cfg, d.pub.current())
+	if err != nil {
 		d.stopAll()
 		return err
 	}
+	d.pub.setServed(w.gen, w.watcher, w.sessionTimeout)
+	d.watch = d.start(ctx, w)
 	var configWatch *task
 	if d.opts.ConfigPath != "" {
 		configWatch = startTask(ctx, d.failed, "config watcher", func(ctx context.Context) error {
@@ -216,8 +221,8 @@ func (d *daemon) loop(ctx context.Context) error {
 			d.notifier.notify("READY=1")
 			d.logger.Info("ready: first full sync from ZooKeeper done; answering from it")
 			sendStatus()
-		case gen := <-d.pub.switchedC():
-			d.finishSwitch(gen)
+		case <-d.pub.switchedC():
+			d.finishSwitch()
 		case c := <-d.changes:
 			d.reload(ctx, c)
 			sendStatus()
@@ -269,11 +274,26 @@ func (d *daemon) reload(ctx context.Context, c conf.Change) {
 }
 
 // apply moves the daemon from d.cfg to next, touching only what differs.
-// Everything that can fail (binding new addresses) happens before anything
-// changes, so a failure leaves the running config whole.
+// Everything that can fail (binding new addresses, reading the new
+// ensemble's credentials and certificates) happens before anything
+// changes, so a failure leaves the running config whole: a reload once
+// its cause is fixed (SIGHUP) finds the whole change still to apply.
 func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 	prev := d.cfg
-	var newDNS *dnsserver.Listeners
+	var (
+		newDNS   *dnsserver.Listeners
+		newAdmin net.Listener
+		newWatch *watchRun
+	)
+	undo := func(err error) error {
+		if newDNS != nil {
+			newDNS.Close()
+		}
+		if newAdmin != nil {
+			newAdmin.Close()
+		}
+		return err
+	}
 	if !slices.Equal(prev.DNS.Listen, next.DNS.Listen) {
 		// Addresses kept from the running config keep their sockets.
 		ls, err := d.dns.listeners.Relisten(next.DNS.Listen)
@@ -283,27 +303,31 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 		newDNS = ls
 	}
 	adminChanged := prev.Admin.Listen != next.Admin.Listen
-	var newAdmin net.Listener
 	if adminChanged && next.Admin.Listen != "" {
 		ln, err := listenAdmin(next.Admin.Listen)
 		if err != nil {
-			if newDNS != nil {
-				newDNS.Close()
+			if errors.Is(err, syscall.EADDRINUSE) && d.holdsAdminPort(next.Admin.Listen) {
+				err = fmt.Errorf("%w (zkdns itself serves the admin API on this port at %s; "+
+					"moving between a wildcard and a specific address on one port needs a restart)", err, d.admin.addr)
 			}
-			return err
+			return undo(err)
 		}
 		newAdmin = ln
 	}
-
-	if err := d.handler.SetPolicy(policyOf(next)); err != nil {
-		if newDNS != nil {
-			newDNS.Close()
+	zkChanged := !sameZooKeeper(prev.ZooKeeper, next.ZooKeeper)
+	if zkChanged {
+		// Built, not started: nothing of it runs until the commit below.
+		w, err := d.newWatcher(next, d.pub.reserveGen())
+		if err != nil {
+			return undo(err)
 		}
-		if newAdmin != nil {
-			newAdmin.Close()
-		}
-		return err
+		newWatch = w
 	}
+	if err := d.handler.SetPolicy(policyOf(next)); err != nil {
+		return undo(err)
+	}
+
+	// Nothing below fails.
 	d.cfg = next
 	d.setLogLevel(next)
 	d.pub.setWarmups(warmupsOf(next))
@@ -337,10 +361,8 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 		d.pub.setZone(zone)
 		changed = append(changed, "dns zone settings")
 	}
-	if !sameZooKeeper(prev.ZooKeeper, next.ZooKeeper) {
-		if err := d.switchEnsemble(ctx, next); err != nil {
-			return err
-		}
+	if zkChanged {
+		d.switchEnsemble(ctx, newWatch)
 		changed = append(changed, "zookeeper")
 	} else if spec := specOf(next); !sameSpec(spec, specOf(prev)) {
 		d.watch.watcher.SetSpec(spec)
@@ -354,33 +376,34 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 	return nil
 }
 
-// switchEnsemble starts a watcher on the new [zookeeper] settings. The
-// running one keeps serving until the new one has synced; then the new
-// one's full state replaces the old in one swap.
-func (d *daemon) switchEnsemble(ctx context.Context, next *conf.Config) error {
+// switchEnsemble starts w, a watcher on the new [zookeeper] settings. The
+// running one keeps serving until w has synced; then w's full state
+// replaces the old in one swap.
+func (d *daemon) switchEnsemble(ctx context.Context, w *watchRun) {
+	// An earlier replacement may have taken over without the run loop
+	// having heard yet: it is what DNS serves now, so it becomes the
+	// running watcher instead of being stopped as an unfinished one.
+	d.finishSwitch()
 	if d.next != nil {
 		d.next.stop()
 		d.next = nil
 	}
-	w, err := d.startWatcher(ctx, next, d.pub.prepareSwitch())
-	if err != nil {
-		return err
-	}
-	d.next = w
+	d.pub.beginSwitch(w.gen, w.watcher, w.sessionTimeout)
+	d.next = d.start(ctx, w)
 	d.logger.Info("moving to a new ZooKeeper ensemble; serving from the current one until it has synced",
-		"zookeeper", next.ZooKeeper.Servers)
-	return nil
+		"zookeeper", w.servers)
 }
 
-// finishSwitch retires the old watcher once the new one has taken over.
-func (d *daemon) finishSwitch(gen int) {
-	if d.next == nil || d.next.gen != gen {
+// finishSwitch retires the old watcher once the replacement has taken
+// over; until then it does nothing.
+func (d *daemon) finishSwitch() {
+	if d.next == nil || d.pub.current() != d.next.gen {
 		return
 	}
 	old := d.watch
 	d.watch, d.next = d.next, nil
 	old.stop()
-	d.logger.Info("now serving from the new ZooKeeper ensemble", "zookeeper", d.cfg.ZooKeeper.Servers)
+	d.logger.Info("now serving from the new ZooKeeper ensemble", "zookeeper", d.watch.servers)
 }
 
 func (d *daemon) stopAll() {
@@ -445,9 +468,12 @@ type watchRun struct {
 	watcher        *zkwatch.Watcher
 	gen            int
 	sessionTimeout time.Duration
+	servers        []string
 }
 
-func (d *daemon) startWatcher(ctx context.Context, cfg *conf.Config, gen int) (*watchRun, error) {
+// newWatcher builds, without starting, the watcher of generation gen for
+// cfg's [zookeeper] settings and services.
+func (d *daemon) newWatcher(cfg *conf.Config, gen int) (*watchRun, error) {
 	// Read at start and when a reload changes [zookeeper]; a file whose
 	// content changes in place is not re-read (see README).
 	sec, err := cfg.ZooKeeper.LoadSecurity()
@@ -467,10 +493,13 @@ func (d *daemon) startWatcher(ctx context.Context, cfg *conf.Config, gen int) (*
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
-	run := &watchRun{watcher: w, gen: gen, sessionTimeout: cfg.ZooKeeper.SessionTimeout.Duration}
-	run.task = startTask(ctx, d.failed, "zookeeper watcher", w.Run)
-	d.pub.setStatusSource(gen, w)
-	return run, nil
+	return &watchRun{watcher: w, gen: gen, sessionTimeout: cfg.ZooKeeper.SessionTimeout.Duration, servers: cfg.ZooKeeper.Servers}, nil
+}
+
+// start runs w's watcher until w is stopped.
+func (d *daemon) start(ctx context.Context, w *watchRun) *watchRun {
+	w.task = startTask(ctx, d.failed, "zookeeper watcher", w.watcher.Run)
+	return w
 }
 
 // task is a component goroutine that the daemon can stop on its own, to
@@ -480,6 +509,7 @@ type task struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 	listeners *dnsserver.Listeners // for DNS tasks: the sockets served
+	addr      net.Addr             // for the admin task: the address served
 }
 
 // startTask runs f until its context ends. If f returns an error while
@@ -563,4 +593,15 @@ func specOf(cfg *conf.Config) zkwatch.Spec {
 
 func sameSpec(a, b zkwatch.Spec) bool {
 	return slices.Equal(a.Services, b.Services) && slices.Equal(a.Discover, b.Discover)
+}
+
+// holdsAdminPort reports whether the served admin listener is bound to
+// the port of addr (host:port).
+func (d *daemon) holdsAdminPort(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || d.admin == nil {
+		return false
+	}
+	tcp, ok := d.admin.addr.(*net.TCPAddr)
+	return ok && strconv.Itoa(tcp.Port) == port
 }

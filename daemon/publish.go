@@ -24,7 +24,7 @@ type publisher struct {
 
 	ready     chan struct{} // closed at the first full sync
 	readyOnce sync.Once
-	switched  chan int // generations that have just taken over
+	switched  chan struct{} // a token when a replacement has taken over
 
 	// mu serialises snapshot changes (two watchers may publish at once, and
 	// zone changes come from the run loop) and guards the fields below.
@@ -35,7 +35,7 @@ type publisher struct {
 	lastGen  int
 	services map[string]zkwatch.ServiceState // what the served watcher sees, healthy or not
 	healthy  int                             // healthy instances in services, kept as they change
-	watchers map[int]*zkwatch.Watcher        // by generation, for readiness
+	watchers map[int]watched                 // by generation, for readiness
 	warmups  warmups
 	// warm names the services built with a warm-up weight below the base,
 	// which the warm-up timer rebuilds until their weights are whole.
@@ -56,12 +56,12 @@ func newPublisher(h *dnsserver.Handler, logger *slog.Logger, m *metrics, w warmu
 		logger:   logger,
 		metrics:  m,
 		ready:    make(chan struct{}),
-		switched: make(chan int, 1),
+		switched: make(chan struct{}, 1),
 		warming:  make(chan struct{}, 1),
 		gen:      1,
 		lastGen:  1,
 		services: map[string]zkwatch.ServiceState{},
-		watchers: map[int]*zkwatch.Watcher{},
+		watchers: map[int]watched{},
 	}
 }
 
@@ -72,28 +72,47 @@ func (p *publisher) current() int {
 	return p.gen
 }
 
-// prepareSwitch reserves the generation of a replacement watcher,
-// forgetting any earlier replacement that never synced.
-func (p *publisher) prepareSwitch() int {
+// reserveGen picks the generation of a replacement watcher. Nothing
+// changes until beginSwitch: a reload that fails after this leaves the
+// generation unused.
+func (p *publisher) reserveGen() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastGen++
+	return p.lastGen
+}
+
+// setServed records w, of generation gen, as the watcher being served
+// (at start), for readiness and status.
+func (p *publisher) setServed(gen int, w *zkwatch.Watcher, sessionTimeout time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.watchers[gen] = watched{w, sessionTimeout}
+}
+
+// beginSwitch makes w, of generation gen, the replacement whose first full
+// sync will take over, forgetting any earlier replacement that never
+// synced.
+func (p *publisher) beginSwitch(gen int, w *zkwatch.Watcher, sessionTimeout time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pending != 0 {
 		delete(p.watchers, p.pending)
 	}
-	p.lastGen++
-	p.pending = p.lastGen
-	return p.pending
+	p.pending = gen
+	p.watchers[gen] = watched{w, sessionTimeout}
 }
 
-func (p *publisher) setStatusSource(gen int, w *zkwatch.Watcher) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.watchers[gen] = w
+// watched is a watcher and the session timeout it was configured with,
+// which readiness judges its disconnections by.
+type watched struct {
+	watcher        *zkwatch.Watcher
+	sessionTimeout time.Duration
 }
 
-func (p *publisher) readyC() <-chan struct{}   { return p.ready }
-func (p *publisher) switchedC() <-chan int     { return p.switched }
-func (p *publisher) warmingC() <-chan struct{} { return p.warming }
+func (p *publisher) readyC() <-chan struct{}    { return p.ready }
+func (p *publisher) switchedC() <-chan struct{} { return p.switched }
+func (p *publisher) warmingC() <-chan struct{}  { return p.warming }
 
 // isReady reports whether the first full sync is served and the memory it
 // left behind returned: what READY=1 announces and /readyz reports.
@@ -121,8 +140,8 @@ func (p *publisher) apply(gen int, u zkwatch.Update) {
 		delete(p.watchers, p.gen)
 		p.gen, p.pending = gen, 0
 		select {
-		case p.switched <- gen:
-		default:
+		case p.switched <- struct{}{}:
+		default: // a token is waiting; the run loop checks which is served
 		}
 	default:
 		p.mu.Unlock()
@@ -287,15 +306,16 @@ func (p *publisher) setZone(z dnsserver.Zone) {
 	p.handler.Publish(p.handler.Current().WithZone(z))
 }
 
-// servedStatus is the session status of the watcher being served.
-func (p *publisher) servedStatus() (zkwatch.Status, bool) {
+// servedStatus is the session status of the watcher being served, and
+// the session timeout it was configured with.
+func (p *publisher) servedStatus() (st zkwatch.Status, sessionTimeout time.Duration, ok bool) {
 	p.mu.Lock()
-	w := p.watchers[p.gen]
+	w, ok := p.watchers[p.gen]
 	p.mu.Unlock()
-	if w == nil {
-		return zkwatch.Status{}, false
+	if !ok {
+		return zkwatch.Status{}, 0, false
 	}
-	return w.Status(), true
+	return w.watcher.Status(), w.sessionTimeout, true
 }
 
 // summary counts the services the served watcher sees and their healthy

@@ -165,6 +165,27 @@ func TestLiveReloadLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("admin port held by zkdns itself", func(t *testing.T) {
+		// Another address on the admin port zkdns serves: the bind fails,
+		// and the refusal must say that zkdns itself holds the port.
+		_, port, err := net.SplitHostPort(d.admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		failures := metricValue(t, d.admin, "zkdns_config_reloads_total", "result", "failure")
+		cfg := strings.Replace(opsConfig(zkServer.Addr(), base, "alpha"), `[admin]
+listen = "127.0.0.1:0"`, `[admin]
+listen = "localhost:`+port+`"`, 1)
+		writeFile(t, d.config, cfg)
+		eventually(t, "failure counted", func() (bool, string) {
+			v := metricValue(t, d.admin, "zkdns_config_reloads_total", "result", "failure")
+			return v == failures+1, fmt.Sprint(v)
+		})
+		if !strings.Contains(d.logText(), "zkdns itself serves the admin API on this port at "+d.admin) {
+			t.Errorf("the refusal does not say zkdns holds the port; logs:\n%s", d.logText())
+		}
+	})
+
 	t.Run("fixed file reloads", func(t *testing.T) {
 		writeFile(t, d.config, opsConfig(zkServer.Addr(), base, "alpha", "beta"))
 		eventually(t, "beta back", func() (bool, string) { return resolves(t, d.dns, "beta.local") })
@@ -463,6 +484,42 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 		return answers(r) == "alpha.local.\t0\tIN\tA\t192.0.2.1", r.String()
 	})
 
+	t.Run("new ensemble that cannot start", func(t *testing.T) {
+		// The new ensemble's credentials file is missing: the reload must
+		// be refused whole (the DNS address added beside it stays unbound),
+		// and a SIGHUP once the credentials exist must then apply all of
+		// it: the refused change must not count as the running config.
+		creds := filepath.Join(t.TempDir(), "zk.auth")
+		cfg := strings.Replace(opsConfig(other.Addr(), base, "alpha"), `listen = ["127.0.0.1:0"]`, `listen = ["127.0.0.1:0", "127.0.0.5:0"]`, 1) +
+			fmt.Sprintf("[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = %q\n", creds)
+		writeFile(t, d.config, cfg)
+		eventually(t, "the reload refused", func() (bool, string) {
+			return strings.Contains(d.logText(), "config not reloaded"), d.logText()
+		})
+		if !strings.Contains(d.logText(), "credentials_file") {
+			t.Errorf("the refusal does not name the missing credentials file; logs:\n%s", d.logText())
+		}
+		if strings.Contains(d.logText(), "127.0.0.5") {
+			t.Errorf("the refused reload bound its DNS address; logs:\n%s", d.logText())
+		}
+		r := query(t, d.dns, "alpha.local", dns.TypeA, false)
+		if got := answers(r); got != "alpha.local.\t0\tIN\tA\t192.0.2.1" {
+			t.Errorf("answer after the refused reload: %s", r)
+		}
+
+		if err := os.WriteFile(creds, []byte("zkdns:secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		d.boundDNS(t, "127.0.0.5")
+		eventually(t, "served from the new ensemble", func() (bool, string) {
+			r := query(t, d.dns, "alpha.local", dns.TypeA, false)
+			return answers(r) == "alpha.local.\t0\tIN\tA\t192.0.2.2", r.String()
+		})
+	})
+
 	t.Run("new ensemble", func(t *testing.T) {
 		writeFile(t, d.config, opsConfig(other.Addr(), base, "alpha"))
 		deadline := time.Now().Add(waitLimit)
@@ -493,6 +550,7 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 		// The first address stays, port 0 and all: it must keep its
 		// socket, and so its port, while the second is bound beside it.
 		cfg := strings.Replace(opsConfig(other.Addr(), base, "alpha"), `listen = ["127.0.0.1:0"]`, `listen = ["127.0.0.1:0", "127.0.0.4:0"]`, 1)
+		refusals := strings.Count(d.logText(), "config not reloaded")
 		writeFile(t, d.config, cfg)
 		added := d.boundDNS(t, "127.0.0.4")
 		eventually(t, "answers on the added address", func() (bool, string) {
@@ -501,7 +559,7 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 		if ok, s := resolvesQuietly(d.dns, "alpha.local"); !ok {
 			t.Errorf("the kept address %s stopped answering: %s\nlogs:\n%s", d.dns, s, d.logText())
 		}
-		if strings.Contains(d.logText(), "config not reloaded") {
+		if strings.Count(d.logText(), "config not reloaded") != refusals {
 			t.Errorf("reload refused; logs:\n%s", d.logText())
 		}
 		kept := regexp.MustCompile(`msg="dns listening".* addr=` + regexp.QuoteMeta(d.dns) + `\b`)
