@@ -739,14 +739,21 @@ func (w *Watcher) listService(ctx context.Context, s *service) error {
 	w.allow(s.full)
 	s.setPath(exists, false)
 	present := make(map[string]bool, len(children))
-	var fresh []string
+	var fresh, gone []string
 	for _, c := range children {
 		present[c] = true
 		if _, had := s.version(c); !had {
 			fresh = append(fresh, c)
+		} else if w.takeDeletion(s.full + "/" + c) {
+			// Deleted before this listing was answered, yet listed: a new
+			// znode of the same name (an instance restarted under a fixed
+			// ID). Its own deletion event would otherwise drop it after
+			// this, with no child event left to bring it back.
+			gone = append(gone, c)
+			fresh = append(fresh, c)
+			w.forgetNode(s.full + "/" + c)
 		}
 	}
-	var gone []string
 	for name := range s.children() {
 		if !present[name] {
 			gone = append(gone, name)
@@ -773,6 +780,20 @@ func (w *Watcher) listService(ctx context.Context, s *service) error {
 	}
 	s.update(gone, read)
 	return firstErr
+}
+
+// takeDeletion reports whether a deletion of full is pending, and if so
+// takes it: the caller has handled it. Events are recorded on the client's
+// receive goroutine before it reads the next reply, so a deletion pending
+// when a listing's reply is in hand came before that reply.
+func (w *Watcher) takeDeletion(full string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pending[full]&evDeleted == 0 {
+		return false
+	}
+	delete(w.pending, full)
+	return true
 }
 
 // childrenOrExists lists path under a child watch; a missing path gets an

@@ -603,3 +603,95 @@ func (r *setWatchesRefuser) relay(dst io.Writer, src io.Reader, toServer bool) e
 		}
 	}
 }
+
+// TestWatcherInstanceRecreatedDuringListing deletes and re-creates an
+// instance under the same name (a restart under a fixed ID) while the
+// watcher's re-listing of its service, asked for by another instance
+// joining, is on its way to ZooKeeper. The listing then shows the new
+// znode under a name the watcher holds, and the old znode's deletion
+// event comes after it with no child event to follow: the new instance
+// must still be served, with its new data.
+func TestWatcherInstanceRecreatedDuringListing(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	svc := testutil.TestRoot(t, conn) + "/svc"
+	testutil.CreateZnode(t, conn, svc+"/a", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, svc+"/b", "192.0.2.2:80", zk.FlagEphemeral)
+	hold := &listingHolder{path: svc, held: make(chan struct{}), release: make(chan struct{})}
+	proxy, err := testutil.NewTCPProxyWith(zkServer.Addr(), hold.relay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	_, rec := startWatcher(t, proxy.Addr(), 8*time.Second, Spec{Services: []ServiceSpec{{Name: "svc", Path: svc}}})
+	rec.waitFor(t, "first sync", hasIDs("svc", "a,b"))
+
+	hold.armed.Store(true)
+	testutil.CreateZnode(t, conn, svc+"/c", "192.0.2.3:80", zk.FlagEphemeral)
+	select {
+	case <-hold.held:
+	case <-time.After(waitLimit):
+		t.Fatal("the watcher did not re-list the service after c joined")
+	}
+	if err := conn.Delete(svc+"/a", -1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CreateZnode(t, conn, svc+"/a", "192.0.2.1:81", zk.FlagEphemeral)
+	// ZooKeeper queued the deletion's event for the watcher before it
+	// answered the Delete: on the watcher's connection it comes ahead of
+	// the listing's reply.
+	close(hold.release)
+
+	rec.waitFor(t, "a re-created, with its new port, beside b and c", func(m map[string]ServiceState) bool {
+		if ids(m["svc"]) != "a,b,c" {
+			return false
+		}
+		for _, in := range m["svc"].Instances {
+			if in.ID == "a" {
+				return in.Port == 81
+			}
+		}
+		return false
+	})
+	// And it stays: the old znode's deletion must not take it away later.
+	time.Sleep(500 * time.Millisecond)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got := ids(rec.services["svc"]); got != "a,b,c" {
+		t.Errorf("view = %q after the old a's deletion event, want a,b,c", got)
+	}
+}
+
+// listingHolder relays ZooKeeper frames. Once armed, it holds the next
+// getChildren2 request for path until release is closed, so ZooKeeper
+// answers it only after whatever the test does meanwhile.
+type listingHolder struct {
+	armed   atomic.Bool
+	path    string
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (h *listingHolder) relay(dst io.Writer, src io.Reader, toServer bool) error {
+	const opGetChildren2 = 12
+	for first := true; ; first = false {
+		frame, err := testutil.ReadZKFrame(src)
+		if err != nil {
+			return err
+		}
+		// After the length, the xid and the opcode: the path, as a
+		// length-prefixed string.
+		if toServer && !first && len(frame) >= 16 && int32(binary.BigEndian.Uint32(frame[8:])) == opGetChildren2 {
+			n := int(binary.BigEndian.Uint32(frame[12:]))
+			if len(frame) >= 16+n && string(frame[16:16+n]) == h.path && h.armed.CompareAndSwap(true, false) {
+				close(h.held)
+				select {
+				case <-h.release:
+				case <-time.After(waitLimit):
+				}
+			}
+		}
+		if _, err := dst.Write(frame); err != nil {
+			return err
+		}
+	}
+}
