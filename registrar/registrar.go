@@ -418,9 +418,14 @@ type run struct {
 	registrations int       // successful registrations so far
 	removedAt     time.Time // when the znode last stopped being served
 	// orphans is set when a sequential create failed in a way that leaves
-	// open whether ZooKeeper made the znode: the next registration first
-	// removes members of this session.
+	// open whether ZooKeeper made the znode: the next registration, or
+	// the next deregistration, first removes members of this session.
 	orphans bool
+	// unconfirmed is the fixed-name znode a create was sent for without an
+	// answer, and when: it may exist, owned by this session. Taking the
+	// instance out of service looks for it.
+	unconfirmed   string
+	unconfirmedAt time.Time
 }
 
 // onEvent runs on the ZooKeeper client's goroutine for every event. It
@@ -446,15 +451,25 @@ func (s *run) loop(ctx context.Context, verdicts <-chan verdict) error {
 	retry := time.NewTimer(retryDelay)
 	retry.Stop()
 	defer retry.Stop()
+	// Without a check there is one verdict only, so a failed warm-up is
+	// retried each interval instead of after the next passing check.
+	rewarm := time.NewTimer(s.r.opts.Interval)
+	rewarm.Stop()
+	defer rewarm.Stop()
+	warmUp := func() {
+		if s.healthy && !s.warmedUp && !s.warmUp(ctx) && s.r.check == nil {
+			rewarm.Reset(s.r.opts.Interval)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case v := <-verdicts:
 			s.healthy = v.healthy
-			if s.healthy && !s.warmedUp {
-				s.warmUp(ctx)
-			}
+			warmUp()
+		case <-rewarm.C:
+			warmUp()
 		case <-s.wake:
 		case <-retry.C:
 		}
@@ -478,11 +493,13 @@ func (s *run) loop(ctx context.Context, verdicts <-chan verdict) error {
 	}
 }
 
-// warmUp runs the warm-up, once it has succeeded never again.
-func (s *run) warmUp(ctx context.Context) {
+// warmUp runs the warm-up, once it has succeeded never again, and
+// reports whether the instance is warmed up. A failure while shutting down
+// counts as success: there is nothing to retry.
+func (s *run) warmUp(ctx context.Context) bool {
 	if s.r.warmup == nil {
 		s.warmedUp = true
-		return
+		return true
 	}
 	s.r.logger.Info("warming up", "warmup", s.r.opts.Warmup)
 	start := time.Now()
@@ -493,11 +510,18 @@ func (s *run) warmUp(ctx context.Context) {
 	switch {
 	case ctx.Err() != nil:
 		// Shutting down: not a failure of the warm-up.
+		return true
 	case err != nil:
-		s.r.logger.Warn("warm-up failed; not registering, will retry after the next passing check", "reason", err.Error())
+		retry := "after the next passing check"
+		if s.r.check == nil {
+			retry = "in " + s.r.opts.Interval.String()
+		}
+		s.r.logger.Warn("warm-up failed; not registering, will retry "+retry, "reason", err.Error())
+		return false
 	default:
 		s.r.logger.Info("warmed up", "took", time.Since(start).Round(time.Millisecond))
 		s.warmedUp = true
+		return true
 	}
 }
 
@@ -553,7 +577,7 @@ var errNoSession = errors.New("registrar: no ZooKeeper session")
 // when the instance is healthy and warmed up.
 func (s *run) reconcile() error {
 	want := s.healthy && s.warmedUp
-	if want == (s.node != "") {
+	if want == (s.node != "") && (want || !s.mayHaveCreated()) {
 		return nil
 	}
 	if s.conn.State() != zk.StateHasSession {
@@ -562,7 +586,46 @@ func (s *run) reconcile() error {
 	if want {
 		return s.register()
 	}
+	if err := s.adoptUnconfirmed(); err != nil || s.node == "" {
+		return err
+	}
 	return s.deregister("unhealthy")
+}
+
+// mayHaveCreated reports whether a create whose answer was lost may have
+// left a znode of this session that s.node does not name.
+func (s *run) mayHaveCreated() bool {
+	return s.node == "" && (s.unconfirmed != "" || s.orphans)
+}
+
+// adoptUnconfirmed settles the creates whose answers were lost, before
+// the instance is taken out of service: a fixed-name znode this session
+// owns becomes s.node, to be deregistered as usual, and serverset members
+// of this session are removed.
+func (s *run) adoptUnconfirmed() error {
+	session := s.conn.SessionID()
+	if p := s.unconfirmed; p != "" {
+		exists, stat, err := s.conn.Exists(p)
+		if err != nil {
+			return fmt.Errorf("registrar: stat %s: %w", p, err)
+		}
+		if exists && stat.EphemeralOwner == session {
+			s.node, s.nodeSession, s.registeredAt = p, session, s.unconfirmedAt
+			s.r.logger.Info("found the znode whose creation was not confirmed", "path", p)
+		}
+		s.unconfirmed = ""
+	}
+	if s.orphans {
+		removed, err := s.removeOrphans(session)
+		if err != nil {
+			return err
+		}
+		s.orphans = false
+		if removed {
+			s.removedAt = time.Now()
+		}
+	}
+	return nil
 }
 
 func (s *run) register() error {
@@ -582,7 +645,7 @@ func (s *run) register() error {
 	var node string
 	if isSequential(opts.Format) {
 		if s.orphans {
-			if err := s.removeOrphans(session); err != nil {
+			if _, err := s.removeOrphans(session); err != nil {
 				return err
 			}
 			s.orphans = false
@@ -601,8 +664,13 @@ func (s *run) register() error {
 			err = s.replace(node, data, session)
 		}
 		if err != nil {
+			if !fatal(err) {
+				// The answer may be what was lost: the znode may exist.
+				s.unconfirmed, s.unconfirmedAt = node, now
+			}
 			return fmt.Errorf("registrar: create %s: %w", node, err)
 		}
+		s.unconfirmed = ""
 	}
 	s.node, s.nodeSession, s.registeredAt = node, session, now
 	s.registrations++
@@ -639,11 +707,11 @@ func (s *run) replace(node string, data []byte, session int64) error {
 }
 
 // removeOrphans deletes serverset members that this session created but
-// never learned the names of.
-func (s *run) removeOrphans(session int64) error {
+// never learned the names of, and reports whether there were any.
+func (s *run) removeOrphans(session int64) (removed bool, err error) {
 	children, _, err := s.conn.Children(s.r.opts.Path)
 	if err != nil {
-		return fmt.Errorf("registrar: list %s: %w", s.r.opts.Path, err)
+		return false, fmt.Errorf("registrar: list %s: %w", s.r.opts.Path, err)
 	}
 	for _, c := range children {
 		if !strings.HasPrefix(c, serversetPrefix) {
@@ -652,17 +720,18 @@ func (s *run) removeOrphans(session int64) error {
 		p := path.Join(s.r.opts.Path, c)
 		exists, stat, err := s.conn.Exists(p)
 		if err != nil {
-			return fmt.Errorf("registrar: stat %s: %w", p, err)
+			return removed, fmt.Errorf("registrar: stat %s: %w", p, err)
 		}
 		if !exists || stat.EphemeralOwner != session {
 			continue
 		}
 		if err := s.conn.Delete(p, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
-			return fmt.Errorf("registrar: delete %s: %w", p, err)
+			return removed, fmt.Errorf("registrar: delete %s: %w", p, err)
 		}
+		removed = true
 		s.r.logger.Info("removed a member whose creation was not confirmed", "path", p)
 	}
-	return nil
+	return removed, nil
 }
 
 func (s *run) authenticate() error {
@@ -715,9 +784,15 @@ func (s *run) deregister(reason string) error {
 func (s *run) offline() {
 	opts := &s.r.opts
 	log := s.r.logger
+	deadline := time.Now().Add(opts.SessionTimeout)
 	giveUp := time.AfterFunc(opts.SessionTimeout, s.conn.Close)
 	defer giveUp.Stop()
 	s.sessionEvents()
+	if s.mayHaveCreated() && s.conn.State() == zk.StateHasSession {
+		if err := s.adoptUnconfirmed(); err != nil {
+			log.Warn("could not look for a znode whose creation was not confirmed; closing the session removes it", "err", err)
+		}
+	}
 	if s.node != "" {
 		if hasDrainingMark(opts.Format) {
 			data, err := encodePayload(opts.Format, s.r.info, s.registeredAt, true)
@@ -730,10 +805,14 @@ func (s *run) offline() {
 				log.Info("marked draining", "path", s.node)
 			}
 		}
-		if err := s.deregister("shutting down"); err != nil {
-			// Closing the session deletes it; without a server to tell,
-			// it goes when the session expires.
-			log.Warn("could not delete the znode; it goes with the session", "path", s.node, "err", err)
+		if err := s.deregisterBy(deadline); err != nil {
+			// Closed now, not after the drain: an open connection would
+			// find its way back to the ensemble and keep the session, and
+			// the znode, alive all through the drain. Closing deletes the
+			// znode if a server hears of it; if none does, it goes when
+			// the session expires, which the drain then counts from.
+			log.Warn("could not delete the znode; closing the session to remove it", "path", s.node, "err", err)
+			s.conn.Close()
 			s.node = ""
 			s.removedAt = time.Now().Add(opts.SessionTimeout)
 		}
@@ -748,6 +827,21 @@ func (s *run) offline() {
 	}
 	s.conn.Close()
 	log.Info("stopped")
+}
+
+// deregisterBy deletes the znode on the way out, trying again until the
+// deadline while the failures are ones a reconnect can cure: a ZooKeeper
+// member restarting under the delete must not cost the instance its drain.
+func (s *run) deregisterBy(deadline time.Time) error {
+	const pause = 100 * time.Millisecond
+	for {
+		err := s.deregister("shutting down")
+		if err == nil || fatal(err) || errors.Is(err, zk.ErrClosing) || time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		s.r.logger.Warn("could not delete the znode; trying again", "path", s.node, "err", err)
+		time.Sleep(pause)
+	}
 }
 
 // fatal reports whether err is ZooKeeper refusing a request for a reason

@@ -3,8 +3,10 @@ package registrar
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -262,6 +264,8 @@ func TestWarmupBeforeRegistration(t *testing.T) {
 		// instance is registered.
 		warmup  func(t *testing.T, base string) (string, func(t *testing.T))
 		wantLog string
+		// noCheck runs without a health check: one verdict only.
+		noCheck bool
 	}{
 		{
 			name: "http warm-up requested N times first",
@@ -302,11 +306,24 @@ func TestWarmupBeforeRegistration(t *testing.T) {
 			},
 			wantLog: "caches cold",
 		},
+		{
+			name: "failed warm-up without a health check is retried each interval",
+			warmup: func(t *testing.T, base string) (string, func(t *testing.T)) {
+				flag := filepath.Join(dir, "second-try-unchecked")
+				cmd := fmt.Sprintf("if [ -e %s ]; then echo ok; else touch %s; echo caches cold >&2; exit 1; fi", flag, flag)
+				return "exec:" + cmd, func(t *testing.T) {}
+			},
+			wantLog: "will retry in 50ms",
+			noCheck: true,
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			base := "/" + strings.ReplaceAll(t.Name(), " ", "_") + "/svc"
 			_, url := newHealthEndpoint(t, true)
+			if tc.noCheck {
+				url = ""
+			}
 			warmup, after := tc.warmup(t, base)
 			run := start(t, Options{
 				Servers:        []string{zkServer.Addr()},
@@ -662,5 +679,163 @@ func TestRunOnce(t *testing.T) {
 	}
 	if err := r.Run(ctx); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Errorf("second Run: %v, want an error saying Run was called twice", err)
+	}
+}
+
+// TestLostAnswers loses ZooKeeper's side of a create or a delete on the
+// connection, the way a member restarting under a request does: the
+// instance must still be taken out of service cleanly, the znode deleted
+// while the session lives and the drain waited after it.
+func TestLostAnswers(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+
+	t.Run("create carried out, answer lost, then unhealthy", func(t *testing.T) {
+		base := "/" + t.Name() + "/svc"
+		node := base + "/web-1"
+		health, url := newHealthEndpoint(t, true)
+		lose := &lostRequest{op: opCreate, path: node, answerOnly: true, thenCut: true}
+		proxy := lose.start(t)
+		run := start(t, Options{
+			Servers:        []string{proxy.Addr()},
+			SessionTimeout: 4 * time.Second,
+			Path:           base,
+			ID:             "web-1",
+			Address:        "192.0.2.60",
+			Port:           8080,
+			Check:          url,
+			Interval:       50 * time.Millisecond,
+			Rise:           1,
+			Fall:           1,
+			Drain:          NoDrain,
+		})
+		waitFor(t, "the create's answer lost", func() (bool, string) {
+			return strings.Contains(run.logs.String(), "zookeeper connection lost"), run.logs.String()
+		})
+		if kids := children(t, conn, base); len(kids) != 1 {
+			t.Fatalf("ZooKeeper holds %v, want the znode whose answer was lost", kids)
+		}
+		health.healthy.Store(false)
+		waitFor(t, "the unhealthy verdict", func() (bool, string) {
+			return strings.Contains(run.logs.String(), "msg=unhealthy"), run.logs.String()
+		})
+		proxy.Restore()
+		waitFor(t, "the znode deleted while the session lives", func() (bool, string) {
+			kids := children(t, conn, base)
+			return len(kids) == 0 && strings.Contains(run.logs.String(), "msg=deregistered"), fmt.Sprint(kids)
+		})
+		logs := run.logs.String()
+		if !strings.Contains(logs, "session intact") || !strings.Contains(logs, "found the znode whose creation was not confirmed") {
+			t.Errorf("want the same session to find and deregister the znode; logs:\n%s", logs)
+		}
+	})
+
+	t.Run("delete lost on the way out", func(t *testing.T) {
+		base := "/" + t.Name() + "/svc"
+		const drain = time.Second
+		lose := &lostRequest{op: opDelete}
+		proxy := lose.start(t)
+		run := start(t, Options{
+			Servers:        []string{proxy.Addr()},
+			SessionTimeout: 4 * time.Second,
+			Path:           base,
+			Address:        "192.0.2.61",
+			Port:           8080,
+			Format:         FormatHostport,
+			Drain:          drain,
+		})
+		node := only(t, conn, base)
+		exists, _, watch, err := conn.ExistsW(node)
+		if err != nil || !exists {
+			t.Fatalf("watch %s: exists %v, %v", node, exists, err)
+		}
+		deleted := make(chan time.Time, 1)
+		go func() {
+			if ev := <-watch; ev.Type == zk.EventNodeDeleted {
+				deleted <- time.Now()
+			}
+		}()
+		if err := run.stop(t); err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		returned := time.Now()
+		var deletedAt time.Time
+		select {
+		case deletedAt = <-deleted:
+		case <-time.After(waitLimit):
+			t.Fatalf("the znode was not deleted; logs:\n%s", run.logs)
+		}
+		// As in TestDrainOrder: half the drain tells a drain that
+		// followed the deletion from none.
+		if wait := returned.Sub(deletedAt); wait < drain/2 {
+			t.Errorf("Run returned %v after the deletion, want about the drain of %v; logs:\n%s", wait, drain, run.logs)
+		}
+		if !strings.Contains(run.logs.String(), "could not delete the znode; trying again") {
+			t.Errorf("the lost delete was not retried; logs:\n%s", run.logs)
+		}
+	})
+}
+
+const (
+	opCreate = 1
+	opDelete = 2
+)
+
+// lostRequest relays ZooKeeper frames through a proxy and, once, loses a
+// request of kind op (on path, when set): the connection drops with the
+// request unsent or, with answerOnly, after ZooKeeper carried it out and
+// before its answer gets back. thenCut keeps the proxy cut until Restore.
+type lostRequest struct {
+	op         int32
+	path       string
+	answerOnly bool
+	thenCut    bool
+
+	proxy *testutil.TCPProxy
+	done  atomic.Bool
+	xid   atomic.Int64 // the request whose answer to lose, plus one
+}
+
+func (l *lostRequest) start(t *testing.T) *testutil.TCPProxy {
+	t.Helper()
+	proxy, err := testutil.NewTCPProxyWith(zkServer.Addr(), l.relay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	l.proxy = proxy
+	return proxy
+}
+
+func (l *lostRequest) relay(dst io.Writer, src io.Reader, toServer bool) error {
+	lost := errors.New("connection lost with the request")
+	for first := true; ; first = false {
+		frame, err := testutil.ReadZKFrame(src)
+		if err != nil {
+			return err
+		}
+		// Requests: length, xid, opcode, then the path as a length and
+		// bytes. Answers: length, xid, zxid, error.
+		if !first && toServer && len(frame) >= 16 && !l.done.Load() && int32(binary.BigEndian.Uint32(frame[8:])) == l.op {
+			n := int(binary.BigEndian.Uint32(frame[12:]))
+			if l.path == "" || (len(frame) >= 16+n && string(frame[16:16+n]) == l.path) {
+				l.done.Store(true)
+				if !l.answerOnly {
+					return lost
+				}
+				l.xid.Store(int64(int32(binary.BigEndian.Uint32(frame[4:]))) + 1)
+			}
+		}
+		if !first && !toServer && len(frame) >= 8 {
+			if x := l.xid.Load(); x != 0 && int64(int32(binary.BigEndian.Uint32(frame[4:])))+1 == x {
+				l.xid.Store(0)
+				if l.thenCut {
+					l.proxy.Cut()
+				}
+				return lost
+			}
+		}
+		if _, err := dst.Write(frame); err != nil {
+			return err
+		}
 	}
 }
