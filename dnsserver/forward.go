@@ -134,7 +134,7 @@ func (h *Handler) replyFailure(w dns.ResponseWriter, r *dns.Msg, tcp bool, rcode
 	reply.SetRcode(r, rcode)
 	reply.RecursionAvailable = true
 	if r.IsEdns0() != nil {
-		reply.Extra = append(reply.Extra, newOPT())
+		reply.Extra = append(reply.Extra, newOPT(r))
 	}
 	h.metrics.observeForward(result, time.Since(start))
 	h.metrics.countQuery(firstQtype(r), reply.Rcode, false, tcp)

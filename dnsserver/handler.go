@@ -183,7 +183,7 @@ func answer(s *Snapshot, req *dns.Msg, tcp bool) (*dns.Msg, error) {
 	}
 
 	if req.IsEdns0() != nil {
-		reply.Extra = append(reply.Extra, newOPT())
+		reply.Extra = append(reply.Extra, newOPT(req))
 	}
 	reply.Truncate(maxReplySize(req, tcp))
 	// Truncate turns compression off when the reply fits without it.
@@ -251,10 +251,14 @@ func ownedBy(rrs []dns.RR, qname string) []dns.RR {
 	return out
 }
 
-// newOPT returns the OPT record of a reply: version 0, DO off, our size.
-// It is made per reply because packing writes the extended rcode into it.
-func newOPT() *dns.OPT {
+// newOPT returns the OPT record of a reply to req: version 0, our size,
+// and req's DO bit (RFC 3225 §3). It is made per reply because packing
+// writes the extended rcode into it.
+func newOPT(req *dns.Msg) *dns.OPT {
 	opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
 	opt.SetUDPSize(ednsSize)
+	if o := req.IsEdns0(); o != nil && o.Do() {
+		opt.SetDo()
+	}
 	return opt
 }

@@ -130,6 +130,9 @@ func TestAnswer(t *testing.T) {
 			answer: []string{"host-1.legacy.local. 5 IN CNAME backend.example.com."}},
 		{name: "hostname instance AAAA is a CNAME", qname: "host-1.legacy.local.", qtype: dns.TypeAAAA, aa: true,
 			answer: []string{"host-1.legacy.local. 5 IN CNAME backend.example.com."}},
+		{name: "hostname instance CNAME", qname: "host-1.legacy.local.", qtype: dns.TypeCNAME, aa: true,
+			answer: []string{"host-1.legacy.local. 5 IN CNAME backend.example.com."}},
+		{name: "CNAME of an IP instance", qname: "pay-1.payments.local.", qtype: dns.TypeCNAME, aa: true, ns: []string{soaNegative}},
 
 		// NODATA: the name exists, the type does not.
 		{name: "AAAA of an IPv4-only service", qname: "ipv4only.local.", qtype: dns.TypeAAAA, aa: true, ns: []string{soaNegative}},
@@ -192,7 +195,7 @@ func TestAnswer(t *testing.T) {
 
 		// EDNS0.
 		{name: "EDNS query gets OPT", qname: "payments.local.", qtype: dns.TypeSRV, edns: 1232, aa: true, answer: paySRV, extra: payGlue},
-		{name: "EDNS DO bit is not echoed", qname: "payments.local.", qtype: dns.TypeA, edns: 4096, do: true, aa: true,
+		{name: "EDNS DO bit is copied (RFC 3225 §3)", qname: "payments.local.", qtype: dns.TypeA, edns: 4096, do: true, aa: true,
 			answer: []string{"payments.local. 5 IN A 192.0.2.1"}},
 		{name: "EDNS version 1 is BADVERS", qname: "payments.local.", qtype: dns.TypeSRV, edns: 1232,
 			mutate: func(m *dns.Msg) { m.IsEdns0().SetVersion(1) }, rcode: dns.RcodeBadVers},
@@ -310,8 +313,8 @@ func runAnswerCase(t *testing.T, tc answerCase) {
 	case tc.edns != 0 && opt == nil:
 		t.Error("reply has no OPT; the request had one")
 	case opt != nil:
-		if opt.UDPSize() != ednsSize || opt.Version() != 0 || opt.Do() {
-			t.Errorf("reply OPT size %d version %d DO %v, want %d 0 false", opt.UDPSize(), opt.Version(), opt.Do(), ednsSize)
+		if opt.UDPSize() != ednsSize || opt.Version() != 0 || opt.Do() != tc.do {
+			t.Errorf("reply OPT size %d version %d DO %v, want %d 0 %v (DO as asked)", opt.UDPSize(), opt.Version(), opt.Do(), ednsSize, tc.do)
 		}
 	}
 }

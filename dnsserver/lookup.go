@@ -150,18 +150,20 @@ func (svc *service) srvAnswer(a *apex, qname string, qtype uint16, srv []dns.RR)
 // lookup answers <instance>.<service>.<origin>.
 func (inst *instance) lookup(a *apex, qname string, qtype uint16) (records, error) {
 	switch qtype {
-	case dns.TypeA, dns.TypeAAAA:
-		if inst.cname != nil {
+	case dns.TypeA, dns.TypeAAAA, dns.TypeCNAME:
+		switch {
+		case inst.cname != nil:
 			// The address is a hostname: point at it and let the
 			// client's resolver follow; it is outside what zkdns knows.
-			// Only address queries get the CNAME: TXT still carries the
-			// instance's metadata, which a CNAME for every type would hide.
+			// Only address queries (and CNAME's own) get the CNAME: TXT
+			// still carries the instance's metadata, which a CNAME for
+			// every type would hide.
 			return records{answer: inst.cname}, nil
-		}
-		if qtype == dns.TypeA {
+		case qtype == dns.TypeA:
 			return existing(a, qname, qtype, inst.a)
+		case qtype == dns.TypeAAAA:
+			return existing(a, qname, qtype, inst.aaaa)
 		}
-		return existing(a, qname, qtype, inst.aaaa)
 	case dns.TypeTXT:
 		return existing(a, qname, qtype, inst.txt)
 	}

@@ -357,6 +357,7 @@ type fastQuery struct {
 	qtype    uint16
 	qEnd     int // offset just past the question in the packet
 	edns     bool
+	do       bool // the query's DNSSEC OK bit, copied into the reply's OPT (RFC 3225 §3)
 	udpLimit int
 }
 
@@ -414,7 +415,7 @@ func parseFast(p []byte, q *fastQuery) bool {
 	q.qtype = binary.BigEndian.Uint16(p[off:])
 	off += 4
 	q.qEnd = off
-	q.edns = false
+	q.edns, q.do = false, false
 	q.udpLimit = dns.MinMsgSize
 	if ar == 1 {
 		// The OPT record: root owner, type 41, class = UDP size, TTL =
@@ -429,6 +430,7 @@ func parseFast(p []byte, q *fastQuery) bool {
 			return false
 		}
 		q.edns = true
+		q.do = p[off+7]&0x80 != 0
 		q.udpLimit = max(dns.MinMsgSize, min(int(binary.BigEndian.Uint16(p[off+3:])), maxUDPReply))
 		return true
 	}
@@ -494,17 +496,27 @@ func (s *Snapshot) fastReply(p []byte, out []byte, seq uint32, q *fastQuery) (re
 	return finishReply(found.copyTo(out[:0], wire, seq), p, q)
 }
 
-// finishReply patches a copied reply for the query in p: its ID, RD as
-// asked, the question in the client's own case, and the OPT record.
+// finishReply patches a copied reply for the query in p: its ID, RD and
+// CD as asked, the question in the client's own case, and the OPT record.
 func finishReply(out, p []byte, q *fastQuery) ([]byte, uint16, int, bool) {
 	out[0], out[1] = p[0], p[1]
 	out[2] |= p[2] & 0x01                          // RD, as asked
+	out[3] |= p[3] & 0x10                          // CD, as asked (RFC 4035 §3.1.6)
 	copy(out[12:12+q.nameLen], p[12:12+q.nameLen]) // the client's own case
 	if q.edns {
-		out = append(out, fastOPT...)
+		out = appendOPT(out, q)
 		binary.BigEndian.PutUint16(out[10:], binary.BigEndian.Uint16(out[10:])+1)
 	}
 	return out, q.qtype, dns.RcodeSuccess, true
+}
+
+// appendOPT appends the reply's OPT record, with the query's DO bit.
+func appendOPT(out []byte, q *fastQuery) []byte {
+	out = append(out, fastOPT...)
+	if q.do {
+		out[len(out)-4] |= 0x80 // the flags' high bit, after the version
+	}
+	return out
 }
 
 // instanceEntry finds the instance a two-label name below the origin
@@ -622,8 +634,8 @@ func (s *Snapshot) negative(p, out []byte, q *fastQuery, rcode int) ([]byte, uin
 		return nil, 0, 0, false
 	}
 	out = append(out[:0], p[:q.qEnd]...)
-	out[2] = 0x84 | p[2]&0x01 // QR, AA, and RD as asked
-	out[3] = byte(rcode)
+	out[2] = 0x84 | p[2]&0x01               // QR, AA, and RD as asked
+	out[3] = byte(rcode) | p[3]&0x10        // CD as asked
 	binary.BigEndian.PutUint16(out[6:], 0)  // answers
 	binary.BigEndian.PutUint16(out[8:], 1)  // authority: the SOA
 	binary.BigEndian.PutUint16(out[10:], 0) // additional
@@ -631,7 +643,7 @@ func (s *Snapshot) negative(p, out []byte, q *fastQuery, rcode int) ([]byte, uin
 	out = append(out, 0xC0|byte(ptr>>8), byte(ptr))
 	out = append(out, tail...)
 	if q.edns {
-		out = append(out, fastOPT...)
+		out = appendOPT(out, q)
 		binary.BigEndian.PutUint16(out[10:], 1)
 	}
 	return out, q.qtype, rcode, true

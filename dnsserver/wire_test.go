@@ -59,7 +59,8 @@ func sameReply(fast, slow *dns.Msg) string {
 	case fast.Rcode != slow.Rcode:
 		return fmt.Sprintf("rcode %s, slow %s", dns.RcodeToString[fast.Rcode], dns.RcodeToString[slow.Rcode])
 	case fast.Response != slow.Response || fast.Authoritative != slow.Authoritative || fast.RecursionDesired != slow.RecursionDesired ||
-		fast.RecursionAvailable != slow.RecursionAvailable || fast.Truncated != slow.Truncated:
+		fast.RecursionAvailable != slow.RecursionAvailable || fast.Truncated != slow.Truncated ||
+		fast.CheckingDisabled != slow.CheckingDisabled:
 		return fmt.Sprintf("flags %v, slow %v", fast.MsgHdr, slow.MsgHdr)
 	case len(fast.Question) != 1 || len(slow.Question) != 1 || fast.Question[0] != slow.Question[0]:
 		return fmt.Sprintf("question %v, slow %v (the client's case must be kept)", fast.Question, slow.Question)
@@ -76,7 +77,7 @@ func sameReply(fast, slow *dns.Msg) string {
 // TestFastPathMatchesAnswer checks the fast path against Answer, the
 // reference, for every kind of name the zone has, every query type the
 // fast path serves and some it leaves alone, in odd cases, with and
-// without EDNS0 and RD.
+// without EDNS0, RD, CD and DO.
 func TestFastPathMatchesAnswer(t *testing.T) {
 	s := fixture()
 	names := []string{
@@ -91,14 +92,19 @@ func TestFastPathMatchesAnswer(t *testing.T) {
 	for _, name := range names {
 		for _, qtype := range types {
 			for _, edns := range []bool{false, true} {
-				for _, rd := range []bool{false, true} {
-					t.Run(fmt.Sprintf("%s/%s/edns=%v/rd=%v", name, dns.TypeToString[qtype], edns, rd), func(t *testing.T) {
+				for flags := range 8 {
+					rd, cd, do := flags&1 != 0, flags&2 != 0, flags&4 != 0
+					if do && !edns {
+						continue // DO lives in the OPT record
+					}
+					t.Run(fmt.Sprintf("%s/%s/edns=%v/rd=%v/cd=%v/do=%v", name, dns.TypeToString[qtype], edns, rd, cd, do), func(t *testing.T) {
 						q := new(dns.Msg)
 						q.SetQuestion(name, qtype)
 						q.Id = 4242
 						q.RecursionDesired = rd
+						q.CheckingDisabled = cd
 						if edns {
-							q.SetEdns0(1232, false)
+							q.SetEdns0(1232, do)
 						}
 						packet, err := q.Pack()
 						if err != nil {
@@ -106,6 +112,12 @@ func TestFastPathMatchesAnswer(t *testing.T) {
 						}
 						for seq := range uint32(maxRotations + 1) {
 							fast, slow := fastVsSlow(t, s, packet, seq)
+							if slow.CheckingDisabled != cd {
+								t.Errorf("CD %v in the reply, %v in the query (RFC 4035 §3.1.6: copied)", slow.CheckingDisabled, cd)
+							}
+							if opt := slow.IsEdns0(); edns && (opt == nil || opt.Do() != do) {
+								t.Errorf("reply OPT %v to a query with DO %v (RFC 3225 §3: copied)", opt, do)
+							}
 							if fast == nil {
 								continue
 							}
