@@ -141,10 +141,16 @@ func (h *Handler) replyFailure(w dns.ResponseWriter, r *dns.Msg, tcp bool, rcode
 	_ = w.WriteMsg(reply)
 }
 
-// exchange sends r to each upstream of pol in turn until one gives a
+// exchange sends r to the upstreams of pol in turn until one gives a
 // usable reply, within env's timeouts. It returns that reply as received
 // and unpacked. Upstreams that are this server's own listeners are
 // skipped.
+//
+// While the forward's time lasts, the list is gone round again: one
+// upstream, or a few, must not leave most of ForwardTimeout unused, and a
+// datagram lost on the way is sent again. Each upstream keeps its socket
+// for the whole forward, so a reply to an earlier send that comes late is
+// still taken.
 func (h *Handler) exchange(env *serveEnv, pol *policy, r *dns.Msg, tcp bool) ([]byte, *dns.Msg, error) {
 	q := r.Copy()
 	// A fresh ID, which the upstream's reply must carry: a forged reply
@@ -160,43 +166,71 @@ func (h *Handler) exchange(env *serveEnv, pol *policy, r *dns.Msg, tcp bool) ([]
 	}
 	ctx, cancel := context.WithTimeout(env.ctx, env.forwardTimeout)
 	defer cancel()
-	errs := []error{errUpstreamFailed}
+	tries := make([]upstreamTry, 0, len(pol.upstreams))
 	for _, up := range pol.upstreams {
-		if env.isSelf(up) {
-			continue
+		if !env.isSelf(up) {
+			tries = append(tries, upstreamTry{h: h, up: up, tcp: tcp})
 		}
-		raw, reply, err := h.ask(ctx, env.forwardTryTimeout, up, wire, q, tcp)
-		if err == nil {
-			return raw, reply, nil
+	}
+	defer func() {
+		for i := range tries {
+			tries[i].close()
 		}
-		errs = append(errs, err)
-		if ctx.Err() != nil {
+	}()
+	errs := []error{errUpstreamFailed}
+	for ctx.Err() == nil {
+		asked := false
+		for i := range tries {
+			t := &tries[i]
+			if t.done || ctx.Err() != nil {
+				continue
+			}
+			asked = true
+			raw, reply, err := t.ask(ctx, env.forwardTryTimeout, wire, q)
+			if err == nil {
+				return raw, reply, nil
+			}
+			if t.done {
+				// Only an upstream's final word is worth reporting; a
+				// wait that ran out says nothing new the next round.
+				errs = append(errs, err)
+			} else if ctx.Err() != nil {
+				errs = append(errs, err)
+			}
+		}
+		if !asked {
 			break
 		}
 	}
 	return nil, nil, errors.Join(errs...)
 }
 
-// ask sends wire, the packed q, to one upstream over the client's
-// transport and waits at most timeout for its reply. A reply that
-// answers SERVFAIL or REFUSED is an error: the next upstream may do
-// better.
-func (h *Handler) ask(ctx context.Context, timeout time.Duration, up netip.AddrPort, wire []byte, q *dns.Msg, tcp bool) ([]byte, *dns.Msg, error) {
+// upstreamTry is one upstream during one forward: the socket it is asked
+// on, kept until the forward ends, and whether it has given its final
+// word (an answer of SERVFAIL or REFUSED, or a socket that failed).
+type upstreamTry struct {
+	h     *Handler
+	up    netip.AddrPort
+	tcp   bool
+	conn  *dns.Conn
+	local netip.AddrPort
+	done  bool
+}
+
+// ask sends wire, the packed q, to the upstream over the client's
+// transport and waits at most timeout for its reply, or for the reply to
+// an earlier send on the same socket. A reply that answers SERVFAIL or
+// REFUSED is an error, and final: the next upstream may do better.
+func (t *upstreamTry) ask(ctx context.Context, timeout time.Duration, wire []byte, q *dns.Msg) ([]byte, *dns.Msg, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	network := "udp"
-	if tcp {
-		network = "tcp"
+	if t.conn == nil {
+		if err := t.dial(ctx); err != nil {
+			t.done = true
+			return nil, nil, err
+		}
 	}
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, up.String())
-	if err != nil {
-		return nil, nil, fmt.Errorf("dnsserver: forward to %s: %w", up, err)
-	}
-	defer conn.Close()
-	local := sourceOf(conn.LocalAddr())
-	h.outbound.add(local)
-	defer h.outbound.remove(local)
+	conn := t.conn // failed may close t's and forget it; the AfterFunc may run later
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(deadline)
 	}
@@ -204,31 +238,74 @@ func (h *Handler) ask(ctx context.Context, timeout time.Duration, up netip.AddrP
 	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	dc := &dns.Conn{Conn: conn, UDPSize: upstreamReadSize}
-	if _, err := dc.Write(wire); err != nil {
-		return nil, nil, fmt.Errorf("dnsserver: forward to %s: %w", up, err)
+	if _, err := conn.Write(wire); err != nil {
+		return nil, nil, t.failed(ctx, err)
 	}
 	for {
-		raw, err := dc.ReadMsgHeader(nil)
-		if errors.Is(err, dns.ErrShortRead) && !tcp {
+		raw, err := conn.ReadMsgHeader(nil)
+		if errors.Is(err, dns.ErrShortRead) && !t.tcp {
 			continue // a datagram too short to be a reply
 		}
 		if err != nil {
-			return nil, nil, fmt.Errorf("dnsserver: forward to %s: %w", up, err)
+			return nil, nil, t.failed(ctx, err)
 		}
 		reply, err := replyTo(q, raw)
 		if err != nil {
-			if !tcp {
+			if !t.tcp {
 				// A stray or forged datagram: keep waiting for the
 				// real reply until the deadline.
 				continue
 			}
-			return nil, nil, fmt.Errorf("dnsserver: forward to %s: %w", up, err)
+			t.done = true
+			return nil, nil, fmt.Errorf("dnsserver: forward to %s: %w", t.up, err)
 		}
 		if reply.Rcode == dns.RcodeServerFailure || reply.Rcode == dns.RcodeRefused {
-			return nil, nil, fmt.Errorf("dnsserver: forward to %s: answered %s", up, dns.RcodeToString[reply.Rcode])
+			t.done = true
+			return nil, nil, fmt.Errorf("dnsserver: forward to %s: answered %s", t.up, dns.RcodeToString[reply.Rcode])
 		}
 		return raw, reply, nil
+	}
+}
+
+func (t *upstreamTry) dial(ctx context.Context) error {
+	network := "udp"
+	if t.tcp {
+		network = "tcp"
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, t.up.String())
+	if err != nil {
+		return fmt.Errorf("dnsserver: forward to %s: %w", t.up, err)
+	}
+	t.local = sourceOf(conn.LocalAddr())
+	t.h.outbound.add(t.local)
+	t.conn = &dns.Conn{Conn: conn, UDPSize: upstreamReadSize}
+	return nil
+}
+
+// failed turns a socket error into the error of this try. A wait that
+// ran out leaves the upstream for the next round: over UDP on the same
+// socket; over TCP on a new connection, since the wait may have ended in
+// the middle of a message. Any other failure ends the upstream's part in
+// this forward.
+func (t *upstreamTry) failed(ctx context.Context, err error) error {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout() || ctx.Err() != nil:
+		if t.tcp {
+			t.close()
+		}
+	default:
+		t.done = true
+	}
+	return fmt.Errorf("dnsserver: forward to %s: %w", t.up, err)
+}
+
+func (t *upstreamTry) close() {
+	if t.conn != nil {
+		t.conn.Close()
+		t.h.outbound.remove(t.local)
+		t.conn = nil
 	}
 }
 

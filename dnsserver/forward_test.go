@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -160,6 +161,37 @@ func answerRcode(rcode int) reply {
 
 func silent(*dns.Msg, bool) *dns.Msg { return nil }
 
+// dropFirst ignores the first query, as if it were lost on the way, and
+// answers the others with do.
+func dropFirst(do reply) reply {
+	var seen atomic.Bool
+	return func(r *dns.Msg, tcp bool) *dns.Msg {
+		if !seen.Swap(true) {
+			return nil
+		}
+		return do(r, tcp)
+	}
+}
+
+// onlyFirst answers the first query with do and ignores the others.
+func onlyFirst(do reply) reply {
+	var seen atomic.Bool
+	return func(r *dns.Msg, tcp bool) *dns.Msg {
+		if seen.Swap(true) {
+			return nil
+		}
+		return do(r, tcp)
+	}
+}
+
+// delayed answers with do after d.
+func delayed(d time.Duration, do reply) reply {
+	return func(r *dns.Msg, tcp bool) *dns.Msg {
+		time.Sleep(d)
+		return do(r, tcp)
+	}
+}
+
 // afterRelease answers with do once release is closed.
 func afterRelease(release <-chan struct{}, do reply) reply {
 	return func(r *dns.Msg, tcp bool) *dns.Msg {
@@ -236,6 +268,9 @@ func TestForward(t *testing.T) {
 		answers   int // -1: some, but not all 60
 		truncated bool
 		asked     []string // the upstreams asked, in order
+		// askedAgain, when set, is the upstream asked after asked, once
+		// or more, until the forward's time ran out.
+		askedAgain string
 		// relayed says the client must get the bytes of the last
 		// upstream's reply, but for ID and RA.
 		relayed bool
@@ -258,9 +293,18 @@ func TestForward(t *testing.T) {
 		{name: "failover over TCP", opts: fast, proto: "tcp", rcode: dns.RcodeSuccess, answers: 1, relayed: true,
 			upstreams: []spec{{"silent", silent}, {"servfail", answerRcode(dns.RcodeServerFailure)}, {"good", answerA(1, false)}},
 			asked:     []string{"silent", "servfail", "good"}},
-		{name: "all fail: SERVFAIL", opts: fast, proto: "udp", rcode: dns.RcodeServerFailure,
+		{name: "all fail: SERVFAIL once the time runs out, the silent one asked again meanwhile", proto: "udp", rcode: dns.RcodeServerFailure,
+			opts:      ServeOptions{ForwardTryTimeout: 200 * time.Millisecond, ForwardTimeout: time.Second},
 			upstreams: []spec{{"servfail", answerRcode(dns.RcodeServerFailure)}, {"silent", silent}, {"refused", answerRcode(dns.RcodeRefused)}},
-			asked:     []string{"servfail", "silent", "refused"}},
+			asked:     []string{"servfail", "silent", "refused"}, askedAgain: "silent"},
+		{name: "a lost datagram is sent again", opts: fast, proto: "udp", rcode: dns.RcodeSuccess, answers: 1, relayed: true,
+			upstreams: []spec{{"lossy", dropFirst(answerA(1, false))}},
+			asked:     []string{"lossy", "lossy"}},
+		{name: "one slow upstream gets the whole time, its late reply taken", opts: fast, proto: "udp", rcode: dns.RcodeSuccess, answers: 1,
+			// Only the first query is answered: the answer is the late
+			// reply to it, taken on the socket kept for the sends after.
+			upstreams: []spec{{"slow", delayed(300*time.Millisecond, onlyFirst(answerA(1, false)))}},
+			asked:     []string{"slow"}, askedAgain: "slow", relayed: true},
 		{name: "the whole budget spent: SERVFAIL without asking the rest", proto: "udp", rcode: dns.RcodeServerFailure,
 			opts:      ServeOptions{ForwardTryTimeout: 200 * time.Millisecond, ForwardTimeout: 300 * time.Millisecond},
 			upstreams: []spec{{"silent-1", silent}, {"silent-2", silent}, {"good", answerA(1, false)}},
@@ -314,8 +358,17 @@ func TestForward(t *testing.T) {
 					t.Errorf("%s saw EDNS %v size %d, want EDNS %v size %d", r.upstream, r.edns, r.udpSize, tc.ednsSize != 0, tc.upstreamSize)
 				}
 			}
+			again := 0
+			if tc.askedAgain != "" {
+				for len(asked) > len(tc.asked) && asked[len(asked)-1] == tc.askedAgain {
+					asked, again = asked[:len(asked)-1], again+1
+				}
+				if again == 0 {
+					t.Errorf("%s was not asked again", tc.askedAgain)
+				}
+			}
 			if !slices.Equal(asked, tc.asked) {
-				t.Errorf("upstreams asked %v, want %v", asked, tc.asked)
+				t.Errorf("upstreams asked %v (and %s %d more times), want %v", asked, tc.askedAgain, again, tc.asked)
 			}
 			if tc.relayed {
 				last := ups[tc.asked[len(tc.asked)-1]].replies()
