@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -18,6 +19,16 @@ import (
 // (an editor's write, fsync and rename; a ConfigMap's symlink swap) and
 // short enough that an operator sees a change applied at once.
 const defaultDebounce = 200 * time.Millisecond
+
+// maxDebounces bounds a burst: the file is read at the latest this many
+// debounce periods after the burst's first event, so another file in the
+// directory written more often than the debounce cannot hold a config
+// edit back for as long as it keeps being written.
+const maxDebounces = 5
+
+// maxLinks bounds the symlinks followed from the config path, as the
+// kernel's own limit does.
+const maxLinks = 40
 
 // Change is one observed change of the config file.
 type Change struct {
@@ -70,7 +81,13 @@ type WatchOptions struct {
 // directory arms the debounce timer, and when it fires the file is read
 // through its symlinks and compared with the last content by hash. Events
 // for other files in the directory therefore cost one read, and emit
-// nothing.
+// nothing; and since a directory that never falls quiet must not hold an
+// edit back, a burst is read at the latest maxDebounces debounce periods
+// after its first event.
+//
+// When path is a symlink, the directories its links lead into are watched
+// too, and followed again after every read: a config kept in another
+// directory is edited there.
 //
 // If the directory itself is removed or renamed, the change is logged and
 // the file is reported missing; changes after that are not seen until
@@ -93,11 +110,16 @@ func Watch(ctx context.Context, path string, opts WatchOptions, emit func(Change
 type watcher struct {
 	path     string // as given, for Parse, so messages name what the user wrote
 	abs      string // what is read, so a later chdir does not matter
-	dir      string // the watched directory, absolute
+	dir      string // the directory holding path, absolute; always watched
 	debounce time.Duration
 	log      *slog.Logger
 	emit     func(Change)
 	notify   *fsnotify.Watcher
+
+	// linkDirs are the other directories watched: those the symlinks on
+	// the way from path to the file lead into, where their targets are
+	// edited.
+	linkDirs []string
 
 	// last is what the file held at the last read, emitted or not.
 	last version
@@ -167,7 +189,66 @@ func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, er
 	} else {
 		w.last = versionOf(os.ReadFile(abs))
 	}
+	w.followLinks()
 	return w, nil
+}
+
+// followLinks watches the directories of the symlinks from path to the
+// file, and stops watching those no longer on the way. A config that is a
+// symlink into another directory (a stow or config-management layout) is
+// edited there, where a watch on path's own directory sees nothing.
+func (w *watcher) followLinks() {
+	want := linkDirsOf(w.abs)
+	for _, dir := range w.linkDirs {
+		if !slices.Contains(want, dir) {
+			_ = w.notify.Remove(dir) // gone already, perhaps
+		}
+	}
+	kept := want[:0]
+	for _, dir := range want {
+		if dir == w.dir {
+			continue
+		}
+		if !slices.Contains(w.linkDirs, dir) {
+			if err := w.notify.Add(dir); err != nil {
+				w.log.Warn("cannot watch the directory a config symlink points into; edits there need a reload (SIGHUP)",
+					"dir", dir, "err", err)
+				continue
+			}
+			w.log.Debug("watching the directory a config symlink points into", "dir", dir)
+		}
+		kept = append(kept, dir)
+	}
+	w.linkDirs = kept
+}
+
+// linkDirsOf returns the directories the symlinks from abs lead into,
+// each resolved to the real directory, in the order met.
+func linkDirsOf(abs string) []string {
+	var dirs []string
+	p := abs
+	for range maxLinks {
+		info, err := os.Lstat(p)
+		if err != nil || info.Mode()&os.ModeSymlink == 0 {
+			break
+		}
+		target, err := os.Readlink(p)
+		if err != nil {
+			break
+		}
+		if !filepath.IsAbs(target) {
+			target = filepath.Join(filepath.Dir(p), target)
+		}
+		dir := filepath.Dir(target)
+		if real, err := filepath.EvalSymlinks(dir); err == nil {
+			dir = real
+		}
+		if !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+		p = filepath.Join(dir, filepath.Base(target))
+	}
+	return dirs
 }
 
 // close stops fsnotify, and with it the goroutine fsnotify runs.
@@ -187,6 +268,14 @@ func (w *watcher) run(ctx context.Context) {
 		quiet.Stop()
 	}
 	defer quiet.Stop()
+	var burst time.Time // the first event since the last read; zero for none
+	arm := func() {
+		now := time.Now()
+		if burst.IsZero() {
+			burst = now
+		}
+		quiet.Reset(min(w.debounce, burst.Add(maxDebounces*w.debounce).Sub(now)))
+	}
 
 	// fsnotify closes its channels only in Close, which runs after run
 	// returns; a nil channel keeps a surprise close from spinning the loop.
@@ -205,7 +294,7 @@ func (w *watcher) run(ctx context.Context) {
 				w.log.Warn("config directory removed or renamed; further changes will not be seen until zkdns restarts",
 					"dir", w.dir)
 			}
-			quiet.Reset(w.debounce)
+			arm()
 		case err, ok := <-errs:
 			if !ok {
 				errs = nil
@@ -215,9 +304,11 @@ func (w *watcher) run(ctx context.Context) {
 			// lost, so look at the file rather than trust that it is as
 			// it was.
 			w.log.Warn("watching config directory", "dir", w.dir, "err", err)
-			quiet.Reset(w.debounce)
+			arm()
 		case <-quiet.C:
+			burst = time.Time{}
 			w.check()
+			w.followLinks()
 			if w.settled != nil {
 				w.settled()
 			}

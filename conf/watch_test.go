@@ -159,6 +159,45 @@ func kubernetesSwap(t *testing.T, path string, data []byte) {
 	}
 }
 
+// linkedElsewhere keeps the config in another directory, store/, with
+// path a symlink to it (a stow or config-management layout), and
+// rename-saves it there: nothing in path's own directory changes.
+func linkedElsewhere(t *testing.T, path string, data []byte) {
+	t.Helper()
+	target := filepath.Join(filepath.Dir(path), "store", "zkdns.toml")
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	renameSave(t, target, data)
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		symlink(t, filepath.Join("store", "zkdns.toml"), path)
+	}
+}
+
+// linkChain is linkedElsewhere through two links in two directories,
+// relative ones: path → a/link.toml → ../b/zkdns.toml, written in place.
+func linkChain(t *testing.T, path string, data []byte) {
+	t.Helper()
+	dir := filepath.Dir(path)
+	for _, sub := range []string{"a", "b"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeInPlace(t, filepath.Join(dir, "b", "zkdns.toml"), data)
+	if _, err := os.Lstat(path); errors.Is(err, fs.ErrNotExist) {
+		symlink(t, filepath.Join("..", "b", "zkdns.toml"), filepath.Join(dir, "a", "link.toml"))
+		symlink(t, filepath.Join("a", "link.toml"), path)
+	}
+}
+
+func symlink(t *testing.T, target, link string) {
+	t.Helper()
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // An expect checks one emitted Change.
 type expect func(t *testing.T, path string, c Change)
 
@@ -337,6 +376,8 @@ func TestWatchSaveStyles(t *testing.T) {
 		// read in between would emit the empty or cut-off file first.
 		{name: "truncate then write in two steps", save: truncateThenWrite, debounce: time.Second},
 		{name: "kubernetes configmap symlink swap", save: kubernetesSwap},
+		{name: "symlink into another directory, saved there", save: linkedElsewhere},
+		{name: "chain of symlinks across directories, saved at its end", save: linkChain},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -624,5 +665,81 @@ func TestWatchStops(t *testing.T) {
 				t.Errorf("emit called %d times; want none", n)
 			}
 		})
+	}
+}
+
+// TestWatchSymlinkRepointed points the config symlink at a file in a new
+// directory: that file's edits must be seen from then on, and the old
+// target's no longer.
+func TestWatchSymlinkRepointed(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "zkdns.toml")
+	target := func(sub string) string { return filepath.Join(dir, sub, "zkdns.toml") }
+	for _, sub := range []string{"old", "new"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeInPlace(t, target("old"), serviceConfig("before"))
+	symlink(t, target("old"), path)
+	h := startWatcher(t, path, WatchOptions{Debounce: 50 * time.Millisecond})
+	for _, s := range []step{
+		{name: "old target edited", do: func(t *testing.T, _ string) { writeInPlace(t, target("old"), serviceConfig("edited")) },
+			want: wantService("edited")},
+		{name: "link re-pointed", do: func(t *testing.T, path string) {
+			writeInPlace(t, target("new"), serviceConfig("moved"))
+			symlink(t, target("new"), path+".tmp")
+			if err := os.Rename(path+".tmp", path); err != nil {
+				t.Fatal(err)
+			}
+		}, want: wantService("moved")},
+		{name: "new target edited", do: func(t *testing.T, _ string) { writeInPlace(t, target("new"), serviceConfig("again")) },
+			want: wantService("again")},
+		{name: "old target edited after the move", do: func(t *testing.T, _ string) {
+			// Nothing to emit: the file read is the new target. A change
+			// in path's own directory makes sure a read follows.
+			writeInPlace(t, target("old"), serviceConfig("stale"))
+			writeInPlace(t, filepath.Join(dir, "other"), nil)
+		}},
+	} {
+		h.run(t, s)
+	}
+}
+
+// TestWatchBusyDirectory saves the config while another file in its
+// directory is written more often than the debounce: the edit must still
+// be read, not put off for as long as the other file keeps changing.
+func TestWatchBusyDirectory(t *testing.T) {
+	const debounce = 50 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "zkdns.toml")
+	writeInPlace(t, path, serviceConfig("before"))
+	h := startWatcher(t, path, WatchOptions{Debounce: debounce})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		log := filepath.Join(filepath.Dir(path), "busy.log")
+		tick := time.NewTicker(debounce / 5)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				f, err := os.OpenFile(log, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+				if err == nil {
+					_, _ = f.WriteString("line\n")
+					f.Close()
+				}
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	renameSave(t, path, serviceConfig("after"))
+	select {
+	case c := <-h.changes:
+		wantService("after")(t, path, c)
+	case <-time.After(waitLimit):
+		t.Fatalf("the edit was not read within %v while another file in the directory kept changing", waitLimit)
 	}
 }
