@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 )
@@ -18,6 +19,30 @@ func Load(path string) (*Config, error) {
 		return nil, fmt.Errorf("conf: read config: %w", err)
 	}
 	return Parse(path, data)
+}
+
+// Check loads the config file at path as Load does and reads the files
+// its [zookeeper] section names as ZooKeeper.LoadSecurity does: all that
+// zkdns serve reads at start. A problem with one of those files is an
+// *Error at the line of the key that names it.
+func Check(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("conf: read config: %w", err)
+	}
+	c, err := Parse(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.ZooKeeper.LoadSecurity(); err != nil {
+		var fe *fileError
+		if !errors.As(err, &fe) {
+			return nil, err
+		}
+		line := locateLines(data).line(pathOf(strings.Split(fe.key, ".")...))
+		return nil, &Error{File: path, Line: line, Msg: fe.err.Error()}
+	}
+	return c, nil
 }
 
 // Parse decodes data, the contents of the config file named file, onto

@@ -86,11 +86,11 @@ func readCredentials(path string) (Secret, error) {
 	user, _, ok := bytes.Cut(creds, []byte(":"))
 	switch {
 	case len(creds) == 0:
-		return nil, fmt.Errorf("conf: %s %s is empty; write user:password into it", key, path)
+		return nil, keyError(key, "%s %s is empty; write user:password into it", key, path)
 	case !ok || len(user) == 0:
-		return nil, fmt.Errorf("conf: %s %s does not hold user:password on one line (the digest scheme needs both, separated by a colon)", key, path)
+		return nil, keyError(key, "%s %s does not hold user:password on one line (the digest scheme needs both, separated by a colon)", key, path)
 	case bytes.ContainsAny(creds, "\r\n"):
-		return nil, fmt.Errorf("conf: %s %s has more than one line; it must hold only user:password", key, path)
+		return nil, keyError(key, "%s %s has more than one line; it must hold only user:password", key, path)
 	}
 	return creds, nil
 }
@@ -101,26 +101,26 @@ func readCredentials(path string) (Secret, error) {
 func readPrivateFile(key, path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("conf: %s: %w", key, err)
+		return nil, keyError(key, "%s: %w", key, err)
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("conf: %s: %w", key, err)
+		return nil, keyError(key, "%s: %w", key, err)
 	}
 	if !info.Mode().IsRegular() {
-		return nil, fmt.Errorf("conf: %s %s is not a regular file", key, path)
+		return nil, keyError(key, "%s %s is not a regular file", key, path)
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("conf: %s %s is accessible by group or others (mode %04o); it holds a secret: chmod 600 %s, owned by the user zkdns runs as",
+		return nil, keyError(key, "%s %s is accessible by group or others (mode %04o); it holds a secret: chmod 600 %s, owned by the user zkdns runs as",
 			key, path, perm, path)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
 	if err != nil {
-		return nil, fmt.Errorf("conf: %s: read %s: %w", key, path, err)
+		return nil, keyError(key, "%s: read %s: %w", key, path, err)
 	}
 	if len(data) > maxSecretFile {
-		return nil, fmt.Errorf("conf: %s %s is larger than %d KiB; point it at the right file", key, path, maxSecretFile>>10)
+		return nil, keyError(key, "%s %s is larger than %d KiB; point it at the right file", key, path, maxSecretFile>>10)
 	}
 	return data, nil
 }
@@ -131,11 +131,11 @@ func readPrivateFile(key, path string) ([]byte, error) {
 func clientTLS(t *TLS) (*tls.Config, error) {
 	pem, err := os.ReadFile(t.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("conf: zookeeper.tls.ca_file: %w", err)
+		return nil, keyError("zookeeper.tls.ca_file", "zookeeper.tls.ca_file: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("conf: zookeeper.tls.ca_file %s holds no PEM certificate", t.CAFile)
+		return nil, keyError("zookeeper.tls.ca_file", "zookeeper.tls.ca_file %s holds no PEM certificate", t.CAFile)
 	}
 	cfg := &tls.Config{
 		RootCAs:    pool,
@@ -147,7 +147,7 @@ func clientTLS(t *TLS) (*tls.Config, error) {
 	}
 	certPEM, err := os.ReadFile(t.CertFile)
 	if err != nil {
-		return nil, fmt.Errorf("conf: zookeeper.tls.cert_file: %w", err)
+		return nil, keyError("zookeeper.tls.cert_file", "zookeeper.tls.cert_file: %w", err)
 	}
 	keyPEM, err := readPrivateFile("zookeeper.tls.key_file", t.KeyFile)
 	if err != nil {
@@ -156,8 +156,24 @@ func clientTLS(t *TLS) (*tls.Config, error) {
 	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		// X509KeyPair's errors describe the PEM blocks, never the key.
-		return nil, fmt.Errorf("conf: zookeeper.tls cert_file %s and key_file %s: %w", t.CertFile, t.KeyFile, err)
+		return nil, keyError("zookeeper.tls.cert_file", "zookeeper.tls cert_file %s and key_file %s: %w", t.CertFile, t.KeyFile, err)
 	}
 	cfg.Certificates = []tls.Certificate{cert}
 	return cfg, nil
+}
+
+// fileError is a problem with a file a [zookeeper] key names: the key
+// lets Check place it at that key's line.
+type fileError struct {
+	key string // e.g. zookeeper.tls.key_file
+	err error  // the problem, its message starting with the key
+}
+
+func (e *fileError) Error() string { return "conf: " + e.err.Error() }
+func (e *fileError) Unwrap() error { return e.err }
+
+// keyError is a fileError about the file that key names, with the
+// message fmt.Errorf makes of format and args.
+func keyError(key, format string, args ...any) error {
+	return &fileError{key: key, err: fmt.Errorf(format, args...)}
 }

@@ -267,3 +267,60 @@ func TestSecretNeverPrints(t *testing.T) {
 		t.Errorf("the bytes themselves must stay usable, got %d bytes", len(sec.Credentials))
 	}
 }
+
+// TestCheckPlacesFileProblems checks that Check reports a problem with a
+// file the [zookeeper] section names at the line of the key naming it,
+// as the config's own problems are.
+func TestCheckPlacesFileProblems(t *testing.T) {
+	dir := t.TempDir()
+	creds := writeMode(t, dir, "creds", []byte("zkdns:"+secretPassword+"\n"), 0o600)
+	openCreds := writeMode(t, dir, "open", []byte("zkdns:"+secretPassword+"\n"), 0o644)
+	missing := filepath.Join(dir, "missing")
+	cases := []struct {
+		name    string
+		src     string
+		wantErr string // "" for a config that checks
+	}{
+		{name: "readable credentials", src: minimalZK + "[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = " + fmt.Sprintf("%q", creds) + "\n"},
+		{
+			name:    "missing credentials file",
+			src:     minimalZK + "[zookeeper.auth]\nscheme = \"digest\"\n\ncredentials_file = " + fmt.Sprintf("%q", missing) + "\n",
+			wantErr: "c.toml:6: zookeeper.auth.credentials_file: open " + missing + ": no such file or directory",
+		},
+		{
+			name:    "credentials readable by others",
+			src:     minimalZK + "[zookeeper.auth]\ncredentials_file = " + fmt.Sprintf("%q", openCreds) + "\nscheme = \"digest\"\n",
+			wantErr: "c.toml:4: zookeeper.auth.credentials_file " + openCreds + " is accessible by group or others",
+		},
+		{
+			name:    "missing CA file",
+			src:     minimalZK + "[zookeeper.tls]\nserver_name = \"zk\"\nca_file = " + fmt.Sprintf("%q", missing) + "\n",
+			wantErr: "c.toml:5: zookeeper.tls.ca_file: open " + missing,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "c.toml")
+			if err := os.WriteFile(path, []byte(tc.src), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Check(path)
+			if tc.wantErr == "" {
+				if err != nil || c == nil {
+					t.Fatalf("Check = %v, %v; want the config", c, err)
+				}
+				return
+			}
+			got := ""
+			if err != nil {
+				got = strings.TrimPrefix(err.Error(), filepath.Dir(path)+"/")
+			}
+			if c != nil || !strings.HasPrefix(got, tc.wantErr) {
+				t.Errorf("Check error %q, want one starting %q", got, tc.wantErr)
+			}
+			if strings.Contains(got, secretPassword) {
+				t.Errorf("the error quotes the secret: %q", got)
+			}
+		})
+	}
+}

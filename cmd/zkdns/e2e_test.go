@@ -612,7 +612,7 @@ func TestCheckAndVersion(t *testing.T) {
 		{"good config", []string{"check", "-config", good}, 0, []string{"ok"}},
 		{"bad config", []string{"check", "-config", bad}, 1, []string{"bad.toml:4:", "bad.toml:6:", "bogus"}},
 		{"missing file", []string{"check", "-config", filepath.Join(dir, "nope.toml")}, 1, []string{"nope.toml"}},
-		{"credentials readable by others", []string{"check", "-config", openCreds}, 1, []string{"open-creds.toml", "chmod 600"}},
+		{"credentials readable by others", []string{"check", "-config", openCreds}, 1, []string{"open-creds.toml:5: zookeeper.auth.credentials_file", "chmod 600"}},
 		{"example config", []string{"check", "-config", "../../deploy/zkdns.example.toml"}, 0, []string{"ok"}},
 		{"version", []string{"version"}, 0, []string{"zkdns "}},
 		{"unknown command", []string{"frobnicate"}, 2, []string{"unknown command"}},

@@ -156,17 +156,13 @@ func check(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := conf.Load(path)
-	if err != nil {
-		// One line per problem, each with file:line, so all can be fixed at once.
-		fmt.Fprintln(stderr, err)
-		return errSilent
-	}
 	// The credential and key files too: as systemd's ExecStartPre, check
 	// runs as the service user, so this catches a file the daemon could not
 	// read, or one readable by others.
-	if _, err := cfg.ZooKeeper.LoadSecurity(); err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+	cfg, err := conf.Check(path)
+	if err != nil {
+		// One line per problem, each with file:line, so all can be fixed at once.
+		fmt.Fprintln(stderr, err)
 		return errSilent
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d services, %d discover paths)\n", path, len(cfg.Services), len(cfg.Discover))
