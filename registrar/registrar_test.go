@@ -298,21 +298,13 @@ func TestWarmupBeforeRegistration(t *testing.T) {
 			wantLog: "msg=\"warmed up\"",
 		},
 		{
-			name: "failed warm-up is retried and blocks registration until it succeeds",
-			warmup: func(t *testing.T, base string) (string, func(t *testing.T)) {
-				flag := filepath.Join(dir, "second-try")
-				cmd := fmt.Sprintf("if [ -e %s ]; then echo ok; else touch %s; echo caches cold >&2; exit 1; fi", flag, flag)
-				return "exec:" + cmd, func(t *testing.T) {}
-			},
+			name:    "failed warm-up is retried and blocks registration until it succeeds",
+			warmup:  failsOnce(filepath.Join(dir, "second-try")),
 			wantLog: "caches cold",
 		},
 		{
-			name: "failed warm-up without a health check is retried each interval",
-			warmup: func(t *testing.T, base string) (string, func(t *testing.T)) {
-				flag := filepath.Join(dir, "second-try-unchecked")
-				cmd := fmt.Sprintf("if [ -e %s ]; then echo ok; else touch %s; echo caches cold >&2; exit 1; fi", flag, flag)
-				return "exec:" + cmd, func(t *testing.T) {}
-			},
+			name:    "failed warm-up without a health check is retried each interval",
+			warmup:  failsOnce(filepath.Join(dir, "second-try-unchecked")),
 			wantLog: "will retry in 50ms",
 			noCheck: true,
 		},
@@ -343,6 +335,15 @@ func TestWarmupBeforeRegistration(t *testing.T) {
 				t.Errorf("logs lack %q:\n%s", tc.wantLog, run.logs)
 			}
 		})
+	}
+}
+
+// failsOnce is an exec warm-up that fails the first time it runs and
+// succeeds after, flag marking that it ran.
+func failsOnce(flag string) func(t *testing.T, base string) (string, func(t *testing.T)) {
+	return func(*testing.T, string) (string, func(t *testing.T)) {
+		cmd := fmt.Sprintf("if [ -e %s ]; then echo ok; else touch %s; echo caches cold >&2; exit 1; fi", flag, flag)
+		return "exec:" + cmd, func(*testing.T) {}
 	}
 }
 
