@@ -258,16 +258,31 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 		affected[base] = true
 		e.byBase.set(base, append(slices.Clone(e.byBase.get(base)), name))
 	}
+	// A group settled may evict another from its base label (see below),
+	// which then needs settling too: a worklist, not one pass.
+	work := make([]string, 0, len(affected))
 	for base := range affected {
+		work = append(work, base)
+	}
+	for len(work) > 0 {
+		base := work[len(work)-1]
+		work = work[:len(work)-1]
 		group := e.byBase.get(base)
 		bases := make(map[string]string, len(group))
 		for _, name := range group {
 			bases[name] = base
-			if old := e.byName.get(name); old != nil {
+			if old := e.byName.get(name); old != nil && e.services.get(old.label) == old {
 				e.services.del(old.label) // free the label while the group is settled
 			}
 		}
-		labels := resolveLabelsBeside(bases, func(l string) bool { return e.services.get(l) != nil })
+		// A base label belongs to its group, as in a full build: a name
+		// that is literally another's suffixed label takes it, and the
+		// service that held it moves to its next suffix.
+		if holder := e.services.get(base); holder != nil && holder.base != base && len(group) > 0 {
+			e.services.del(base)
+			work = append(work, holder.base)
+		}
+		labels := resolveLabelsBeside(bases, func(l string) bool { return e.services.get(l) != nil || e.byBase.get(l) != nil })
 		for _, name := range group {
 			label := labels[name]
 			old := e.byName.get(name)

@@ -439,24 +439,63 @@ func TestApplyIncrementalMatchesFull(t *testing.T) {
 			}
 		}
 		snap = snap.Apply(u)
-		full := NewSnapshot(fixtureZone()).Apply(Update{Full: true, Synced: true, Services: slices.Collect(maps.Values(current))})
+		matchesFull(t, fmt.Sprintf("step %d", step), snap, current, names)
+	}
+}
 
-		if snap.Services() != len(current) || snap.services.len() != len(current) || snap.byName.len() != len(current) {
-			t.Fatalf("step %d: %d services (indexes %d, %d), want %d", step, snap.Services(), snap.services.len(), snap.byName.len(), len(current))
+// TestApplyLiteralSuffixedName adds a service whose name is literally the
+// label another service was given to settle a collision. As in a full
+// build, the literal name takes that label and the other service moves to
+// its next suffix; neither may answer for the other, whichever order the
+// names come in.
+func TestApplyLiteralSuffixedName(t *testing.T) {
+	suffixed := withSuffix("pay-ments", hash32("pay_ments", 0)) // what pay_ments gets beside pay-ments
+	names := []string{"pay-ments", "pay_ments", "Pay.Ments", suffixed}
+	orders := [][]string{
+		{"pay-ments", "pay_ments", suffixed, "Pay.Ments"},
+		{suffixed, "pay-ments", "pay_ments", "Pay.Ments"},
+		{"pay_ments", suffixed, "pay-ments", "Pay.Ments"},
+	}
+	for _, order := range orders {
+		t.Run(fmt.Sprint(order), func(t *testing.T) {
+			current := map[string]Service{}
+			snap := NewSnapshot(fixtureZone()).Apply(Update{Full: true, Synced: true})
+			for i, name := range order {
+				svc := Service{Name: name, Instances: []Instance{inst("i", fmt.Sprintf("192.0.2.%d", i+1))}}
+				current[name] = svc
+				snap = snap.Apply(Update{Services: []Service{svc}})
+				matchesFull(t, "after adding "+name, snap, current, names)
+			}
+		})
+	}
+}
+
+// matchesFull holds snap, built by incremental updates, to a full build of
+// current: the same services, each filed under its label, under the same
+// labels, answering the same addresses.
+func matchesFull(t *testing.T, when string, snap *Snapshot, current map[string]Service, names []string) {
+	t.Helper()
+	full := NewSnapshot(fixtureZone()).Apply(Update{Full: true, Synced: true, Services: slices.Collect(maps.Values(current))})
+	if snap.Services() != len(current) || snap.services.len() != len(current) || snap.byName.len() != len(current) {
+		t.Fatalf("%s: %d services (indexes %d, %d), want %d", when, snap.Services(), snap.services.len(), snap.byName.len(), len(current))
+	}
+	for name, svc := range snap.byName.all() {
+		if snap.services.get(svc.label) != svc {
+			t.Fatalf("%s: %q has the label %q, which serves another service", when, name, svc.label)
 		}
-		for _, name := range names {
-			label, instances, ok := snap.Labels(name)
-			wantLabel, wantInstances, wantOK := full.Labels(name)
-			if ok != wantOK || label != wantLabel || !maps.Equal(instances, wantInstances) {
-				t.Fatalf("step %d: Labels(%q) = %q %v %v; a full build gives %q %v %v", step, name, label, instances, ok, wantLabel, wantInstances, wantOK)
-			}
-			if !ok {
-				continue
-			}
-			qname := label + ".local."
-			if got, want := addrsOf(t, snap, qname), addrsOf(t, full, qname); !slices.Equal(got, want) {
-				t.Fatalf("step %d: %s A = %v; a full build gives %v", step, qname, got, want)
-			}
+	}
+	for _, name := range names {
+		label, instances, ok := snap.Labels(name)
+		wantLabel, wantInstances, wantOK := full.Labels(name)
+		if ok != wantOK || label != wantLabel || !maps.Equal(instances, wantInstances) {
+			t.Fatalf("%s: Labels(%q) = %q %v %v; a full build gives %q %v %v", when, name, label, instances, ok, wantLabel, wantInstances, wantOK)
+		}
+		if !ok {
+			continue
+		}
+		qname := label + ".local."
+		if got, want := addrsOf(t, snap, qname), addrsOf(t, full, qname); !slices.Equal(got, want) {
+			t.Fatalf("%s: %s A = %v; a full build gives %v", when, qname, got, want)
 		}
 	}
 }
