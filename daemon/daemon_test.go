@@ -215,3 +215,41 @@ func TestPublisherWarming(t *testing.T) {
 		t.Error("the publisher still asks for warm-ups after the window")
 	}
 }
+
+// TestPublisherViewDuringReload reads the admin view while reloads change
+// the warm-up windows (run under -race, as make test does): the view must
+// take the windows under the publisher's lock, and show the weight the
+// window it took gives.
+func TestPublisherViewDuringReload(t *testing.T) {
+	m, err := newMetrics(prometheus.NewRegistry(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := dnsserver.NewHandler(dnsserver.NewSnapshot(dnsserver.Zone{Origin: "local.", TTL: time.Second, NegativeTTL: time.Second}), nil)
+	p := newPublisher(h, slog.New(slog.DiscardHandler), m, warmups{})
+	now := time.Now()
+	p.now = func() time.Time { return now }
+	p.apply(p.current(), zkwatch.Update{Full: true, Synced: true, Services: []zkwatch.ServiceState{{
+		ServiceSpec: zkwatch.ServiceSpec{Name: "a"},
+		Instances:   []zkwatch.Instance{{ID: "a1", Address: "192.0.2.1", Port: 80, Weight: 100, Healthy: true, Registered: now.Add(-time.Second)}},
+	}}})
+	// A window of 2 s halves the weight of an instance 1 s old; none leaves it whole.
+	windows := []warmups{{services: map[string]time.Duration{"a": 2 * time.Second}}, {}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 200 {
+			p.setWarmups(windows[i%2])
+		}
+	}()
+	for range 200 {
+		v := p.view()
+		if len(v) != 1 || len(v[0].Instances) != 1 {
+			t.Fatalf("view = %+v, want service a with one instance", v)
+		}
+		if w := v[0].Instances[0].Weight; w != 100 && (w < 40 || w > 60) {
+			t.Fatalf("weight %d in the view: neither the whole 100 nor about half of it", w)
+		}
+	}
+	<-done
+}

@@ -348,6 +348,7 @@ func (p *publisher) view() []ServiceInfo {
 		services = append(services, s)
 	}
 	now := p.now()
+	warmups := p.warmups // a reload replaces it under mu
 	p.mu.Unlock()
 	snap := p.handler.Current()
 	out := make([]ServiceInfo, 0, len(services))
@@ -363,7 +364,7 @@ func (p *publisher) view() []ServiceInfo {
 			Invalid:      s.Invalid,
 			Instances:    make([]InstanceInfo, 0, len(s.Instances)),
 		}
-		window := p.warmups.window(s)
+		window := warmups.window(s)
 		for _, in := range s.Instances {
 			info.Instances = append(info.Instances, InstanceInfo{
 				ID:         in.ID,
