@@ -213,7 +213,10 @@ func NewSnapshot(z Zone) *Snapshot {
 // records of every other service with s. The one exception is a service
 // whose label changes because a newly added name collides with it: that
 // service is rebuilt under its new label. Labels are settled only within
-// the collision groups the update touches, and the service indexes are
+// the collision groups the update touches (and those evicted from a base
+// label a new name takes), so a suffixed label that stepped aside for
+// another name keeps its new value after that name goes, where a full
+// build would give back the first; the service indexes are
 // copied only in the shards the update touches, so the cost of an update
 // is the rebuild of what changed, however many services there are.
 func (s *Snapshot) Apply(u Update) *Snapshot {
