@@ -19,7 +19,8 @@ deps:
 	scripts/deps
 
 ## run: throwaway ZooKeeper + zkdns with the example config + demo instances
-run: build deps
+run: build
+	scripts/deps run
 	scripts/demo
 
 ## lint: gofmt, go vet, staticcheck

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 )
 
 // ZooKeeperSecurity is what [zookeeper.auth] and [zookeeper.tls] point at,
@@ -98,6 +99,11 @@ func readCredentials(path string) (Secret, error) {
 // readPrivateFile reads a file holding a secret, refusing one that group
 // or others can access. The mode is checked on the open file, so a file
 // swapped in between the check and the read is still checked.
+//
+// A file in systemd's credentials directory (LoadCredential=, which sets
+// $CREDENTIALS_DIRECTORY) is not checked: systemd makes it readable by
+// this service only, and on a recent kernel does so with an ACL, whose
+// mask shows as group bits in the mode.
 func readPrivateFile(key, path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -111,7 +117,7 @@ func readPrivateFile(key, path string) ([]byte, error) {
 	if !info.Mode().IsRegular() {
 		return nil, keyError(key, "%s %s is not a regular file", key, path)
 	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
+	if perm := info.Mode().Perm(); perm&0o077 != 0 && !inCredentialsDirectory(path) {
 		return nil, keyError(key, "%s %s is accessible by group or others (mode %04o); it holds a secret: chmod 600 %s, owned by the user zkdns runs as",
 			key, path, perm, path)
 	}
@@ -176,4 +182,19 @@ func (e *fileError) Unwrap() error { return e.err }
 // message fmt.Errorf makes of format and args.
 func keyError(key, format string, args ...any) error {
 	return &fileError{key: key, err: fmt.Errorf(format, args...)}
+}
+
+// inCredentialsDirectory reports whether path lies in the directory
+// systemd passes the service's credentials in.
+func inCredentialsDirectory(path string) bool {
+	dir := os.Getenv("CREDENTIALS_DIRECTORY")
+	if dir == "" {
+		return false
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return false
+	}
+	rel, err := filepath.Rel(dir, abs)
+	return err == nil && filepath.IsLocal(rel)
 }

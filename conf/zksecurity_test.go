@@ -324,3 +324,28 @@ func TestCheckPlacesFileProblems(t *testing.T) {
 		})
 	}
 }
+
+// TestLoadSecurityCredentialsDirectory: a file systemd passes with
+// LoadCredential= is systemd's to protect. On a recent kernel it grants
+// the service access with an ACL, whose mask shows as group bits (0440
+// here), so the mode check must not refuse it; the same mode anywhere
+// else still is.
+func TestLoadSecurityCredentialsDirectory(t *testing.T) {
+	creds := t.TempDir()
+	elsewhere := t.TempDir()
+	t.Setenv("CREDENTIALS_DIRECTORY", creds)
+	passed := writeMode(t, creds, "zk.auth", []byte("zkdns:"+secretPassword+"\n"), 0o440)
+	open := writeMode(t, elsewhere, "zk.auth", []byte("zkdns:"+secretPassword+"\n"), 0o440)
+	escape := filepath.Join(creds, "..", filepath.Base(elsewhere), "zk.auth")
+
+	sec, err := ZooKeeper{Auth: &Auth{Scheme: "digest", CredentialsFile: passed}}.LoadSecurity()
+	if err != nil || string(sec.Credentials) != "zkdns:"+secretPassword {
+		t.Errorf("credentials passed by systemd: %v", err)
+	}
+	for _, p := range []string{open, escape} {
+		if _, err := (ZooKeeper{Auth: &Auth{Scheme: "digest", CredentialsFile: p}}).LoadSecurity(); err == nil ||
+			!strings.Contains(err.Error(), "accessible by group or others") {
+			t.Errorf("a 0440 file at %s, outside the credentials directory: %v, want it refused", p, err)
+		}
+	}
+}
