@@ -115,12 +115,7 @@ func TestWarmupWindows(t *testing.T) {
 // TestPublisherSummary holds the counts the status line shows, kept as
 // updates arrive, to a count of the view after every step.
 func TestPublisherSummary(t *testing.T) {
-	m, err := newMetrics(prometheus.NewRegistry(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := dnsserver.NewHandler(dnsserver.NewSnapshot(dnsserver.Zone{Origin: "local.", TTL: time.Second, NegativeTTL: time.Second}), nil)
-	p := newPublisher(h, slog.New(slog.DiscardHandler), m, warmups{})
+	p := testPublisher(t, warmups{})
 	svc := func(name string, health ...bool) zkwatch.ServiceState {
 		s := zkwatch.ServiceState{ServiceSpec: zkwatch.ServiceSpec{Name: name}}
 		for i, up := range health {
@@ -164,14 +159,7 @@ func TestPublisherSummary(t *testing.T) {
 // otherwise, and rewarm reporting whether anything still warms, so an
 // idle daemon never wakes for warm-ups.
 func TestPublisherWarming(t *testing.T) {
-	m, err := newMetrics(prometheus.NewRegistry(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := dnsserver.NewHandler(dnsserver.NewSnapshot(dnsserver.Zone{Origin: "local.", TTL: time.Second, NegativeTTL: time.Second}), nil)
-	p := newPublisher(h, slog.New(slog.DiscardHandler), m, warmups{
-		services: map[string]time.Duration{"slow": 10 * time.Second},
-	})
+	p := testPublisher(t, warmups{services: map[string]time.Duration{"slow": 10 * time.Second}})
 	now := time.Unix(1_700_000_000, 0)
 	p.now = func() time.Time { return now }
 	svc := func(name string, registered time.Time) zkwatch.ServiceState {
@@ -221,12 +209,7 @@ func TestPublisherWarming(t *testing.T) {
 // take the windows under the publisher's lock, and show the weight the
 // window it took gives.
 func TestPublisherViewDuringReload(t *testing.T) {
-	m, err := newMetrics(prometheus.NewRegistry(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := dnsserver.NewHandler(dnsserver.NewSnapshot(dnsserver.Zone{Origin: "local.", TTL: time.Second, NegativeTTL: time.Second}), nil)
-	p := newPublisher(h, slog.New(slog.DiscardHandler), m, warmups{})
+	p := testPublisher(t, warmups{})
 	now := time.Now()
 	p.now = func() time.Time { return now }
 	p.apply(p.current(), zkwatch.Update{Full: true, Synced: true, Services: []zkwatch.ServiceState{{
@@ -252,4 +235,16 @@ func TestPublisherViewDuringReload(t *testing.T) {
 		}
 	}
 	<-done
+}
+
+// testPublisher is a publisher with warm-up windows w, publishing to a
+// handler of its own.
+func testPublisher(t *testing.T, w warmups) *publisher {
+	t.Helper()
+	m, err := newMetrics(prometheus.NewRegistry(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := dnsserver.NewHandler(dnsserver.NewSnapshot(dnsserver.Zone{Origin: "local.", TTL: time.Second, NegativeTTL: time.Second}), nil)
+	return newPublisher(h, slog.New(slog.DiscardHandler), m, w)
 }
