@@ -298,12 +298,14 @@ func TestForward(t *testing.T) {
 			upstreams: []spec{{"servfail", answerRcode(dns.RcodeServerFailure)}, {"silent", silent}, {"refused", answerRcode(dns.RcodeRefused)}},
 			asked:     []string{"servfail", "silent", "refused"}, askedAgain: "silent"},
 		{name: "a lost datagram is sent again", opts: fast, proto: "udp", rcode: dns.RcodeSuccess, answers: 1, relayed: true,
+			// Sent again at least once; more when a loaded machine holds
+			// the reply past a try.
 			upstreams: []spec{{"lossy", dropFirst(answerA(1, false))}},
-			asked:     []string{"lossy", "lossy"}},
+			asked:     []string{"lossy"}, askedAgain: "lossy"},
 		{name: "one slow upstream gets the whole time, its late reply taken", opts: fast, proto: "udp", rcode: dns.RcodeSuccess, answers: 1,
 			// Only the first query is answered: the answer is the late
 			// reply to it, taken on the socket kept for the sends after.
-			upstreams: []spec{{"slow", delayed(300*time.Millisecond, onlyFirst(answerA(1, false)))}},
+			upstreams: []spec{{"slow", delayed(600*time.Millisecond, onlyFirst(answerA(1, false)))}},
 			asked:     []string{"slow"}, askedAgain: "slow", relayed: true},
 		{name: "the whole budget spent: SERVFAIL without asking the rest", proto: "udp", rcode: dns.RcodeServerFailure,
 			opts:      ServeOptions{ForwardTryTimeout: 200 * time.Millisecond, ForwardTimeout: 300 * time.Millisecond},
@@ -371,8 +373,10 @@ func TestForward(t *testing.T) {
 				t.Errorf("upstreams asked %v (and %s %d more times), want %v", asked, tc.askedAgain, again, tc.asked)
 			}
 			if tc.relayed {
+				// The query was asked again when askedAgain is set, and
+				// every send carries the same ID: any reply is the one.
 				last := ups[tc.asked[len(tc.asked)-1]].replies()
-				if len(last) != 1 {
+				if len(last) != 1 && (tc.askedAgain == "" || len(last) == 0) {
 					t.Fatalf("the answering upstream sent %d replies, want 1", len(last))
 				}
 				want := bytes.Clone(last[0])
