@@ -403,9 +403,12 @@ type run struct {
 	r    *Registrar
 	conn *zk.Conn
 
-	mu     sync.Mutex // guards states, appended by the client's event callback
+	mu     sync.Mutex // guards states and nodeEvent, set by the client's event callback
 	states []zk.State
-	wake   chan struct{} // capacity 1: session states are pending
+	// nodeEvent is set when the watch on the registered znode (or on the
+	// one another session took over) fires.
+	nodeEvent bool
+	wake      chan struct{} // capacity 1: session states or a node event are pending
 
 	connected     bool
 	sessionID     int64 // the session last seen established; 0 before the first
@@ -426,17 +429,28 @@ type run struct {
 	// instance out of service looks for it.
 	unconfirmed   string
 	unconfirmedAt time.Time
+	// takenOver is this instance's fixed-name znode as another session
+	// re-created it (a second registrar with the same ID): not registered
+	// again while that one stands, or the two would take it from each
+	// other in turn.
+	takenOver string
 }
 
 // onEvent runs on the ZooKeeper client's goroutine for every event. It
-// only records session states for the loop; the client's own event
-// channel would drop them when full.
+// only records session states and node events for the loop; the client's
+// own event channel would drop them when full. The only node this session
+// watches is its own znode (or the one another session took over).
 func (s *run) onEvent(ev zk.Event) {
-	if ev.Type != zk.EventSession {
+	s.mu.Lock()
+	switch ev.Type {
+	case zk.EventSession:
+		s.states = append(s.states, ev.State)
+	case zk.EventNodeDeleted, zk.EventNodeDataChanged, zk.EventNodeCreated:
+		s.nodeEvent = true
+	default:
+		s.mu.Unlock()
 		return
 	}
-	s.mu.Lock()
-	s.states = append(s.states, ev.State)
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -479,7 +493,10 @@ func (s *run) loop(ctx context.Context, verdicts <-chan verdict) error {
 			return nil
 		}
 		s.sessionEvents()
-		err := s.reconcile()
+		err := s.checkNode()
+		if err == nil {
+			err = s.reconcile()
+		}
 		switch {
 		case err == nil, errors.Is(err, errNoSession):
 			// A new session wakes the loop by itself.
@@ -562,12 +579,84 @@ func (s *run) sessionEvents() {
 	if s.conn.State() != zk.StateHasSession {
 		return
 	}
-	s.sessionID = s.conn.SessionID()
+	if id := s.conn.SessionID(); id != s.sessionID {
+		// A new session has none of the old one's watches.
+		s.takenOver = ""
+		s.sessionID = id
+	}
 	if s.node != "" && s.nodeSession != s.sessionID {
 		log.Warn("znode lost with the expired session; registering again once healthy", "path", s.node)
 		s.node = ""
 		s.removedAt = time.Now()
 	}
+}
+
+// checkNode looks at the registered znode once its watch fired. Deleted
+// by someone else, it is registered again; re-created by another session
+// (a second registrar with the same ID, which replaces a znode it finds),
+// it is left to that one, and registered again only once that one is
+// gone. Either way it is no longer this registration's to mark draining
+// or delete.
+func (s *run) checkNode() error {
+	s.mu.Lock()
+	fired := s.nodeEvent
+	s.nodeEvent = false
+	s.mu.Unlock()
+	p := s.node
+	if p == "" {
+		p = s.takenOver
+	}
+	if !fired || p == "" {
+		return nil
+	}
+	if s.conn.State() != zk.StateHasSession {
+		s.mu.Lock()
+		s.nodeEvent = true // looked at once there is a session again
+		s.mu.Unlock()
+		return errNoSession
+	}
+	exists, stat, err := s.watchNode(p)
+	if err != nil {
+		s.mu.Lock()
+		s.nodeEvent = true
+		s.mu.Unlock()
+		return err
+	}
+	log := s.r.logger
+	switch {
+	case s.node != "" && !exists:
+		log.Warn("the znode was deleted by someone else; registering again while healthy", "path", p)
+		s.node = ""
+		s.removedAt = time.Now()
+	case s.node != "" && stat.EphemeralOwner != s.nodeSession:
+		log.Warn("another session re-created the znode (a second registrar with the same ID?); leaving it to that one until it goes",
+			"path", p, "owner_session", sessionHex(stat.EphemeralOwner))
+		s.node, s.takenOver = "", p
+	case s.node == "" && (!exists || stat.EphemeralOwner == s.sessionID):
+		log.Info("the session that took the znode over is gone; registering again while healthy", "path", p)
+		s.takenOver = ""
+	}
+	return nil
+}
+
+// watchNode stats p under an exists watch, so that its deletion or
+// change reaches onEvent.
+func (s *run) watchNode(p string) (bool, *zk.Stat, error) {
+	exists, stat, _, err := s.conn.ExistsW(p)
+	if err != nil {
+		return false, nil, fmt.Errorf("registrar: stat %s: %w", p, err)
+	}
+	return exists, stat, nil
+}
+
+// owned reports whether s.node still stands and belongs to this
+// registration's session, with its stat.
+func (s *run) owned() (*zk.Stat, bool, error) {
+	exists, stat, err := s.conn.Exists(s.node)
+	if err != nil {
+		return nil, false, fmt.Errorf("registrar: stat %s: %w", s.node, err)
+	}
+	return stat, exists && stat.EphemeralOwner == s.nodeSession, nil
 }
 
 // errNoSession means a request was not sent because there is no session.
@@ -584,6 +673,9 @@ func (s *run) reconcile() error {
 		return errNoSession
 	}
 	if want {
+		if s.takenOver != "" {
+			return nil // another registrar serves it; its going wakes this one
+		}
 		return s.register()
 	}
 	if err := s.adoptUnconfirmed(); err != nil || s.node == "" {
@@ -674,6 +766,11 @@ func (s *run) register() error {
 	}
 	s.node, s.nodeSession, s.registeredAt = node, session, now
 	s.registrations++
+	if _, _, err := s.watchNode(node); err != nil {
+		// Registered all the same; only a deletion by someone else
+		// would go unseen.
+		s.r.logger.Warn("could not watch the znode", "path", node, "err", err)
+	}
 	msg := "registered"
 	if s.registrations > 1 {
 		msg = "re-registered"
@@ -766,8 +863,22 @@ func (s *run) ensureParents() error {
 	return nil
 }
 
+// deregister deletes the znode, if it is still this registration's: one
+// another session re-created is that session's to delete.
 func (s *run) deregister(reason string) error {
-	if err := s.conn.Delete(s.node, -1); err != nil && !errors.Is(err, zk.ErrNoNode) {
+	stat, owned, err := s.owned()
+	if err != nil {
+		return err
+	}
+	if !owned {
+		if stat != nil && stat.EphemeralOwner != 0 {
+			s.r.logger.Warn("not deleting the znode: another session re-created it (a second registrar with the same ID?)",
+				"path", s.node, "owner_session", sessionHex(stat.EphemeralOwner))
+		}
+		s.node = ""
+		return nil
+	}
+	if err := s.conn.Delete(s.node, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
 		return fmt.Errorf("registrar: delete %s: %w", s.node, err)
 	}
 	s.r.logger.Info("deregistered", "path", s.node, "reason", reason)
@@ -795,14 +906,8 @@ func (s *run) offline() {
 	}
 	if s.node != "" {
 		if hasDrainingMark(opts.Format) {
-			data, err := encodePayload(opts.Format, s.r.info, s.registeredAt, true)
-			if err == nil {
-				_, err = s.conn.Set(s.node, data, -1)
-			}
-			if err != nil {
+			if err := s.markDraining(); err != nil {
 				log.Warn("could not mark the znode draining; deleting it anyway", "path", s.node, "err", err)
-			} else {
-				log.Info("marked draining", "path", s.node)
 			}
 		}
 		if err := s.deregisterBy(deadline); err != nil {
@@ -827,6 +932,24 @@ func (s *run) offline() {
 	}
 	s.conn.Close()
 	log.Info("stopped")
+}
+
+// markDraining rewrites the znode's payload as draining, if the znode is
+// still this registration's.
+func (s *run) markDraining() error {
+	data, err := encodePayload(s.r.opts.Format, s.r.info, s.registeredAt, true)
+	if err != nil {
+		return err
+	}
+	stat, owned, err := s.owned()
+	if err != nil || !owned {
+		return err
+	}
+	if _, err := s.conn.Set(s.node, data, stat.Version); err != nil {
+		return fmt.Errorf("registrar: mark %s draining: %w", s.node, err)
+	}
+	s.r.logger.Info("marked draining", "path", s.node)
+	return nil
 }
 
 // deregisterBy deletes the znode on the way out, trying again until the

@@ -840,3 +840,58 @@ func (l *lostRequest) relay(dst io.Writer, src io.Reader, toServer bool) error {
 		}
 	}
 }
+
+// TestSecondRegistrarSameID runs two registrars for one fixed-name znode,
+// as a hot handover does: the second replaces the first's znode, the
+// first leaves it alone from then on (it neither takes it back nor, when
+// it stops, deletes it), and a znode deleted by someone else is
+// registered again.
+func TestSecondRegistrarSameID(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := "/" + t.Name() + "/svc"
+	node := base + "/web-1"
+	opts := Options{
+		Servers: []string{zkServer.Addr()},
+		Path:    base,
+		ID:      "web-1",
+		Address: "192.0.2.70",
+		Port:    8080,
+		Format:  FormatHostport,
+		Drain:   NoDrain,
+	}
+	first := start(t, opts)
+	only(t, conn, base)
+	firstOwner := stat(t, conn, node).EphemeralOwner
+
+	second := start(t, opts)
+	var secondOwner int64
+	waitFor(t, "the second registrar to take the znode over", func() (bool, string) {
+		secondOwner = stat(t, conn, node).EphemeralOwner
+		return secondOwner != firstOwner, second.logs.String()
+	})
+	waitFor(t, "the first registrar to see it", func() (bool, string) {
+		return strings.Contains(first.logs.String(), "another session re-created the znode"), first.logs.String()
+	})
+
+	if err := first.stop(t); err != nil {
+		t.Fatalf("first Run: %v", err)
+	}
+	if st := stat(t, conn, node); st.EphemeralOwner != secondOwner {
+		t.Fatalf("after the first registrar stopped the znode is owned by %x, want the second's %x; logs:\n%s",
+			st.EphemeralOwner, secondOwner, first.logs)
+	}
+	if logs := first.logs.String(); strings.Contains(logs, "msg=deregistered") || strings.Count(logs, "msg=registered") != 1 {
+		t.Errorf("the first registrar registered again or deleted the second's znode; logs:\n%s", logs)
+	}
+
+	if err := conn.Delete(node, -1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second registrar to register again", func() (bool, string) {
+		ok, st, err := conn.Exists(node)
+		return err == nil && ok && st.EphemeralOwner == secondOwner, second.logs.String()
+	})
+	if !strings.Contains(second.logs.String(), "the znode was deleted by someone else") {
+		t.Errorf("the re-registration was not logged; logs:\n%s", second.logs)
+	}
+}
