@@ -408,7 +408,10 @@ type run struct {
 	// nodeEvent is set when the watch on the registered znode (or on the
 	// one another session took over) fires.
 	nodeEvent bool
-	wake      chan struct{} // capacity 1: session states or a node event are pending
+	// lostAt is when the connection was last lost, zero while connected:
+	// the server heard from the session no later than that.
+	lostAt time.Time
+	wake   chan struct{} // capacity 1: session states or a node event are pending
 
 	connected     bool
 	sessionID     int64 // the session last seen established; 0 before the first
@@ -445,6 +448,14 @@ func (s *run) onEvent(ev zk.Event) {
 	switch ev.Type {
 	case zk.EventSession:
 		s.states = append(s.states, ev.State)
+		switch ev.State {
+		case zk.StateDisconnected:
+			if s.lostAt.IsZero() {
+				s.lostAt = time.Now()
+			}
+		case zk.StateHasSession:
+			s.lostAt = time.Time{}
+		}
 	case zk.EventNodeDeleted, zk.EventNodeDataChanged, zk.EventNodeCreated:
 		s.nodeEvent = true
 	default:
@@ -915,11 +926,22 @@ func (s *run) offline() {
 			// find its way back to the ensemble and keep the session, and
 			// the znode, alive all through the drain. Closing deletes the
 			// znode if a server hears of it; if none does, it goes when
-			// the session expires, which the drain then counts from.
+			// the session expires, a session timeout after the server
+			// last heard from it, which was no later than when the
+			// connection was lost. The drain counts from then.
 			log.Warn("could not delete the znode; closing the session to remove it", "path", s.node, "err", err)
+			s.removedAt = time.Now()
+			if s.conn.State() != zk.StateHasSession {
+				s.mu.Lock()
+				lost := s.lostAt
+				s.mu.Unlock()
+				if lost.IsZero() {
+					lost = s.removedAt
+				}
+				s.removedAt = lost.Add(opts.SessionTimeout)
+			}
 			s.conn.Close()
 			s.node = ""
-			s.removedAt = time.Now().Add(opts.SessionTimeout)
 		}
 	}
 	giveUp.Stop()

@@ -895,3 +895,41 @@ func TestSecondRegistrarSameID(t *testing.T) {
 		t.Errorf("the re-registration was not logged; logs:\n%s", second.logs)
 	}
 }
+
+// TestStopWithZooKeeperUnreachable stops a registrar that lost its
+// connection: the znode goes when the session expires, a session timeout
+// after the connection was lost, and the drain counts from then, so the
+// stop takes at most a session timeout plus the drain from the loss.
+func TestStopWithZooKeeperUnreachable(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	proxy := testutil.ProxyTo(t, zkServer.Addr())
+	base := "/" + t.Name() + "/svc"
+	const (
+		session = 4 * time.Second // the most this server grants
+		drain   = time.Second
+	)
+	run := start(t, Options{
+		Servers:        []string{proxy.Addr()},
+		SessionTimeout: session,
+		Path:           base,
+		Address:        "192.0.2.80",
+		Port:           8080,
+		Format:         FormatHostport,
+		Drain:          drain,
+	})
+	only(t, conn, base)
+	cut := time.Now()
+	proxy.Cut()
+	waitFor(t, "the connection loss to be noticed", func() (bool, string) {
+		return strings.Contains(run.logs.String(), "zookeeper connection lost"), run.logs.String()
+	})
+	if err := run.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	// Counting the expiry from when the delete was given up on instead
+	// would take another session timeout: 2.5 s of slack tells them apart.
+	if took := time.Since(cut); took > session+drain+2500*time.Millisecond {
+		t.Errorf("Run returned %v after the connection was lost, want at most about %v (session timeout + drain); logs:\n%s",
+			took.Round(time.Millisecond), session+drain, run.logs)
+	}
+}
