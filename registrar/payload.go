@@ -136,10 +136,11 @@ func encodePayload(format string, in instanceInfo, registered time.Time, drainin
 		}
 		v = m
 	case FormatNerve:
+		// nerve writes its instance_id as name, and Synapse reads it so.
 		v = nerveRegistration{
 			Host:   in.address,
 			Port:   in.port,
-			Name:   in.name,
+			Name:   in.id,
 			Weight: in.weight,
 			Labels: in.metadata,
 		}

@@ -3,6 +3,7 @@ package registrar
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,9 +42,9 @@ func TestPayloadsDecode(t *testing.T) {
 		{"serverset draining", FormatServerset, info, true, "member_0000000007", false, 100, map[string]string{"shard": "2"}, time.Time{}},
 		{"serverset ipv6 without shard", FormatServerset, v6, false, "member_0000000008", true, 100, nil, time.Time{}},
 		{"nerve", FormatNerve, info, false, "web-1", true, 25,
-			map[string]string{"zone": "b", "shard": "2", "name": "payments"}, time.Time{}},
+			map[string]string{"zone": "b", "shard": "2", "name": "web-1"}, time.Time{}},
 		{"nerve draining is not a thing", FormatNerve, info, true, "web-1", true, 25,
-			map[string]string{"zone": "b", "shard": "2", "name": "payments"}, time.Time{}},
+			map[string]string{"zone": "b", "shard": "2", "name": "web-1"}, time.Time{}},
 		{"hostport ipv6", FormatHostport, v6, false, "web-1", true, 100, nil, time.Time{}},
 	}
 	ctime := time.UnixMilli(1600000000000).UTC()
@@ -115,6 +116,40 @@ func TestCuratorPayloadShape(t *testing.T) {
 			}
 			if fmt.Sprint(v) != fmt.Sprint(tc.want) {
 				t.Errorf("%s = %v, want %v", tc.key, v, tc.want)
+			}
+		})
+	}
+}
+
+// TestWarnUnwritable checks which options each format says it cannot
+// write: no place at all, a serverset shard that is not a number, and a
+// nerve name label, which nerve's own name field (the instance ID) hides.
+func TestWarnUnwritable(t *testing.T) {
+	tests := []struct {
+		format   string
+		weight   int
+		meta     map[string]string
+		wantWarn string // "" for no warning
+	}{
+		{FormatCurator, 5, map[string]string{"name": "x", "shard": "a"}, ""},
+		{FormatServerset, 0, map[string]string{"shard": "3"}, ""},
+		{FormatServerset, 5, map[string]string{"shard": "east", "zone": "a"}, `ignored="metadata shard, metadata zone, weight"`},
+		{FormatNerve, 5, map[string]string{"zone": "a"}, ""},
+		{FormatNerve, 5, map[string]string{"name": "mine", "zone": "a"}, `ignored="metadata name"`},
+		{FormatHostport, 5, map[string]string{"zone": "a"}, `ignored="metadata zone, weight"`},
+	}
+	for _, tc := range tests {
+		t.Run(fmt.Sprint(tc.format, tc.weight, tc.meta), func(t *testing.T) {
+			logs := &logBuffer{}
+			r, err := New(Options{Servers: []string{"127.0.0.1:2181"}, Path: "/svc", Address: "192.0.2.1", Port: 80,
+				Format: tc.format, Weight: tc.weight, Metadata: tc.meta, Logger: logs.logger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.warnUnwritable()
+			got := logs.String()
+			if warned := strings.Contains(got, "no place for some options"); warned != (tc.wantWarn != "") || !strings.Contains(got, tc.wantWarn) {
+				t.Errorf("logged %q, want a warning with %q (none if empty)", got, tc.wantWarn)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -373,10 +374,14 @@ func (r *Registrar) warnUnwritable() {
 		if r.opts.Weight != 0 {
 			lost = append(lost, "weight")
 		}
-		for k := range r.opts.Metadata {
-			if k != "shard" {
-				lost = append(lost, "metadata "+k)
+		for k, v := range r.opts.Metadata {
+			if _, err := strconv.Atoi(v); k != "shard" || err != nil {
+				lost = append(lost, "metadata "+k) // a serverset shard is a number
 			}
+		}
+	case FormatNerve:
+		if _, ok := r.opts.Metadata["name"]; ok {
+			lost = append(lost, "metadata name") // nerve's name field is the instance ID
 		}
 	case FormatHostport:
 		if r.opts.Weight != 0 {

@@ -380,7 +380,7 @@ func TestPayloadsInZooKeeper(t *testing.T) {
 	}{
 		{FormatCurator, "192.0.2.20", "", 7, "192.0.2.20-8080", 7, map[string]string{"zone": "a", "shard": "3", "weight": "7"}, ""},
 		{FormatServerset, "2001:db8::20", "", 0, "member_", 100, map[string]string{"shard": "3"}, `ignored="metadata zone"`},
-		{FormatNerve, "192.0.2.21", "web-1", 9, "web-1", 9, map[string]string{"zone": "a", "shard": "3", "name": "svc"}, ""},
+		{FormatNerve, "192.0.2.21", "web-1", 9, "web-1", 9, map[string]string{"zone": "a", "shard": "3", "name": "web-1"}, ""},
 		{FormatHostport, "2001:db8::21", "", 0, "2001-db8--21-8080", 100, nil, `ignored="metadata shard, metadata zone"`},
 	}
 	for _, tc := range tests {
