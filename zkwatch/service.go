@@ -125,6 +125,14 @@ func (s *service) update(gone []string, reads []nodeRead) {
 	if len(gone) == 0 && len(reads) == 0 {
 		return
 	}
+	if len(gone) == 0 && len(reads) == 1 && reads[0].err != nil {
+		// One instance read again and still not served, at the same
+		// version: a refused one at its periodic ACL re-check. Nothing
+		// changed, so nothing is published.
+		if m, ok := s.unserved[reads[0].name]; ok && m == reads[0].mzxid {
+			return
+		}
+	}
 	s.unpublished = true
 	for _, name := range gone {
 		delete(s.unserved, name)

@@ -132,6 +132,10 @@ type Watcher struct {
 	wake        chan struct{} // capacity 1: "something is pending"
 
 	status atomic.Pointer[Status]
+	// closed is set before the connection is closed. The client reports
+	// its disconnection after Run has returned; that must not reach the
+	// metrics, which the daemon shares with the watcher replacing this one.
+	closed atomic.Bool
 
 	// Everything below is owned by the run loop goroutine.
 	conn          *zk.Conn
@@ -254,9 +258,10 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.conn = conn
 	// Closing the connection is what unblocks requests waiting for a
 	// server, so it must happen as soon as ctx ends, not after the loop.
-	stop := context.AfterFunc(ctx, conn.Close)
+	stop := context.AfterFunc(ctx, func() { w.closed.Store(true); conn.Close() })
 	defer func() {
 		stop()
+		w.closed.Store(true)
 		conn.Close()
 	}()
 	if err := w.authenticate(ctx, conn); err != nil {
@@ -348,7 +353,7 @@ func (w *Watcher) trackState(ev zk.Event) {
 			}
 		}
 	})
-	if old.State == ev.State {
+	if old.State == ev.State || w.closed.Load() {
 		return
 	}
 	w.opts.Metrics.setConnected(ev.State == zk.StateHasSession)
@@ -493,8 +498,14 @@ func (w *Watcher) resync(ctx context.Context) error {
 // applySpec moves from the running spec to w.current: new roots and
 // services are listed, removed ones dropped, changed ones re-listed.
 func (w *Watcher) applySpec(ctx context.Context, events map[string]eventKind) {
+	// A root whose settings changed is dropped and added again; the new
+	// one starts from the old one's children, so that its services stay
+	// while its listing is pending (a lost connection keeps the last known
+	// set).
+	old := map[string]*root{}
 	for full, r := range w.roots {
 		if !containsRoot(w.current.Discover, r.spec) {
+			old[full] = r
 			delete(w.roots, full)
 		}
 	}
@@ -503,6 +514,9 @@ func (w *Watcher) applySpec(ctx context.Context, events map[string]eventKind) {
 		full := w.full(d.Path)
 		if _, ok := w.roots[full]; !ok {
 			r := &root{spec: d, full: full}
+			if o := old[full]; o != nil {
+				r.exists, r.children = o.exists, o.children
+			}
 			w.roots[full] = r
 			newRoots = append(newRoots, r)
 		}
@@ -675,7 +689,15 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 // are still watched and changed since they were last published, and the
 // removals, as one update.
 func (w *Watcher) publishTouched(touched map[string]*service, removed []string, eventTime, readTime time.Time) {
-	u := Update{Removed: removed, EventTime: eventTime}
+	u := Update{EventTime: eventTime}
+	for _, n := range removed {
+		// Removed and watched again in one step (a reload dropped a
+		// configured service that a discover root now has): it is
+		// published as changed; a name in both would read as removed.
+		if _, back := w.services[n]; !back {
+			u.Removed = append(u.Removed, n)
+		}
+	}
 	if !eventTime.IsZero() {
 		u.ReadTime = readTime
 	}
@@ -936,25 +958,31 @@ type wantedService struct {
 }
 
 // wanted is the set of services to watch: the configured ones, then one
-// per child of each discover root (a configured service of the same name
-// wins; between roots, the first in config order wins).
+// per child of each discover root (a configured service of the same name,
+// or at the same path, wins; between roots, the first in config order
+// wins; a child that is itself a discover root is not a service). One path
+// is one service: its events reach one service only.
 func (w *Watcher) wanted() []wantedService {
 	var out []wantedService
 	seen := map[string]bool{}
+	seenPath := map[string]bool{}
 	for _, s := range w.current.Services {
 		seen[s.Name] = true
+		seenPath[w.full(s.Path)] = true
 		out = append(out, wantedService{spec: s})
 	}
 	for _, r := range w.rootsOrdered() {
 		for _, child := range r.children {
-			if seen[child] {
+			p := strings.TrimSuffix(r.spec.Path, "/") + "/" + child
+			if seen[child] || seenPath[w.full(p)] || w.roots[w.full(p)] != nil {
 				continue
 			}
 			seen[child] = true
+			seenPath[w.full(p)] = true
 			out = append(out, wantedService{
 				spec: ServiceSpec{
 					Name:     child,
-					Path:     strings.TrimSuffix(r.spec.Path, "/") + "/" + child,
+					Path:     p,
 					Format:   r.spec.Format,
 					Endpoint: r.spec.Endpoint,
 				},
