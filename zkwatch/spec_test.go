@@ -2,9 +2,6 @@ package zkwatch
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
-	"io"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -55,7 +52,7 @@ func TestWatcherSpecChangeAndRootEventInOneStep(t *testing.T) {
 	testutil.CreateZnode(t, conn, base+"/cfgx/c1", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/trig/t1", "192.0.2.2:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/root/other/o1", "192.0.2.3:80", zk.FlagEphemeral)
-	hold := &listingHolder{path: base + "/trig", held: make(chan struct{}), release: make(chan struct{})}
+	hold := newListingHolder(base + "/trig")
 	proxy, err := testutil.NewTCPProxyWith(zkServer.Addr(), hold.relay)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +96,7 @@ func TestWatcherRootRelistLostOnReload(t *testing.T) {
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
 	base := testutil.TestRoot(t, conn)
 	testutil.CreateZnode(t, conn, base+"/root/a/i1", "192.0.2.1:80", zk.FlagEphemeral)
-	drop := &listingDropper{path: base + "/root"}
+	drop := &listingTrap{path: base + "/root", drop: true}
 	proxy, err := testutil.NewTCPProxyWith(zkServer.Addr(), drop.relay)
 	if err != nil {
 		t.Fatal(err)
@@ -122,32 +119,6 @@ func TestWatcherRootRelistLostOnReload(t *testing.T) {
 	})
 	if vanished.Load() {
 		t.Error("service a was published as removed while its root's listing was lost with the connection")
-	}
-}
-
-// listingDropper relays ZooKeeper frames and, once armed, drops the
-// connection when the client asks for the children of path.
-type listingDropper struct {
-	armed atomic.Bool
-	path  string
-}
-
-func (h *listingDropper) relay(dst io.Writer, src io.Reader, toServer bool) error {
-	const opGetChildren2 = 12
-	for first := true; ; first = false {
-		frame, err := testutil.ReadZKFrame(src)
-		if err != nil {
-			return err
-		}
-		if toServer && !first && len(frame) >= 16 && int32(binary.BigEndian.Uint32(frame[8:])) == opGetChildren2 {
-			n := int(binary.BigEndian.Uint32(frame[12:]))
-			if len(frame) >= 16+n && string(frame[16:16+n]) == h.path && h.armed.CompareAndSwap(true, false) {
-				return errors.New("connection dropped with the listing")
-			}
-		}
-		if _, err := dst.Write(frame); err != nil {
-			return err
-		}
 	}
 }
 

@@ -3,6 +3,7 @@ package zkwatch
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -616,7 +617,7 @@ func TestWatcherInstanceRecreatedDuringListing(t *testing.T) {
 	svc := testutil.TestRoot(t, conn) + "/svc"
 	testutil.CreateZnode(t, conn, svc+"/a", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, svc+"/b", "192.0.2.2:80", zk.FlagEphemeral)
-	hold := &listingHolder{path: svc, held: make(chan struct{}), release: make(chan struct{})}
+	hold := newListingHolder(svc)
 	proxy, err := testutil.NewTCPProxyWith(zkServer.Addr(), hold.relay)
 	if err != nil {
 		t.Fatal(err)
@@ -661,17 +662,24 @@ func TestWatcherInstanceRecreatedDuringListing(t *testing.T) {
 	}
 }
 
-// listingHolder relays ZooKeeper frames. Once armed, it holds the next
-// getChildren2 request for path until release is closed, so ZooKeeper
-// answers it only after whatever the test does meanwhile.
-type listingHolder struct {
+// listingTrap relays ZooKeeper frames. Once armed, it catches the next
+// getChildren2 request for path: with drop set it drops the connection
+// with it; otherwise it holds it until release is closed, so ZooKeeper
+// answers it only after whatever the test does meanwhile (held is closed
+// when it is caught).
+type listingTrap struct {
 	armed   atomic.Bool
 	path    string
+	drop    bool
 	held    chan struct{}
 	release chan struct{}
 }
 
-func (h *listingHolder) relay(dst io.Writer, src io.Reader, toServer bool) error {
+func newListingHolder(path string) *listingTrap {
+	return &listingTrap{path: path, held: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (h *listingTrap) relay(dst io.Writer, src io.Reader, toServer bool) error {
 	const opGetChildren2 = 12
 	for first := true; ; first = false {
 		frame, err := testutil.ReadZKFrame(src)
@@ -683,6 +691,9 @@ func (h *listingHolder) relay(dst io.Writer, src io.Reader, toServer bool) error
 		if toServer && !first && len(frame) >= 16 && int32(binary.BigEndian.Uint32(frame[8:])) == opGetChildren2 {
 			n := int(binary.BigEndian.Uint32(frame[12:]))
 			if len(frame) >= 16+n && string(frame[16:16+n]) == h.path && h.armed.CompareAndSwap(true, false) {
+				if h.drop {
+					return errors.New("connection dropped with the listing")
+				}
 				close(h.held)
 				select {
 				case <-h.release:
