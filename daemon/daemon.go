@@ -380,15 +380,19 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 // running one keeps serving until w has synced; then w's full state
 // replaces the old in one swap.
 func (d *daemon) switchEnsemble(ctx context.Context, w *watchRun) {
-	// An earlier replacement may have taken over without the run loop
-	// having heard yet: it is what DNS serves now, so it becomes the
-	// running watcher instead of being stopped as an unfinished one.
-	d.finishSwitch()
+	// From beginSwitch on, an earlier replacement can no longer take
+	// over; it may have done so already, without the run loop having
+	// heard: then it is what DNS serves, and it becomes the running
+	// watcher instead of being stopped as an unfinished one.
+	served := d.pub.beginSwitch(w.gen, w.watcher, w.sessionTimeout)
 	if d.next != nil {
-		d.next.stop()
-		d.next = nil
+		if served == d.next.gen {
+			d.retire()
+		} else {
+			d.next.stop()
+			d.next = nil
+		}
 	}
-	d.pub.beginSwitch(w.gen, w.watcher, w.sessionTimeout)
 	d.next = d.start(ctx, w)
 	d.logger.Info("moving to a new ZooKeeper ensemble; serving from the current one until it has synced",
 		"zookeeper", w.servers)
@@ -400,6 +404,12 @@ func (d *daemon) finishSwitch() {
 	if d.next == nil || d.pub.current() != d.next.gen {
 		return
 	}
+	d.retire()
+}
+
+// retire makes the replacement, which has taken over, the running
+// watcher, and stops the one it replaced.
+func (d *daemon) retire() {
 	old := d.watch
 	d.watch, d.next = d.next, nil
 	old.stop()

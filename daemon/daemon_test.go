@@ -248,3 +248,44 @@ func testPublisher(t *testing.T, w warmups) *publisher {
 	h := dnsserver.NewHandler(dnsserver.NewSnapshot(dnsserver.Zone{Origin: "local.", TTL: time.Second, NegativeTTL: time.Second}), nil)
 	return newPublisher(h, slog.New(slog.DiscardHandler), m, w)
 }
+
+// TestPublisherSwitch checks the handover between watchers during an
+// ensemble switch: a replacement takes over at its first full sync, and
+// once a newer replacement has begun, the older one can no longer take
+// over; beginSwitch says which generation is served, so the daemon knows
+// whether to retire the running watcher or stop the unfinished one.
+func TestPublisherSwitch(t *testing.T) {
+	p := testPublisher(t, warmups{})
+	full := func(addr string) zkwatch.Update {
+		return zkwatch.Update{Full: true, Synced: true, Services: []zkwatch.ServiceState{{
+			ServiceSpec: zkwatch.ServiceSpec{Name: "a"},
+			Instances:   []zkwatch.Instance{{ID: "a1", Address: addr, Port: 80, Weight: 100, Healthy: true}},
+		}}}
+	}
+	first := p.current()
+	p.apply(first, full("192.0.2.1"))
+
+	second := p.reserveGen()
+	if served := p.beginSwitch(second, nil, time.Second); served != first {
+		t.Fatalf("beginSwitch = %d, want the first generation %d served", served, first)
+	}
+	p.apply(second, zkwatch.Update{Services: full("192.0.2.9").Services}) // not a full sync: no takeover
+	if p.current() != first {
+		t.Fatalf("served %d after a partial update of the replacement", p.current())
+	}
+	third := p.reserveGen()
+	if served := p.beginSwitch(third, nil, time.Second); served != first {
+		t.Fatalf("beginSwitch = %d, want %d", served, first)
+	}
+	p.apply(second, full("192.0.2.2")) // too late: a newer replacement has begun
+	if p.current() != first {
+		t.Fatalf("the superseded replacement took over (served %d)", p.current())
+	}
+	p.apply(third, full("192.0.2.3"))
+	if p.current() != third {
+		t.Fatalf("served %d, want the replacement %d after its full sync", p.current(), third)
+	}
+	if served := p.beginSwitch(p.reserveGen(), nil, time.Second); served != third {
+		t.Errorf("beginSwitch = %d, want %d: the replacement that took over", served, third)
+	}
+}

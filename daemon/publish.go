@@ -92,8 +92,9 @@ func (p *publisher) setServed(gen int, w *zkwatch.Watcher, sessionTimeout time.D
 
 // beginSwitch makes w, of generation gen, the replacement whose first full
 // sync will take over, forgetting any earlier replacement that never
-// synced.
-func (p *publisher) beginSwitch(gen int, w *zkwatch.Watcher, sessionTimeout time.Duration) {
+// synced: from here on, that one can no longer take over. It returns the
+// generation served, which tells whether the earlier one already did.
+func (p *publisher) beginSwitch(gen int, w *zkwatch.Watcher, sessionTimeout time.Duration) (served int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pending != 0 {
@@ -101,6 +102,7 @@ func (p *publisher) beginSwitch(gen int, w *zkwatch.Watcher, sessionTimeout time
 	}
 	p.pending = gen
 	p.watchers[gen] = watched{w, sessionTimeout}
+	return p.gen
 }
 
 // watched is a watcher and the session timeout it was configured with,
