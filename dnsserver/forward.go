@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -215,29 +216,39 @@ type upstreamTry struct {
 	conn  *dns.Conn
 	local netip.AddrPort
 	done  bool
+	// unhook removes the hook that ends a wait on conn when the forward
+	// ends (Serve stopping): one per socket, not per try, so that no
+	// earlier try's hook can cut a later wait short.
+	unhook func() bool
 }
 
 // ask sends wire, the packed q, to the upstream over the client's
 // transport and waits at most timeout for its reply, or for the reply to
 // an earlier send on the same socket. A reply that answers SERVFAIL or
 // REFUSED is an error, and final: the next upstream may do better.
+// ctx is the whole forward's; the wait ends at timeout or at ctx's
+// deadline, whichever comes first.
 func (t *upstreamTry) ask(ctx context.Context, timeout time.Duration, wire []byte, q *dns.Msg) ([]byte, *dns.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	now := time.Now()
+	deadline := now.Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if !now.Before(deadline) {
+		// The forward's time is up, though its timer has not said so yet.
+		return nil, nil, t.failed(ctx, os.ErrDeadlineExceeded)
+	}
 	if t.conn == nil {
-		if err := t.dial(ctx); err != nil {
+		dctx, cancel := context.WithDeadline(ctx, deadline)
+		err := t.dial(ctx, dctx)
+		cancel()
+		if err != nil {
 			t.done = true
 			return nil, nil, err
 		}
 	}
-	conn := t.conn // failed may close t's and forget it; the AfterFunc may run later
-	if deadline, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(deadline)
-	}
-	// Serve stopping ends the wait at once, not at the deadline.
-	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-
+	conn := t.conn // failed may close t's and forget it
+	_ = conn.SetDeadline(deadline)
 	if _, err := conn.Write(wire); err != nil {
 		return nil, nil, t.failed(ctx, err)
 	}
@@ -267,19 +278,23 @@ func (t *upstreamTry) ask(ctx context.Context, timeout time.Duration, wire []byt
 	}
 }
 
-func (t *upstreamTry) dial(ctx context.Context) error {
+// dial opens the socket to the upstream within dialCtx, and hooks it to
+// ctx, the forward's: when the forward ends early (Serve stopping), a wait
+// on the socket ends at once, not at its deadline.
+func (t *upstreamTry) dial(ctx, dialCtx context.Context) error {
 	network := "udp"
 	if t.tcp {
 		network = "tcp"
 	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, network, t.up.String())
+	conn, err := d.DialContext(dialCtx, network, t.up.String())
 	if err != nil {
 		return fmt.Errorf("dnsserver: forward to %s: %w", t.up, err)
 	}
 	t.local = sourceOf(conn.LocalAddr())
 	t.h.outbound.add(t.local)
 	t.conn = &dns.Conn{Conn: conn, UDPSize: upstreamReadSize}
+	t.unhook = context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	return nil
 }
 
@@ -303,6 +318,7 @@ func (t *upstreamTry) failed(ctx context.Context, err error) error {
 
 func (t *upstreamTry) close() {
 	if t.conn != nil {
+		t.unhook()
 		t.conn.Close()
 		t.h.outbound.remove(t.local)
 		t.conn = nil

@@ -576,3 +576,69 @@ func askRawAsync(addr string, q *dns.Msg) ([]byte, *dns.Msg) {
 	}
 	return raw, m
 }
+
+// TestForwardRoundsWaitTheirTry forwards, many at once, to an upstream
+// that never answers: every round must wait its whole try before sending
+// again, so a forward sends at most its time over the try timeout. A wait
+// cut short (a hook of an earlier try ending a later wait on the same
+// socket) shows as more sends.
+func TestForwardRoundsWaitTheirTry(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	var mu sync.Mutex
+	// One forward's sends share a socket and a query ID; the pair tells
+	// forwards apart (either alone may repeat across 80 of them).
+	type forward struct {
+		src string
+		id  uint16
+	}
+	sends := map[forward]int{}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, src, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			m := new(dns.Msg)
+			if m.Unpack(buf[:n]) == nil {
+				mu.Lock()
+				sends[forward{src.String(), m.Id}]++
+				mu.Unlock()
+			}
+		}
+	}()
+	const (
+		try    = 20 * time.Millisecond
+		budget = 300 * time.Millisecond
+	)
+	h := NewHandler(nil, nil)
+	env := &serveEnv{ctx: context.Background(), forwardTimeout: budget, forwardTryTimeout: try}
+	pol := &policy{upstreams: []netip.AddrPort{netip.MustParseAddrPort(pc.LocalAddr().String())}}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 10 {
+				q := new(dns.Msg).SetQuestion("example.org.", dns.TypeA)
+				if _, _, err := h.exchange(env, pol, q, false); err == nil {
+					t.Error("a silent upstream answered")
+				}
+			}
+		})
+	}
+	wg.Wait()
+	time.Sleep(50 * time.Millisecond) // the last datagrams in flight
+	mu.Lock()
+	defer mu.Unlock()
+	for f, n := range sends {
+		if n > int(budget/try) {
+			t.Errorf("forward %v sent %d queries; %v of %v tries allow %d", f, n, budget, try, budget/try)
+		}
+	}
+	if len(sends) != 80 {
+		t.Errorf("%d forwards reached the upstream, want 80", len(sends))
+	}
+}
