@@ -596,9 +596,15 @@ func (s *run) sessionEvents() {
 		return
 	}
 	if id := s.conn.SessionID(); id != s.sessionID {
-		// A new session has none of the old one's watches.
-		s.takenOver = ""
 		s.sessionID = id
+		if s.takenOver != "" {
+			// A new session has none of the old one's watches: look at
+			// the taken znode again, which watches it anew. It stays the
+			// other registrar's while it stands.
+			s.mu.Lock()
+			s.nodeEvent = true
+			s.mu.Unlock()
+		}
 	}
 	if s.node != "" && s.nodeSession != s.sessionID {
 		log.Warn("znode lost with the expired session; registering again once healthy", "path", s.node)

@@ -933,3 +933,49 @@ func TestStopWithZooKeeperUnreachable(t *testing.T) {
 			took.Round(time.Millisecond), session+drain, run.logs)
 	}
 }
+
+// TestTakenOverSurvivesSessionExpiry: a registrar that left its znode to
+// a second registrar with the same ID must still leave it after its own
+// session expired and a new one began; it may not take it back.
+func TestTakenOverSurvivesSessionExpiry(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	proxy := testutil.ProxyTo(t, zkServer.Addr())
+	base := "/" + t.Name() + "/svc"
+	node := base + "/web-1"
+	opts := Options{Path: base, ID: "web-1", Address: "192.0.2.71", Port: 8080, Format: FormatHostport, Drain: NoDrain}
+
+	firstOpts := opts
+	firstOpts.Servers, firstOpts.SessionTimeout = []string{proxy.Addr()}, time.Second
+	first := start(t, firstOpts)
+	only(t, conn, base)
+	firstOwner := stat(t, conn, node).EphemeralOwner
+
+	secondOpts := opts
+	secondOpts.Servers = []string{zkServer.Addr()}
+	second := start(t, secondOpts)
+	var secondOwner int64
+	waitFor(t, "the second registrar to take the znode over", func() (bool, string) {
+		secondOwner = stat(t, conn, node).EphemeralOwner
+		return secondOwner != firstOwner, second.logs.String()
+	})
+	waitFor(t, "the first registrar to see it", func() (bool, string) {
+		return strings.Contains(first.logs.String(), "another session re-created the znode"), first.logs.String()
+	})
+
+	proxy.Cut()
+	time.Sleep(3 * time.Second) // well past the first registrar's 1 s session
+	proxy.Restore()
+	waitFor(t, "the first registrar's new session", func() (bool, string) {
+		return strings.Contains(first.logs.String(), "new session established"), first.logs.String()
+	})
+	// Had it taken the znode back, it would have done so at once: it
+	// reconciles as soon as the session is there.
+	time.Sleep(time.Second)
+	if st := stat(t, conn, node); st.EphemeralOwner != secondOwner {
+		t.Errorf("after the first registrar's new session the znode is owned by %x, want the second's %x; first logs:\n%s",
+			st.EphemeralOwner, secondOwner, first.logs)
+	}
+	if strings.Contains(first.logs.String(), "re-registered") {
+		t.Errorf("the first registrar registered again; logs:\n%s", first.logs)
+	}
+}
