@@ -30,6 +30,10 @@ const maxDebounces = 5
 // kernel's own limit does.
 const maxLinks = 40
 
+// relinkEvery is how often the file is read while a directory its
+// symlinks lead into cannot be watched: no event would say it is back.
+const relinkEvery = time.Second
+
 // Change is one observed change of the config file.
 type Change struct {
 	// Config is the new, validated config; nil when Err is set.
@@ -118,8 +122,10 @@ type watcher struct {
 
 	// linkDirs are the other directories watched: those the symlinks on
 	// the way from path to the file lead into, where their targets are
-	// edited.
-	linkDirs []string
+	// edited. unwatched are those that could not be watched at the last
+	// read.
+	linkDirs  []string
+	unwatched []string
 
 	// last is what the file held at the last read, emitted or not.
 	last version
@@ -196,30 +202,36 @@ func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, er
 // followLinks watches the directories of the symlinks from path to the
 // file, and stops watching those no longer on the way. A config that is a
 // symlink into another directory (a stow or config-management layout) is
-// edited there, where a watch on path's own directory sees nothing.
+// edited there, where a watch on path's own directory sees nothing. A
+// directory that cannot be watched (it is missing, or being replaced) is
+// tried again at every read, and the run loop reads every relinkEvery
+// while one is left.
 func (w *watcher) followLinks() {
-	want := linkDirsOf(w.abs)
+	want := slices.DeleteFunc(linkDirsOf(w.abs), func(dir string) bool { return dir == w.dir })
 	for _, dir := range w.linkDirs {
 		if !slices.Contains(want, dir) {
 			_ = w.notify.Remove(dir) // gone already, perhaps
 		}
 	}
-	kept := want[:0]
+	var watched, missing []string
 	for _, dir := range want {
-		if dir == w.dir {
+		// Added at every read, not only when new: a directory deleted and
+		// made again is another inode, which the old watch does not
+		// follow. Adding one still watched changes nothing.
+		if err := w.notify.Add(dir); err != nil {
+			if !slices.Contains(w.unwatched, dir) {
+				w.log.Warn("cannot watch the directory a config symlink points into; reading the config every second until it can",
+					"dir", dir, "err", err)
+			}
+			missing = append(missing, dir)
 			continue
 		}
 		if !slices.Contains(w.linkDirs, dir) {
-			if err := w.notify.Add(dir); err != nil {
-				w.log.Warn("cannot watch the directory a config symlink points into; edits there need a reload (SIGHUP)",
-					"dir", dir, "err", err)
-				continue
-			}
 			w.log.Debug("watching the directory a config symlink points into", "dir", dir)
 		}
-		kept = append(kept, dir)
+		watched = append(watched, dir)
 	}
-	w.linkDirs = kept
+	w.linkDirs, w.unwatched = watched, missing
 }
 
 // linkDirsOf returns the directories the symlinks from abs lead into,
@@ -276,6 +288,22 @@ func (w *watcher) run(ctx context.Context) {
 		}
 		quiet.Reset(min(w.debounce, burst.Add(maxDebounces*w.debounce).Sub(now)))
 	}
+	relink := time.NewTimer(relinkEvery)
+	if len(w.unwatched) == 0 {
+		relink.Stop()
+	}
+	defer relink.Stop()
+	read := func() {
+		burst = time.Time{}
+		w.check()
+		w.followLinks()
+		if len(w.unwatched) > 0 {
+			relink.Reset(relinkEvery)
+		}
+		if w.settled != nil {
+			w.settled()
+		}
+	}
 
 	// fsnotify closes its channels only in Close, which runs after run
 	// returns; a nil channel keeps a surprise close from spinning the loop.
@@ -306,12 +334,9 @@ func (w *watcher) run(ctx context.Context) {
 			w.log.Warn("watching config directory", "dir", w.dir, "err", err)
 			arm()
 		case <-quiet.C:
-			burst = time.Time{}
-			w.check()
-			w.followLinks()
-			if w.settled != nil {
-				w.settled()
-			}
+			read()
+		case <-relink.C:
+			read()
 		}
 	}
 }

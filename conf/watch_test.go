@@ -743,3 +743,49 @@ func TestWatchBusyDirectory(t *testing.T) {
 		t.Fatalf("the edit was not read within %v while another file in the directory kept changing", waitLimit)
 	}
 }
+
+// TestWatchLinkDirectoryReplaced deletes the directory the config symlink
+// points into and makes it again (a deploy tool replacing its output),
+// both beside the link and elsewhere: edits in the new directory must be
+// seen as before, though the watch on the old one is gone with it.
+func TestWatchLinkDirectoryReplaced(t *testing.T) {
+	for _, beside := range []bool{true, false} {
+		t.Run(fmt.Sprintf("beside=%v", beside), func(t *testing.T) {
+			dir := t.TempDir()
+			store := filepath.Join(t.TempDir(), "store")
+			if beside {
+				store = filepath.Join(dir, "store")
+			}
+			target := filepath.Join(store, "zkdns.toml")
+			path := filepath.Join(dir, "zkdns.toml")
+			if err := os.MkdirAll(store, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeInPlace(t, target, serviceConfig("before"))
+			symlink(t, target, path)
+			h := startWatcher(t, path, WatchOptions{Debounce: 50 * time.Millisecond})
+			for _, s := range []step{
+				{name: "directory deleted", do: func(t *testing.T, _ string) {
+					if err := os.RemoveAll(store); err != nil {
+						t.Fatal(err)
+					}
+				}, want: wantNotExist},
+				{name: "directory made again, with the config, by a rename", do: func(t *testing.T, _ string) {
+					tmp := store + ".tmp"
+					if err := os.MkdirAll(tmp, 0o755); err != nil {
+						t.Fatal(err)
+					}
+					writeInPlace(t, filepath.Join(tmp, "zkdns.toml"), serviceConfig("back"))
+					if err := os.Rename(tmp, store); err != nil {
+						t.Fatal(err)
+					}
+				}, want: wantService("back")},
+				{name: "config edited in the new directory", do: func(t *testing.T, _ string) {
+					writeInPlace(t, target, serviceConfig("edited"))
+				}, want: wantService("edited")},
+			} {
+				h.run(t, s)
+			}
+		})
+	}
+}
