@@ -859,19 +859,7 @@ func TestSecondRegistrarSameID(t *testing.T) {
 		Format:  FormatHostport,
 		Drain:   NoDrain,
 	}
-	first := start(t, opts)
-	only(t, conn, base)
-	firstOwner := stat(t, conn, node).EphemeralOwner
-
-	second := start(t, opts)
-	var secondOwner int64
-	waitFor(t, "the second registrar to take the znode over", func() (bool, string) {
-		secondOwner = stat(t, conn, node).EphemeralOwner
-		return secondOwner != firstOwner, second.logs.String()
-	})
-	waitFor(t, "the first registrar to see it", func() (bool, string) {
-		return strings.Contains(first.logs.String(), "another session re-created the znode"), first.logs.String()
-	})
+	first, second, secondOwner := handOver(t, conn, node, opts, opts)
 
 	if err := first.stop(t); err != nil {
 		t.Fatalf("first Run: %v", err)
@@ -946,21 +934,9 @@ func TestTakenOverSurvivesSessionExpiry(t *testing.T) {
 
 	firstOpts := opts
 	firstOpts.Servers, firstOpts.SessionTimeout = []string{proxy.Addr()}, time.Second
-	first := start(t, firstOpts)
-	only(t, conn, base)
-	firstOwner := stat(t, conn, node).EphemeralOwner
-
 	secondOpts := opts
 	secondOpts.Servers = []string{zkServer.Addr()}
-	second := start(t, secondOpts)
-	var secondOwner int64
-	waitFor(t, "the second registrar to take the znode over", func() (bool, string) {
-		secondOwner = stat(t, conn, node).EphemeralOwner
-		return secondOwner != firstOwner, second.logs.String()
-	})
-	waitFor(t, "the first registrar to see it", func() (bool, string) {
-		return strings.Contains(first.logs.String(), "another session re-created the znode"), first.logs.String()
-	})
+	first, _, secondOwner := handOver(t, conn, node, firstOpts, secondOpts)
 
 	proxy.Cut()
 	time.Sleep(3 * time.Second) // well past the first registrar's 1 s session
@@ -978,4 +954,25 @@ func TestTakenOverSurvivesSessionExpiry(t *testing.T) {
 	if strings.Contains(first.logs.String(), "re-registered") {
 		t.Errorf("the first registrar registered again; logs:\n%s", first.logs)
 	}
+}
+
+// handOver starts a registrar with first, then a second one with second
+// for the same fixed-name znode node, and returns them once the second
+// has replaced the first's znode and the first has seen it, with the
+// second's session.
+func handOver(t *testing.T, conn *zk.Conn, node string, first, second Options) (*running, *running, int64) {
+	t.Helper()
+	a := start(t, first)
+	only(t, conn, path.Dir(node))
+	firstOwner := stat(t, conn, node).EphemeralOwner
+	b := start(t, second)
+	var secondOwner int64
+	waitFor(t, "the second registrar to take the znode over", func() (bool, string) {
+		secondOwner = stat(t, conn, node).EphemeralOwner
+		return secondOwner != firstOwner, b.logs.String()
+	})
+	waitFor(t, "the first registrar to see it", func() (bool, string) {
+		return strings.Contains(a.logs.String(), "another session re-created the znode"), a.logs.String()
+	})
+	return a, b, secondOwner
 }
