@@ -3,7 +3,6 @@ package registrar
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -791,9 +790,10 @@ type lostRequest struct {
 	answerOnly bool
 	thenCut    bool
 
-	proxy *testutil.TCPProxy
-	done  atomic.Bool
-	xid   atomic.Int64 // the request whose answer to lose, plus one
+	proxy     *testutil.TCPProxy
+	done      atomic.Bool
+	answering atomic.Bool  // the answer to xid is to be lost
+	xid       atomic.Int32 // the request whose answer to lose
 }
 
 func (l *lostRequest) start(t *testing.T) *testutil.TCPProxy {
@@ -809,36 +809,29 @@ func (l *lostRequest) start(t *testing.T) *testutil.TCPProxy {
 
 func (l *lostRequest) relay(dst io.Writer, src io.Reader, toServer bool) error {
 	lost := errors.New("connection lost with the request")
-	for first := true; ; first = false {
-		frame, err := testutil.ReadZKFrame(src)
-		if err != nil {
-			return err
-		}
-		// Requests: length, xid, opcode, then the path as a length and
-		// bytes. Answers: length, xid, zxid, error.
-		if !first && toServer && len(frame) >= 16 && !l.done.Load() && int32(binary.BigEndian.Uint32(frame[8:])) == l.op {
-			n := int(binary.BigEndian.Uint32(frame[12:]))
-			if l.path == "" || (len(frame) >= 16+n && string(frame[16:16+n]) == l.path) {
-				l.done.Store(true)
-				if !l.answerOnly {
-					return lost
-				}
-				l.xid.Store(int64(int32(binary.BigEndian.Uint32(frame[4:]))) + 1)
-			}
-		}
-		if !first && !toServer && len(frame) >= 8 {
-			if x := l.xid.Load(); x != 0 && int64(int32(binary.BigEndian.Uint32(frame[4:])))+1 == x {
-				l.xid.Store(0)
+	return testutil.ZKRelay(func(frame []byte, toServer bool, _ io.Writer) (bool, error) {
+		if !toServer {
+			if x, ok := testutil.ZKReplyXid(frame); ok && l.answering.Load() && x == l.xid.Load() {
+				l.answering.Store(false)
 				if l.thenCut {
 					l.proxy.Cut()
 				}
-				return lost
+				return false, lost
 			}
+			return true, nil
 		}
-		if _, err := dst.Write(frame); err != nil {
-			return err
+		req, ok := testutil.ParseZKRequest(frame)
+		if !ok || l.done.Load() || req.Op != l.op || (l.path != "" && req.Path != l.path) {
+			return true, nil
 		}
-	}
+		l.done.Store(true)
+		if !l.answerOnly {
+			return false, lost
+		}
+		l.xid.Store(req.Xid)
+		l.answering.Store(true)
+		return true, nil
+	})(dst, src, toServer)
 }
 
 // TestSecondRegistrarSameID runs two registrars for one fixed-name znode,

@@ -2,7 +2,6 @@ package zkwatch
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -582,27 +581,16 @@ func (r *setWatchesRefuser) relay(dst io.Writer, src io.Reader, toServer bool) e
 		opSetWatches   = 101
 		errSystemError = -1
 	)
-	for first := true; ; first = false {
-		frame, err := testutil.ReadZKFrame(src)
-		if err != nil {
-			return err
+	return testutil.ZKRelay(func(frame []byte, toServer bool, back io.Writer) (bool, error) {
+		req, ok := testutil.ParseZKRequest(frame)
+		if !toServer || !ok || !r.refuse.Load() || req.Op != opSetWatches {
+			return true, nil
 		}
-		// The first frame is the handshake; the others start with the
-		// length, the xid and the opcode.
-		if toServer && !first && len(frame) >= 12 && r.refuse.Load() &&
-			int32(binary.BigEndian.Uint32(frame[8:])) == opSetWatches {
-			xid := int32(binary.BigEndian.Uint32(frame[4:]))
-			r.refused.Add(1)
-			// src is the client's connection: the reply goes back on it.
-			if _, err := src.(io.Writer).Write(testutil.ZKFrame(xid, int64(0), int32(errSystemError))); err != nil {
-				return err
-			}
-			continue
-		}
-		if _, err := dst.Write(frame); err != nil {
-			return err
-		}
-	}
+		r.refused.Add(1)
+		// back is the client's connection: the reply goes back on it.
+		_, err := back.Write(testutil.ZKFrame(req.Xid, int64(0), int32(errSystemError)))
+		return false, err
+	})(dst, src, toServer)
 }
 
 // TestWatcherInstanceRecreatedDuringListing deletes and re-creates an
@@ -681,28 +669,19 @@ func newListingHolder(path string) *listingTrap {
 
 func (h *listingTrap) relay(dst io.Writer, src io.Reader, toServer bool) error {
 	const opGetChildren2 = 12
-	for first := true; ; first = false {
-		frame, err := testutil.ReadZKFrame(src)
-		if err != nil {
-			return err
+	return testutil.ZKRelay(func(frame []byte, toServer bool, _ io.Writer) (bool, error) {
+		req, ok := testutil.ParseZKRequest(frame)
+		if !toServer || !ok || req.Op != opGetChildren2 || req.Path != h.path || !h.armed.CompareAndSwap(true, false) {
+			return true, nil
 		}
-		// After the length, the xid and the opcode: the path, as a
-		// length-prefixed string.
-		if toServer && !first && len(frame) >= 16 && int32(binary.BigEndian.Uint32(frame[8:])) == opGetChildren2 {
-			n := int(binary.BigEndian.Uint32(frame[12:]))
-			if len(frame) >= 16+n && string(frame[16:16+n]) == h.path && h.armed.CompareAndSwap(true, false) {
-				if h.drop {
-					return errors.New("connection dropped with the listing")
-				}
-				close(h.held)
-				select {
-				case <-h.release:
-				case <-time.After(waitLimit):
-				}
-			}
+		if h.drop {
+			return false, errors.New("connection dropped with the listing")
 		}
-		if _, err := dst.Write(frame); err != nil {
-			return err
+		close(h.held)
+		select {
+		case <-h.release:
+		case <-time.After(waitLimit):
 		}
-	}
+		return true, nil
+	})(dst, src, toServer)
 }

@@ -193,3 +193,64 @@ func ZKFrame(fields ...any) []byte {
 	}
 	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
 }
+
+// ZKRelay is a Relay that passes ZooKeeper frames on whole, handing each
+// one after the connection's handshake to inspect first. inspect says
+// whether to pass the frame on; an error drops the connection. back is
+// the side the frame came from, for a relay that answers in ZooKeeper's
+// place.
+func ZKRelay(inspect func(frame []byte, toServer bool, back io.Writer) (pass bool, err error)) Relay {
+	return func(dst io.Writer, src io.Reader, toServer bool) error {
+		for first := true; ; first = false {
+			frame, err := ReadZKFrame(src)
+			if err != nil {
+				return err
+			}
+			if !first {
+				back, _ := src.(io.Writer)
+				pass, err := inspect(frame, toServer, back)
+				if err != nil {
+					return err
+				}
+				if !pass {
+					continue
+				}
+			}
+			if _, err := dst.Write(frame); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// ZKRequest is the start of a ZooKeeper request frame: its xid, its
+// opcode and, for the requests that name one first, its path.
+type ZKRequest struct {
+	Xid, Op int32
+	Path    string // empty when the frame holds none
+}
+
+// ParseZKRequest reads the start of a request frame (prefix included),
+// after the handshake; ok is false for one too short to be a request.
+func ParseZKRequest(frame []byte) (req ZKRequest, ok bool) {
+	if len(frame) < 12 {
+		return ZKRequest{}, false
+	}
+	req.Xid = int32(binary.BigEndian.Uint32(frame[4:]))
+	req.Op = int32(binary.BigEndian.Uint32(frame[8:]))
+	if len(frame) >= 16 {
+		if n := int(binary.BigEndian.Uint32(frame[12:])); n >= 0 && 16+n <= len(frame) {
+			req.Path = string(frame[16 : 16+n])
+		}
+	}
+	return req, true
+}
+
+// ZKReplyXid reads the xid of a reply frame (prefix included), after the
+// handshake: the request it answers.
+func ZKReplyXid(frame []byte) (xid int32, ok bool) {
+	if len(frame) < 8 {
+		return 0, false
+	}
+	return int32(binary.BigEndian.Uint32(frame[4:])), true
+}

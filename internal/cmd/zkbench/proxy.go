@@ -215,8 +215,8 @@ func (p *zkProxy) count(frame []byte, fromClient, first bool) {
 	case len(frame) < 12:
 		// Too short to classify; nothing ZooKeeper sends.
 	case fromClient:
-		xid := int32(binary.BigEndian.Uint32(frame[4:]))
-		op := int32(binary.BigEndian.Uint32(frame[8:]))
+		req, _ := testutil.ParseZKRequest(frame)
+		xid, op := req.Xid, req.Op
 		if xid == xidPing || op == opPing {
 			s.pings++
 			return
@@ -231,7 +231,7 @@ func (p *zkProxy) count(frame []byte, fromClient, first bool) {
 			}
 		}
 	default:
-		switch xid := int32(binary.BigEndian.Uint32(frame[4:])); xid {
+		switch xid, _ := testutil.ZKReplyXid(frame); xid {
 		case xidPing:
 			s.pings++
 		case xidNotification:
