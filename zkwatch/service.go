@@ -122,16 +122,14 @@ func (s *service) state() ServiceState {
 // one may have been published; a change costs a walk of the list, not a
 // sort of it.
 func (s *service) update(gone []string, reads []nodeRead) {
+	// A child read again and still not served, at the version already
+	// known (a refused one at its periodic ACL re-check), changes nothing.
+	reads = slices.DeleteFunc(reads, func(r nodeRead) bool {
+		m, known := s.unserved[r.name]
+		return r.err != nil && known && m == r.mzxid && !slices.Contains(gone, r.name)
+	})
 	if len(gone) == 0 && len(reads) == 0 {
 		return
-	}
-	if len(gone) == 0 && len(reads) == 1 && reads[0].err != nil {
-		// One instance read again and still not served, at the same
-		// version: a refused one at its periodic ACL re-check. Nothing
-		// changed, so nothing is published.
-		if m, ok := s.unserved[reads[0].name]; ok && m == reads[0].mzxid {
-			return
-		}
 	}
 	s.unpublished = true
 	for _, name := range gone {

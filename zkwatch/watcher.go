@@ -258,11 +258,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.conn = conn
 	// Closing the connection is what unblocks requests waiting for a
 	// server, so it must happen as soon as ctx ends, not after the loop.
-	stop := context.AfterFunc(ctx, func() { w.closed.Store(true); conn.Close() })
-	defer func() {
-		stop()
+	closeConn := func() {
 		w.closed.Store(true)
 		conn.Close()
+	}
+	stop := context.AfterFunc(ctx, closeConn)
+	defer func() {
+		stop()
+		closeConn()
 	}()
 	if err := w.authenticate(ctx, conn); err != nil {
 		return nil // ctx ended before any server accepted the credentials
@@ -974,11 +977,12 @@ func (w *Watcher) wanted() []wantedService {
 	for _, r := range w.rootsOrdered() {
 		for _, child := range r.children {
 			p := strings.TrimSuffix(r.spec.Path, "/") + "/" + child
-			if seen[child] || seenPath[w.full(p)] || w.roots[w.full(p)] != nil {
+			full := w.full(p)
+			if seen[child] || seenPath[full] || w.roots[full] != nil {
 				continue
 			}
 			seen[child] = true
-			seenPath[w.full(p)] = true
+			seenPath[full] = true
 			out = append(out, wantedService{
 				spec: ServiceSpec{
 					Name:     child,
