@@ -601,9 +601,7 @@ func (s *run) sessionEvents() {
 			// A new session has none of the old one's watches: look at
 			// the taken znode again, which watches it anew. It stays the
 			// other registrar's while it stands.
-			s.mu.Lock()
-			s.nodeEvent = true
-			s.mu.Unlock()
+			s.lookAgain()
 		}
 	}
 	if s.node != "" && s.nodeSession != s.sessionID {
@@ -632,16 +630,12 @@ func (s *run) checkNode() error {
 		return nil
 	}
 	if s.conn.State() != zk.StateHasSession {
-		s.mu.Lock()
-		s.nodeEvent = true // looked at once there is a session again
-		s.mu.Unlock()
+		s.lookAgain() // once there is a session again
 		return errNoSession
 	}
 	exists, stat, err := s.watchNode(p)
 	if err != nil {
-		s.mu.Lock()
-		s.nodeEvent = true
-		s.mu.Unlock()
+		s.lookAgain()
 		return err
 	}
 	log := s.r.logger
@@ -674,11 +668,28 @@ func (s *run) watchNode(p string) (bool, *zk.Stat, error) {
 // owned reports whether s.node still stands and belongs to this
 // registration's session, with its stat.
 func (s *run) owned() (*zk.Stat, bool, error) {
-	exists, stat, err := s.conn.Exists(s.node)
+	return s.ownedBy(s.node, s.nodeSession)
+}
+
+// ownedBy reports whether p stands as an ephemeral znode of session, with
+// its stat (nil when p does not stand).
+func (s *run) ownedBy(p string, session int64) (*zk.Stat, bool, error) {
+	exists, stat, err := s.conn.Exists(p)
 	if err != nil {
-		return nil, false, fmt.Errorf("registrar: stat %s: %w", s.node, err)
+		return nil, false, fmt.Errorf("registrar: stat %s: %w", p, err)
 	}
-	return stat, exists && stat.EphemeralOwner == s.nodeSession, nil
+	if !exists {
+		return nil, false, nil
+	}
+	return stat, stat.EphemeralOwner == session, nil
+}
+
+// lookAgain has checkNode look at the watched znode at the loop's next
+// pass.
+func (s *run) lookAgain() {
+	s.mu.Lock()
+	s.nodeEvent = true
+	s.mu.Unlock()
 }
 
 // errNoSession means a request was not sent because there is no session.
@@ -719,11 +730,11 @@ func (s *run) mayHaveCreated() bool {
 func (s *run) adoptUnconfirmed() error {
 	session := s.conn.SessionID()
 	if p := s.unconfirmed; p != "" {
-		exists, stat, err := s.conn.Exists(p)
+		_, ours, err := s.ownedBy(p, session)
 		if err != nil {
-			return fmt.Errorf("registrar: stat %s: %w", p, err)
+			return err
 		}
-		if exists && stat.EphemeralOwner == session {
+		if ours {
 			s.node, s.nodeSession, s.registeredAt = p, session, s.unconfirmedAt
 			s.r.logger.Info("found the znode whose creation was not confirmed", "path", p)
 		}
@@ -837,11 +848,11 @@ func (s *run) removeOrphans(session int64) (removed bool, err error) {
 			continue
 		}
 		p := path.Join(s.r.opts.Path, c)
-		exists, stat, err := s.conn.Exists(p)
+		stat, ours, err := s.ownedBy(p, session)
 		if err != nil {
-			return removed, fmt.Errorf("registrar: stat %s: %w", p, err)
+			return removed, err
 		}
-		if !exists || stat.EphemeralOwner != session {
+		if !ours {
 			continue
 		}
 		if err := s.conn.Delete(p, stat.Version); err != nil && !errors.Is(err, zk.ErrNoNode) {
