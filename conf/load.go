@@ -14,11 +14,18 @@ import (
 // Load reads the config file at path and returns it parsed, normalised and
 // validated, as Parse does.
 func Load(path string) (*Config, error) {
+	c, _, err := load(path)
+	return c, err
+}
+
+// load is Load, returning the file's content too.
+func load(path string) (*Config, []byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("conf: read config: %w", err)
+		return nil, nil, fmt.Errorf("conf: read config: %w", err)
 	}
-	return Parse(path, data)
+	c, err := Parse(path, data)
+	return c, data, err
 }
 
 // Check loads the config file at path as Load does and reads the files
@@ -26,11 +33,7 @@ func Load(path string) (*Config, error) {
 // zkdns serve reads at start. A problem with one of those files is an
 // *Error at the line of the key that names it.
 func Check(path string) (*Config, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("conf: read config: %w", err)
-	}
-	c, err := Parse(path, data)
+	c, data, err := load(path)
 	if err != nil {
 		return nil, err
 	}
