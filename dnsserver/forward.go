@@ -170,7 +170,7 @@ func (h *Handler) exchange(env *serveEnv, pol *policy, r *dns.Msg, tcp bool) ([]
 	tries := make([]upstreamTry, 0, len(pol.upstreams))
 	for _, up := range pol.upstreams {
 		if !env.isSelf(up) {
-			tries = append(tries, upstreamTry{h: h, up: up, tcp: tcp})
+			tries = append(tries, upstreamTry{outbound: &h.outbound, up: up, tcp: tcp})
 		}
 	}
 	defer func() {
@@ -191,11 +191,10 @@ func (h *Handler) exchange(env *serveEnv, pol *policy, r *dns.Msg, tcp bool) ([]
 			if err == nil {
 				return raw, reply, nil
 			}
-			if t.done {
-				// Only an upstream's final word is worth reporting; a
-				// wait that ran out says nothing new the next round.
-				errs = append(errs, err)
-			} else if ctx.Err() != nil {
+			if t.done || ctx.Err() != nil {
+				// Only an upstream's final word, or the last wait, is
+				// worth reporting; a wait that ran out with time left
+				// says nothing the next round will not.
 				errs = append(errs, err)
 			}
 		}
@@ -210,12 +209,12 @@ func (h *Handler) exchange(env *serveEnv, pol *policy, r *dns.Msg, tcp bool) ([]
 // on, kept until the forward ends, and whether it has given its final
 // word (an answer of SERVFAIL or REFUSED, or a socket that failed).
 type upstreamTry struct {
-	h     *Handler
-	up    netip.AddrPort
-	tcp   bool
-	conn  *dns.Conn
-	local netip.AddrPort
-	done  bool
+	outbound *outboundSet // the handler's: where the socket's address is filed
+	up       netip.AddrPort
+	tcp      bool
+	conn     *dns.Conn
+	local    netip.AddrPort
+	done     bool
 	// unhook removes the hook that ends a wait on conn when the forward
 	// ends (Serve stopping): one per socket, not per try, so that no
 	// earlier try's hook can cut a later wait short.
@@ -292,7 +291,7 @@ func (t *upstreamTry) dial(ctx, dialCtx context.Context) error {
 		return fmt.Errorf("dnsserver: forward to %s: %w", t.up, err)
 	}
 	t.local = sourceOf(conn.LocalAddr())
-	t.h.outbound.add(t.local)
+	t.outbound.add(t.local)
 	t.conn = &dns.Conn{Conn: conn, UDPSize: upstreamReadSize}
 	t.unhook = context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	return nil
@@ -320,7 +319,7 @@ func (t *upstreamTry) close() {
 	if t.conn != nil {
 		t.unhook()
 		t.conn.Close()
-		t.h.outbound.remove(t.local)
+		t.outbound.remove(t.local)
 		t.conn = nil
 	}
 }
