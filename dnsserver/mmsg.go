@@ -48,6 +48,11 @@ type batchReader struct {
 	names []syscall.RawSockaddrInet6 // large enough for either family
 	bufs  [][]byte
 
+	// ctrl holds each datagram's destination (see enablePktinfo), made a
+	// control message to send its reply with; nil when the socket is bound
+	// to one address, whose replies leave from it anyway.
+	ctrl [][]byte
+
 	// recv is recvmmsg as a func value made once: a closure made per
 	// read would be an allocation per batch. n and errno are its results.
 	recv  func(fd uintptr) bool
@@ -55,7 +60,9 @@ type batchReader struct {
 	errno syscall.Errno
 }
 
-func newBatchReader(uc *net.UDPConn, batch, size int) (*batchReader, error) {
+// newBatchReader makes a reader of uc. With pktinfo (see enablePktinfo)
+// it also keeps each datagram's destination for its reply.
+func newBatchReader(uc *net.UDPConn, batch, size int, pktinfo bool) (*batchReader, error) {
 	raw, err := uc.SyscallConn()
 	if err != nil {
 		return nil, fmt.Errorf("dnsserver: %w", err)
@@ -68,6 +75,15 @@ func newBatchReader(uc *net.UDPConn, batch, size int) (*batchReader, error) {
 		bufs:  make([][]byte, batch),
 	}
 	r.recv = r.recvmmsg
+	if pktinfo {
+		// One allocation, cut at multiples of pktinfoSpace: each control
+		// buffer stays aligned as the kernel's cmsghdr needs.
+		all := make([]byte, batch*pktinfoSpace)
+		r.ctrl = make([][]byte, batch)
+		for i := range batch {
+			r.ctrl[i] = all[i*pktinfoSpace : (i+1)*pktinfoSpace : (i+1)*pktinfoSpace]
+		}
+	}
 	for i := range batch {
 		r.bufs[i] = make([]byte, size)
 		r.iovs[i].Base = &r.bufs[i][0]
@@ -86,6 +102,10 @@ func (r *batchReader) read() (int, error) {
 		r.hdrs[i].hdr.Namelen = uint32(unsafe.Sizeof(r.names[i]))
 		r.hdrs[i].hdr.Flags = 0
 		r.hdrs[i].len = 0
+		if r.ctrl != nil {
+			r.hdrs[i].hdr.Control = &r.ctrl[i][0]
+			r.hdrs[i].hdr.SetControllen(pktinfoSpace)
+		}
 	}
 	r.n, r.errno = 0, 0
 	if err := r.raw.Read(r.recv); err != nil {
@@ -139,6 +159,20 @@ func (r *batchReader) source(i int) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// replyControl is the control message to send the reply to the i-th
+// datagram of the last read with, so that the reply leaves from the
+// address the query was sent to; nil when the reader keeps no
+// destinations. It is the datagram's own IP_PKTINFO or IPV6_PKTINFO,
+// rewritten in place for sending (so call it once per datagram): the
+// destination becomes the source, and the interface index is cleared so
+// that the reply is routed as any other packet to the client would be.
+func (r *batchReader) replyControl(i int) []byte {
+	if r.ctrl == nil {
+		return nil
+	}
+	return pktinfoReply(r.ctrl[i][:r.hdrs[i].hdr.Controllen])
+}
+
 // batchWriter sends up to a batch of replies per sendmmsg, each to the
 // sockaddr its query came from. The zero value is not usable;
 // newBatchWriter makes one.
@@ -183,6 +217,13 @@ func (w *batchWriter) add(reply []byte, r *batchReader, i int) {
 	w.iovs[w.n].SetLen(len(reply))
 	w.hdrs[w.n].hdr.Name = r.hdrs[i].hdr.Name
 	w.hdrs[w.n].hdr.Namelen = r.hdrs[i].hdr.Namelen
+	if ctrl := r.replyControl(i); len(ctrl) > 0 {
+		w.hdrs[w.n].hdr.Control = &ctrl[0]
+		w.hdrs[w.n].hdr.SetControllen(len(ctrl))
+	} else {
+		w.hdrs[w.n].hdr.Control = nil
+		w.hdrs[w.n].hdr.Controllen = 0
+	}
 	w.n++
 }
 
@@ -219,4 +260,79 @@ func (w *batchWriter) sendmmsg(fd uintptr) bool {
 		}
 		return true
 	}
+}
+
+// A socket bound to a wildcard address (0.0.0.0, ::) answers queries sent
+// to any of the host's addresses, and a reply sent with no more said
+// leaves from whichever address the route to the client prefers. A
+// resolver accepts a reply only from the address it asked, so on a host
+// with more than one (a secondary or floating IP, 127.0.0.2, several IPv6
+// addresses) such replies are dropped and lookups time out. Asked to, the
+// kernel hands over each datagram's destination (IP_PKTINFO,
+// IPV6_RECVPKTINFO: on a dual-stack socket that covers IPv4 too, as
+// mapped addresses), and a reply sent with it as a control message
+// leaves from there.
+
+// pktinfoSpace is room for one IPV6_PKTINFO control message (40 bytes with
+// its header) or one IP_PKTINFO (32).
+const pktinfoSpace = 64
+
+// enablePktinfo asks the kernel for the destination of each datagram on
+// uc, when uc is bound to a wildcard address, and reports whether it did.
+func enablePktinfo(uc *net.UDPConn) (bool, error) {
+	la, ok := uc.LocalAddr().(*net.UDPAddr)
+	if !ok || !la.IP.IsUnspecified() {
+		return false, nil
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return false, fmt.Errorf("dnsserver: %w", err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		var sa unix.Sockaddr
+		if sa, serr = unix.Getsockname(int(fd)); serr != nil {
+			return
+		}
+		if _, v4 := sa.(*unix.SockaddrInet4); v4 {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+		} else {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+		}
+	}); err != nil {
+		return false, fmt.Errorf("dnsserver: %w", err)
+	}
+	if serr != nil {
+		return false, fmt.Errorf("dnsserver: ask for the destination of each datagram on %s, to answer from it: %w", la, serr)
+	}
+	return true, nil
+}
+
+// pktinfoReply rewrites ctrl, the control data received with a datagram,
+// into the control message to send its reply with (see
+// batchReader.replyControl), and returns it; nil if ctrl holds no packet
+// information. It allocates nothing: it runs once per query.
+func pktinfoReply(ctrl []byte) []byte {
+	const hdrLen = unix.SizeofCmsghdr
+	if len(ctrl) < hdrLen {
+		return nil
+	}
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&ctrl[0]))
+	if h.Len < hdrLen || h.Len > uint64(len(ctrl)) {
+		return nil
+	}
+	data := ctrl[hdrLen:h.Len]
+	switch {
+	case h.Level == unix.IPPROTO_IPV6 && h.Type == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+		// struct in6_pktinfo: the address, then the interface index.
+		clear(data[16:20])
+	case h.Level == unix.IPPROTO_IP && h.Type == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+		// struct in_pktinfo: the interface index, the local address to
+		// send from (ipi_spec_dst), the header's destination (ipi_addr).
+		clear(data[0:4])
+		copy(data[4:8], data[8:12])
+	default:
+		return nil
+	}
+	return ctrl[:unix.CmsgSpace(len(data))]
 }

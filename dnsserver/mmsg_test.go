@@ -27,7 +27,7 @@ func TestBatchReadAndWrite(t *testing.T) {
 		} {
 			t.Run(fmt.Sprintf("%s/refused at %v", family.name, refused), func(t *testing.T) {
 				server := listenUDP(t, family.addr)
-				in, err := newBatchReader(server, batchSize, maxUDPQuery)
+				in, err := newBatchReader(server, batchSize, maxUDPQuery, false)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -135,7 +135,7 @@ func TestBatchReadAndWrite(t *testing.T) {
 func TestBatchReadCutsLongDatagrams(t *testing.T) {
 	server := listenUDP(t, "127.0.0.1:0")
 	const size = 16
-	in, err := newBatchReader(server, 2, size)
+	in, err := newBatchReader(server, 2, size, false)
 	if err != nil {
 		t.Fatal(err)
 	}

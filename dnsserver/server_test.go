@@ -239,6 +239,112 @@ func TestServeDig(t *testing.T) {
 	}
 }
 
+// TestServeWildcardRepliesFromTheAddressAsked: a socket bound to a
+// wildcard address takes queries sent to any of the host's addresses, and
+// each reply must leave from the address its query was sent to, or the
+// resolver, which accepts replies only from the server it asked, drops it
+// and times out. 127.0.0.2 is one such address whose replies would
+// otherwise leave from 127.0.0.1. Replies of the fast path, of the slow
+// path and FORMERRs each go out their own way, so each is tried. The test
+// runs in a network namespace of its own, so that its wildcard sockets
+// reach nothing but loopback.
+func TestServeWildcardRepliesFromTheAddressAsked(t *testing.T) {
+	if !testutil.InPrivateNetwork(t) {
+		return
+	}
+	fast, _ := new(dns.Msg).SetQuestion("payments.local.", dns.TypeA).Pack()
+	withCookie := new(dns.Msg).SetQuestion("payments.local.", dns.TypeA)
+	withCookie.SetEdns0(1232, false)
+	opt := withCookie.IsEdns0()
+	opt.Option = append(opt.Option, &dns.EDNS0_COOKIE{Code: dns.EDNS0COOKIE, Cookie: "0102030405060708"})
+	slow, err := withCookie.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	malformed := slices.Clone(fast[:len(fast)-3]) // the question cut short
+	forwarded, _ := outsideQuery(7, 0, dns.TypeA).Pack()
+	upstream := startUpstream(t, "upstream", newArrivals(), func(r *dns.Msg, tcp bool) *dns.Msg {
+		return new(dns.Msg).SetReply(r)
+	})
+	queries := []struct {
+		name   string
+		packet []byte
+		rcode  int
+	}{
+		{"fast path", fast, dns.RcodeSuccess},
+		{"slow path (an EDNS option)", slow, dns.RcodeSuccess},
+		{"FORMERR", malformed, dns.RcodeFormatError},
+		{"forwarded (written later, by another goroutine)", forwarded, dns.RcodeSuccess},
+	}
+
+	listenV4Only := func(t *testing.T) *Listeners {
+		pc, err := net.ListenPacket("udp4", "0.0.0.0:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp4", net.JoinHostPort("0.0.0.0", strconv.Itoa(pc.LocalAddr().(*net.UDPAddr).Port)))
+		if err != nil {
+			pc.Close()
+			t.Fatal(err)
+		}
+		return &Listeners{UDP: []net.PacketConn{pc}, TCP: []net.Listener{ln}}
+	}
+	listen := func(addr string) func(t *testing.T) *Listeners {
+		return func(t *testing.T) *Listeners {
+			l, err := Listen([]string{addr})
+			if err != nil {
+				t.Skipf("cannot bind %s here: %v", addr, err)
+			}
+			return l
+		}
+	}
+	sockets := []struct {
+		name   string
+		listen func(t *testing.T) *Listeners
+		to     []string
+	}{
+		{"0.0.0.0 as configured (a dual-stack socket)", listen("0.0.0.0:0"), []string{"127.0.0.1", "127.0.0.2", "::1"}},
+		{"[::]", listen("[::]:0"), []string{"127.0.0.2", "::1"}},
+		{"an IPv4 socket on 0.0.0.0 (as systemd may pass)", listenV4Only, []string{"127.0.0.1", "127.0.0.2", "127.1.2.3"}},
+	}
+	for _, sock := range sockets {
+		t.Run(sock.name, func(t *testing.T) {
+			h := NewHandler(serverSnapshot(), nil)
+			if err := h.SetPolicy(Policy{Upstreams: []string{upstream.addr}}); err != nil {
+				t.Fatal(err)
+			}
+			srv := serveListeners(t, sock.listen(t), h, ServeOptions{})
+			port := netip.MustParseAddrPort(srv.addr).Port()
+			for _, to := range sock.to {
+				dest := netip.AddrPortFrom(netip.MustParseAddr(to), port)
+				client, err := net.ListenUDP("udp", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { client.Close() })
+				for _, q := range queries {
+					if _, err := client.WriteToUDPAddrPort(q.packet, dest); err != nil {
+						t.Skipf("cannot send to %v here: %v", dest, err)
+					}
+					_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+					buf := make([]byte, 4096)
+					n, from, err := client.ReadFromUDPAddrPort(buf)
+					if err != nil {
+						t.Fatalf("%s to %v: no reply: %v", q.name, dest, err)
+					}
+					if got := netip.AddrPortFrom(from.Addr().Unmap(), from.Port()); got != dest {
+						t.Errorf("%s to %v: the reply came from %v; a resolver drops it", q.name, dest, got)
+					}
+					reply := new(dns.Msg)
+					if err := reply.Unpack(buf[:n]); err != nil || reply.Rcode != q.rcode {
+						t.Errorf("%s to %v: reply %v (%v), want rcode %s", q.name, dest, reply, err, dns.RcodeToString[q.rcode])
+					}
+				}
+			}
+		})
+	}
+}
+
 // assertReleased binds addr on UDP and TCP again, which only works if the
 // server let go of it.
 func assertReleased(t *testing.T, addr string) {

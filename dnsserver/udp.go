@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"syscall"
 	"time"
 
@@ -31,11 +32,19 @@ func serveUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv)
 	defer stop()
 	defer pc.Close()
 	growReceiveBuffer(pc)
+	uc, ok := pc.(*net.UDPConn)
+	if !ok {
+		return fmt.Errorf("dnsserver: %T is not a UDP socket", pc)
+	}
+	pktinfo, err := enablePktinfo(uc)
+	if err != nil {
+		return err
+	}
 	g := new(errgroup.Group)
 	for range max(2, runtime.GOMAXPROCS(0)) {
-		g.Go(func() error { return readUDP(ctx, pc, h, env) })
+		g.Go(func() error { return readUDP(ctx, uc, pktinfo, h, env) })
 	}
-	err := g.Wait()
+	err = g.Wait()
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -79,12 +88,8 @@ const batchSize = 32
 // readUDP is one reader: it reads a batch of queries, answers those the
 // fast path can into one batch of replies, and the rest one by one. On
 // the fast path nothing is allocated.
-func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) error {
-	uc, ok := pc.(*net.UDPConn)
-	if !ok {
-		return fmt.Errorf("dnsserver: %T is not a UDP socket", pc)
-	}
-	in, err := newBatchReader(uc, batchSize, maxUDPQuery)
+func readUDP(ctx context.Context, uc *net.UDPConn, pktinfo bool, h *Handler, env *serveEnv) error {
+	in, err := newBatchReader(uc, batchSize, maxUDPQuery, pktinfo)
 	if err != nil {
 		return err
 	}
@@ -92,7 +97,7 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 	if err != nil {
 		return err
 	}
-	w := &udpResponseWriter{pc: pc, out: make([]byte, 0, dns.MaxMsgSize)}
+	w := &udpResponseWriter{uc: uc, out: make([]byte, 0, dns.MaxMsgSize)}
 	var (
 		fq  fastQuery // reused: the fast path allocates nothing
 		seq uint32    // picks the rotation of address sets
@@ -132,6 +137,7 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 				continue
 			}
 			w.remote = net.UDPAddrFromAddrPort(src)
+			w.ctrl = in.replyControl(i)
 			req := new(dns.Msg)
 			if err := req.Unpack(packet); err != nil {
 				h.metrics.observeMalformed(false)
@@ -149,16 +155,19 @@ func readUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv) 
 }
 
 // udpResponseWriter is the dns.ResponseWriter of one reader: it packs a
-// reply into the reader's own buffer and sends it to the current client.
+// reply into the reader's own buffer and sends it to the current client,
+// from the address that client sent its query to (ctrl, when the socket
+// is bound to a wildcard address; see enablePktinfo).
 type udpResponseWriter struct {
-	pc     net.PacketConn
-	remote net.Addr
+	uc     *net.UDPConn
+	remote *net.UDPAddr
+	ctrl   []byte
 	out    []byte
 }
 
 var _ dns.ResponseWriter = (*udpResponseWriter)(nil)
 
-func (w *udpResponseWriter) LocalAddr() net.Addr  { return w.pc.LocalAddr() }
+func (w *udpResponseWriter) LocalAddr() net.Addr  { return w.uc.LocalAddr() }
 func (w *udpResponseWriter) RemoteAddr() net.Addr { return w.remote }
 
 func (w *udpResponseWriter) WriteMsg(m *dns.Msg) error {
@@ -166,16 +175,19 @@ func (w *udpResponseWriter) WriteMsg(m *dns.Msg) error {
 	if err != nil {
 		return err
 	}
-	_, err = w.pc.WriteTo(wire, w.remote)
+	_, err = w.Write(wire)
 	return err
 }
 
-func (w *udpResponseWriter) Write(b []byte) (int, error) { return w.pc.WriteTo(b, w.remote) }
+func (w *udpResponseWriter) Write(b []byte) (int, error) {
+	n, _, err := w.uc.WriteMsgUDP(b, w.ctrl, w.remote)
+	return n, err
+}
 
 // detach returns a writer to the current client that stays valid after
 // the reader moves on to its next packet, for a reply written later.
 func (w *udpResponseWriter) detach() *udpResponseWriter {
-	return &udpResponseWriter{pc: w.pc, remote: w.remote}
+	return &udpResponseWriter{uc: w.uc, remote: w.remote, ctrl: slices.Clone(w.ctrl)}
 }
 
 // Close, TsigStatus, TsigTimersOnly and Hijack have nothing to act on: the
