@@ -110,13 +110,12 @@ func (h *Handler) relay(env *serveEnv, pol *policy, w dns.ResponseWriter, r *dns
 // is the client's again, and RA, since zkdns recursed on the client's
 // behalf. It may change raw and reply. A reply larger than the client
 // takes (the upstream was never asked for more, but may not listen) is
-// cut as Answer cuts, with TC set.
+// cut as Answer cuts.
 func relayed(r *dns.Msg, raw []byte, reply *dns.Msg, tcp bool) ([]byte, error) {
 	if limit := maxReplySize(r, tcp); len(raw) > limit {
 		reply.Id = r.Id
 		reply.RecursionAvailable = true
-		reply.Truncate(limit)
-		reply.Compress = true
+		truncate(reply, limit)
 		out, err := reply.Pack()
 		if err != nil {
 			return nil, fmt.Errorf("dnsserver: forward: repack a reply cut to %d bytes: %w", limit, err)

@@ -185,10 +185,23 @@ func answer(s *Snapshot, req *dns.Msg, tcp bool) (*dns.Msg, error) {
 	if req.IsEdns0() != nil {
 		reply.Extra = append(reply.Extra, newOPT(req))
 	}
-	reply.Truncate(maxReplySize(req, tcp))
+	truncate(reply, maxReplySize(req, tcp))
+	return reply, err
+}
+
+// truncate cuts reply to size bytes as Msg.Truncate does (answers first,
+// then authority, then additional records, as many as fit), but sets TC
+// only when answer or authority records had to go. RFC 2181 §9: TC is
+// not for "extra information" left out for lack of room, such as the
+// address records of SRV targets, which a client can ask for; set then,
+// it would send every client without EDNS0 to TCP for a reply already
+// whole. An upstream's TC is kept.
+func truncate(reply *dns.Msg, size int) {
+	tc, answers, authority := reply.Truncated, len(reply.Answer), len(reply.Ns)
+	reply.Truncate(size)
+	reply.Truncated = tc || len(reply.Answer) < answers || len(reply.Ns) < authority
 	// Truncate turns compression off when the reply fits without it.
 	reply.Compress = true
-	return reply, err
 }
 
 // maxReplySize is the largest reply req's client can take: a whole message

@@ -37,9 +37,9 @@ type packed struct {
 	// full is the whole reply; nil when it is larger than any UDP reply
 	// zkdns sends, so only the slow path (or TCP) can give it.
 	full []byte
-	// small is the reply cut to 512 bytes the way Msg.Truncate cuts it, TC
-	// set when records had to go: for clients without EDNS0. It is full
-	// itself when full fits.
+	// small is the reply cut to 512 bytes the way Answer cuts it, TC set
+	// when answers had to go: for clients without EDNS0. It is full itself
+	// when full fits.
 	small []byte
 	// An address set that fits 512 bytes is packed once, and rotated as
 	// it is copied: its answers are rrCount records of rrLen bytes each
@@ -113,11 +113,9 @@ func packReply(qname string, qtype uint16, answer, extra []dns.RR) *packed {
 		p.small = p.full
 		return p
 	}
-	// As Answer cuts a reply for a client without EDNS0; Truncate turns
-	// compression off when the reply fits without it.
+	// As Answer cuts a reply for a client without EDNS0.
 	m := msg()
-	m.Truncate(dns.MinMsgSize)
-	m.Compress = true
+	truncate(m, dns.MinMsgSize)
 	if wire, err := m.Pack(); err == nil && len(wire) <= dns.MinMsgSize {
 		p.small = bytes.Clone(wire)
 	}
@@ -225,8 +223,8 @@ func (h *handReply) setCounts() {
 // finish returns the reply, whole and cut to 512 bytes as packReply makes
 // them: the cut form keeps the answers that fit and, only when they all
 // do, the additional records that fit after them, with TC set when
-// anything had to go (Msg.Truncate's rule). With every owner a pointer
-// to an earlier name, the cut form is a prefix of the whole.
+// answers had to go (truncate's rule). With every owner a pointer to an
+// earlier name, the cut form is a prefix of the whole.
 func (h *handReply) finish() *packed {
 	h.setCounts()
 	p := new(packed)
@@ -256,7 +254,7 @@ func (h *handReply) finish() *packed {
 	small := bytes.Clone(h.buf[:cut])
 	binary.BigEndian.PutUint16(small[6:], uint16(an))
 	binary.BigEndian.PutUint16(small[10:], uint16(ar))
-	if h.dropped || an+ar < len(h.ends) {
+	if an < h.answers {
 		small[2] |= 0x02 // TC
 	}
 	p.small = small

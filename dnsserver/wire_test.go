@@ -197,6 +197,50 @@ func TestFastPathDeclines(t *testing.T) {
 	})
 }
 
+// TestTruncationSetsTCOnlyForAnswers: a reply too large for the client
+// keeps the answers that fit, then the glue that fits; TC is set only when
+// answers had to go (RFC 2181 §9), since glue left out is information the
+// client can ask for, and TC would send every client without EDNS0 to TCP
+// for a reply that already holds the whole SRV set. Both paths, and the
+// fast path's copy for clients without EDNS0, must agree.
+func TestTruncationSetsTCOnlyForAnswers(t *testing.T) {
+	cases := []struct {
+		name      string
+		instances int
+		edns      uint16 // 0: no EDNS0
+		wantTC    bool
+	}{
+		{"everything fits", 3, 0, false},
+		{"every SRV fits, some glue does not, no EDNS0", 7, 0, false},
+		{"every SRV fits, some glue does not, EDNS0 1232", 16, 1232, false},
+		{"some SRV records do not fit, no EDNS0", 60, 0, true},
+		{"some SRV records do not fit, EDNS0 1232", 60, 1232, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			q := new(dns.Msg).SetQuestion("big.local.", dns.TypeSRV)
+			if tc.edns != 0 {
+				q.SetEdns0(tc.edns, false)
+			}
+			packet, _ := q.Pack()
+			fast, slow := fastVsSlow(t, bigSnapshot(tc.instances), packet, 0)
+			for path, r := range map[string]*dns.Msg{"fast path": fast, "Answer": slow} {
+				if r == nil {
+					continue // the fast path may leave odd sizes to Answer
+				}
+				whole := len(r.Answer) == tc.instances
+				if whole == tc.wantTC || r.Truncated != tc.wantTC {
+					t.Errorf("%s: %d of %d SRV records, %d additional, TC %v; want TC %v",
+						path, len(r.Answer), tc.instances, len(r.Extra), r.Truncated, tc.wantTC)
+				}
+				if whole && len(r.Extra) == 0 {
+					t.Errorf("%s: whole SRV set but no glue at all; what fits must stay", path)
+				}
+			}
+		})
+	}
+}
+
 // TestFastPathTruncates checks that a reply too large for a client
 // without EDNS0 is the one Answer gives: cut to 512 bytes, TC set.
 func TestFastPathTruncates(t *testing.T) {
