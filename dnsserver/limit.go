@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"encoding/binary"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -8,12 +9,16 @@ import (
 
 // connLimiter caps the TCP connections one Serve holds open. At the cap,
 // a new connection replaces the idle connection that has been idle the
-// longest (connected or answered earliest, with no query in progress): a
-// flood of connections that never ask anything then only displaces
-// itself, while a client that connects to ask gets in. When every
-// connection is mid-query the newcomer is closed at once. The read and
-// idle timeouts of the server bound how long a connection stays busy or
-// idle in the first place.
+// longest (connected or answered earliest, with no whole query awaiting
+// its answer): a flood of connections that never ask anything then only
+// displaces itself, while a client that connects to ask gets in. A query
+// still arriving does not make a connection busy: connections that each
+// send a byte and stall would otherwise hold every place until their
+// read timeout, and could keep TCP, which truncated answers need, shut
+// for as long as they kept at it. When every connection has a whole query
+// in hand the newcomer is closed at once. The read and idle timeouts of
+// the server bound how long a connection stays busy or idle in the first
+// place.
 type connLimiter struct {
 	max     int
 	metrics *Metrics
@@ -120,13 +125,22 @@ func (ln *limitedListener) Accept() (net.Conn, error) {
 	}
 }
 
-// limitedConn is a connection counted against the cap. It tracks whether
-// a query is in progress: bytes read since the last reply was written.
+// limitedConn is a connection counted against the cap. It follows the
+// length-prefixed messages it reads to tell when a whole query is in
+// hand and not yet answered.
 type limitedConn struct {
 	net.Conn
 	limiter *connLimiter
-	busy    atomic.Bool   // a query has been read from and not answered
+	busy    atomic.Bool   // a whole query has been read and not answered
 	last    atomic.Uint64 // limiter tick of the accept or the last reply
+
+	// The framing of the messages read, touched only by Read, which the
+	// connection's one server goroutine calls: need is how many bytes of
+	// the current message are still to come, 0 while its two-byte length
+	// is; prefix holds the length's bytes read so far, have of them.
+	need   int
+	prefix [2]byte
+	have   int
 
 	// counted says the connection is in limiter.open. Guarded by
 	// limiter.mu.
@@ -136,10 +150,35 @@ type limitedConn struct {
 
 func (c *limitedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 {
-		c.busy.Store(true)
-	}
+	c.follow(p[:n])
 	return n, err
+}
+
+// follow moves the framing past b, the bytes just read, and marks the
+// connection busy when they complete a message.
+func (c *limitedConn) follow(b []byte) {
+	for len(b) > 0 {
+		if c.need == 0 {
+			c.prefix[c.have] = b[0]
+			c.have++
+			b = b[1:]
+			if c.have < len(c.prefix) {
+				continue
+			}
+			c.need = int(binary.BigEndian.Uint16(c.prefix[:]))
+			c.have = 0
+			if c.need == 0 {
+				c.busy.Store(true) // an empty message, answered FORMERR
+			}
+			continue
+		}
+		k := min(len(b), c.need)
+		c.need -= k
+		b = b[k:]
+		if c.need == 0 {
+			c.busy.Store(true)
+		}
+	}
 }
 
 func (c *limitedConn) Write(p []byte) (int, error) {

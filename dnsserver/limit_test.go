@@ -39,16 +39,34 @@ func TestServeOptionsDefaults(t *testing.T) {
 	}
 }
 
-// fakeConn is a connection that reads one byte per call and records Close.
+// fakeConn is a connection that reads what is sent to it one byte per
+// call, and records Close.
 type fakeConn struct {
 	net.Conn
 	name   string
+	in     []byte
 	closed bool
 }
 
-func (c *fakeConn) Read(p []byte) (int, error)  { return 1, nil }
+func (c *fakeConn) Read(p []byte) (int, error) {
+	if len(c.in) == 0 || len(p) == 0 {
+		return 0, io.EOF
+	}
+	p[0], c.in = c.in[0], c.in[1:]
+	return 1, nil
+}
 func (c *fakeConn) Write(p []byte) (int, error) { return len(p), nil }
 func (c *fakeConn) Close() error                { c.closed = true; return nil }
+
+// send has lc read b, a byte at a time, as a server reading its
+// connection would.
+func send(lc *limitedConn, b ...byte) {
+	fc := lc.Conn.(*fakeConn)
+	fc.in = append(fc.in, b...)
+	for len(fc.in) > 0 {
+		_, _ = lc.Read(make([]byte, 512))
+	}
+}
 
 // TestConnLimiter drives the limiter through accepts, queries and replies
 // on a cap of two, checking after each step which connections are closed.
@@ -65,26 +83,30 @@ func TestConnLimiter(t *testing.T) {
 	}{
 		{name: "a and b fit", do: func() { accept(lim, conns, admitted, "a"); accept(lim, conns, admitted, "b") }},
 		{name: "c takes the place of a, idle longest", do: func() { accept(lim, conns, admitted, "c") }, closed: []string{"a"}},
-		{name: "b reads a query, d takes the place of c", do: func() {
-			_, _ = admitted["b"].Read(make([]byte, 2))
+		{name: "b reads a whole query, d takes the place of c", do: func() {
+			send(admitted["b"], 0, 3, 'q', 'r', 'y')
 			accept(lim, conns, admitted, "d")
 		}, closed: []string{"a", "c"}},
-		{name: "d reads too: every one busy, e is closed at once", do: func() {
-			_, _ = admitted["d"].Read(make([]byte, 2))
+		{name: "d reads only part of a query: it can still go, and e takes its place", do: func() {
+			send(admitted["d"], 0, 3, 'q')
 			accept(lim, conns, admitted, "e")
-		}, closed: []string{"a", "c", "e"}},
-		{name: "b answers, then f takes b's place", do: func() {
-			_, _ = admitted["b"].Write([]byte{0})
+		}, closed: []string{"a", "c", "d"}},
+		{name: "e reads two queries in one piece: every one busy, f is closed at once", do: func() {
+			send(admitted["e"], 0, 1, 'x', 0, 0)
 			accept(lim, conns, admitted, "f")
-		}, closed: []string{"a", "c", "e", "b"}},
-		{name: "d closes on its own, g fits", do: func() {
-			_ = admitted["d"].Close()
+		}, closed: []string{"a", "c", "d", "f"}},
+		{name: "b answers, then g takes b's place", do: func() {
+			_, _ = admitted["b"].Write([]byte{0})
 			accept(lim, conns, admitted, "g")
-		}, closed: []string{"a", "c", "e", "b", "d"}},
+		}, closed: []string{"a", "c", "d", "f", "b"}},
+		{name: "e closes on its own, h fits", do: func() {
+			_ = admitted["e"].Close()
+			accept(lim, conns, admitted, "h")
+		}, closed: []string{"a", "c", "d", "f", "b", "e"}},
 		{name: "closing an evicted connection again changes nothing", do: func() {
 			_ = admitted["a"].Close()
-			accept(lim, conns, admitted, "h")
-		}, closed: []string{"a", "c", "e", "b", "d", "f"}},
+			accept(lim, conns, admitted, "i")
+		}, closed: []string{"a", "c", "d", "f", "b", "e", "g"}},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {
@@ -107,7 +129,7 @@ func TestConnLimiter(t *testing.T) {
 		})
 	}
 	sameSeries(t, tcpConnections, series(t, reg, tcpConnections), map[string]float64{"": 2}, 1)
-	sameSeries(t, tcpShedTotal, series(t, reg, tcpShedTotal), map[string]float64{"closed=idle": 4, "closed=new": 1}, 2)
+	sameSeries(t, tcpShedTotal, series(t, reg, tcpShedTotal), map[string]float64{"closed=idle": 5, "closed=new": 1}, 2)
 }
 
 func accept(lim *connLimiter, conns map[string]*fakeConn, admitted map[string]*limitedConn, name string) {
@@ -199,6 +221,41 @@ func TestServeTCPFlood(t *testing.T) {
 	}
 	if closed != flood-maxConns {
 		t.Errorf("%d of the first %d flood connections closed by the server, want all", closed, flood-maxConns)
+	}
+}
+
+// TestServeTCPTricklingConnectionsDoNotLockOut: connections that each
+// send the first byte of a query and stall are not queries in hand, so a
+// full set of them cannot keep a client that asks from getting in.
+func TestServeTCPTricklingConnectionsDoNotLockOut(t *testing.T) {
+	const maxConns = 4
+	m, reg := newTestMetrics(t)
+	srv := serveWith(t, "127.0.0.1:0", NewHandler(serverSnapshot(), m), ServeOptions{MaxTCPConns: maxConns}, false)
+	for range maxConns {
+		c, err := net.DialTimeout("tcp", srv.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write([]byte{0}); err != nil { // half a length prefix
+			t.Fatal(err)
+		}
+	}
+	// Once the server holds all of them, each has had its byte read.
+	deadline := time.Now().Add(10 * time.Second)
+	for series(t, reg, tcpConnections)[""] < maxConns {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server took fewer than %d connections within 10s", maxConns)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // and the bytes their readers wait on
+	reply, err := exchange("tcp", srv.addr, "big.local.", dns.TypeSRV)
+	if err != nil {
+		t.Fatalf("TCP query while %d connections each hold one byte of a query: %v", maxConns, err)
+	}
+	if len(reply.Answer) != 60 {
+		t.Errorf("%d SRV records over TCP, want 60", len(reply.Answer))
 	}
 }
 
