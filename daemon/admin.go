@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -88,26 +89,68 @@ func (d *daemon) startAdmin(ctx context.Context, ln net.Listener) *task {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(ServicesResponse{Services: d.pub.view()})
 	})
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 5 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
 	d.logger.Info("admin listening", "addr", ln.Addr().String())
-	t := startTask(ctx, d.failed, "admin server", func(ctx context.Context) error {
-		go func() {
-			<-ctx.Done()
-			sctx, cancel := context.WithTimeout(context.Background(), stopTimeout/2)
-			defer cancel()
-			_ = srv.Shutdown(sctx)
-		}()
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
-		return nil
+	t := d.startTask(ctx, "admin server", func(ctx context.Context) error {
+		return serveAdmin(ctx, ln, mux)
 	})
 	t.addr = ln.Addr()
 	return t
+}
+
+// adminGrace is how long a stopping admin server lets requests in flight
+// finish before it closes their connections. Their contexts are cancelled
+// at once, so a profile or a slow scrape ends early; the grace is for
+// writing what they have. It leaves the rest of stopTimeout for closing.
+const adminGrace = stopTimeout / 2
+
+// serveAdmin serves h on ln until ctx ends, then stops the server and
+// returns once nothing of it runs: the listener and every connection are
+// closed and every connection's goroutine has finished. A reload that
+// moves [admin] listen relies on this: a request on the old address must
+// not outlive the stop.
+func serveAdmin(ctx context.Context, ln net.Listener, h http.Handler) error {
+	// conns counts the connections' goroutines, which net/http starts
+	// and Shutdown and Close do not wait for. StateNew is reported on the
+	// serving goroutine before the connection's own starts, and StateClosed
+	// last thing on the connection's goroutine.
+	var conns sync.WaitGroup
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		// Requests end with the task, not with the daemon: a stopped
+		// admin server must not keep serving.
+		BaseContext: func(net.Listener) context.Context { return ctx },
+		ConnState: func(_ net.Conn, state http.ConnState) {
+			switch state {
+			case http.StateNew:
+				conns.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				conns.Done()
+			}
+		},
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	var err error
+	select {
+	case err = <-served:
+		// Serve failed on its own (the listener broke); stop what it
+		// started before reporting it.
+		_ = srv.Close()
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), adminGrace)
+		if srv.Shutdown(sctx) != nil {
+			// The grace ran out: cut the connections still open.
+			_ = srv.Close()
+		}
+		cancel()
+		err = <-served
+	}
+	conns.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("serve admin API on %s: %w", ln.Addr(), err)
 }
 
 // whenPprof serves h while [admin] pprof is on, and otherwise a 404 that

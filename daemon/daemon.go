@@ -159,7 +159,7 @@ func (d *daemon) run(ctx context.Context) error {
 	d.watch = d.start(ctx, w)
 	var configWatch *task
 	if d.opts.ConfigPath != "" {
-		configWatch = startTask(ctx, d.failed, "config watcher", func(ctx context.Context) error {
+		configWatch = d.startTask(ctx, "config watcher", func(ctx context.Context) error {
 			// Loaded: an edit made while zkdns was starting is applied too.
 			opts := conf.WatchOptions{Logger: d.logger, Loaded: d.opts.Config}
 			return conf.Watch(ctx, d.opts.ConfigPath, opts, func(c conf.Change) {
@@ -457,7 +457,7 @@ func (d *daemon) startDNS(ctx context.Context, ls *dnsserver.Listeners) *task {
 			d.logger.Info("dns no longer listening", "component", "dnsserver", "addr", addr)
 		}
 	}
-	t := startTask(ctx, d.failed, "dns server", func(ctx context.Context) error {
+	t := d.startTask(ctx, "dns server", func(ctx context.Context) error {
 		return dnsserver.Serve(ctx, ls, d.handler, dnsserver.ServeOptions{})
 	})
 	t.listeners = ls
@@ -508,7 +508,7 @@ func (d *daemon) newWatcher(cfg *conf.Config, gen int) (*watchRun, error) {
 
 // start runs w's watcher until w is stopped.
 func (d *daemon) start(ctx context.Context, w *watchRun) *watchRun {
-	w.task = startTask(ctx, d.failed, "zookeeper watcher", w.watcher.Run)
+	w.task = d.startTask(ctx, "zookeeper watcher", w.watcher.Run)
 	return w
 }
 
@@ -518,21 +518,23 @@ type task struct {
 	name      string
 	cancel    context.CancelFunc
 	done      chan struct{}
+	logger    *slog.Logger
 	listeners *dnsserver.Listeners // for DNS tasks: the sockets served
 	addr      net.Addr             // for the admin task: the address served
 }
 
 // startTask runs f until its context ends. If f returns an error while
-// it was not being stopped, the error goes to failed and the daemon exits.
-func startTask(parent context.Context, failed chan<- error, name string, f func(context.Context) error) *task {
+// it was not being stopped, the error goes to d.failed and the daemon
+// exits.
+func (d *daemon) startTask(parent context.Context, name string, f func(context.Context) error) *task {
 	ctx, cancel := context.WithCancel(parent)
-	t := &task{name: name, cancel: cancel, done: make(chan struct{})}
+	t := &task{name: name, cancel: cancel, done: make(chan struct{}), logger: d.logger}
 	go func() {
 		defer close(t.done)
 		err := f(ctx)
 		if err != nil && ctx.Err() == nil {
 			select {
-			case failed <- fmt.Errorf("%s: %w", name, err):
+			case d.failed <- fmt.Errorf("%s: %w", name, err):
 			default:
 			}
 		}
@@ -540,12 +542,16 @@ func startTask(parent context.Context, failed chan<- error, name string, f func(
 	return t
 }
 
-// stop cancels the task and waits for it, at most stopTimeout.
+// stop cancels the task and waits for it, at most stopTimeout. A task
+// still running then is left behind, and said so: a reload or shutdown
+// must not hang on one component, but whoever reads the logs should know
+// that something of the old config may still be running.
 func (t *task) stop() {
 	t.cancel()
 	select {
 	case <-t.done:
 	case <-time.After(stopTimeout):
+		t.logger.Warn("component did not stop in time; leaving it running", "component", t.name, "waited", stopTimeout)
 	}
 }
 
