@@ -122,12 +122,22 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	level := new(slog.LevelVar)
 	logger := newLogger(cfg.Log, level, stderr)
-	// SIGHUP reloads the config; the daemon reads the channel.
+	// SIGHUP reloads the config; the daemon reads the channel. The
+	// forwarder ends with serve, however daemon.Run returns: a daemon that
+	// failed to start (a DNS port in use) reads no more reloads, and the
+	// caller's ctx may live on.
+	ctx, cancel := context.WithCancel(ctx)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	reload := make(chan struct{})
+	forwarded := make(chan struct{})
+	defer func() {
+		cancel()
+		<-forwarded
+	}()
 	go func() {
+		defer close(forwarded)
 		for {
 			select {
 			case <-hup:

@@ -2,8 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -64,4 +69,63 @@ func TestNewLoggerLevelFollowsVar(t *testing.T) {
 	if out := buf.String(); strings.Contains(out, "hidden") || !strings.Contains(out, "shown") {
 		t.Errorf("output = %q: the level must follow the LevelVar", out)
 	}
+}
+
+// TestServeFailedStartLeavesNothing holds serve to owning what it starts:
+// when daemon.Run fails to start, the SIGHUP forwarder ends with serve,
+// though the caller's context lives on.
+func TestServeFailedStartLeavesNothing(t *testing.T) {
+	taken, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenTCP, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer takenTCP.Close()
+	cases := []struct {
+		name  string
+		dns   string
+		admin string
+	}{
+		{"dns port in use", taken.LocalAddr().String(), "127.0.0.1:0"},
+		{"admin port in use", "127.0.0.1:0", takenTCP.Addr().String()},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "zkdns.toml")
+			writeFile(t, path, fmt.Sprintf("[zookeeper]\nservers = [%q]\n[dns]\nlisten = [%q]\n[admin]\nlisten = %q\n",
+				zkServer.Addr(), tc.dns, tc.admin))
+			var stderr bytes.Buffer
+			err := serve(context.Background(), []string{"-config", path}, &stderr)
+			if err == nil || !strings.Contains(err.Error(), "bind") {
+				t.Fatalf("serve = %v, want a bind error", err)
+			}
+			if left := goroutinesIn("zkdns/cmd/zkdns.serve"); len(left) > 0 {
+				t.Errorf("after serve returned, %d of its goroutines still run:\n\n%s", len(left), strings.Join(left, "\n\n"))
+			}
+		})
+	}
+}
+
+// goroutinesIn returns the stacks of the goroutines with fn in them.
+func goroutinesIn(fn string) []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) {
+			out = append(out, g)
+		}
+	}
+	return out
 }
