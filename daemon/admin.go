@@ -29,8 +29,10 @@ type ServiceInfo struct {
 	Path         string         `json:"path"`
 	Format       string         `json:"format"`
 	DiscoveredBy string         `json:"discovered_by,omitempty"`
-	Exists       bool           `json:"exists"`  // the path exists in ZooKeeper
-	Invalid      int            `json:"invalid"` // children whose payload did not decode
+	Exists       bool           `json:"exists"`        // the path exists in ZooKeeper
+	Invalid      int            `json:"invalid"`       // children skipped: their payload does not decode
+	Denied       int            `json:"denied"`        // children skipped: a ZooKeeper ACL denies zkdns reading them
+	AccessDenied bool           `json:"access_denied"` // an ACL denies zkdns the path itself: its instances cannot be listed, it answers NODATA
 	Instances    []InstanceInfo `json:"instances"`
 }
 

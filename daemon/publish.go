@@ -364,6 +364,8 @@ func (p *publisher) view() []ServiceInfo {
 			DiscoveredBy: s.DiscoveredBy,
 			Exists:       s.Exists,
 			Invalid:      s.Invalid,
+			Denied:       s.Denied,
+			AccessDenied: s.AccessDenied,
 			Instances:    make([]InstanceInfo, 0, len(s.Instances)),
 		}
 		window := warmups.window(s)

@@ -219,8 +219,8 @@ func TestWatcherACLs(t *testing.T) {
 
 	type want struct {
 		ids     string
-		denied  bool
-		invalid int
+		denied  bool // the service path
+		refused int  // instances
 	}
 	cases := []struct {
 		name   string
@@ -236,7 +236,7 @@ func TestWatcherACLs(t *testing.T) {
 				"open":   {ids: "o1"},
 				"mine":   {ids: "m1"},
 				"theirs": {denied: true},
-				"mixed":  {ids: "ok1,ok2", invalid: 1},
+				"mixed":  {ids: "ok1,ok2", refused: 1},
 			},
 		},
 		{
@@ -245,7 +245,7 @@ func TestWatcherACLs(t *testing.T) {
 				"open":   {ids: "o1"},
 				"mine":   {denied: true},
 				"theirs": {denied: true},
-				"mixed":  {ids: "ok1,ok2", invalid: 1},
+				"mixed":  {ids: "ok1,ok2", refused: 1},
 			},
 		},
 	}
@@ -260,16 +260,17 @@ func TestWatcherACLs(t *testing.T) {
 			sw.rec.mu.Unlock()
 			for name, w := range tc.want {
 				s := view[name]
-				if got := ids(s); got != w.ids || s.AccessDenied != w.denied || s.Invalid != w.invalid || !s.Exists {
-					t.Errorf("%s = ids %q denied %v invalid %d exists %v; want ids %q denied %v invalid %d exists true",
-						name, got, s.AccessDenied, s.Invalid, s.Exists, w.ids, w.denied, w.invalid)
+				// A refused instance is not an undecodable one: Invalid stays 0.
+				if got := ids(s); got != w.ids || s.AccessDenied != w.denied || s.Denied != w.refused || s.Invalid != 0 || !s.Exists {
+					t.Errorf("%s = ids %q access denied %v denied %d invalid %d exists %v; want ids %q access denied %v denied %d invalid 0 exists true",
+						name, got, s.AccessDenied, s.Denied, s.Invalid, s.Exists, w.ids, w.denied, w.refused)
 				}
 				full := base + "/" + name
-				if w.invalid > 0 {
+				if w.refused > 0 {
 					full = base + "/mixed/locked"
 				}
 				wantLines, wantCount := 0, 0.0
-				if w.denied || w.invalid > 0 {
+				if w.denied || w.refused > 0 {
 					wantLines, wantCount = 1, 1
 				}
 				if n := sw.logs.count("level=WARN", "ACL denies", "path="+full+" "); n != wantLines {
@@ -348,7 +349,7 @@ func TestWatcherACLs(t *testing.T) {
 		}
 		sw.rec.waitFor(t, "lifted ACLs", func(m map[string]ServiceState) bool {
 			return ids(m["theirs"]) == "t1" && !m["theirs"].AccessDenied &&
-				ids(m["mixed"]) == "locked,ok1,ok2,ok3" && m["mixed"].Invalid == 0
+				ids(m["mixed"]) == "locked,ok1,ok2,ok3" && m["mixed"].Denied == 0
 		})
 		if n := sw.logs.count("ACL now lets zkdns read"); n != 2 {
 			t.Errorf("%d lines saying an ACL was lifted, want 2\n%s", n, sw.logs)

@@ -26,7 +26,8 @@ type service struct {
 	mzxids []int64
 	// unserved holds the children that were read but are not served (the
 	// payload does not decode, or an ACL refused the read), by name: the
-	// Mzxid read, or 0 when refused. Nil while there are none.
+	// Mzxid read, or 0 when refused (every znode's Mzxid is positive, so 0
+	// tells the two apart). Nil while there are none.
 	unserved map[string]int64
 
 	// unpublished is set while the service differs from what was last
@@ -106,8 +107,15 @@ func (s *service) state() ServiceState {
 		DiscoveredBy: s.discoveredBy,
 		Exists:       s.exists,
 		Instances:    s.instances,
-		Invalid:      len(s.unserved),
 		AccessDenied: s.denied,
+	}
+	// unserved is empty for nearly every service, and small otherwise.
+	for _, mzxid := range s.unserved {
+		if mzxid == 0 {
+			st.Denied++
+		} else {
+			st.Invalid++
+		}
 	}
 	if st.Instances == nil {
 		st.Instances = []Instance{}

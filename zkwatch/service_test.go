@@ -20,6 +20,7 @@ func TestServiceUpdate(t *testing.T) {
 	invalid := func(name string) nodeRead {
 		return nodeRead{name: name, mzxid: 7, err: errors.New("zkwatch: hostport payload: data is not host:port")}
 	}
+	denied := func(name string) nodeRead { return nodeRead{name: name, err: errAccessDenied} }
 	cases := []struct {
 		name        string
 		start       []nodeRead
@@ -27,6 +28,7 @@ func TestServiceUpdate(t *testing.T) {
 		reads       []nodeRead
 		want        []string // served instances as name:port, in order
 		wantInvalid int
+		wantDenied  int
 	}{
 		{
 			name:  "first listing is sorted by name",
@@ -37,6 +39,26 @@ func TestServiceUpdate(t *testing.T) {
 			name:        "an undecodable child is counted, not served",
 			reads:       []nodeRead{valid("a", 1), invalid("b")},
 			want:        []string{"a:1"},
+			wantInvalid: 1,
+		},
+		{
+			name:        "a child an ACL refuses is counted apart from undecodable ones",
+			reads:       []nodeRead{valid("a", 1), invalid("b"), denied("c"), denied("d")},
+			want:        []string{"a:1"},
+			wantInvalid: 1,
+			wantDenied:  2,
+		},
+		{
+			name:  "a child whose ACL was lifted is served again",
+			start: []nodeRead{denied("a"), valid("b", 2)},
+			reads: []nodeRead{valid("a", 1)},
+			want:  []string{"a:1", "b:2"},
+		},
+		{
+			name:        "a child that becomes readable but does not decode moves to invalid",
+			start:       []nodeRead{denied("a"), valid("b", 2)},
+			reads:       []nodeRead{invalid("a")},
+			want:        []string{"b:2"},
 			wantInvalid: 1,
 		},
 		{
@@ -86,8 +108,8 @@ func TestServiceUpdate(t *testing.T) {
 		},
 		{
 			name:  "everything leaves",
-			start: []nodeRead{valid("a", 1), invalid("b")},
-			gone:  []string{"a", "b"},
+			start: []nodeRead{valid("a", 1), invalid("b"), denied("c")},
+			gone:  []string{"a", "b", "c"},
 			want:  []string{},
 		},
 	}
@@ -107,8 +129,8 @@ func TestServiceUpdate(t *testing.T) {
 			if !slices.Equal(got, tc.want) {
 				t.Errorf("instances = %q, want %q", got, tc.want)
 			}
-			if st.Invalid != tc.wantInvalid {
-				t.Errorf("Invalid = %d, want %d", st.Invalid, tc.wantInvalid)
+			if st.Invalid != tc.wantInvalid || st.Denied != tc.wantDenied {
+				t.Errorf("Invalid = %d, Denied = %d; want %d, %d", st.Invalid, st.Denied, tc.wantInvalid, tc.wantDenied)
 			}
 			if st.Instances == nil {
 				t.Error("Instances is nil, want an empty slice")

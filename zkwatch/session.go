@@ -224,8 +224,8 @@ func (d *tlsDialer) succeeded(address string) {
 }
 
 // errAccessDenied marks an instance znode that ZooKeeper refused to let
-// zkdns read. It is kept like a payload that does not decode: not served,
-// counted in ServiceState.Invalid, and read again only when it changes or
+// zkdns read. It is kept like a payload that does not decode: not served
+// (counted in ServiceState.Denied), and read again only when it changes or
 // the periodic re-check finds the ACL lifted.
 var errAccessDenied = errors.New("zkwatch: ZooKeeper ACL denies zkdns read access to this znode")
 

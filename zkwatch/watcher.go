@@ -55,11 +55,15 @@ type ServiceState struct {
 	// modify it.
 	Instances []Instance
 	// Invalid counts children that are not served because their payload
-	// did not decode or an ACL refuses zkdns read access to them.
+	// did not decode.
 	Invalid int
+	// Denied counts children that are not served because an ACL refuses
+	// zkdns read access to them (NoAuth).
+	Denied int
 	// AccessDenied reports that an ACL refuses zkdns the service path
-	// itself (NoAuth): the service is served with no instances (NODATA)
-	// until the path is readable again.
+	// itself (NoAuth): its children cannot even be listed, so the service
+	// is served with no instances (NODATA) until the path is readable
+	// again.
 	AccessDenied bool
 }
 

@@ -326,10 +326,25 @@ func TestAdminAPIAndStatus(t *testing.T) {
 	proxy := testutil.ProxyTo(t, zkServer.Addr())
 	proxy.Cut()
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	// The test's session may read what it locks zkdns out of, and so
+	// clear it at the next run.
+	if err := conn.AddAuth("digest", []byte("owner:owner-pw")); err != nil {
+		t.Fatal(err)
+	}
+	ownerOnly := zk.DigestACL(zk.PermAll, "owner", "owner-pw")
 	base := testutil.TestRoot(t, conn)
 	testutil.CreateZnode(t, conn, base+"/alpha/a1", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/alpha/bad", "not an address", zk.FlagEphemeral)
-	d := startDaemon(t, proxy.Addr(), opsConfig("%ZK%", base, "alpha", "gamma"))
+	for _, n := range []struct{ path, data string }{
+		{base + "/alpha/locked", "192.0.2.2:80"}, // zkdns may list it, not read it
+		{base + "/delta", ""},                    // zkdns may not even list it
+	} {
+		if _, err := conn.Create(n.path, []byte(n.data), 0, ownerOnly); err != nil {
+			t.Fatalf("create %s: %v", n.path, err)
+		}
+	}
+	testutil.CreateZnode(t, conn, base+"/delta/d1", "192.0.2.3:80", zk.FlagEphemeral)
+	d := startDaemon(t, proxy.Addr(), opsConfig("%ZK%", base, "alpha", "delta", "gamma"))
 
 	t.Run("readyz before the first sync", func(t *testing.T) {
 		code, body := httpGet(t, d.admin, "/readyz")
@@ -352,16 +367,24 @@ func TestAdminAPIAndStatus(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &resp); err != nil {
 			t.Fatalf("/v1/services is not JSON: %v\n%s", err, body)
 		}
-		if len(resp.Services) != 2 || resp.Services[0].Name != "alpha" || resp.Services[1].Name != "gamma" {
+		if len(resp.Services) != 3 || resp.Services[0].Name != "alpha" || resp.Services[1].Name != "delta" || resp.Services[2].Name != "gamma" {
 			t.Fatalf("services = %+v", resp.Services)
 		}
 		alpha := resp.Services[0]
-		if alpha.Invalid != 1 || len(alpha.Instances) != 1 || alpha.Instances[0].Address != "192.0.2.1" ||
+		if alpha.Invalid != 1 || alpha.Denied != 1 || alpha.AccessDenied || len(alpha.Instances) != 1 || alpha.Instances[0].Address != "192.0.2.1" ||
 			alpha.Instances[0].Label != "a1" || !alpha.Instances[0].Healthy || alpha.Instances[0].Registered.IsZero() {
-			t.Errorf("alpha = %+v", alpha)
+			t.Errorf("alpha (one instance, one undecodable, one refused by ACL) = %+v", alpha)
 		}
-		if gamma := resp.Services[1]; gamma.Exists || len(gamma.Instances) != 0 {
+		if delta := resp.Services[1]; !delta.AccessDenied || !delta.Exists || len(delta.Instances) != 0 {
+			t.Errorf("delta (path refused by ACL) = %+v", delta)
+		}
+		if gamma := resp.Services[2]; gamma.Exists || gamma.AccessDenied || len(gamma.Instances) != 0 {
 			t.Errorf("gamma (no path) = %+v", gamma)
+		}
+		for _, key := range []string{`"invalid": 1`, `"denied": 1`, `"access_denied": true`} {
+			if !strings.Contains(body, key) {
+				t.Errorf("/v1/services lacks %s:\n%s", key, body)
+			}
 		}
 	})
 
@@ -390,14 +413,24 @@ func TestAdminAPIAndStatus(t *testing.T) {
 		if err != nil {
 			t.Fatalf("zkdns status: %v\n%s", err, out)
 		}
-		for _, want := range []string{"SERVICE", "alpha", "a1", "192.0.2.1", "80", "true", "gamma", "does not exist yet", "1 znodes skipped"} {
+		for _, want := range []string{"SERVICE", "alpha", "a1", "192.0.2.1", "80", "true", "gamma", "does not exist yet"} {
 			if !strings.Contains(string(out), want) {
 				t.Errorf("status output lacks %q:\n%s", want, out)
 			}
 		}
+		// Each reason for not serving a znode is told apart.
+		for _, want := range []string{
+			`(?m)^alpha +\(1 znodes skipped: payload does not decode\)`,
+			`(?m)^alpha +\(1 znodes skipped: ZooKeeper ACL denies zkdns reading them\)`,
+			`(?m)^delta +\(ZooKeeper ACL denies zkdns reading path ` + regexp.QuoteMeta(base+"/delta") + `\)`,
+		} {
+			if !regexp.MustCompile(want).Match(out) {
+				t.Errorf("status output has no line matching %s:\n%s", want, out)
+			}
+		}
 		out, err = exec.Command(zkdnsBin, "status", "-json", "-admin", d.admin).Output()
 		var resp daemon.ServicesResponse
-		if err != nil || json.Unmarshal(out, &resp) != nil || len(resp.Services) != 2 {
+		if err != nil || json.Unmarshal(out, &resp) != nil || len(resp.Services) != 3 {
 			t.Errorf("zkdns status -json: %v\n%s", err, out)
 		}
 	})

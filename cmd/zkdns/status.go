@@ -41,14 +41,19 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // printStatus renders one line per instance, grouped by service; a
-// service with no instances gets a line saying so.
+// service with no instances gets a line saying why, and znodes that are
+// not served get a line saying how many and why.
 func printStatus(w io.Writer, resp *daemon.ServicesResponse) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tADDRESS\tPORT\tWEIGHT\tHEALTHY\tREGISTERED")
 	for _, s := range resp.Services {
 		if len(s.Instances) == 0 {
 			note := "(no instances)"
-			if !s.Exists {
+			switch {
+			case s.AccessDenied:
+				// Not "no instances": there may be many, zkdns cannot list them.
+				note = "(ZooKeeper ACL denies zkdns reading path " + s.Path + ")"
+			case !s.Exists:
 				note = "(path " + s.Path + " does not exist yet)"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t\t\t\t\t\n", s.Name, note)
@@ -63,6 +68,9 @@ func printStatus(w io.Writer, resp *daemon.ServicesResponse) {
 		}
 		if s.Invalid > 0 {
 			fmt.Fprintf(tw, "%s\t(%d znodes skipped: payload does not decode)\t\t\t\t\t\n", s.Name, s.Invalid)
+		}
+		if s.Denied > 0 {
+			fmt.Fprintf(tw, "%s\t(%d znodes skipped: ZooKeeper ACL denies zkdns reading them)\t\t\t\t\t\n", s.Name, s.Denied)
 		}
 	}
 	tw.Flush()

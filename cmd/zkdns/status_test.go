@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zkdns/zkdns/daemon"
+)
+
+// TestPrintStatus holds each line zkdns status prints about a service to
+// the reason it gives: a service with no instances says why, and znodes
+// that are not served are counted by reason.
+func TestPrintStatus(t *testing.T) {
+	registered := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	up := daemon.InstanceInfo{ID: "a1", Address: "192.0.2.1", Port: 80, Weight: 100, Healthy: true, Registered: registered}
+	cases := []struct {
+		name    string
+		service daemon.ServiceInfo
+		want    []string // lines after the header, with runs of spaces as one
+		absent  []string
+	}{
+		{
+			name:    "serving",
+			service: daemon.ServiceInfo{Name: "alpha", Path: "/alpha", Exists: true, Instances: []daemon.InstanceInfo{up}},
+			want:    []string{"alpha a1 192.0.2.1 80 100 true 2026-01-02T03:04:05Z"},
+		},
+		{
+			name:    "path missing",
+			service: daemon.ServiceInfo{Name: "gamma", Path: "/gamma"},
+			want:    []string{"gamma (path /gamma does not exist yet)"},
+		},
+		{
+			name:    "no instances",
+			service: daemon.ServiceInfo{Name: "beta", Path: "/beta", Exists: true},
+			want:    []string{"beta (no instances)"},
+		},
+		{
+			name:    "path refused by an ACL is not an empty service",
+			service: daemon.ServiceInfo{Name: "delta", Path: "/delta", Exists: true, AccessDenied: true},
+			want:    []string{"delta (ZooKeeper ACL denies zkdns reading path /delta)"},
+			absent:  []string{"no instances"},
+		},
+		{
+			name: "skipped znodes are counted by reason",
+			service: daemon.ServiceInfo{Name: "alpha", Path: "/alpha", Exists: true, Invalid: 2, Denied: 1,
+				Instances: []daemon.InstanceInfo{up}},
+			want: []string{
+				"alpha a1 192.0.2.1 80 100 true 2026-01-02T03:04:05Z",
+				"alpha (2 znodes skipped: payload does not decode)",
+				"alpha (1 znodes skipped: ZooKeeper ACL denies zkdns reading them)",
+			},
+		},
+		{
+			name:    "undecodable only",
+			service: daemon.ServiceInfo{Name: "alpha", Path: "/alpha", Exists: true, Invalid: 1},
+			want:    []string{"alpha (no instances)", "alpha (1 znodes skipped: payload does not decode)"},
+			absent:  []string{"ACL"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			printStatus(&buf, &daemon.ServicesResponse{Services: []daemon.ServiceInfo{tc.service}})
+			lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+			var got []string
+			for _, l := range lines[1:] {
+				got = append(got, strings.Join(strings.Fields(l), " "))
+			}
+			if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+				t.Errorf("lines:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+			}
+			for _, a := range tc.absent {
+				if strings.Contains(buf.String(), a) {
+					t.Errorf("output says %q:\n%s", a, buf.String())
+				}
+			}
+		})
+	}
+}
