@@ -130,6 +130,17 @@ func (m *Metrics) aclDenied(service string) {
 	}
 }
 
+// forgetService drops the per-service series of a service no longer
+// watched, so that [[discover]] roots whose services come and go do not
+// export every name ever seen. If the name is watched again, its counts
+// start afresh, as its znodes are then reported afresh.
+func (m *Metrics) forgetService(service string) {
+	if m != nil {
+		m.decodeErrors.DeleteLabelValues(service)
+		m.aclDenials.DeleteLabelValues(service)
+	}
+}
+
 func (m *Metrics) tlsHandshakeFailed() {
 	if m != nil {
 		m.tlsFailures.Inc()

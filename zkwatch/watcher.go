@@ -153,6 +153,9 @@ type Watcher struct {
 	synced        bool
 	retry         map[string]eventKind // work that failed for lack of a connection
 	requestsLimit chan struct{}
+	// beforeResync holds, while a resync is incomplete, the services
+	// watched before it, by name.
+	beforeResync map[string]*service
 
 	// badMu guards badLogged, written by concurrent reads.
 	badMu     sync.Mutex
@@ -467,6 +470,16 @@ func (w *Watcher) step(ctx context.Context) {
 // the result as one full update, so a new session never shows a partial or
 // empty set in between.
 func (w *Watcher) resync(ctx context.Context) error {
+	// A service watched before and not found again is forgotten, as
+	// dropService forgets one, once the resync completes. They gather over
+	// attempts, since one that fails partway leaves a partial set that the
+	// next attempt replaces.
+	if w.beforeResync == nil {
+		w.beforeResync = make(map[string]*service, len(w.services))
+	}
+	for name, s := range w.services {
+		w.beforeResync[name] = s
+	}
 	w.services = make(map[string]*service)
 	w.byPath = make(map[string]*service)
 	w.roots = make(map[string]*root)
@@ -494,6 +507,18 @@ func (w *Watcher) resync(ctx context.Context) error {
 		states = append(states, s.state())
 		s.unpublished = false
 	}
+	for name, s := range w.beforeResync {
+		switch {
+		case w.services[name] != nil:
+		case w.byPath[s.full] != nil:
+			// Its znodes are watched under another name now, and what
+			// this resync recorded of them stays.
+			w.opts.Metrics.forgetService(name)
+		default:
+			w.forget(s)
+		}
+	}
+	w.beforeResync = nil
 	w.synced = true
 	w.updateStatus(func(st *Status) { st.Synced = true })
 	w.opts.Metrics.fullSync()
@@ -1040,10 +1065,17 @@ func (w *Watcher) dropService(s *service) {
 	if w.byPath[s.full] == s {
 		delete(w.byPath, s.full)
 	}
+	w.forget(s)
+}
+
+// forget drops what is remembered about a service no longer watched: its
+// znodes' reports and its metrics.
+func (w *Watcher) forget(s *service) {
 	for name := range s.children() {
 		w.forgetNode(s.full + "/" + name)
 	}
 	w.forgetNode(s.full)
+	w.opts.Metrics.forgetService(s.spec.Name)
 }
 
 func (w *Watcher) full(p string) string {
