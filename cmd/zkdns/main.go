@@ -188,14 +188,17 @@ func oneLine(err error) error {
 }
 
 // newLogger logs to w in the configured format at a level that reloads
-// may change. Under journald (JOURNAL_STREAM set) it leaves timestamps
-// out: the journal stamps every line itself.
+// may change. Under journald (w is the JOURNAL_STREAM) it leaves
+// timestamps out, since the journal stamps every line itself, and puts
+// each line's priority in front so that the journal files warnings and
+// errors as such.
 func newLogger(c conf.Log, level *slog.LevelVar, w io.Writer) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(c.Level))
 	level.Set(l)
 	opts := &slog.HandlerOptions{Level: level}
-	if os.Getenv("JOURNAL_STREAM") != "" {
+	journal := toJournal(w)
+	if journal {
 		opts.ReplaceAttr = func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && a.Key == slog.TimeKey {
 				return slog.Attr{}
@@ -203,10 +206,16 @@ func newLogger(c conf.Log, level *slog.LevelVar, w io.Writer) *slog.Logger {
 			return a
 		}
 	}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	format := func(w io.Writer) slog.Handler {
+		if c.Format == "json" {
+			return slog.NewJSONHandler(w, opts)
+		}
+		return slog.NewTextHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	if journal {
+		return slog.New(newJournalHandler(w, format))
+	}
+	return slog.New(format(w))
 }
 
 func versionString() string {

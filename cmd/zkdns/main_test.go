@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/zkdns/zkdns/conf"
@@ -28,7 +30,7 @@ func TestNewLogger(t *testing.T) {
 			}
 		}},
 		{"journald leaves the time to the journal", conf.Log{Level: "info", Format: "text"}, true, func(t *testing.T, out string) {
-			if strings.Contains(out, "time=") || !strings.HasPrefix(out, "level=INFO") {
+			if strings.Contains(out, "time=") || !strings.HasPrefix(out, "<6>level=INFO") {
 				t.Errorf("journald line = %q", out)
 			}
 		}},
@@ -55,6 +57,83 @@ func TestNewLogger(t *testing.T) {
 			logger := newLogger(tc.cfg, new(slog.LevelVar), &buf)
 			logger.Info("instance joined", "service", "payments")
 			tc.check(t, buf.String())
+		})
+	}
+}
+
+// TestNewLoggerJournalPriority: on the journal's stream every line starts
+// with its syslog priority, which journald strips and files the line
+// under, so `journalctl -p warning` finds zkdns's warnings. Loggers
+// derived with With and WithGroup keep the prefix.
+func TestNewLoggerJournalPriority(t *testing.T) {
+	cases := []struct {
+		name   string
+		format string
+		log    func(l *slog.Logger)
+		want   string
+	}{
+		{"debug", "text", func(l *slog.Logger) { l.Debug("watch armed", "path", "/services") },
+			"<7>level=DEBUG msg=\"watch armed\" path=/services\n"},
+		{"info", "text", func(l *slog.Logger) { l.Info("instance joined", "service", "payments") },
+			"<6>level=INFO msg=\"instance joined\" service=payments\n"},
+		{"warn", "text", func(l *slog.Logger) { l.Warn("zookeeper unreachable", "server", "192.0.2.1:2181") },
+			"<4>level=WARN msg=\"zookeeper unreachable\" server=192.0.2.1:2181\n"},
+		{"error", "text", func(l *slog.Logger) { l.Error("config not reloaded") },
+			"<3>level=ERROR msg=\"config not reloaded\"\n"},
+		{"levels above error are errors", "text", func(l *slog.Logger) { l.Log(context.Background(), slog.LevelError+4, "x") },
+			"<3>level=ERROR+4 msg=x\n"},
+		{"with attrs and group", "text", func(l *slog.Logger) {
+			l.With("component", "conf").WithGroup("g").Warn("w", "k", 1)
+		}, "<4>level=WARN msg=w component=conf g.k=1\n"},
+		{"each line its own", "text", func(l *slog.Logger) {
+			l.Warn("first")
+			l.Info("second")
+		}, "<4>level=WARN msg=first\n<6>level=INFO msg=second\n"},
+		{"json", "json", func(l *slog.Logger) { l.Warn("w") },
+			"<4>{\"level\":\"WARN\",\"msg\":\"w\"}\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("JOURNAL_STREAM", "8:12345")
+			var buf bytes.Buffer
+			logger := newLogger(conf.Log{Level: "debug", Format: tc.format}, new(slog.LevelVar), &buf)
+			tc.log(logger)
+			if got := buf.String(); got != tc.want {
+				t.Errorf("journal bytes = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestToJournal: JOURNAL_STREAM names the journal's stream by device and
+// inode; stderr redirected elsewhere by a script the unit runs inherits
+// the variable but must not get priority prefixes.
+func TestToJournal(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		stream string
+		want   bool
+	}{
+		{"unset", "", false},
+		{"this file", fmt.Sprintf("%d:%d", st.Dev, st.Ino), true},
+		{"another inode", fmt.Sprintf("%d:%d", st.Dev, st.Ino+1), false},
+		{"malformed", "journal", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("JOURNAL_STREAM", tc.stream)
+			if got := toJournal(f); got != tc.want {
+				t.Errorf("toJournal with JOURNAL_STREAM=%q = %v, want %v", tc.stream, got, tc.want)
+			}
 		})
 	}
 }
