@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -43,6 +44,12 @@ func (c *cappedConn) SetReadDeadline(t time.Time) error {
 
 // Logger sends the client's connection chatter to debug level: the
 // session changes that matter are logged by the code using the client.
+// The exception is a server that cannot be reached: the client retries
+// it every second or so and says so only in its log, and a zkdns that
+// starts with ZooKeeper down would otherwise be silent until systemd's
+// start timeout. That failure is a warning: at its first occurrence,
+// then at most once every connectWarnEvery per server, with the count
+// of failures since; the retries in between stay at debug.
 type Logger struct {
 	L *slog.Logger
 	// WatchesLost, when set, is called when the client reports that
@@ -53,6 +60,10 @@ type Logger struct {
 	// no other way. A setWatches cut short by the connection is not
 	// reported: the client sends it again on the next connection.
 	WatchesLost func()
+
+	// failures paces the connection-failure warnings; nil means the
+	// process-wide connectFailures.
+	failures *failurePacer
 }
 
 // setWatchesFailed is the message go-zookeeper/zk v1.0.4 logs when the
@@ -61,14 +72,97 @@ type Logger struct {
 // it differently.
 const setWatchesFailed = "Failed to set previous watches: %v"
 
+// connectFailed is the message go-zookeeper/zk v1.0.4 logs each time it
+// cannot dial a server: its arguments are the server and the error.
+// TestLoggerConnectFailureClosedPort fails if a new client version logs
+// it differently.
+const connectFailed = "failed to connect to %s: %v"
+
+// connectWarnEvery is how often one unreachable server is warned about.
+const connectWarnEvery = time.Minute
+
+// connectFailures paces the warnings of every client in the process.
+// It is shared, not per Logger, because callers build Logger as a plain
+// value (one per session), and a server that is down is the same news
+// whichever session finds it: a daemon switching sessions to a new
+// ensemble warns once about a server both cannot reach.
+var connectFailures = newFailurePacer(time.Now)
+
 // Printf implements zk.Logger.
 func (z Logger) Printf(format string, args ...any) {
-	if format == setWatchesFailed && z.WatchesLost != nil && len(args) == 1 {
+	msg := fmt.Sprintf(format, args...)
+	switch {
+	case format == setWatchesFailed && z.WatchesLost != nil && len(args) == 1:
 		if err, _ := args[0].(error); !connectionEnded(err) {
 			z.WatchesLost()
 		}
+	case format == connectFailed && len(args) == 2:
+		server := fmt.Sprint(args[0])
+		pacer := z.failures
+		if pacer == nil {
+			pacer = connectFailures
+		}
+		if failures, warn := pacer.failed(server); warn {
+			z.L.Warn("cannot connect to ZooKeeper server; retrying (check that the address is right and ZooKeeper is up and reachable from here)",
+				"server", server, "err", fmt.Sprint(args[1]), "failures", failures, "source", "zk-client")
+			return
+		}
 	}
-	z.L.Debug(fmt.Sprintf(format, args...), "source", "zk-client")
+	z.L.Debug(msg, "source", "zk-client")
+}
+
+// failurePacer decides which connection failures are warned about: per
+// server, the first, and then the first after connectWarnEvery has passed
+// since the last warning.
+type failurePacer struct {
+	now func() time.Time
+
+	// mu guards servers, which holds per server the time of the last
+	// warning and the failures since it, the warned one included.
+	mu      sync.Mutex
+	servers map[string]*serverFailures
+}
+
+type serverFailures struct {
+	warned time.Time
+	count  int
+}
+
+// maxPacedServers bounds the servers remembered; past it, those not
+// warned about for connectWarnEvery are forgotten (they would be warned
+// about at their next failure anyway).
+const maxPacedServers = 256
+
+func newFailurePacer(now func() time.Time) *failurePacer {
+	return &failurePacer{now: now, servers: map[string]*serverFailures{}}
+}
+
+// failed counts a failure to reach server and reports whether to warn
+// about it, with the failures the warning covers: this one and those
+// not warned about since the last warning.
+func (p *failurePacer) failed(server string) (failures int, warn bool) {
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	f := p.servers[server]
+	if f == nil {
+		if len(p.servers) >= maxPacedServers {
+			for s, old := range p.servers {
+				if now.Sub(old.warned) >= connectWarnEvery {
+					delete(p.servers, s)
+				}
+			}
+		}
+		f = &serverFailures{}
+		p.servers[server] = f
+	}
+	f.count++
+	if !f.warned.IsZero() && now.Sub(f.warned) < connectWarnEvery {
+		return f.count, false
+	}
+	failures = f.count
+	f.warned, f.count = now, 0
+	return failures, true
 }
 
 // connectionEnded reports whether err means a request failed because its
