@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -21,9 +22,9 @@ import (
 const defaultDebounce = 200 * time.Millisecond
 
 // maxDebounces bounds a burst: the file is read at the latest this many
-// debounce periods after the burst's first event, so another file in the
-// directory written more often than the debounce cannot hold a config
-// edit back for as long as it keeps being written.
+// debounce periods after the burst's first event, so a config written
+// more often than the debounce (a tool rewriting it in a loop) is still
+// read while that goes on.
 const maxDebounces = 5
 
 // maxLinks bounds the symlinks followed from the config path, as the
@@ -50,9 +51,11 @@ type WatchOptions struct {
 	// (or negative) means 200ms. A save is several filesystem events, and
 	// reading between them could see a half-written or missing file.
 	Debounce time.Duration
-	// Logger receives one line per observed event, naming its kind, at
-	// debug level, and a warning when the directory itself goes away or
-	// fsnotify reports an error; nil discards.
+	// Logger receives one line per event that concerns the config file,
+	// naming its kind, at debug level, and a warning when the directory
+	// itself goes away or fsnotify reports an error; nil discards. Events
+	// for other files in the directory are not logged: a log file kept
+	// there would otherwise log its own writes without end.
 	Logger *slog.Logger
 	// Loaded is the config the caller runs, as Load or Parse returned it.
 	// The file may have changed between that read and Watch's start, so
@@ -81,13 +84,15 @@ type WatchOptions struct {
 // touches the file at all: path is a symlink through `..data`, and an
 // update renames a new `..data` symlink into place. After any of these a
 // file watch would be left on a deleted inode and see nothing more. The
-// directory's entries are what all of them change, so any event in the
-// directory arms the debounce timer, and when it fires the file is read
-// through its symlinks and compared with the last content by hash. Events
-// for other files in the directory therefore cost one read, and emit
-// nothing; and since a directory that never falls quiet must not hold an
-// edit back, a burst is read at the latest maxDebounces debounce periods
-// after its first event.
+// directory's entries are what all of them change, so an event for any
+// name met on the way to the file (the file, a symlink such as path or
+// `..data`, a directory a link leads into) arms the debounce timer, and
+// when it fires the file is read through its symlinks and compared with
+// the last content by hash. Events for other names in the directory (a
+// log file, an editor's swap file before its rename) are ignored, neither
+// logged nor read for. Since a file that never falls quiet must not hold
+// an edit back, a burst is read at the latest maxDebounces debounce
+// periods after its first event.
 //
 // When path is a symlink, the directories its links lead into are watched
 // too, and followed again after every read: a config kept in another
@@ -126,6 +131,9 @@ type watcher struct {
 	// read.
 	linkDirs  []string
 	unwatched []string
+	// names are the names met on the way from path to the file at the
+	// last read: an event for any other name does not concern the config.
+	names map[string]bool
 
 	// last is what the file held at the last read, emitted or not.
 	last version
@@ -207,6 +215,7 @@ func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, er
 // tried again at every read, and the run loop reads every relinkEvery
 // while one is left.
 func (w *watcher) followLinks() {
+	w.names = namesOnPath(w.abs)
 	want := slices.DeleteFunc(linkDirsOf(w.abs), func(dir string) bool { return dir == w.dir })
 	for _, dir := range w.linkDirs {
 		if !slices.Contains(want, dir) {
@@ -232,6 +241,50 @@ func (w *watcher) followLinks() {
 		watched = append(watched, dir)
 	}
 	w.linkDirs, w.unwatched = watched, missing
+}
+
+// namesOnPath returns the names met on the way from abs to the file: each
+// element of abs and of the target of every symlink followed, whether
+// or not it exists yet. An event in a watched directory concerns the
+// config only if it names one of them: the file itself, a link to it
+// (path, a ConfigMap's ..data), or a directory on the way (one deleted or
+// renamed into place). Names are compared without their directory, so a
+// file that shares its name with one of those directories costs a read,
+// nothing more.
+func namesOnPath(abs string) map[string]bool {
+	names := map[string]bool{}
+	todo := strings.Split(abs, "/")
+	at := "/" // what the elements so far resolve to
+	for links := 0; len(todo) > 0; {
+		elem := todo[0]
+		todo = todo[1:]
+		switch elem {
+		case "", ".":
+			continue
+		case "..":
+			at = filepath.Dir(at)
+			continue
+		}
+		names[elem] = true
+		p := filepath.Join(at, elem)
+		target, err := os.Readlink(p)
+		if err != nil || links >= maxLinks {
+			at = p // not a link, or missing: later elements are under it
+			continue
+		}
+		links++
+		if filepath.IsAbs(target) {
+			at = "/"
+		}
+		todo = append(strings.Split(target, "/"), todo...)
+	}
+	return names
+}
+
+// concerns reports whether an event for name (a path in a watched
+// directory, or a watched directory itself) may change the config.
+func (w *watcher) concerns(name string) bool {
+	return name == w.dir || w.names[filepath.Base(name)]
 }
 
 // linkDirsOf returns the directories the symlinks from abs lead into,
@@ -315,6 +368,9 @@ func (w *watcher) run(ctx context.Context) {
 		case ev, ok := <-events:
 			if !ok {
 				events = nil
+				continue
+			}
+			if !w.concerns(ev.Name) {
 				continue
 			}
 			w.log.Debug("config directory event", "name", ev.Name, "op", ev.Op.String())
