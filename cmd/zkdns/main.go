@@ -54,6 +54,10 @@ FILE defaults to $ZKDNS_CONFIG, else ` + defaultConfig + `.
 // errUsage marks an error as the caller's misuse of the command line.
 var errUsage = errors.New("usage error")
 
+// errHelp says -h was given and the help printed: asking for help is no
+// error, so the command exits 0.
+var errHelp = errors.New("help requested")
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -62,25 +66,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
-		err = serve(ctx, rest, stderr)
+		err = serve(ctx, rest, stdout, stderr)
 	case "check":
 		err = check(rest, stdout, stderr)
 	case "status":
 		err = status(ctx, rest, stdout, stderr)
 	case "register":
-		err = register(ctx, rest, stderr)
+		err = register(ctx, rest, stdout, stderr)
 	case "deregister":
 		err = deregister(ctx, rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "zkdns %s\n", versionString())
 	case "help", "-h", "-help", "--help":
+		if cmd == "help" && len(rest) > 0 {
+			// zkdns help serve: the command's own -h.
+			return run(ctx, []string{rest[0], "-h"}, stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 	default:
 		fmt.Fprintf(stderr, "zkdns: unknown command %q\n%s", cmd, usage)
 		return exitUsage
 	}
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errHelp):
 		return exitOK
 	case errors.Is(err, errUsage):
 		return exitUsage
@@ -93,16 +101,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // configFlag parses the flags every config-reading command shares.
-func configFlag(name string, args []string, stderr io.Writer) (string, error) {
+func configFlag(name string, args []string, stdout, stderr io.Writer) (string, error) {
 	fs := flag.NewFlagSet("zkdns "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	def := os.Getenv("ZKDNS_CONFIG")
 	if def == "" {
 		def = defaultConfig
 	}
 	path := fs.String("config", def, "config `file`")
-	if err := fs.Parse(args); err != nil {
-		return "", errUsage
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return "", err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "zkdns %s: unexpected argument %q\n", name, fs.Arg(0))
@@ -111,8 +118,8 @@ func configFlag(name string, args []string, stderr io.Writer) (string, error) {
 	return *path, nil
 }
 
-func serve(ctx context.Context, args []string, stderr io.Writer) error {
-	path, err := configFlag("serve", args, stderr)
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	path, err := configFlag("serve", args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -162,7 +169,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func check(args []string, stdout, stderr io.Writer) error {
-	path, err := configFlag("check", args, stderr)
+	path, err := configFlag("check", args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -176,6 +183,25 @@ func check(args []string, stdout, stderr io.Writer) error {
 		return errSilent
 	}
 	fmt.Fprintf(stdout, "%s: ok (%d services, %d discover paths)\n", path, len(cfg.Services), len(cfg.Discover))
+	return nil
+}
+
+// parseFlags parses args with fs. A bad flag is reported in one line (the
+// flag package's own message) on stderr; -h prints the flags on stdout
+// and returns errHelp.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(stdout, "usage of %s:\n", fs.Name())
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return errHelp
+	}
+	if err != nil {
+		return errUsage
+	}
 	return nil
 }
 

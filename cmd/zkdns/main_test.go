@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -150,6 +151,54 @@ func TestNewLoggerLevelFollowsVar(t *testing.T) {
 	}
 }
 
+// TestHelp: asking for help is not a usage error. Every command's -h and
+// `zkdns help COMMAND` print that command's flags on stdout and exit 0;
+// a flag that does not exist is still one (exit 2, stderr).
+func TestHelp(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string // in stdout
+	}{
+		{[]string{"-h"}, "usage: zkdns <command>"},
+		{[]string{"help"}, "usage: zkdns <command>"},
+		{[]string{"serve", "-h"}, "-config file"},
+		{[]string{"check", "-help"}, "-config file"},
+		{[]string{"status", "-h"}, "-admin host:port"},
+		{[]string{"register", "-h"}, "-servers host:port"},
+		{[]string{"deregister", "--help"}, "-pidfile file"},
+		{[]string{"help", "serve"}, "usage of zkdns serve:"},
+		{[]string{"help", "register"}, "usage of zkdns register:"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tc.args, &stdout, &stderr)
+			if code != exitOK || !strings.Contains(stdout.String(), tc.want) || stderr.Len() != 0 {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 0 and %q on stdout alone", code, stdout.String(), stderr.String(), tc.want)
+			}
+		})
+	}
+	for _, cmd := range []string{"serve", "check", "status", "register", "deregister"} {
+		t.Run(cmd+" with an unknown flag", func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{cmd, "-bogus"}, &stdout, &stderr)
+			if code != exitUsage || stdout.Len() != 0 || !strings.Contains(stderr.String(), "flag provided but not defined: -bogus") {
+				t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and the flag named on stderr", code, stdout.String(), stderr.String())
+			}
+		})
+	}
+}
+
+// TestRegisterNameHelp: -name is the service name in curator payloads
+// only; nerve's name is the instance ID, whatever -name says.
+func TestRegisterNameHelp(t *testing.T) {
+	var stdout bytes.Buffer
+	run(context.Background(), []string{"register", "-h"}, &stdout, io.Discard)
+	if help := stdout.String(); !strings.Contains(help, "service name in curator payloads") || strings.Contains(help, "and nerve payloads") {
+		t.Errorf("register -h says %q; want -name to be the curator service name only", help)
+	}
+}
+
 // TestServeFailedStartLeavesNothing holds serve to owning what it starts:
 // when daemon.Run fails to start, the SIGHUP forwarder ends with serve,
 // though the caller's context lives on.
@@ -178,7 +227,7 @@ func TestServeFailedStartLeavesNothing(t *testing.T) {
 			writeFile(t, path, fmt.Sprintf("[zookeeper]\nservers = [%q]\n[dns]\nlisten = [%q]\n[admin]\nlisten = %q\n",
 				zkServer.Addr(), tc.dns, tc.admin))
 			var stderr bytes.Buffer
-			err := serve(context.Background(), []string{"-config", path}, &stderr)
+			err := serve(context.Background(), []string{"-config", path}, io.Discard, &stderr)
 			if err == nil || !strings.Contains(err.Error(), "bind") {
 				t.Fatalf("serve = %v, want a bind error", err)
 			}

@@ -60,7 +60,7 @@ func registerFlags(cfg *registerConfig, configPath *string) *flag.FlagSet {
 	fs.StringVar(&cfg.AuthFile, "auth-file", cfg.AuthFile, "`file` holding digest credentials user:password")
 	fs.StringVar(&cfg.Path, "path", cfg.Path, "the service's `znode`, e.g. /services/payments (required)")
 	fs.StringVar(&cfg.ID, "id", cfg.ID, "instance znode name (default address-port; serverset: member_N)")
-	fs.StringVar(&cfg.Name, "name", cfg.Name, "service name in curator and nerve payloads (default the last element of -path)")
+	fs.StringVar(&cfg.Name, "name", cfg.Name, "service name in curator payloads (default the last element of -path; nerve's name is the instance ID)")
 	fs.StringVar(&cfg.Address, "address", cfg.Address, "address clients reach the instance at (default this host's primary IP)")
 	fs.IntVar(&cfg.Port, "port", cfg.Port, "the instance's port (required)")
 	fs.StringVar(&cfg.Format, "format", cfg.Format, "payload format: curator, serverset, nerve or hostport (default curator)")
@@ -80,9 +80,10 @@ func registerFlags(cfg *registerConfig, configPath *string) *flag.FlagSet {
 }
 
 // parseRegisterArgs reads the flags and the -config file they name; flags
-// win over the file. Errors wrap errUsage when the command line or the
-// file's content is at fault.
-func parseRegisterArgs(args []string, stderr io.Writer) (registerConfig, error) {
+// win over the file. Errors wrap errUsage when the command line is at
+// fault; a problem in the file is a failure like zkdns check's, and -h
+// returns errHelp.
+func parseRegisterArgs(args []string, stdout, stderr io.Writer) (registerConfig, error) {
 	var (
 		cfg        registerConfig
 		configPath string
@@ -90,7 +91,7 @@ func parseRegisterArgs(args []string, stderr io.Writer) (registerConfig, error) 
 	// The first pass only finds -config, so that the file can be read
 	// before the flags that override it.
 	fs := registerFlags(&registerConfig{}, &configPath)
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
@@ -109,27 +110,13 @@ func parseRegisterArgs(args []string, stderr io.Writer) (registerConfig, error) 
 	return cfg, nil
 }
 
-// parseFlags parses args with fs. A bad flag is reported in one line (the
-// flag package's own message); -h lists the flags.
-func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
-	fs.Usage = func() {}
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintf(stderr, "usage of %s:\n", fs.Name())
-		fs.PrintDefaults()
-	}
-	if err != nil {
-		return errUsage
-	}
-	return nil
-}
-
 // tomlLastKey matches the position toml gives in its type errors.
 var tomlLastKey = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
 
 // loadRegisterConfig decodes the TOML file at path onto cfg. Unknown keys
-// are errors, each with its file:line.
+// are errors, each with its file:line. They are not usage errors: the
+// command line named the file correctly, and zkdns serve and check exit
+// 1 for the same kind of problem in theirs.
 func loadRegisterConfig(path string, cfg *registerConfig) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -139,12 +126,12 @@ func loadRegisterConfig(path string, cfg *registerConfig) error {
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
-			return fmt.Errorf("%w: %s:%d: %s", errUsage, path, perr.Position.Line, perr.Message)
+			return fmt.Errorf("%s:%d: %s", path, perr.Position.Line, perr.Message)
 		}
 		if m := tomlLastKey.FindStringSubmatch(err.Error()); m != nil {
-			return fmt.Errorf("%w: %s:%s: %s: %s", errUsage, path, m[1], m[2], m[3])
+			return fmt.Errorf("%s:%s: %s: %s", path, m[1], m[2], m[3])
 		}
-		return fmt.Errorf("%w: %s: %v", errUsage, path, err)
+		return fmt.Errorf("%s: %v", path, err)
 	}
 	var problems []string
 	var reported []toml.Key
@@ -162,7 +149,7 @@ func loadRegisterConfig(path string, cfg *registerConfig) error {
 		problems = append(problems, fmt.Sprintf("%s: unknown key %q (known keys are the flag names in snake_case, such as session_timeout)", where, key.String()))
 	}
 	if len(problems) > 0 {
-		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
+		return errors.New(strings.Join(problems, "; "))
 	}
 	return nil
 }
@@ -256,7 +243,8 @@ func (cfg *registerConfig) options() (registrar.Options, error) {
 
 // readAuthFile reads digest credentials, user:password on one line. Like
 // zkdns serve's credentials_file, a file that group or others can access
-// is refused. Errors never quote the file: it holds a password.
+// is refused, and as there a problem with the file is a failure, not a
+// usage error. Errors never quote the file: it holds a password.
 func readAuthFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -268,8 +256,8 @@ func readAuthFile(path string) (string, error) {
 		return "", fmt.Errorf("register: -auth-file: %w", err)
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("%w: zkdns register: -auth-file %s is accessible by group or others (mode %04o); chmod 600 it",
-			errUsage, path, perm)
+		return "", fmt.Errorf("register: -auth-file %s is accessible by group or others (mode %04o); chmod 600 it",
+			path, perm)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
 	if err != nil {
@@ -277,15 +265,15 @@ func readAuthFile(path string) (string, error) {
 	}
 	creds := strings.TrimRight(string(b), "\r\n")
 	if user, _, ok := strings.Cut(creds, ":"); !ok || user == "" || strings.ContainsAny(creds, "\n\r") {
-		return "", fmt.Errorf("%w: zkdns register: -auth-file %s must hold one line, user:password", errUsage, path)
+		return "", fmt.Errorf("register: -auth-file %s must hold one line, user:password", path)
 	}
 	return creds, nil
 }
 
 // register runs `zkdns register`. A usage error is printed here, since
 // run prints only runtime errors.
-func register(ctx context.Context, args []string, stderr io.Writer) error {
-	return printUsageError(runRegister(ctx, args, stderr), stderr)
+func register(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return printUsageError(runRegister(ctx, args, stdout, stderr), stderr)
 }
 
 // deregister runs `zkdns deregister`.
@@ -303,8 +291,8 @@ func printUsageError(err error, stderr io.Writer) error {
 	return err
 }
 
-func runRegister(ctx context.Context, args []string, stderr io.Writer) error {
-	cfg, err := parseRegisterArgs(args, stderr)
+func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseRegisterArgs(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
@@ -416,7 +404,7 @@ func runDeregister(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("zkdns deregister", flag.ContinueOnError)
 	pidfile := fs.String("pidfile", "", "the `file` zkdns register -pidfile writes (required)")
 	timeout := fs.Duration("timeout", time.Minute, "how long to wait for the registrar to drain and exit")
-	if err := parseFlags(fs, args, stderr); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	switch {
@@ -430,8 +418,9 @@ func runDeregister(ctx context.Context, args []string, stdout, stderr io.Writer)
 	pid, err := readPidfile(*pidfile)
 	if errors.Is(err, os.ErrNotExist) {
 		// The registrar removes its pidfile on exit: nothing left to do,
-		// which a preStop hook run twice must not treat as a failure.
-		fmt.Fprintf(stdout, "zkdns deregister: %s does not exist; no registrar is running with it\n", *pidfile)
+		// which a preStop hook run twice must not treat as a failure. The
+		// path is printed as given, so that a typo in the hook shows.
+		fmt.Fprintf(stdout, "zkdns deregister: pidfile %q does not exist: no registrar is running with it, nothing to do (if one is, check the path)\n", *pidfile)
 		return nil
 	}
 	if err != nil {

@@ -507,13 +507,17 @@ func TestRegisterCommandLine(t *testing.T) {
 	}{
 		{"register without required flags", []string{"register"}, 2, "missing -servers, -path, -port"},
 		{"register with a bad check", []string{"register", "-servers", "127.0.0.1:1", "-path", "/s", "-port", "80", "-check", "ping://x"}, 2, "want http://"},
-		{"register with an unknown config key", []string{"register", "-config", badKey}, 2, "bad.toml:5: unknown key \"bogus\""},
-		{"register with a mistyped config value", []string{"register", "-config", badType}, 2, "type.toml:3:"},
+		// A problem in the file is not a usage error: zkdns check exits 1
+		// for the same kind of problem in its file.
+		{"register with an unknown config key", []string{"register", "-config", badKey}, 1, "bad.toml:5: unknown key \"bogus\""},
+		{"register with a mistyped config value", []string{"register", "-config", badType}, 1, "type.toml:3:"},
 		{"register with an unreadable config", []string{"register", "-config", filepath.Join(dir, "none.toml")}, 1, "none.toml"},
 		{"register with a stray argument", []string{"register", "-port", "80", "extra"}, 2, "unexpected argument"},
 		{"register with an unknown flag", []string{"register", "-prot", "80"}, 2, "flag provided but not defined: -prot\n"},
 		{"deregister without pidfile", []string{"deregister"}, 2, "-pidfile is required"},
-		{"deregister with no pidfile on disk", []string{"deregister", "-pidfile", filepath.Join(dir, "none.pid")}, 0, "no registrar is running"},
+		// On purpose: a preStop hook may run twice. The path shows a typo.
+		{"deregister with no pidfile on disk", []string{"deregister", "-pidfile", filepath.Join(dir, "none.pid")}, 0,
+			fmt.Sprintf("pidfile %q does not exist: no registrar is running", filepath.Join(dir, "none.pid"))},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -584,7 +588,7 @@ rack = "r1"
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg, err := parseRegisterArgs(tc.args, io.Discard)
+			cfg, err := parseRegisterArgs(tc.args, io.Discard, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -596,19 +600,22 @@ rack = "r1"
 		})
 	}
 
+	// usage: the command line is at fault (exit 2); otherwise a file is
+	// (exit 1, as for zkdns check).
 	errTests := []struct {
 		name    string
 		file    string // after three lines of servers, path and port
 		args    []string
 		wantErr string
+		usage   bool
 	}{
-		{"unknown table", "[metadata]\nzone = \"a\"\n", nil, `r.toml:4: unknown key "metadata"`},
-		{"unknown key in the middle", "\nrize = 2\nfall = 1\n", nil, `r.toml:5: unknown key "rize"`},
-		{"zero interval flag", "[meta]\nzone = \"a\"\n", []string{"-interval", "0s"}, "-interval must be positive"},
-		{"bad duration", "interval = \"soon\"\n", nil, "r.toml:4:"},
-		{"negative drain", "drain = \"-1s\"\n", nil, "-drain must not be negative"},
-		{"auth file with two lines", "", []string{"-auth-file", filepath.Join(dir, "two.auth")}, "must hold one line"},
-		{"auth file readable by others", "", []string{"-auth-file", filepath.Join(dir, "open.auth")}, "chmod 600"},
+		{"unknown table", "[metadata]\nzone = \"a\"\n", nil, `r.toml:4: unknown key "metadata"`, false},
+		{"unknown key in the middle", "\nrize = 2\nfall = 1\n", nil, `r.toml:5: unknown key "rize"`, false},
+		{"zero interval flag", "[meta]\nzone = \"a\"\n", []string{"-interval", "0s"}, "-interval must be positive", true},
+		{"bad duration", "interval = \"soon\"\n", nil, "r.toml:4:", false},
+		{"negative drain", "drain = \"-1s\"\n", nil, "-drain must not be negative", true},
+		{"auth file with two lines", "", []string{"-auth-file", filepath.Join(dir, "two.auth")}, "must hold one line", false},
+		{"auth file readable by others", "", []string{"-auth-file", filepath.Join(dir, "open.auth")}, "chmod 600", false},
 	}
 	writeFile(t, filepath.Join(dir, "two.auth"), "registrar:a\nregistrar:b\n")
 	writeFile(t, filepath.Join(dir, "open.auth"), "registrar:s3cret\n")
@@ -622,12 +629,12 @@ rack = "r1"
 		t.Run(tc.name, func(t *testing.T) {
 			f := filepath.Join(t.TempDir(), "r.toml")
 			writeFile(t, f, "servers = [\"192.0.2.1:2181\"]\npath = \"/p\"\nport = 80\n"+tc.file)
-			cfg, err := parseRegisterArgs(append([]string{"-config", f}, tc.args...), io.Discard)
+			cfg, err := parseRegisterArgs(append([]string{"-config", f}, tc.args...), io.Discard, io.Discard)
 			if err == nil {
 				_, err = cfg.options()
 			}
-			if err == nil || !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("error %v, want a usage error containing %q", err, tc.wantErr)
+			if err == nil || errors.Is(err, errUsage) != tc.usage || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("error %v, want one containing %q (usage error: %v)", err, tc.wantErr, tc.usage)
 			}
 			if err != nil && strings.Contains(err.Error(), "s3cret") {
 				t.Errorf("error quotes the credentials: %v", err)

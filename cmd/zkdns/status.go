@@ -15,11 +15,10 @@ import (
 
 func status(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("zkdns status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	admin := fs.String("admin", "127.0.0.1:8601", "the daemon's admin `host:port` ([admin].listen)")
 	asJSON := fs.Bool("json", false, "print the admin API's JSON")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "zkdns status: unexpected argument %q\n", fs.Arg(0))
