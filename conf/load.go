@@ -31,21 +31,31 @@ func load(path string) (*Config, []byte, error) {
 // Check loads the config file at path as Load does and reads the files
 // its [zookeeper] section names as ZooKeeper.LoadSecurity does: all that
 // zkdns serve reads at start. A problem with one of those files is an
-// *Error at the line of the key that names it.
+// *Error at the line of the key that names it; every such problem is
+// reported, joined with errors.Join in line order, as Parse reports the
+// file's own.
 func Check(path string) (*Config, error) {
 	c, data, err := load(path)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.ZooKeeper.LoadSecurity(); err != nil {
+	_, err = c.ZooKeeper.LoadSecurity()
+	if err == nil {
+		return c, nil
+	}
+	errs := []error{err}
+	if multi, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = multi.Unwrap()
+	}
+	ps := newProblems(path, data)
+	for _, err := range errs {
 		var fe *fileError
 		if !errors.As(err, &fe) {
 			return nil, err
 		}
-		line := locateLines(data).line(pathOf(strings.Split(fe.key, ".")...))
-		return nil, &Error{File: path, Line: line, Msg: fe.err.Error()}
+		ps.add(pathOf(strings.Split(fe.key, ".")...), fe.err.Error())
 	}
-	return c, nil
+	return nil, ps.err()
 }
 
 // Parse decodes data, the contents of the config file named file, onto

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // ZooKeeperSecurity is what [zookeeper.auth] and [zookeeper.tls] point at,
@@ -56,24 +57,46 @@ const maxSecretFile = 64 << 10
 // refused, as ssh refuses such a private key: the fix is chmod 600 and
 // ownership by the user zkdns runs as. Errors name the key and the file
 // and never quote a file's contents.
+//
+// Every file is read, whatever the others hold, and the error reports
+// each problem found, in one line ("; " between them), so that all can be
+// fixed at once; Check places each at the line of its key.
 func (z ZooKeeper) LoadSecurity() (ZooKeeperSecurity, error) {
-	var sec ZooKeeperSecurity
+	var (
+		sec  ZooKeeperSecurity
+		errs securityErrors
+	)
 	if a := z.Auth; a != nil {
 		creds, err := readCredentials(a.CredentialsFile)
 		if err != nil {
-			return ZooKeeperSecurity{}, err
+			errs = append(errs, err)
 		}
 		sec.AuthScheme, sec.Credentials = a.Scheme, creds
 	}
 	if t := z.TLS; t != nil {
-		cfg, err := clientTLS(t)
-		if err != nil {
-			return ZooKeeperSecurity{}, err
-		}
+		cfg, tlsErrs := clientTLS(t)
+		errs = append(errs, tlsErrs...)
 		sec.TLS = cfg
+	}
+	if len(errs) > 0 {
+		return ZooKeeperSecurity{}, errs
 	}
 	return sec, nil
 }
+
+// securityErrors are the problems LoadSecurity found, each a *fileError.
+// They print on one line, as the daemon logs and reports them.
+type securityErrors []error
+
+func (e securityErrors) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e securityErrors) Unwrap() []error { return e }
 
 // readCredentials reads a digest credentials file: "user:password" and an
 // optional trailing newline.
@@ -134,37 +157,43 @@ func readPrivateFile(key, path string) ([]byte, error) {
 // clientTLS builds the client TLS config: servers verified against the CA
 // file only (not the system roots: a ZooKeeper ensemble has its own CA),
 // TLS 1.2 or later, and the client certificate when one is configured.
-func clientTLS(t *TLS) (*tls.Config, error) {
-	pem, err := os.ReadFile(t.CAFile)
-	if err != nil {
-		return nil, keyError("zookeeper.tls.ca_file", "zookeeper.tls.ca_file: %w", err)
-	}
+// It returns a problem for each file that has one.
+func clientTLS(t *TLS) (*tls.Config, securityErrors) {
+	var errs securityErrors
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, keyError("zookeeper.tls.ca_file", "zookeeper.tls.ca_file %s holds no PEM certificate", t.CAFile)
+	if pem, err := os.ReadFile(t.CAFile); err != nil {
+		errs = append(errs, keyError("zookeeper.tls.ca_file", "zookeeper.tls.ca_file: %w", err))
+	} else if !pool.AppendCertsFromPEM(pem) {
+		errs = append(errs, keyError("zookeeper.tls.ca_file", "zookeeper.tls.ca_file %s holds no PEM certificate", t.CAFile))
 	}
 	cfg := &tls.Config{
 		RootCAs:    pool,
 		ServerName: t.ServerName,
 		MinVersion: tls.VersionTLS12,
 	}
-	if t.CertFile == "" {
-		return cfg, nil
+	if t.CertFile != "" {
+		certPEM, certErr := os.ReadFile(t.CertFile)
+		if certErr != nil {
+			errs = append(errs, keyError("zookeeper.tls.cert_file", "zookeeper.tls.cert_file: %w", certErr))
+		}
+		keyPEM, keyErr := readPrivateFile("zookeeper.tls.key_file", t.KeyFile)
+		if keyErr != nil {
+			errs = append(errs, keyErr)
+		}
+		// Whether the two belong together can only be told of both.
+		if certErr == nil && keyErr == nil {
+			cert, err := tls.X509KeyPair(certPEM, keyPEM)
+			if err != nil {
+				// X509KeyPair's errors describe the PEM blocks, never the key.
+				errs = append(errs, keyError("zookeeper.tls.cert_file", "zookeeper.tls cert_file %s and key_file %s: %w", t.CertFile, t.KeyFile, err))
+			} else {
+				cfg.Certificates = []tls.Certificate{cert}
+			}
+		}
 	}
-	certPEM, err := os.ReadFile(t.CertFile)
-	if err != nil {
-		return nil, keyError("zookeeper.tls.cert_file", "zookeeper.tls.cert_file: %w", err)
+	if len(errs) > 0 {
+		return nil, errs
 	}
-	keyPEM, err := readPrivateFile("zookeeper.tls.key_file", t.KeyFile)
-	if err != nil {
-		return nil, err
-	}
-	cert, err := tls.X509KeyPair(certPEM, keyPEM)
-	if err != nil {
-		// X509KeyPair's errors describe the PEM blocks, never the key.
-		return nil, keyError("zookeeper.tls.cert_file", "zookeeper.tls cert_file %s and key_file %s: %w", t.CertFile, t.KeyFile, err)
-	}
-	cfg.Certificates = []tls.Certificate{cert}
 	return cfg, nil
 }
 

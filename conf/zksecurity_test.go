@@ -270,16 +270,37 @@ func TestSecretNeverPrints(t *testing.T) {
 
 // TestCheckPlacesFileProblems checks that Check reports a problem with a
 // file the [zookeeper] section names at the line of the key naming it,
-// as the config's own problems are.
+// as the config's own problems are, and every such problem, one per
+// line in line order: a loose credentials file does not hide a missing
+// CA file.
 func TestCheckPlacesFileProblems(t *testing.T) {
 	dir := t.TempDir()
 	creds := writeMode(t, dir, "creds", []byte("zkdns:"+secretPassword+"\n"), 0o600)
 	openCreds := writeMode(t, dir, "open", []byte("zkdns:"+secretPassword+"\n"), 0o644)
 	missing := filepath.Join(dir, "missing")
+	ca, err := testutil.NewTestCA("conf check CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caFile, err := ca.WriteCert(dir, "ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	client, err := ca.Issue("zkdns", "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, _, err := client.WriteFiles(dir, "client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	looseKey := writeMode(t, dir, "loose.key", client.KeyPEM, 0o644)
+	q := func(s string) string { return fmt.Sprintf("%q", s) }
 	cases := []struct {
 		name    string
 		src     string
-		wantErr string // "" for a config that checks
+		wantErr string   // "" for a config that checks
+		more    []string // the lines after the first, each as it starts
 	}{
 		{name: "readable credentials", src: minimalZK + "[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = " + fmt.Sprintf("%q", creds) + "\n"},
 		{
@@ -297,6 +318,27 @@ func TestCheckPlacesFileProblems(t *testing.T) {
 			src:     minimalZK + "[zookeeper.tls]\nserver_name = \"zk\"\nca_file = " + fmt.Sprintf("%q", missing) + "\n",
 			wantErr: "c.toml:5: zookeeper.tls.ca_file: open " + missing,
 		},
+		{
+			name: "loose credentials and a missing CA file",
+			src: minimalZK + "[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = " + q(openCreds) + "\n" +
+				"[zookeeper.tls]\nca_file = " + q(missing) + "\n",
+			wantErr: "c.toml:5: zookeeper.auth.credentials_file " + openCreds + " is accessible by group or others",
+			more:    []string{"c.toml:7: zookeeper.tls.ca_file: open " + missing},
+		},
+		{
+			name:    "every TLS file, in line order",
+			src:     minimalZK + "[zookeeper.tls]\nkey_file = " + q(looseKey) + "\ncert_file = " + q(missing) + "\nca_file = " + q(missing) + "\n",
+			wantErr: "c.toml:4: zookeeper.tls.key_file " + looseKey + " is accessible by group or others",
+			more: []string{
+				"c.toml:5: zookeeper.tls.cert_file: open " + missing,
+				"c.toml:6: zookeeper.tls.ca_file: open " + missing,
+			},
+		},
+		{
+			name:    "a good CA beside a loose key",
+			src:     minimalZK + "[zookeeper.tls]\nca_file = " + q(caFile) + "\ncert_file = " + q(certFile) + "\nkey_file = " + q(looseKey) + "\n",
+			wantErr: "c.toml:6: zookeeper.tls.key_file " + looseKey + " is accessible by group or others",
+		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -313,10 +355,17 @@ func TestCheckPlacesFileProblems(t *testing.T) {
 			}
 			got := ""
 			if err != nil {
-				got = strings.TrimPrefix(err.Error(), filepath.Dir(path)+"/")
+				got = strings.ReplaceAll(err.Error(), filepath.Dir(path)+"/", "")
 			}
-			if c != nil || !strings.HasPrefix(got, tc.wantErr) {
-				t.Errorf("Check error %q, want one starting %q", got, tc.wantErr)
+			lines := strings.Split(got, "\n")
+			want := append([]string{tc.wantErr}, tc.more...)
+			if c != nil || len(lines) != len(want) {
+				t.Fatalf("Check error %q, want %d lines starting %q", got, len(want), want)
+			}
+			for i, line := range lines {
+				if !strings.HasPrefix(line, want[i]) {
+					t.Errorf("Check error line %d %q, want one starting %q", i+1, line, want[i])
+				}
 			}
 			if strings.Contains(got, secretPassword) {
 				t.Errorf("the error quotes the secret: %q", got)
