@@ -16,8 +16,9 @@ import (
 // decodes TOML, takes positions out of the decoder's error text and
 // builds a regexp from every unknown key, so any of those may meet input
 // it did not expect. It must not panic; it must either fill in a config
-// or return a usage error that names the file, with any line it names
-// inside the input; and it must give the same answer twice.
+// or return an error that names the file, with any line it names inside
+// the input, and that is not a usage error (the command line was fine);
+// and it must give the same answer twice.
 func FuzzLoadRegisterConfig(f *testing.F) {
 	// The seed corpus, in testdata/fuzz/FuzzLoadRegisterConfig, holds the
 	// register tests' files; these add the error paths' odd corners.
@@ -42,11 +43,11 @@ func FuzzLoadRegisterConfig(f *testing.F) {
 		var cfg registerConfig
 		err := loadRegisterConfig(path, &cfg)
 		if err != nil {
-			if !errors.Is(err, errUsage) {
-				t.Fatalf("error %q is not a usage error", err)
+			if errors.Is(err, errUsage) {
+				t.Fatalf("error %q is a usage error; the file is at fault, not the command line", err)
 			}
 			// Every problem the file has is reported as file[:line]: ….
-			msg := strings.TrimPrefix(err.Error(), errUsage.Error()+": ")
+			msg := err.Error()
 			lines := bytes.Count(data, []byte("\n")) + 1
 			for _, problem := range strings.Split(msg, "; "+path) {
 				if !strings.HasPrefix(problem, path) {
