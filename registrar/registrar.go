@@ -74,8 +74,9 @@ type Options struct {
 	// belong in a DNS label replaced by '-'. Serverset ignores it: its
 	// members are named member_NNNNNNNNNN by ZooKeeper.
 	ID string
-	// Name is the service name written in curator and nerve payloads;
-	// zero means the last element of Path.
+	// Name is the service name written in curator payloads; zero means
+	// the last element of Path. Nerve's name is the instance ID, as nerve
+	// writes it, whatever Name says.
 	Name string
 	// Address is where clients reach the instance: an IP address or a
 	// hostname. Zero means this host's primary address: the source
