@@ -1,6 +1,7 @@
 // Package zkclient holds what every ZooKeeper client in zkdns sets up the
 // same way: a dialer that keeps a hung server from stalling the client
-// past its session, and a logger adapter for the client's chatter.
+// past its session, a logger adapter for the client's chatter, and
+// Refusals, which tells when no server will take the session back.
 package zkclient
 
 import (
@@ -64,6 +65,10 @@ type Logger struct {
 	// failures paces the connection-failure warnings; nil means the
 	// process-wide connectFailures.
 	failures *failurePacer
+	// HandshakeFailed, when set, receives the error of every session
+	// handshake that failed other than by an expiry answer (see
+	// Refusals): the client reports these in its log and no other way.
+	HandshakeFailed func(error)
 }
 
 // setWatchesFailed is the message go-zookeeper/zk v1.0.4 logs when the
@@ -88,6 +93,11 @@ const connectWarnEvery = time.Minute
 // ensemble warns once about a server both cannot reach.
 var connectFailures = newFailurePacer(time.Now)
 
+// handshakeFailed is the message go-zookeeper/zk v1.0.4 logs when a
+// session handshake fails. Only the reason Refusals reports depends on
+// it: the refusals themselves are seen in the session states.
+const handshakeFailed = "authentication failed: %s"
+
 // Printf implements zk.Logger.
 func (z Logger) Printf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
@@ -106,6 +116,11 @@ func (z Logger) Printf(format string, args ...any) {
 			z.L.Warn("cannot connect to ZooKeeper server; retrying (check that the address is right and ZooKeeper is up and reachable from here)",
 				"server", server, "err", fmt.Sprint(args[1]), "failures", failures, "source", "zk-client")
 			return
+		}
+	case format == handshakeFailed && z.HandshakeFailed != nil && len(args) == 1:
+		// An expiry answer is logged the same way; it is no refusal.
+		if err, _ := args[0].(error); err != nil && !errors.Is(err, zk.ErrSessionExpired) {
+			z.HandshakeFailed(err)
 		}
 	}
 	z.L.Debug(msg, "source", "zk-client")
