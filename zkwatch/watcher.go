@@ -122,7 +122,7 @@ type Watcher struct {
 	opts   Options
 	logger *slog.Logger
 
-	// mu guards pending, firstAt, session, spec and watchesLost: the
+	// mu guards pending, firstAt, session, spec, watchesLost and refused: the
 	// ZooKeeper client's callbacks and SetSpec write them, the run loop
 	// takes them.
 	mu      sync.Mutex
@@ -133,13 +133,23 @@ type Watcher struct {
 	// watchesLost says the client failed to give a reconnected session's
 	// watches back to ZooKeeper.
 	watchesLost bool
-	wake        chan struct{} // capacity 1: "something is pending"
+	// refused is set, to the connection's Refusals, when no server takes
+	// the connection's session back: the run loop opens a new one.
+	refused *zkclient.Refusals
+	wake    chan struct{} // capacity 1: "something is pending"
 
 	status atomic.Pointer[Status]
 	// closed is set before the connection is closed. The client reports
 	// its disconnection after Run has returned; that must not reach the
 	// metrics, which the daemon shares with the watcher replacing this one.
 	closed atomic.Bool
+	// connGen numbers the connections Run opens; events carry theirs, so
+	// that those of a replaced connection are dropped.
+	connGen atomic.Int64
+	// connMu guards conn's replacement against its closing when ctx ends,
+	// and closed's setting against a replacement opening after it. The
+	// run loop, which alone replaces conn, reads it without the lock.
+	connMu sync.Mutex
 
 	// Everything below is owned by the run loop goroutine.
 	conn          *zk.Conn
@@ -253,20 +263,16 @@ func (w *Watcher) SetSpec(spec Spec) {
 // start at all. A ZooKeeper that is unreachable is not an error: Run keeps
 // trying, and publishes nothing until it has synced.
 func (w *Watcher) Run(ctx context.Context) error {
-	conn, _, err := zk.Connect(w.opts.Servers, w.opts.SessionTimeout,
-		zk.WithEventCallback(w.onEvent),
-		zk.WithLogger(zkclient.Logger{L: w.logger, WatchesLost: w.onWatchesLost}),
-		zk.WithMaxBufferSize(w.opts.MaxBufferSize),
-		zk.WithDialer(w.dialer()),
-	)
-	if err != nil {
-		return fmt.Errorf("zkwatch: connect to %s: %w", strings.Join(w.opts.Servers, ","), err)
+	if err := w.connect(); err != nil {
+		return err
 	}
-	w.conn = conn
 	// Closing the connection is what unblocks requests waiting for a
 	// server, so it must happen as soon as ctx ends, not after the loop.
 	closeConn := func() {
+		w.connMu.Lock()
 		w.closed.Store(true)
+		conn := w.conn
+		w.connMu.Unlock()
 		conn.Close()
 	}
 	stop := context.AfterFunc(ctx, closeConn)
@@ -274,7 +280,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		stop()
 		closeConn()
 	}()
-	if err := w.authenticate(ctx, conn); err != nil {
+	if err := w.authenticate(ctx, w.conn); err != nil {
 		return nil // ctx ended before any server accepted the credentials
 	}
 	recheckCtx, cancelRecheck := context.WithCancel(ctx)
@@ -297,6 +303,52 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
+// connect opens a new zk.Conn (with no session and no zxid seen) as
+// w.conn, closing the one it replaces, unless Run is closing.
+func (w *Watcher) connect() error {
+	w.connMu.Lock()
+	defer w.connMu.Unlock()
+	if w.closed.Load() {
+		return nil
+	}
+	// Events of a connection that was replaced are dropped (see onEvent).
+	gen := w.connGen.Add(1)
+	refusals := zkclient.NewRefusals(w.opts.SessionTimeout)
+	conn, _, err := zk.Connect(w.opts.Servers, w.opts.SessionTimeout,
+		zk.WithEventCallback(func(ev zk.Event) { w.onEvent(gen, refusals, ev) }),
+		zk.WithLogger(zkclient.Logger{L: w.logger, WatchesLost: w.onWatchesLost, HandshakeFailed: refusals.HandshakeFailed}),
+		zk.WithMaxBufferSize(w.opts.MaxBufferSize),
+		zk.WithDialer(w.dialer()),
+	)
+	if err != nil {
+		return fmt.Errorf("zkwatch: connect to %s: %w", strings.Join(w.opts.Servers, ","), err)
+	}
+	if old := w.conn; old != nil {
+		old.Close()
+	}
+	w.conn = conn
+	return nil
+}
+
+// renew replaces a zk.Conn that no server will take back (see
+// zkclient.Refusals) with a new one. Its session, when it comes, is new:
+// step resyncs as after an expiry, keeping the last known instances
+// published until the resync's one full update replaces them.
+func (w *Watcher) renew(ctx context.Context, since time.Time, reason error) {
+	w.logger.Warn("no ZooKeeper server accepts this session; starting a new one "+
+		"(a server that lost its data, or a rebuilt ensemble, turns away clients that saw newer transactions); "+
+		"serving the last known instances until it has synced",
+		"refused_for", time.Since(since).Round(time.Second), "err", reason)
+	if err := w.connect(); err != nil {
+		// zk.Connect fails only on options that worked the first time.
+		w.logger.Error("could not start a new ZooKeeper session; keeping the old one", "err", err)
+		return
+	}
+	if err := w.authenticate(ctx, w.conn); err != nil {
+		return // ctx ended
+	}
+}
+
 func (w *Watcher) signal() {
 	select {
 	case w.wake <- struct{}{}:
@@ -307,12 +359,21 @@ func (w *Watcher) signal() {
 // onEvent runs on the ZooKeeper client's receive goroutine for every event,
 // session and watch alike (its event channel drops events when full, this
 // never does). It only records what happened: the run loop does the work.
-func (w *Watcher) onEvent(ev zk.Event) {
+// gen is the connection's generation and refusals its Refusals; events of
+// a connection that was replaced are dropped.
+func (w *Watcher) onEvent(gen int64, refusals *zkclient.Refusals, ev zk.Event) {
+	if w.connGen.Load() != gen {
+		return
+	}
 	if ev.Type == zk.EventSession {
 		w.opts.Metrics.sessionEvent()
 		w.trackState(ev)
+		renew := refusals.Observe(ev.State)
 		w.mu.Lock()
 		w.session = append(w.session, ev.State)
+		if renew {
+			w.refused = refusals
+		}
 		w.mu.Unlock()
 		w.signal()
 		return
@@ -397,6 +458,15 @@ func (w *Watcher) updateStatus(f func(*Status)) Status {
 // step handles everything pending: session changes, a new spec, watch
 // events, and work that earlier failed for lack of a connection.
 func (w *Watcher) step(ctx context.Context) {
+	w.mu.Lock()
+	refused := w.refused
+	w.refused = nil
+	w.mu.Unlock()
+	if refused != nil {
+		since, reason := refused.Refused()
+		w.renew(ctx, since, reason)
+	}
+
 	w.mu.Lock()
 	events := w.pending
 	w.pending = make(map[string]eventKind)
