@@ -334,16 +334,11 @@ func (r *Registrar) Run(ctx context.Context) error {
 		return errors.New("registrar: Run called twice; create a new Registrar with New")
 	}
 	s := &run{r: r, wake: make(chan struct{}, 1)}
-	conn, _, err := zk.Connect(r.opts.Servers, r.opts.SessionTimeout,
-		zk.WithEventCallback(s.onEvent),
-		zk.WithLogger(zkclient.Logger{L: r.logger}),
-		zk.WithDialer(zkclient.CappedDialer(r.opts.SessionTimeout*2/3)),
-	)
-	if err != nil {
-		return fmt.Errorf("registrar: connect to ZooKeeper %s: %w", strings.Join(r.opts.Servers, ","), err)
+	if err := s.connect(); err != nil {
+		return err
 	}
-	s.conn = conn
-	defer conn.Close()
+	// The loop may replace s.conn (see renew); offline closes the last one.
+	defer func() { s.conn.Close() }()
 	r.warnUnwritable()
 
 	checks := &checker{
@@ -399,6 +394,44 @@ func (r *Registrar) warnUnwritable() {
 	}
 }
 
+// connect opens a new zk.Conn (with no session and no zxid seen) as
+// s.conn, closing the one it replaces.
+func (s *run) connect() error {
+	r := s.r
+	// Events of a connection that was replaced are dropped (see onEvent).
+	gen := s.connGen.Add(1)
+	refusals := zkclient.NewRefusals(r.opts.SessionTimeout)
+	conn, _, err := zk.Connect(r.opts.Servers, r.opts.SessionTimeout,
+		zk.WithEventCallback(func(ev zk.Event) { s.onEvent(gen, refusals, ev) }),
+		zk.WithLogger(zkclient.Logger{L: r.logger, HandshakeFailed: refusals.HandshakeFailed}),
+		zk.WithDialer(zkclient.CappedDialer(r.opts.SessionTimeout*2/3)),
+	)
+	if err != nil {
+		return fmt.Errorf("registrar: connect to ZooKeeper %s: %w", strings.Join(r.opts.Servers, ","), err)
+	}
+	if s.conn != nil {
+		s.conn.Close()
+	}
+	s.conn = conn
+	s.connected, s.authed = false, false
+	return nil
+}
+
+// renew replaces a zk.Conn that no server will take back (see
+// zkclient.Refusals) with a new one. Its session is new: sessionEvents
+// then finds the znode gone with the old one, and the instance registers
+// again, as after an expiry.
+func (s *run) renew(refusals *zkclient.Refusals) {
+	since, reason := refusals.Refused()
+	s.r.logger.Warn("no ZooKeeper server accepts this session; starting a new one "+
+		"(a server that lost its data, or a rebuilt ensemble, turns away clients that saw newer transactions)",
+		"session", sessionHex(s.sessionID), "refused_for", time.Since(since).Round(time.Second), "err", reason)
+	if err := s.connect(); err != nil {
+		// zk.Connect fails only on options that worked the first time.
+		s.r.logger.Error("could not start a new ZooKeeper session; keeping the old one", "err", err)
+	}
+}
+
 // retryDelay is how soon a ZooKeeper request that failed is tried again,
 // when no session event or check result comes first.
 const retryDelay = time.Second
@@ -409,8 +442,11 @@ type run struct {
 	r    *Registrar
 	conn *zk.Conn
 
-	mu     sync.Mutex // guards states and nodeEvent, set by the client's event callback
+	mu     sync.Mutex // guards states, nodeEvent, lostAt and refused, set by the client's event callback
 	states []zk.State
+	// refused is set, to the connection's Refusals, when no server takes
+	// the connection's session back: the loop opens a new one.
+	refused *zkclient.Refusals
 	// nodeEvent is set when the watch on the registered znode (or on the
 	// one another session took over) fires.
 	nodeEvent bool
@@ -418,6 +454,9 @@ type run struct {
 	// the server heard from the session no later than that.
 	lostAt time.Time
 	wake   chan struct{} // capacity 1: session states or a node event are pending
+	// connGen numbers the connections opened; events carry theirs, so
+	// that those of a replaced connection are dropped.
+	connGen atomic.Int64
 
 	connected     bool
 	sessionID     int64 // the session last seen established; 0 before the first
@@ -448,12 +487,19 @@ type run struct {
 // onEvent runs on the ZooKeeper client's goroutine for every event. It
 // only records session states and node events for the loop; the client's
 // own event channel would drop them when full. The only node this session
-// watches is its own znode (or the one another session took over).
-func (s *run) onEvent(ev zk.Event) {
+// watches is its own znode (or the one another session took over). gen
+// is the connection's generation and refusals its Refusals.
+func (s *run) onEvent(gen int64, refusals *zkclient.Refusals, ev zk.Event) {
+	if s.connGen.Load() != gen {
+		return
+	}
 	s.mu.Lock()
 	switch ev.Type {
 	case zk.EventSession:
 		s.states = append(s.states, ev.State)
+		if refusals.Observe(ev.State) {
+			s.refused = refusals
+		}
 		switch ev.State {
 		case zk.StateDisconnected:
 			if s.lostAt.IsZero() {
@@ -508,6 +554,13 @@ func (s *run) loop(ctx context.Context, verdicts <-chan verdict) error {
 			// select picks at random among ready cases: never register
 			// after the cancel because a verdict was ready too.
 			return nil
+		}
+		s.mu.Lock()
+		refused := s.refused
+		s.refused = nil
+		s.mu.Unlock()
+		if refused != nil {
+			s.renew(refused)
 		}
 		s.sessionEvents()
 		err := s.checkNode()
