@@ -152,16 +152,20 @@ type Watcher struct {
 	connMu sync.Mutex
 
 	// Everything below is owned by the run loop goroutine.
-	conn          *zk.Conn
-	current       Spec
-	services      map[string]*service // by name
-	byPath        map[string]*service // by full path
-	roots         map[string]*root    // discover roots by full path
-	lastSession   int64
-	needResync    bool
-	specDirty     bool
-	synced        bool
-	retry         map[string]eventKind // work that failed for lack of a connection
+	conn        *zk.Conn
+	current     Spec
+	services    map[string]*service // by name
+	byPath      map[string]*service // by full path
+	roots       map[string]*root    // discover roots by full path
+	lastSession int64
+	needResync  bool
+	specDirty   bool
+	synced      bool
+	retry       map[string]eventKind // work that failed for lack of a connection
+	// unlisted are configured services a spec change added while there
+	// was no connection to list them: published as services with no
+	// instances (NODATA) until they are listed, by name.
+	unlisted      map[string]ServiceSpec
 	requestsLimit chan struct{}
 	// beforeResync holds, while a resync is incomplete, the services
 	// watched before it, by name.
@@ -512,6 +516,9 @@ func (w *Watcher) step(ctx context.Context) {
 		for p, k := range events {
 			w.retry[p] |= k
 		}
+		if spec != nil && w.synced {
+			w.publishUnlisted()
+		}
 		return
 	}
 	if w.needResync {
@@ -536,6 +543,56 @@ func (w *Watcher) step(ctx context.Context) {
 	w.process(ctx, events, nil, eventTime)
 }
 
+// publishUnlisted publishes the configured services that are not watched
+// yet, as services whose path was not seen (NODATA), and drops those a
+// later change removed again. Listing them needs a connection; until then
+// an added service must not answer NXDOMAIN, which also tells resolvers
+// that no name below it exists. Services the running spec already has
+// keep their last known instances, changed or not, until the reconnect
+// applies the change.
+func (w *Watcher) publishUnlisted() {
+	var u Update
+	want := map[string]bool{}
+	for _, spec := range w.current.Services {
+		if _, watched := w.services[spec.Name]; watched {
+			continue
+		}
+		want[spec.Name] = true
+		if old, ok := w.unlisted[spec.Name]; ok && old == spec {
+			continue
+		}
+		if w.unlisted == nil {
+			w.unlisted = map[string]ServiceSpec{}
+		}
+		w.unlisted[spec.Name] = spec
+		u.Services = append(u.Services, ServiceState{ServiceSpec: spec, Instances: []Instance{}})
+	}
+	for name := range w.unlisted {
+		if !want[name] {
+			delete(w.unlisted, name)
+			u.Removed = append(u.Removed, name)
+		}
+	}
+	if len(u.Services) == 0 && len(u.Removed) == 0 {
+		return
+	}
+	sort.Strings(u.Removed)
+	w.logger.Info("services added while ZooKeeper is unreachable answer with no instances until they are listed",
+		"added", len(u.Services), "removed", len(u.Removed))
+	w.opts.Publish(u)
+}
+
+// takeUnlisted returns the names published by publishUnlisted and forgets
+// them: the caller lists or removes them in its next update.
+func (w *Watcher) takeUnlisted() []string {
+	names := make([]string, 0, len(w.unlisted))
+	for name := range w.unlisted {
+		names = append(names, name)
+	}
+	w.unlisted = nil
+	return names
+}
+
 // resync reads every watched path afresh under new watches and publishes
 // the result as one full update, so a new session never shows a partial or
 // empty set in between.
@@ -550,6 +607,8 @@ func (w *Watcher) resync(ctx context.Context) error {
 	for name, s := range w.services {
 		w.beforeResync[name] = s
 	}
+	// Its full update replaces whatever publishUnlisted published.
+	w.unlisted = nil
 	w.services = make(map[string]*service)
 	w.byPath = make(map[string]*service)
 	w.roots = make(map[string]*root)
@@ -630,7 +689,11 @@ func (w *Watcher) applySpec(ctx context.Context, events map[string]eventKind) {
 			}
 		})
 	}
-	w.process(ctx, events, w.reconcile(), time.Time{})
+	ch := w.reconcile()
+	// Those still configured are watched now, and published when listed;
+	// publishTouched leaves out of Removed every name that is watched.
+	ch.removed = append(ch.removed, w.takeUnlisted()...)
+	w.process(ctx, events, ch, time.Time{})
 }
 
 // reconcile makes w.services match the wanted set (configured services

@@ -685,3 +685,45 @@ func (h *listingTrap) relay(dst io.Writer, src io.Reader, toServer bool) error {
 		return true, nil
 	})(dst, src, toServer)
 }
+
+// TestWatcherSpecChangeWhileDisconnected adds services while ZooKeeper
+// is unreachable: they must be published at once as services with no
+// instances (NODATA, never NXDOMAIN), one removed again before the
+// reconnect must go, and the reconnect must list the rest, while the
+// service watched all along keeps its instances throughout.
+func TestWatcherSpecChangeWhileDisconnected(t *testing.T) {
+	proxy := testutil.ProxyTo(t, zkServer.Addr())
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 20*time.Second)
+	base := testutil.TestRoot(t, conn)
+	testutil.CreateZnode(t, conn, base+"/one/i", "192.0.2.1:80", 0)
+	testutil.CreateZnode(t, conn, base+"/two/j", "192.0.2.2:80", 0)
+	one := ServiceSpec{Name: "one", Path: base + "/one"}
+	two := ServiceSpec{Name: "two", Path: base + "/two"}
+	three := ServiceSpec{Name: "three", Path: base + "/three"}
+	w, rec := startWatcher(t, proxy.Addr(), 5*time.Second, Spec{Services: []ServiceSpec{one}})
+	rec.waitFor(t, "first sync", hasIDs("one", "i"))
+
+	proxy.Cut()
+	testutil.Eventually(t, waitLimit, "the watcher sees the connection lost", func() (bool, string) {
+		st := w.Status()
+		return st.State != zk.StateHasSession, fmt.Sprint(st)
+	})
+	w.SetSpec(Spec{Services: []ServiceSpec{one, two, three}})
+	rec.waitFor(t, "added services published with no instances", func(m map[string]ServiceState) bool {
+		s2, ok2 := m["two"]
+		s3, ok3 := m["three"]
+		return ok2 && ok3 && len(s2.Instances) == 0 && !s2.Exists && len(s3.Instances) == 0 && ids(m["one"]) == "i"
+	})
+	w.SetSpec(Spec{Services: []ServiceSpec{one, two}})
+	rec.waitFor(t, "a service removed again goes", func(m map[string]ServiceState) bool {
+		_, ok3 := m["three"]
+		_, ok2 := m["two"]
+		return ok2 && !ok3 && ids(m["one"]) == "i"
+	})
+
+	proxy.Restore()
+	rec.waitFor(t, "the added service listed after the reconnect", func(m map[string]ServiceState) bool {
+		_, ok3 := m["three"]
+		return ids(m["two"]) == "j" && m["two"].Exists && !ok3 && ids(m["one"]) == "i"
+	})
+}
