@@ -355,7 +355,10 @@ func (r *Registrar) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { checks.run(checkCtx, verdicts) })
 
-	loopErr := s.loop(ctx, verdicts)
+	loopCtx, stopLoop := context.WithCancel(ctx)
+	loopErr := s.loop(loopCtx, verdicts)
+	stopLoop() // ends the probes too
+	s.probes.Wait()
 	stopChecks()
 	wg.Wait()
 	s.offline()
@@ -407,6 +410,7 @@ func (s *run) connect() error {
 		zk.WithDialer(zkclient.CappedDialer(r.opts.SessionTimeout*2/3)),
 	)
 	if err != nil {
+		s.connGen.Store(gen - 1) // the running connection's events still count
 		return fmt.Errorf("registrar: connect to ZooKeeper %s: %w", strings.Join(r.opts.Servers, ","), err)
 	}
 	if s.conn != nil {
@@ -442,11 +446,13 @@ type run struct {
 	r    *Registrar
 	conn *zk.Conn
 
-	mu     sync.Mutex // guards states, nodeEvent, lostAt and refused, set by the client's event callback
+	mu     sync.Mutex // guards states, nodeEvent, lostAt, probe and refused, set by the client's event callback
 	states []zk.State
-	// refused is set, to the connection's Refusals, when no server takes
-	// the connection's session back: the loop opens a new one.
-	refused *zkclient.Refusals
+	// probe is set, to the connection's Refusals, when its handshakes
+	// have failed for a session timeout: the loop probes for a new
+	// session. refused is set when a server grants one while refusing the
+	// connection's: the loop opens a new connection.
+	probe, refused *zkclient.Refusals
 	// nodeEvent is set when the watch on the registered znode (or on the
 	// one another session took over) fires.
 	nodeEvent bool
@@ -457,6 +463,9 @@ type run struct {
 	// connGen numbers the connections opened; events carry theirs, so
 	// that those of a replaced connection are dropped.
 	connGen atomic.Int64
+	// probes tracks the probe goroutines the loop starts; Run waits for
+	// them once the loop has ended.
+	probes sync.WaitGroup
 
 	connected     bool
 	sessionID     int64 // the session last seen established; 0 before the first
@@ -497,7 +506,10 @@ func (s *run) onEvent(gen int64, refusals *zkclient.Refusals, ev zk.Event) {
 	switch ev.Type {
 	case zk.EventSession:
 		s.states = append(s.states, ev.State)
-		if refusals.Observe(ev.State) {
+		switch refusals.Observe(ev.State) {
+		case zkclient.Probe:
+			s.probe = refusals
+		case zkclient.Renew:
 			s.refused = refusals
 		}
 		switch ev.State {
@@ -556,9 +568,18 @@ func (s *run) loop(ctx context.Context, verdicts <-chan verdict) error {
 			return nil
 		}
 		s.mu.Lock()
-		refused := s.refused
-		s.refused = nil
+		probe, refused := s.probe, s.refused
+		s.probe, s.refused = nil, nil
 		s.mu.Unlock()
+		if probe != nil {
+			// Off the loop: a probe can take a session timeout, and health
+			// verdicts keep coming meanwhile. Its result needs no wake-up:
+			// the next refused handshake reports it.
+			s.probes.Go(func() {
+				probe.Probed(zkclient.ProbeNewSession(ctx, s.r.opts.Servers, s.r.opts.SessionTimeout,
+					zkclient.CappedDialer(s.r.opts.SessionTimeout*2/3), s.r.logger))
+			})
+		}
 		if refused != nil {
 			s.renew(refused)
 		}

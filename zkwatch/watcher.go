@@ -122,7 +122,7 @@ type Watcher struct {
 	opts   Options
 	logger *slog.Logger
 
-	// mu guards pending, firstAt, session, spec, watchesLost and refused: the
+	// mu guards pending, firstAt, session, spec, watchesLost, probe and refused: the
 	// ZooKeeper client's callbacks and SetSpec write them, the run loop
 	// takes them.
 	mu      sync.Mutex
@@ -133,10 +133,12 @@ type Watcher struct {
 	// watchesLost says the client failed to give a reconnected session's
 	// watches back to ZooKeeper.
 	watchesLost bool
-	// refused is set, to the connection's Refusals, when no server takes
-	// the connection's session back: the run loop opens a new one.
-	refused *zkclient.Refusals
-	wake    chan struct{} // capacity 1: "something is pending"
+	// probe is set, to the connection's Refusals, when its handshakes
+	// have failed for a session timeout: the run loop probes for a new
+	// session. refused is set when a server grants one while refusing the
+	// connection's: the run loop opens a new connection.
+	probe, refused *zkclient.Refusals
+	wake           chan struct{} // capacity 1: "something is pending"
 
 	status atomic.Pointer[Status]
 	// closed is set before the connection is closed. The client reports
@@ -150,6 +152,9 @@ type Watcher struct {
 	// and closed's setting against a replacement opening after it. The
 	// run loop, which alone replaces conn, reads it without the lock.
 	connMu sync.Mutex
+	// probes tracks the probe goroutines the run loop starts; Run waits
+	// for them.
+	probes sync.WaitGroup
 
 	// Everything below is owned by the run loop goroutine.
 	conn        *zk.Conn
@@ -283,6 +288,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	defer func() {
 		stop()
 		closeConn()
+		w.probes.Wait() // ctx has ended: they return at once
 	}()
 	if err := w.authenticate(ctx, w.conn); err != nil {
 		return nil // ctx ended before any server accepted the credentials
@@ -325,6 +331,7 @@ func (w *Watcher) connect() error {
 		zk.WithDialer(w.dialer()),
 	)
 	if err != nil {
+		w.connGen.Store(gen - 1) // the running connection's events still count
 		return fmt.Errorf("zkwatch: connect to %s: %w", strings.Join(w.opts.Servers, ","), err)
 	}
 	if old := w.conn; old != nil {
@@ -372,10 +379,13 @@ func (w *Watcher) onEvent(gen int64, refusals *zkclient.Refusals, ev zk.Event) {
 	if ev.Type == zk.EventSession {
 		w.opts.Metrics.sessionEvent()
 		w.trackState(ev)
-		renew := refusals.Observe(ev.State)
+		verdict := refusals.Observe(ev.State)
 		w.mu.Lock()
 		w.session = append(w.session, ev.State)
-		if renew {
+		switch verdict {
+		case zkclient.Probe:
+			w.probe = refusals
+		case zkclient.Renew:
 			w.refused = refusals
 		}
 		w.mu.Unlock()
@@ -463,9 +473,16 @@ func (w *Watcher) updateStatus(f func(*Status)) Status {
 // events, and work that earlier failed for lack of a connection.
 func (w *Watcher) step(ctx context.Context) {
 	w.mu.Lock()
-	refused := w.refused
-	w.refused = nil
+	probe, refused := w.probe, w.refused
+	w.probe, w.refused = nil, nil
 	w.mu.Unlock()
+	if probe != nil {
+		// Off the run loop: a probe can take a session timeout, and the
+		// loop has spec changes to publish meanwhile.
+		w.probes.Go(func() {
+			probe.Probed(zkclient.ProbeNewSession(ctx, w.opts.Servers, w.opts.SessionTimeout, w.dialer(), w.logger))
+		})
+	}
 	if refused != nil {
 		since, reason := refused.Refused()
 		w.renew(ctx, since, reason)

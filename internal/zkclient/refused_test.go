@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -11,8 +12,8 @@ import (
 )
 
 // TestRefusals plays the session states go-zookeeper reports through its
-// cycles (see its Conn.loop) on a clock the test moves, and checks when
-// Refusals asks for a new zk.Conn.
+// cycles (see its Conn.loop) on a clock the test moves, answers the
+// probes Refusals asks for, and checks when it asks to renew the zk.Conn.
 func TestRefusals(t *testing.T) {
 	const timeout = 10 * time.Second
 	var (
@@ -29,35 +30,44 @@ func TestRefusals(t *testing.T) {
 		states []zk.State
 	}
 	cases := []struct {
-		name  string
-		steps []step
-		fires time.Duration // the step at which it fires; -1 for never
+		name    string
+		granted bool // what every probe finds
+		steps   []step
+		probes  []time.Duration // when probes are asked for
+		renew   time.Duration   // when renewal is asked for; -1 for never
 	}{
-		{"refused for a session timeout after a session", []step{
+		{"refused for a session timeout, a new session granted", true, []step{
 			{0, connected}, {1 * time.Second, lost}, {2 * time.Second, refused},
 			{7 * time.Second, refused}, {12 * time.Second, refused}, {13 * time.Second, refused},
-		}, 12 * time.Second},
-		{"refused, never a session", []step{
+			{14 * time.Second, refused},
+		}, []time.Duration{12 * time.Second}, 13 * time.Second},
+		{"refused, no new session granted either (a proxy before dead servers)", false, []step{
+			{0, connected}, {1 * time.Second, lost}, {2 * time.Second, refused},
+			{12 * time.Second, refused}, {13 * time.Second, refused}, {20 * time.Second, refused},
+			{23 * time.Second, refused}, {24 * time.Second, connected},
+		}, []time.Duration{12 * time.Second, 23 * time.Second}, -1},
+		{"refused, never a session", true, []step{
 			{0, refused}, {20 * time.Second, refused}, {40 * time.Second, refused},
-		}, -1},
-		{"unreachable for long, then refused briefly", []step{
+		}, nil, -1},
+		{"unreachable for long, then refused briefly", true, []step{
 			{0, connected}, {1 * time.Second, lost}, {2 * time.Second, unreachable},
 			{60 * time.Second, unreachable}, {61 * time.Second, refused}, {62 * time.Second, refused},
 			{63 * time.Second, connected},
-		}, -1},
-		{"refusals end by a session", []step{
+		}, nil, -1},
+		{"refusals end by a session", true, []step{
 			{0, connected}, {1 * time.Second, lost}, {2 * time.Second, refused},
 			{8 * time.Second, connected}, {9 * time.Second, lost}, {10 * time.Second, refused},
 			{15 * time.Second, refused},
-		}, -1},
-		{"refusals end by an expiry answer", []step{
+		}, nil, -1},
+		{"refusals end by an expiry answer", true, []step{
 			{0, connected}, {1 * time.Second, lost}, {2 * time.Second, refused},
 			{8 * time.Second, expired}, {15 * time.Second, refused},
-		}, -1},
-		{"unreachable members between refusals count", []step{
+		}, nil, -1},
+		{"unreachable members between refusals count", true, []step{
 			{0, connected}, {1 * time.Second, lost}, {2 * time.Second, refused},
 			{5 * time.Second, unreachable}, {9 * time.Second, unreachable}, {12 * time.Second, refused},
-		}, 12 * time.Second},
+			{13 * time.Second, refused},
+		}, []time.Duration{12 * time.Second}, 13 * time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,20 +75,28 @@ func TestRefusals(t *testing.T) {
 			var now time.Time
 			r := NewRefusals(timeout)
 			r.now = func() time.Time { return now }
-			fired := time.Duration(-1)
+			var probes []time.Duration
+			renew := time.Duration(-1)
 			for _, s := range tc.steps {
 				now = start.Add(s.at)
 				for _, st := range s.states {
-					if r.Observe(st) {
-						if fired >= 0 {
-							t.Fatalf("fired again at %v (first at %v)", s.at, fired)
+					switch r.Observe(st) {
+					case Probe:
+						probes = append(probes, s.at)
+						r.Probed(tc.granted)
+					case Renew:
+						if renew >= 0 {
+							t.Fatalf("asked to renew again at %v (first at %v)", s.at, renew)
 						}
-						fired = s.at
+						renew = s.at
 					}
 				}
 			}
-			if fired != tc.fires {
-				t.Errorf("fired at %v, want %v (-1: never)", fired, tc.fires)
+			if !slices.Equal(probes, tc.probes) {
+				t.Errorf("probes at %v, want %v", probes, tc.probes)
+			}
+			if renew != tc.renew {
+				t.Errorf("renew at %v, want %v (-1: never)", renew, tc.renew)
 			}
 		})
 	}
