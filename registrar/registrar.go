@@ -146,6 +146,9 @@ type Registrar struct {
 	acl    []zk.ACL
 	logger *slog.Logger
 	ran    atomic.Bool
+	// warnings paces the warnings about unreachable servers over every
+	// session Run opens.
+	warnings *zkclient.ConnectWarnings
 }
 
 // Run validates opts and runs the registration until ctx ends; see
@@ -287,10 +290,11 @@ func New(opts Options) (*Registrar, error) {
 			weight:   opts.Weight,
 			metadata: opts.Metadata,
 		},
-		check:  check,
-		warmup: warmup,
-		acl:    acl,
-		logger: logger,
+		check:    check,
+		warmup:   warmup,
+		acl:      acl,
+		logger:   logger,
+		warnings: zkclient.NewConnectWarnings(),
 	}, nil
 }
 
@@ -406,7 +410,7 @@ func (s *run) connect() error {
 	refusals := zkclient.NewRefusals(r.opts.SessionTimeout)
 	conn, _, err := zk.Connect(r.opts.Servers, r.opts.SessionTimeout,
 		zk.WithEventCallback(func(ev zk.Event) { s.onEvent(gen, refusals, ev) }),
-		zk.WithLogger(zkclient.Logger{L: r.logger, HandshakeFailed: refusals.HandshakeFailed}),
+		zk.WithLogger(zkclient.Logger{L: r.logger, HandshakeFailed: refusals.HandshakeFailed, Warnings: r.warnings}),
 		zk.WithDialer(zkclient.CappedDialer(r.opts.SessionTimeout*2/3)),
 	)
 	if err != nil {

@@ -121,6 +121,9 @@ type Options struct {
 type Watcher struct {
 	opts   Options
 	logger *slog.Logger
+	// warnings paces the warnings about unreachable servers over every
+	// session the watcher opens.
+	warnings *zkclient.ConnectWarnings
 
 	// mu guards pending, firstAt, session, spec, watchesLost, probe and refused: the
 	// ZooKeeper client's callbacks and SetSpec write them, the run loop
@@ -239,6 +242,7 @@ func New(opts Options, spec Spec) (*Watcher, error) {
 	w := &Watcher{
 		opts:          opts,
 		logger:        logger.With("component", "zkwatch"),
+		warnings:      zkclient.NewConnectWarnings(),
 		pending:       make(map[string]eventKind),
 		wake:          make(chan struct{}, 1),
 		current:       cloneSpec(spec),
@@ -326,7 +330,7 @@ func (w *Watcher) connect() error {
 	refusals := zkclient.NewRefusals(w.opts.SessionTimeout)
 	conn, _, err := zk.Connect(w.opts.Servers, w.opts.SessionTimeout,
 		zk.WithEventCallback(func(ev zk.Event) { w.onEvent(gen, refusals, ev) }),
-		zk.WithLogger(zkclient.Logger{L: w.logger, WatchesLost: w.onWatchesLost, HandshakeFailed: refusals.HandshakeFailed}),
+		zk.WithLogger(zkclient.Logger{L: w.logger, WatchesLost: w.onWatchesLost, HandshakeFailed: refusals.HandshakeFailed, Warnings: w.warnings}),
 		zk.WithMaxBufferSize(w.opts.MaxBufferSize),
 		zk.WithDialer(w.dialer()),
 	)

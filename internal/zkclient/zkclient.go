@@ -62,9 +62,12 @@ type Logger struct {
 	// reported: the client sends it again on the next connection.
 	WatchesLost func()
 
-	// failures paces the connection-failure warnings; nil means the
-	// process-wide connectFailures.
-	failures *failurePacer
+	// Warnings paces the warnings about servers that cannot be reached:
+	// per server the first failure, then one a minute. A component keeps
+	// one for all its sessions, so that a new session does not warn again
+	// about a server the last one could not reach either. Nil leaves every
+	// such failure at debug level.
+	Warnings *ConnectWarnings
 	// HandshakeFailed, when set, receives the error of every session
 	// handshake that failed other than by an expiry answer (see
 	// Refusals): the client reports these in its log and no other way.
@@ -86,13 +89,6 @@ const connectFailed = "failed to connect to %s: %v"
 // connectWarnEvery is how often one unreachable server is warned about.
 const connectWarnEvery = time.Minute
 
-// connectFailures paces the warnings of every client in the process.
-// It is shared, not per Logger, because callers build Logger as a plain
-// value (one per session), and a server that is down is the same news
-// whichever session finds it: a daemon switching sessions to a new
-// ensemble warns once about a server both cannot reach.
-var connectFailures = newFailurePacer(time.Now)
-
 // handshakeFailed is the message go-zookeeper/zk v1.0.4 logs when a
 // session handshake fails. Only the reason Refusals reports depends on
 // it: the refusals themselves are seen in the session states.
@@ -106,13 +102,9 @@ func (z Logger) Printf(format string, args ...any) {
 		if err, _ := args[0].(error); !connectionEnded(err) {
 			z.WatchesLost()
 		}
-	case format == connectFailed && len(args) == 2:
+	case format == connectFailed && z.Warnings != nil && len(args) == 2:
 		server := fmt.Sprint(args[0])
-		pacer := z.failures
-		if pacer == nil {
-			pacer = connectFailures
-		}
-		if failures, warn := pacer.failed(server); warn {
+		if failures, warn := z.Warnings.failed(server); warn {
 			z.L.Warn("cannot connect to ZooKeeper server; retrying (check that the address is right and ZooKeeper is up and reachable from here)",
 				"server", server, "err", fmt.Sprint(args[1]), "failures", failures, "source", "zk-client")
 			return
@@ -126,10 +118,10 @@ func (z Logger) Printf(format string, args ...any) {
 	z.L.Debug(msg, "source", "zk-client")
 }
 
-// failurePacer decides which connection failures are warned about: per
-// server, the first, and then the first after connectWarnEvery has passed
-// since the last warning.
-type failurePacer struct {
+// ConnectWarnings decides which connection failures are warned about:
+// per server, the first, and then the first after connectWarnEvery has
+// passed since the last warning. Make one with NewConnectWarnings.
+type ConnectWarnings struct {
 	now func() time.Time
 
 	// mu guards servers, which holds per server the time of the last
@@ -148,14 +140,17 @@ type serverFailures struct {
 // about at their next failure anyway).
 const maxPacedServers = 256
 
-func newFailurePacer(now func() time.Time) *failurePacer {
-	return &failurePacer{now: now, servers: map[string]*serverFailures{}}
+// NewConnectWarnings returns pacing with no failure seen yet.
+func NewConnectWarnings() *ConnectWarnings { return newConnectWarnings(time.Now) }
+
+func newConnectWarnings(now func() time.Time) *ConnectWarnings {
+	return &ConnectWarnings{now: now, servers: map[string]*serverFailures{}}
 }
 
 // failed counts a failure to reach server and reports whether to warn
 // about it, with the failures the warning covers: this one and those
 // not warned about since the last warning.
-func (p *failurePacer) failed(server string) (failures int, warn bool) {
+func (p *ConnectWarnings) failed(server string) (failures int, warn bool) {
 	now := p.now()
 	p.mu.Lock()
 	defer p.mu.Unlock()

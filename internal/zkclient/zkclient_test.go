@@ -108,7 +108,7 @@ func TestLoggerConnectFailureClosedPort(t *testing.T) {
 	addr := closedPort(t)
 	rec := &records{}
 	frozen := time.Now()
-	l := Logger{L: slog.New(rec), failures: newFailurePacer(func() time.Time { return frozen })}
+	l := Logger{L: slog.New(rec), Warnings: newConnectWarnings(func() time.Time { return frozen })}
 	conn, _, err := zk.Connect([]string{addr}, 2*time.Second, zk.WithLogger(l))
 	if err != nil {
 		t.Fatalf("zk.Connect: %v", err)
@@ -170,7 +170,7 @@ func TestFailurePacer(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-			p := newFailurePacer(func() time.Time { return now })
+			p := newConnectWarnings(func() time.Time { return now })
 			for i, s := range tc.steps {
 				now = now.Add(s.after)
 				count, warn := p.failed(s.server)
@@ -186,7 +186,7 @@ func TestFailurePacer(t *testing.T) {
 // above debug.
 func TestLoggerChatterStaysDebug(t *testing.T) {
 	rec := &records{}
-	l := Logger{L: slog.New(rec), failures: newFailurePacer(time.Now)}
+	l := Logger{L: slog.New(rec), Warnings: newConnectWarnings(time.Now)}
 	l.Printf("connected to %s", "192.0.2.1:2181")
 	l.Printf("authentication failed: %s", zk.ErrConnectionClosed)
 	l.Printf("recv loop terminated: %v", io.EOF)
