@@ -1,7 +1,6 @@
 package conf
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,10 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/zkdns/zkdns/internal/testutil"
 )
 
 // waitLimit bounds every wait for the watcher. It is a deadline for a hung
@@ -264,28 +264,9 @@ func describe(c Change) string {
 type harness struct {
 	path    string
 	changes chan Change
-	settled chan struct{} // a debounced read finished
-	reads   atomic.Int32  // debounced reads so far
-	logs    *lockedBuffer // what the watcher logged, at debug level and up
-}
-
-// lockedBuffer is a bytes.Buffer that the watcher's goroutine writes and
-// the test reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	settled chan struct{}       // a debounced read finished
+	reads   atomic.Int32        // debounced reads so far
+	logs    *testutil.LogBuffer // what the watcher logged, at debug level and up
 }
 
 // startWatcher watches path as Watch does, with opts and a test logger, and stops the watcher, checking
@@ -297,7 +278,7 @@ func startWatcher(t *testing.T, path string, opts WatchOptions) *harness {
 		path:    path,
 		changes: make(chan Change, 16),
 		settled: make(chan struct{}, 1),
-		logs:    &lockedBuffer{},
+		logs:    &testutil.LogBuffer{},
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), h.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w, err := newWatcher(path, opts, func(c Change) {

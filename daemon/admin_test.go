@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,9 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,30 +29,13 @@ func TestMain(m *testing.M) {
 // normally takes well under a second.
 const waitLimit = 20 * time.Second
 
-// syncedLog is a goroutine-safe buffer for the daemon's text log.
-type syncedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 var adminListening = regexp.MustCompile(`msg="admin listening" addr=(\S+)`)
 
-// adminAddrs returns the addresses the admin server was started on, in order.
-func (l *syncedLog) adminAddrs() []string {
+// adminAddrs returns the addresses the admin server was started on, in
+// order, as logs tells them.
+func adminAddrs(logs *testutil.LogBuffer) []string {
 	var out []string
-	for _, m := range adminListening.FindAllStringSubmatch(l.String(), -1) {
+	for _, m := range adminListening.FindAllStringSubmatch(logs.String(), -1) {
 		out = append(out, m[1])
 	}
 	return out
@@ -68,33 +48,14 @@ func adminConfig(listen string) string {
 }
 
 // adminGoroutines returns the stacks of the goroutines that belong to an
-// admin server: its task, the server's Serve and Shutdown, and the
-// goroutines of its connections. wantConns leaves out connection
-// goroutines, which are awaited separately.
+// admin server: its task, the server's Serve and Shutdown and, withConns,
+// the goroutines of its connections, which are awaited separately.
 func adminGoroutines(withConns bool) []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 	marks := []string{"daemon.serveAdmin", "daemon.(*daemon).startAdmin", "net/http.(*Server).Serve", "net/http.(*Server).Shutdown", "net/http/pprof."}
 	if withConns {
 		marks = append(marks, "net/http.(*conn).serve")
 	}
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		for _, m := range marks {
-			if strings.Contains(g, m) {
-				out = append(out, g)
-				break
-			}
-		}
-	}
-	return out
+	return testutil.Goroutines(marks...)
 }
 
 // TestAdminServerStops holds the admin server to its stop: a reload that
@@ -119,7 +80,7 @@ func TestAdminServerStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncedLog{}
+	logs := &testutil.LogBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ran := make(chan error, 1)
@@ -131,9 +92,9 @@ func TestAdminServerStops(t *testing.T) {
 		})
 	}()
 	testutil.Eventually(t, waitLimit, "the admin server", func() (bool, string) {
-		return len(logs.adminAddrs()) == 1, logs.String()
+		return len(adminAddrs(logs)) == 1, logs.String()
 	})
-	oldAddr := logs.adminAddrs()[0]
+	oldAddr := adminAddrs(logs)[0]
 
 	// A CPU profile far longer than the test: only the server ending the
 	// request ends it.
@@ -161,9 +122,9 @@ func TestAdminServerStops(t *testing.T) {
 	// admin server to a new port.
 	write(adminConfig("localhost:0"))
 	testutil.Eventually(t, waitLimit, "the admin server on its new address", func() (bool, string) {
-		return len(logs.adminAddrs()) == 2, logs.String()
+		return len(adminAddrs(logs)) == 2, logs.String()
 	})
-	newAddr := logs.adminAddrs()[1]
+	newAddr := adminAddrs(logs)[1]
 	select {
 	case <-profileDone:
 	case <-time.After(waitLimit):

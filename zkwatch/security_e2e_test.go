@@ -6,7 +6,6 @@ package zkwatch_test
 // cover each piece in detail; this checks that they are wired together.
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,28 +28,13 @@ import (
 // e2eWait bounds each wait for the daemon; it normally takes a second.
 const e2eWait = 20 * time.Second
 
-// syncedLog is a goroutine-safe buffer for the daemon's text log.
-type syncedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncedLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncedLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 var dnsListening = regexp.MustCompile(`msg="dns listening".* addr=(\S+)`)
 
 // waitLog waits until the log has a line matching re and returns its
 // first submatch.
+// syncedLog is a goroutine-safe buffer for the daemon's text log.
+type syncedLog struct{ testutil.LogBuffer }
+
 func (l *syncedLog) waitLog(t *testing.T, re *regexp.Regexp) string {
 	t.Helper()
 	var m []string

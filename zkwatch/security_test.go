@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,26 +18,11 @@ import (
 	"github.com/zkdns/zkdns/internal/testutil"
 )
 
+// count returns how many records contain every one of parts.
 // logBuffer collects a logger's text output, one record per line, for
 // tests that assert on what was logged and how often.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type logBuffer struct{ testutil.LogBuffer }
 
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// count returns how many records contain every one of parts.
 func (l *logBuffer) count(parts ...string) int {
 	n := 0
 	for line := range strings.SplitSeq(l.String(), "\n") {

@@ -10,12 +10,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/zkdns/zkdns/conf"
+	"github.com/zkdns/zkdns/internal/testutil"
 )
 
 func TestNewLogger(t *testing.T) {
@@ -231,29 +231,9 @@ func TestServeFailedStartLeavesNothing(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "bind") {
 				t.Fatalf("serve = %v, want a bind error", err)
 			}
-			if left := goroutinesIn("zkdns/cmd/zkdns.serve"); len(left) > 0 {
+			if left := testutil.Goroutines("zkdns/cmd/zkdns.serve"); len(left) > 0 {
 				t.Errorf("after serve returned, %d of its goroutines still run:\n\n%s", len(left), strings.Join(left, "\n\n"))
 			}
 		})
 	}
-}
-
-// goroutinesIn returns the stacks of the goroutines with fn in them.
-func goroutinesIn(fn string) []string {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	var out []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, fn) {
-			out = append(out, g)
-		}
-	}
-	return out
 }

@@ -1,0 +1,53 @@
+package testutil
+
+import (
+	"bytes"
+	"runtime"
+	"strings"
+	"sync"
+)
+
+// LogBuffer collects what a logger writes, for tests that assert on what
+// was logged while the code under test still runs: Write and String may be
+// called from any goroutine. The zero value is an empty buffer.
+type LogBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *LogBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *LogBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Goroutines returns the stacks of the running goroutines that hold any
+// of marks (a function's qualified name, say), for tests that check a
+// component left nothing running.
+func Goroutines(marks ...string) []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		for _, m := range marks {
+			if strings.Contains(g, m) {
+				out = append(out, g)
+				break
+			}
+		}
+	}
+	return out
+}
