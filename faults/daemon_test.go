@@ -53,15 +53,80 @@ func writeConfig(t *testing.T, servers []string, dnsAddr string, services ...ser
 	return path
 }
 
-// daemon is one `zkdns serve` process.
-type daemon struct {
-	cmd   *exec.Cmd
-	dns   string // ip:port
-	admin string // host:port
-	done  chan struct{}
+// process is one zkdns process of a test, its stderr kept as it runs.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed once it has exited and its stderr closed
 
 	mu   sync.Mutex // guards logs, written while the process runs
 	logs strings.Builder
+}
+
+// startProcess starts zkdns with args, with env added to its environment,
+// and keeps its stderr, handing each line to onLine (if not nil) as it
+// comes. The process is killed when the test ends, if it still runs, and
+// its log shown if the test failed.
+func startProcess(t *testing.T, args []string, env []string, onLine func(string)) *process {
+	t.Helper()
+	cmd := exec.Command(zkdnsBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.SysProcAttr = childProcAttr()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		// Ends when the process exits and its stderr closes.
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			if onLine != nil {
+				onLine(line)
+			}
+			p.mu.Lock()
+			p.logs.WriteString(line + "\n")
+			p.mu.Unlock()
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		_ = cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if !p.exited() {
+			_ = cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("zkdns %s logs:\n%s", args[0], p.logText())
+		}
+	})
+	return p
+}
+
+func (p *process) logText() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.logs.String()
+}
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// daemon is one `zkdns serve` process.
+type daemon struct {
+	*process
+	dns   string // ip:port
+	admin string // host:port
 }
 
 var (
@@ -75,47 +140,16 @@ var (
 // process is killed when the test ends, if it still runs.
 func startDaemon(t *testing.T, config string, env ...string) *daemon {
 	t.Helper()
-	cmd := exec.Command(zkdnsBin, "serve", "-config", config)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = childProcAttr()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{cmd: cmd, done: make(chan struct{})}
 	dnsAddr := make(chan string, 1)
 	adminAddr := make(chan string, 1)
-	go func() {
-		// Ends when the process exits and its stderr closes.
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			if m := dnsListening.FindStringSubmatch(line); m != nil {
-				offer(dnsAddr, m[1])
-			}
-			if m := adminListening.FindStringSubmatch(line); m != nil {
-				offer(adminAddr, m[1])
-			}
-			d.mu.Lock()
-			d.logs.WriteString(line + "\n")
-			d.mu.Unlock()
+	d := &daemon{process: startProcess(t, []string{"serve", "-config", config}, env, func(line string) {
+		if m := dnsListening.FindStringSubmatch(line); m != nil {
+			offer(dnsAddr, m[1])
 		}
-		_, _ = io.Copy(io.Discard, stderr)
-		_ = cmd.Wait()
-		close(d.done)
-	}()
-	t.Cleanup(func() {
-		if !d.exited() {
-			_ = cmd.Process.Kill()
-			<-d.done
+		if m := adminListening.FindStringSubmatch(line); m != nil {
+			offer(adminAddr, m[1])
 		}
-		if t.Failed() {
-			t.Logf("zkdns logs:\n%s", d.logText())
-		}
-	})
+	})}
 	for _, want := range []struct {
 		c    chan string
 		into *string
@@ -124,7 +158,7 @@ func startDaemon(t *testing.T, config string, env ...string) *daemon {
 		select {
 		case *want.into = <-want.c:
 		case <-d.done:
-			t.Fatalf("zkdns exited during start-up: %v\n%s", cmd.ProcessState, d.logText())
+			t.Fatalf("zkdns exited during start-up: %v\n%s", d.cmd.ProcessState, d.logText())
 		case <-time.After(waitLimit):
 			t.Fatalf("zkdns did not report its %s address\n%s", want.what, d.logText())
 		}
@@ -136,21 +170,6 @@ func offer(c chan string, s string) {
 	select {
 	case c <- s:
 	default:
-	}
-}
-
-func (d *daemon) logText() string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.logs.String()
-}
-
-func (d *daemon) exited() bool {
-	select {
-	case <-d.done:
-		return true
-	default:
-		return false
 	}
 }
 

@@ -1,16 +1,12 @@
 package faults_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,58 +19,14 @@ import (
 // up on a session no server takes back.
 const renewLine = "no ZooKeeper server accepts this session; starting a new one"
 
-// registrar is one `zkdns register` process.
-type registrar struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-
-	mu   sync.Mutex // guards logs, written while the process runs
-	logs strings.Builder
-}
-
 // startRegister runs `zkdns register` for a hostport instance id at
 // addr:80 under path, with a 2 s session and no drain, and returns at
 // once; the process is killed when the test ends, if it still runs.
-func startRegister(t *testing.T, servers []string, path, id, addr string) *registrar {
+func startRegister(t *testing.T, servers []string, path, id, addr string) *process {
 	t.Helper()
-	cmd := exec.Command(zkdnsBin, "register", "-servers", strings.Join(servers, ","),
+	return startProcess(t, []string{"register", "-servers", strings.Join(servers, ","),
 		"-session-timeout", "2s", "-path", path, "-id", id, "-address", addr, "-port", "80",
-		"-format", "hostport", "-drain", "0s")
-	cmd.SysProcAttr = childProcAttr()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	r := &registrar{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		// Ends when the process exits and its stderr closes.
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			r.mu.Lock()
-			r.logs.WriteString(sc.Text() + "\n")
-			r.mu.Unlock()
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-		_ = cmd.Wait()
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-r.done
-		if t.Failed() {
-			t.Logf("zkdns register logs:\n%s", r.logText())
-		}
-	})
-	return r
-}
-
-func (r *registrar) logText() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.logs.String()
+		"-format", "hostport", "-drain", "0s"}, nil, nil)
 }
 
 // raiseZxid makes n writes, so that every client connected meanwhile has
