@@ -164,24 +164,30 @@ func TestLoadSecurityCredentials(t *testing.T) {
 	}
 }
 
-func TestLoadSecurityTLS(t *testing.T) {
-	dir := t.TempDir()
+// writeTLSFiles makes a test CA and a client certificate it issued for
+// zkdns, and writes the CA's certificate and the client's certificate and
+// key into dir.
+func writeTLSFiles(t *testing.T, dir string) (ca *testutil.TestCA, client testutil.KeyPair, caFile, certFile, keyFile string) {
+	t.Helper()
 	ca, err := testutil.NewTestCA("conf test CA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	caFile, err := ca.WriteCert(dir, "ca")
-	if err != nil {
+	if caFile, err = ca.WriteCert(dir, "ca"); err != nil {
 		t.Fatal(err)
 	}
-	client, err := ca.Issue("zkdns", "127.0.0.1")
-	if err != nil {
+	if client, err = ca.Issue("zkdns", "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile, err := client.WriteFiles(dir, "client")
-	if err != nil {
+	if certFile, keyFile, err = client.WriteFiles(dir, "client"); err != nil {
 		t.Fatal(err)
 	}
+	return ca, client, caFile, certFile, keyFile
+}
+
+func TestLoadSecurityTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca, client, caFile, certFile, keyFile := writeTLSFiles(t, dir)
 	other, err := ca.Issue("someone-else", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
@@ -278,22 +284,7 @@ func TestCheckPlacesFileProblems(t *testing.T) {
 	creds := writeMode(t, dir, "creds", []byte("zkdns:"+secretPassword+"\n"), 0o600)
 	openCreds := writeMode(t, dir, "open", []byte("zkdns:"+secretPassword+"\n"), 0o644)
 	missing := filepath.Join(dir, "missing")
-	ca, err := testutil.NewTestCA("conf check CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	caFile, err := ca.WriteCert(dir, "ca")
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := ca.Issue("zkdns", "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, _, err := client.WriteFiles(dir, "client")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, client, caFile, certFile, _ := writeTLSFiles(t, dir)
 	looseKey := writeMode(t, dir, "loose.key", client.KeyPEM, 0o644)
 	q := func(s string) string { return fmt.Sprintf("%q", s) }
 	cases := []struct {
