@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -122,23 +123,57 @@ func loadRegisterConfig(path string, cfg *registerConfig) error {
 	if err != nil {
 		return fmt.Errorf("register config: %w", err)
 	}
-	md, err := toml.Decode(string(data), cfg)
+	// Each key is decoded on its own, in the file's order: toml.Decode
+	// into the struct meets the keys in map order, so a file with two bad
+	// values would name one or the other from run to run.
+	var top map[string]toml.Primitive
+	md, err := toml.Decode(string(data), &top)
 	if err != nil {
 		var perr toml.ParseError
-		if errors.As(err, &perr) {
+		if errors.As(err, &perr) && perr.Position.Line > 0 {
 			return fmt.Errorf("%s:%d: %s", path, perr.Position.Line, perr.Message)
 		}
-		if m := tomlLastKey.FindStringSubmatch(err.Error()); m != nil {
-			return fmt.Errorf("%s:%s: %s: %s", path, m[1], m[2], m[3])
+		if errors.As(err, &perr) {
+			return fmt.Errorf("%s: %s", path, perr.Message) // toml gives no line for some errors
 		}
 		return fmt.Errorf("%s: %v", path, err)
 	}
+	fields := map[string]any{}
+	v := reflect.ValueOf(cfg).Elem()
+	for i := range v.NumField() {
+		if name := v.Type().Field(i).Tag.Get("toml"); name != "" {
+			fields[name] = v.Field(i).Addr().Interface()
+		}
+	}
+	for _, key := range md.Keys() {
+		field, ok := fields[key[0]]
+		if len(key) != 1 || !ok {
+			continue // a table's own keys are decoded with it; unknown keys are reported below
+		}
+		if err := md.PrimitiveDecode(top[key[0]], field); err != nil {
+			msg := strings.TrimPrefix(err.Error(), "toml: ")
+			if m := tomlLastKey.FindStringSubmatch(err.Error()); m != nil {
+				msg = m[3]
+			}
+			where := path
+			if line := keyLine(data, key); line > 0 {
+				where += ":" + strconv.Itoa(line)
+			}
+			return fmt.Errorf("%s: %s: %s", where, key.String(), msg)
+		}
+	}
+	// Unknown keys, in the file's order: a key no field has (a table
+	// among them, named once for all its keys), and one left undecoded
+	// below a known table.
+	undecoded := map[string]bool{}
+	for _, key := range md.Undecoded() {
+		undecoded[key.String()] = true
+	}
 	var problems []string
 	var reported []toml.Key
-	for _, key := range md.Undecoded() {
-		// A table nobody knows reports each of its keys too: name the
-		// table once.
-		if slices.ContainsFunc(reported, func(r toml.Key) bool { return isPrefix(r, key) }) {
+	for _, key := range md.Keys() {
+		_, known := fields[key[0]]
+		if known && !undecoded[key.String()] || slices.ContainsFunc(reported, func(r toml.Key) bool { return isPrefix(r, key) }) {
 			continue
 		}
 		reported = append(reported, key)
