@@ -41,10 +41,12 @@ var errUpstreamFailed = errors.New("dnsserver: no upstream answered")
 
 // forwardable reports whether r, a query for a name outside the zone, may
 // be forwarded. Zone transfers are not: a transfer is a stream of
-// messages, and only the first would be relayed.
+// messages, and only the first would be relayed. Nor are TSIG-signed
+// queries: the forward is packed afresh and its reply gets RA, so neither
+// signature would verify, and zkdns holds no keys to sign them anew.
 func forwardable(r *dns.Msg) bool {
 	qtype := r.Question[0].Qtype
-	return qtype != dns.TypeAXFR && qtype != dns.TypeIXFR
+	return qtype != dns.TypeAXFR && qtype != dns.TypeIXFR && r.IsTsig() == nil
 }
 
 // forward answers r, whose name is outside the zone, from the upstreams of

@@ -211,7 +211,9 @@ func askRaw(t *testing.T, proto, addr string, q *dns.Msg) ([]byte, *dns.Msg) {
 	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	dc := &dns.Conn{Conn: conn, UDPSize: dns.MaxMsgSize}
+	// A signed query is signed with a key of the client's own, which
+	// zkdns does not hold.
+	dc := &dns.Conn{Conn: conn, UDPSize: dns.MaxMsgSize, TsigSecret: map[string]string{"client-key.": "c2VjcmV0LXNlY3JldA=="}}
 	if err := dc.WriteMsg(q); err != nil {
 		t.Fatal(err)
 	}
@@ -399,6 +401,8 @@ func TestForwardNotForwarded(t *testing.T) {
 	addr, _ := forwardingServer(t, []string{up.addr}, ServeOptions{})
 	chaos := new(dns.Msg).SetQuestion("version.bind.", dns.TypeTXT)
 	chaos.Question[0].Qclass = dns.ClassCHAOS
+	signed := outsideQuery(1, 0, dns.TypeA)
+	signed.SetTsig("client-key.", dns.HmacSHA256, 300, time.Now().Unix())
 	cases := []struct {
 		name  string
 		proto string
@@ -410,6 +414,7 @@ func TestForwardNotForwarded(t *testing.T) {
 		{name: "a missing name in the zone", proto: "udp", q: new(dns.Msg).SetQuestion("nope.local.", dns.TypeA), rcode: dns.RcodeNameError, aa: true},
 		{name: "AXFR of an outside name", proto: "tcp", q: outsideQuery(1, 0, dns.TypeAXFR), rcode: dns.RcodeRefused},
 		{name: "class CHAOS", proto: "udp", q: chaos, rcode: dns.RcodeRefused},
+		{name: "TSIG-signed outside name", proto: "udp", q: signed, rcode: dns.RcodeRefused},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -175,6 +176,8 @@ func answer(s *Snapshot, req *dns.Msg, tcp bool) (*dns.Msg, error) {
 		reply.Rcode = dns.RcodeBadVers
 	case errors.Is(err, errNotImplemented):
 		reply.Rcode = dns.RcodeNotImplemented
+	case errors.Is(err, errBadKey):
+		reply.Rcode = dns.RcodeNotAuth
 	case errors.Is(err, errFormat):
 		reply.Rcode = dns.RcodeFormatError
 		reply.Question = nil
@@ -185,8 +188,26 @@ func answer(s *Snapshot, req *dns.Msg, tcp bool) (*dns.Msg, error) {
 	if req.IsEdns0() != nil {
 		reply.Extra = append(reply.Extra, newOPT(req))
 	}
+	if errors.Is(err, errBadKey) {
+		reply.Extra = append(reply.Extra, badKey(req.IsTsig()))
+	}
 	truncate(reply, maxReplySize(req, tcp))
 	return reply, err
+}
+
+// badKey is the TSIG record of the reply to a query signed with the key
+// of sig, which zkdns does not hold: RFC 8945 §5.2.2 asks for NOTAUTH with
+// TSIG error BADKEY, unsigned (no MAC), so that the client learns why
+// instead of discarding an unsigned answer as forged and timing out.
+func badKey(sig *dns.TSIG) *dns.TSIG {
+	return &dns.TSIG{
+		Hdr:        dns.RR_Header{Name: sig.Hdr.Name, Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
+		Algorithm:  sig.Algorithm,
+		TimeSigned: sig.TimeSigned,
+		Fudge:      sig.Fudge,
+		OrigId:     sig.OrigId,
+		Error:      dns.RcodeBadKey,
+	}
 }
 
 // truncate cuts reply to size bytes as Msg.Truncate does (answers first,
@@ -226,12 +247,26 @@ func resolve(s *Snapshot, req *dns.Msg) (records, error) {
 	if len(req.Question) != 1 {
 		return records{}, errFormat
 	}
+	// OPT and TSIG are pseudo-records of the additional section alone
+	// (RFC 6891 §6.1.1, RFC 8945 §5.1); anywhere else the message is
+	// malformed.
+	if slices.ContainsFunc(req.Answer, isPseudo) || slices.ContainsFunc(req.Ns, isPseudo) {
+		return records{}, errFormat
+	}
 	opts := 0
-	for _, rr := range req.Extra {
-		if opt, ok := rr.(*dns.OPT); ok {
+	for i, rr := range req.Extra {
+		switch rr := rr.(type) {
+		case *dns.OPT:
 			opts++
-			if opt.Version() != 0 {
+			if rr.Version() != 0 {
 				return records{}, errBadVersion
+			}
+		case *dns.TSIG:
+			// RFC 8945 §4.2, §5.1: one TSIG, the last record, of class
+			// ANY and TTL 0, naming its algorithm (an empty RDATA, which
+			// unpacks, names none).
+			if i != len(req.Extra)-1 || rr.Hdr.Class != dns.ClassANY || rr.Hdr.Ttl != 0 || rr.Algorithm == "" {
+				return records{}, errFormat
 			}
 		}
 	}
@@ -246,7 +281,19 @@ func resolve(s *Snapshot, req *dns.Msg) (records, error) {
 	if s == nil {
 		return records{}, errNotSynced
 	}
-	return s.lookup(strings.ToLower(q.Name), q.Qtype)
+	found, err := s.lookup(strings.ToLower(q.Name), q.Qtype)
+	if req.IsTsig() != nil && !errors.Is(err, errNotInZone) {
+		// zkdns holds no TSIG keys. A signed query for a name outside the
+		// zone is refused as any other is (see forwardable).
+		return records{}, errBadKey
+	}
+	return found, err
+}
+
+// isPseudo reports whether rr is an OPT or TSIG record.
+func isPseudo(rr dns.RR) bool {
+	t := rr.Header().Rrtype
+	return t == dns.TypeOPT || t == dns.TypeTSIG
 }
 
 // ownedBy returns a fresh copy of rrs, whose owner is the lowercase form of

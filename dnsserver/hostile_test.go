@@ -63,6 +63,42 @@ func optRR(size uint16, version uint8) []byte {
 
 func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
+// hostileKey is the TSIG key of the signed hostile queries: a key zkdns,
+// holding none, cannot know.
+const hostileKey = "client-key."
+
+// tsigRR packs a TSIG record as a client signing with hostileKey writes it,
+// with a MAC that only the key's holder could check.
+func tsigRR() []byte { return tsigOf(dns.ClassANY, 0) }
+
+// tsigOf packs tsigRR's record with the given class and TTL.
+func tsigOf(class uint16, ttl uint32) []byte {
+	m := new(dns.Msg)
+	m.Extra = []dns.RR{&dns.TSIG{
+		Hdr:        dns.RR_Header{Name: hostileKey, Rrtype: dns.TypeTSIG, Class: class, Ttl: ttl},
+		Algorithm:  dns.HmacSHA256,
+		TimeSigned: 1_700_000_000,
+		Fudge:      300,
+		MACSize:    32,
+		MAC:        strings.Repeat("ab", 32),
+		OrigId:     hostileID,
+	}}
+	packed, err := m.Pack()
+	if err != nil {
+		panic(err)
+	}
+	return packed[12:] // the record alone, after an empty message's header
+}
+
+// echoesQuestion checks that a reply repeats the question asked.
+func echoesQuestion(name string, qtype uint16) func(t *testing.T, reply *dns.Msg, _ int, _ bool) {
+	return func(t *testing.T, reply *dns.Msg, _ int, _ bool) {
+		if len(reply.Question) != 1 || reply.Question[0].Name != name || reply.Question[0].Qtype != qtype {
+			t.Errorf("question section %v, want %s %s echoed", reply.Question, name, dns.TypeToString[qtype])
+		}
+	}
+}
+
 // hostileID is the ID of every hostile query; probes use another.
 const hostileID = 0x4242
 
@@ -111,6 +147,15 @@ func hostileCases() []hostileCase {
 		{name: "question cut in its type", packet: cat(header(hostileID, 0, 1, 0, 0, 0), wireName(payments...), []byte{0}), rcode: dns.RcodeFormatError},
 		{name: "no question", packet: header(hostileID, flagRD, 0, 0, 0, 0), rcode: dns.RcodeFormatError},
 		{name: "two OPT records", packet: cat(header(hostileID, 0, 1, 0, 0, 2), wireName(payments...), typeClass(dns.TypeA, dns.ClassINET), optRR(1232, 0), optRR(1232, 0)), rcode: dns.RcodeFormatError},
+		{name: "answer record cut short: FORMERR that echoes the question", packet: cat(header(hostileID, flagRD, 1, 1, 0, 0), wireName(payments...), typeClass(dns.TypeA, dns.ClassINET), wireName(payments...), []byte{0}),
+			rcode: dns.RcodeFormatError, check: echoesQuestion("payments.local.", dns.TypeA)},
+		{name: "OPT record in the answer section", packet: cat(header(hostileID, 0, 1, 1, 0, 0), wireName(payments...), typeClass(dns.TypeA, dns.ClassINET), optRR(1232, 0)), rcode: dns.RcodeFormatError},
+		{name: "OPT record in the authority section", packet: cat(header(hostileID, 0, 1, 0, 1, 0), wireName(payments...), typeClass(dns.TypeA, dns.ClassINET), optRR(1232, 0)), rcode: dns.RcodeFormatError},
+		{name: "TSIG record before the OPT record", packet: cat(header(hostileID, 0, 1, 0, 0, 2), wireName(payments...), typeClass(dns.TypeA, dns.ClassINET), tsigRR(), optRR(1232, 0)), rcode: dns.RcodeFormatError},
+		{name: "TSIG record of class IN", packet: cat(header(hostileID, 0, 1, 0, 0, 1), wireName(payments...), typeClass(dns.TypeA, dns.ClassINET), tsigOf(dns.ClassINET, 0)), rcode: dns.RcodeFormatError},
+		{name: "TSIG record with a TTL", packet: cat(header(hostileID, 0, 1, 0, 0, 1), wireName(payments...), typeClass(dns.TypeA, dns.ClassINET), tsigOf(dns.ClassANY, 60)), rcode: dns.RcodeFormatError},
+		{name: "TSIG record with empty RDATA", packet: cat(header(hostileID, 0, 1, 0, 0, 1), wireName(payments...), typeClass(dns.TypeA, dns.ClassINET), wireName(), typeClass(dns.TypeTSIG, dns.ClassANY), []byte{0, 0, 0, 0, 0, 0}), rcode: dns.RcodeFormatError},
+		{name: "two TSIG records", packet: cat(header(hostileID, 0, 1, 0, 0, 2), wireName(payments...), typeClass(dns.TypeA, dns.ClassINET), tsigRR(), tsigRR()), rcode: dns.RcodeFormatError},
 
 		// Dropped: too short to be a message, or not a query at all.
 		{name: "five bytes", packet: []byte{0x42, 0x42, 0x01, 0x00, 0x00}, noReply: true},
@@ -170,6 +215,27 @@ func hostileCases() []hostileCase {
 					t.Errorf("RA %v AA %v, %d records; want a bare refusal", reply.RecursionAvailable, reply.Authoritative, len(reply.Answer)+len(reply.Ns)+len(reply.Extra))
 				}
 			}},
+		{name: "signed with a TSIG key zkdns does not hold: NOTAUTH, BADKEY, unsigned", packet: cat(header(hostileID, flagRD, 1, 0, 0, 2), wireName(payments...), typeClass(dns.TypeA, dns.ClassINET), optRR(1232, 0), tsigRR()),
+			rcode: dns.RcodeNotAuth, check: func(t *testing.T, reply *dns.Msg, size int, tcp bool) {
+				echoesQuestion("payments.local.", dns.TypeA)(t, reply, size, tcp)
+				sig := reply.IsTsig()
+				if sig == nil || len(reply.Answer)+len(reply.Ns) != 0 || reply.Authoritative {
+					t.Fatalf("answer %v authority %v extra %v AA %v; want no records but OPT and TSIG, no AA", reply.Answer, reply.Ns, reply.Extra, reply.Authoritative)
+				}
+				if sig.Hdr.Name != hostileKey || sig.Algorithm != dns.HmacSHA256 || sig.Error != dns.RcodeBadKey || sig.MACSize != 0 || sig.MAC != "" || sig.OrigId != hostileID || sig.TimeSigned != 1_700_000_000 {
+					t.Errorf("TSIG %v; want %s's BADKEY error, without a MAC", sig, hostileKey)
+				}
+				if reply.IsEdns0() == nil {
+					t.Error("no OPT record in the reply to an EDNS0 query")
+				}
+			}},
+		{name: "signed without EDNS0, for a name not there: NOTAUTH, BADKEY", packet: cat(header(hostileID, flagRD, 1, 0, 0, 1), wireName("nope", "local"), typeClass(dns.TypeA, dns.ClassINET), tsigRR()),
+			rcode: dns.RcodeNotAuth, check: func(t *testing.T, reply *dns.Msg, _ int, _ bool) {
+				if sig := reply.IsTsig(); sig == nil || sig.Error != dns.RcodeBadKey || len(reply.Extra) != 1 || len(reply.Ns) != 0 {
+					t.Errorf("authority %v extra %v; want the BADKEY TSIG alone", reply.Ns, reply.Extra)
+				}
+			}},
+		{name: "signed, outside the zone: REFUSED", packet: cat(header(hostileID, flagRD, 1, 0, 0, 1), wireName("example", "com"), typeClass(dns.TypeA, dns.ClassINET), tsigRR()), rcode: dns.RcodeRefused},
 		{name: "zone transfer", packet: q(0, []string{"local"}, dns.TypeAXFR, dns.ClassINET), rcode: dns.RcodeRefused, check: noOPTAnswer},
 		{name: "junk after the question is ignored", packet: cat(q(flagRD, payments, dns.TypeA, dns.ClassINET), bytes.Repeat([]byte{0xc0}, 5000)), rcode: dns.RcodeSuccess,
 			check: func(t *testing.T, reply *dns.Msg, _ int, _ bool) {

@@ -17,6 +17,7 @@ var (
 	errNotSynced      = errors.New("dnsserver: first sync from ZooKeeper not done yet")
 	errNameNotFound   = errors.New("dnsserver: name does not exist")
 	errNoData         = errors.New("dnsserver: name has no records of this type")
+	errBadKey         = errors.New("dnsserver: query signed with a TSIG key zkdns does not hold")
 )
 
 // records is a positive answer. Its slices belong to the snapshot (or, for

@@ -329,6 +329,7 @@ const (
 	rcodeFormErr
 	rcodeNotImp
 	rcodeBadVers
+	rcodeNotAuth
 	rcodeOther
 	rcodeBuckets // how many there are
 )
@@ -351,12 +352,14 @@ func bucketRcode(rcode int) rcodeBucket {
 		return rcodeNotImp
 	case dns.RcodeBadVers:
 		return rcodeBadVers
+	case dns.RcodeNotAuth:
+		return rcodeNotAuth
 	}
 	return rcodeOther
 }
 
 func (b rcodeBucket) label() string {
-	return [rcodeBuckets]string{"NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMP", "BADVERS", "other"}[b]
+	return [rcodeBuckets]string{"NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED", "FORMERR", "NOTIMP", "BADVERS", "NOTAUTH", "other"}[b]
 }
 
 // forwardResult is the result label of zkdns_dns_forward_requests_total.

@@ -32,8 +32,8 @@ const (
 )
 
 // requestSeries is how many label sets zkdns_dns_requests_total exports:
-// 9 qtypes × 8 rcodes × 2 protos.
-const requestSeries = 9 * 8 * 2
+// 9 qtypes × 9 rcodes × 2 protos.
+const requestSeries = 9 * 9 * 2
 
 // newTestMetrics returns metrics registered on a registry of their own.
 func newTestMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
@@ -126,6 +126,8 @@ func TestHandlerMetrics(t *testing.T) {
 	noQuestion.Question = nil
 	twoQuestions := query("payments.local.", dns.TypeAAAA)
 	twoQuestions.Question = append(twoQuestions.Question, dns.Question{Name: "local.", Qtype: dns.TypeSOA, Qclass: dns.ClassINET})
+	signed := query("payments.local.", dns.TypeSRV)
+	signed.SetTsig("client-key.", dns.HmacSHA256, 300, 1_700_000_000)
 
 	cases := []struct {
 		name      string
@@ -148,6 +150,7 @@ func TestHandlerMetrics(t *testing.T) {
 		{name: "MX counts as other", snap: serverSnapshot(), remote: udp, req: query("payments.local.", dns.TypeMX), qtype: "other", rcode: "NOERROR", proto: "udp"},
 		{name: "class CH", snap: serverSnapshot(), remote: udp, req: chaos, qtype: "TXT", rcode: "REFUSED", proto: "udp"},
 		{name: "EDNS version 1", snap: serverSnapshot(), remote: udp, req: ednsV1, qtype: "SOA", rcode: "BADVERS", proto: "udp"},
+		{name: "TSIG-signed", snap: serverSnapshot(), remote: tcp, req: signed, qtype: "SRV", rcode: "NOTAUTH", proto: "tcp"},
 		{name: "NOTIFY", snap: serverSnapshot(), remote: tcp, req: notify, qtype: "SOA", rcode: "NOTIMP", proto: "tcp"},
 		{name: "no question", snap: serverSnapshot(), remote: udp, req: noQuestion, qtype: "other", rcode: "FORMERR", proto: "udp"},
 		{name: "two questions count the first", snap: serverSnapshot(), remote: tcp, req: twoQuestions, qtype: "AAAA", rcode: "FORMERR", proto: "tcp"},
@@ -509,6 +512,7 @@ func TestMetricsLabels(t *testing.T) {
 		{name: "rcode NOTIMP", label: bucketRcode(dns.RcodeNotImplemented).label(), want: "NOTIMP"},
 		{name: "rcode REFUSED", label: bucketRcode(dns.RcodeRefused).label(), want: "REFUSED"},
 		{name: "rcode BADVERS", label: bucketRcode(dns.RcodeBadVers).label(), want: "BADVERS"},
+		{name: "rcode NOTAUTH", label: bucketRcode(dns.RcodeNotAuth).label(), want: "NOTAUTH"},
 		{name: "rcode YXDOMAIN", label: bucketRcode(dns.RcodeYXDomain).label(), want: "other"},
 		{name: "rcode BADCOOKIE", label: bucketRcode(dns.RcodeBadCookie).label(), want: "other"},
 		{name: "rcode 4095", label: bucketRcode(4095).label(), want: "other"},

@@ -179,6 +179,7 @@ func TestServeDig(t *testing.T) {
 		{name: "outside the zone", args: []string{"example.com.", "A"}, status: "REFUSED", noFlags: []string{"aa"}},
 		{name: "class CH", args: []string{"-c", "CH", "version.bind.", "TXT"}, status: "REFUSED"},
 		{name: "EDNS version 1", args: []string{"+edns=1", "+noednsneg", "local.", "SOA"}, status: "BADVERS"},
+		{name: "signed with a TSIG key zkdns does not hold", args: []string{"-y", "hmac-sha256:client-key:c2VjcmV0LXNlY3JldA==", "payments.local.", "A"}, status: "NOTAUTH", noFlags: []string{"aa"}},
 		{name: "ANY", args: []string{"payments.local.", "ANY"}, status: "NOERROR",
 			answer: []string{`payments.local. 5 IN HINFO "RFC8482" ""`}},
 		{name: "big SRV over UDP without EDNS is truncated", args: []string{"+ignore", "+noedns", "big.local.", "SRV"}, status: "NOERROR", flags: []string{"tc"}, answers: -1},

@@ -141,7 +141,7 @@ func readUDP(ctx context.Context, uc *net.UDPConn, pktinfo bool, h *Handler, env
 			req := new(dns.Msg)
 			if err := req.Unpack(packet); err != nil {
 				h.metrics.observeMalformed(false)
-				w.formatError(packet)
+				w.formatError(packet, req)
 				continue
 			}
 			if req.Response {
@@ -199,8 +199,10 @@ func (w *udpResponseWriter) Hijack()             {}
 
 // formatError answers FORMERR to a query that does not unpack, when its
 // header can be read and it is not itself a response; anything shorter is
-// dropped.
-func (w *udpResponseWriter) formatError(packet []byte) {
+// dropped. req is what unpacking got through: its one question, when it
+// had one that parsed, is echoed, so that a client matching replies to
+// questions (most stubs do) takes the FORMERR instead of timing out.
+func (w *udpResponseWriter) formatError(packet []byte, req *dns.Msg) {
 	const headerLen = 12
 	if len(packet) < headerLen || packet[2]&0x80 != 0 {
 		return
@@ -209,6 +211,11 @@ func (w *udpResponseWriter) formatError(packet []byte) {
 	reply.Id = uint16(packet[0])<<8 | uint16(packet[1])
 	reply.Response = true
 	reply.Opcode = int(packet[2]>>3) & 0xF
+	reply.RecursionDesired = packet[2]&0x01 != 0
+	reply.CheckingDisabled = packet[3]&0x10 != 0
 	reply.Rcode = dns.RcodeFormatError
+	if len(req.Question) == 1 {
+		reply.Question = req.Question
+	}
 	_ = w.WriteMsg(reply)
 }
