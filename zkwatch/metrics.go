@@ -28,6 +28,7 @@ const (
 	opChildrenWatch = "children_watch"
 	opExistsWatch   = "exists_watch"
 	opGetWatch      = "get_watch"
+	opSync          = "sync"
 )
 
 // NewMetrics registers the watcher's metrics on reg.
@@ -86,7 +87,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	m.sessionEvents = m.watchEvents.WithLabelValues("session")
 	m.requestsByOp = map[string]prometheus.Counter{}
-	for _, op := range []string{opChildrenWatch, opExistsWatch, opGetWatch} {
+	for _, op := range []string{opChildrenWatch, opExistsWatch, opGetWatch, opSync} {
 		m.requestsByOp[op] = m.requests.WithLabelValues(op)
 	}
 	return m, nil

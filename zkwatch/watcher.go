@@ -628,6 +628,11 @@ func (w *Watcher) resync(ctx context.Context) error {
 	for name, s := range w.services {
 		w.beforeResync[name] = s
 	}
+	if w.synced {
+		if err := w.catchUp(); err != nil {
+			return err
+		}
+	}
 	// Its full update replaces whatever publishUnlisted published.
 	w.unlisted = nil
 	w.services = make(map[string]*service)
@@ -674,6 +679,25 @@ func (w *Watcher) resync(ctx context.Context) error {
 	w.opts.Metrics.fullSync()
 	w.opts.Publish(Update{Services: states, Full: true, Synced: true})
 	w.logger.Info("zookeeper sync complete", "services", len(all), "instances", countInstances(states))
+	return nil
+}
+
+// catchUp brings the server of a replacement session up to date with
+// the ZooKeeper leader before the resync reads from it. The client forgets
+// the last zxid it saw when its session expires, so ZooKeeper may give the
+// new session a follower that lags the server the old one read from;
+// reading there would publish instances older than those already served:
+// an instance already gone back in DNS until the follower caught up.
+// Sync costs one round trip per new session.
+func (w *Watcher) catchUp() error {
+	w.opts.Metrics.request(opSync)
+	if _, err := w.conn.Sync("/"); err != nil {
+		if isConnectionError(err) {
+			return err
+		}
+		// Reading a lagging server is no worse than not syncing at all.
+		w.logger.Warn("zookeeper sync before the resync failed; reading the server as it is", "err", err)
+	}
 	return nil
 }
 

@@ -389,7 +389,24 @@ func TestWatcherSetSpec(t *testing.T) {
 // must stay as it was while cut off, and the new session must resync and
 // swap once, never showing an empty set for a service that has instances.
 func TestWatcherSessionExpiry(t *testing.T) {
-	proxy := testutil.ProxyTo(t, zkServer.Addr())
+	// The proxy notes the opcode of every request, to check that the new
+	// session syncs its server before reading from it.
+	var (
+		opsMu sync.Mutex
+		ops   []int32
+	)
+	proxy, err := testutil.NewTCPProxyWith(zkServer.Addr(), testutil.ZKRelay(func(frame []byte, toServer bool, _ io.Writer) (bool, error) {
+		if req, ok := testutil.ParseZKRequest(frame); ok && toServer {
+			opsMu.Lock()
+			ops = append(ops, req.Op)
+			opsMu.Unlock()
+		}
+		return true, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
 	admin := testutil.ConnectZK(t, zkServer.Addr(), 20*time.Second)
 	base := testutil.TestRoot(t, admin)
 	testutil.CreateZnode(t, admin, base+"/svc/persistent", "192.0.2.1:80", 0)
@@ -424,9 +441,25 @@ func TestWatcherSessionExpiry(t *testing.T) {
 		t.Errorf("while cut off the view changed to %q", got)
 	}
 	rec.mu.Unlock()
+	opsMu.Lock()
+	ops = nil
+	opsMu.Unlock()
 	proxy.Restore()
 
 	rec.waitFor(t, "resync after expiry", hasIDs("svc", "newcomer,persistent"))
+	opsMu.Lock()
+	const opSync, opExists, opGetData, opGetChildren, opGetChildren2 = 9, 3, 4, 8, 12
+	var reads []int32
+	for _, op := range ops {
+		switch op {
+		case opSync, opExists, opGetData, opGetChildren, opGetChildren2:
+			reads = append(reads, op)
+		}
+	}
+	if len(reads) == 0 || reads[0] != opSync {
+		t.Errorf("requests of the new session %v (sync is %d): want a sync before the first read", reads, opSync)
+	}
+	opsMu.Unlock()
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if emptied {
