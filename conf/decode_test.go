@@ -1,7 +1,14 @@
 package conf
 
 import (
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestParseDecodeErrors covers what goes wrong before validation: unknown
@@ -243,6 +250,304 @@ servers = ["192.0.2.10:0"]
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse("t.toml", []byte(tt.src))
 			checkMessages(t, messages(t, err), tt.want)
+		})
+	}
+}
+
+// hostPort decodes itself from "host:port" text. It is a struct, so it
+// shows that Decode hands such a type the value rather than taking it for
+// a table.
+type hostPort struct {
+	Host string
+	Port int
+}
+
+func (h *hostPort) UnmarshalText(b []byte) error {
+	host, port, err := net.SplitHostPort(string(b))
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", b)
+	}
+	h.Port, err = strconv.Atoi(port)
+	if err != nil {
+		return fmt.Errorf("%q: the port must be a number", b)
+	}
+	h.Host = host
+	return nil
+}
+
+// tagList is a named slice, as zkdns register's serverList is: its
+// messages must name what it holds, not its Go type.
+type tagList []string
+
+// decodeTarget has a field of every kind Decode documents.
+type decodeTarget struct {
+	Name    string            `toml:"name"`
+	Count   int               `toml:"count"`
+	Small   uint8             `toml:"small"`
+	On      bool              `toml:"on"`
+	Ratio   float64           `toml:"ratio"`
+	Tags    tagList           `toml:"tags"`
+	Wait    Duration          `toml:"wait"`
+	Backoff []Duration        `toml:"backoff"`
+	Peer    hostPort          `toml:"peer"`
+	At      time.Time         `toml:"at"`
+	Labels  map[string]string `toml:"labels"`
+	Inner   decodeInner       `toml:"inner"`
+	Opt     *decodeInner      `toml:"opt"`
+	Items   []decodeInner     `toml:"item"`
+	Hidden  string            `toml:"-"`
+}
+
+type decodeInner struct {
+	Key  string   `toml:"key"`
+	Wait Duration `toml:"wait"`
+}
+
+// decodeDefaults is what Decode starts from in TestDecode: a key the file
+// leaves out must leave its field so.
+func decodeDefaults() decodeTarget {
+	return decodeTarget{
+		Name:   "default",
+		Wait:   Duration{time.Second},
+		Labels: map[string]string{"old": "x"},
+		Hidden: "kept",
+	}
+}
+
+func TestDecode(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		// edit turns decodeDefaults() into the result; nil when the
+		// file has problems, listed in want.
+		edit func(*decodeTarget)
+		want []string
+	}{
+		{
+			name: "every kind",
+			src: `name = "a"
+count = 3
+small = 255
+on = true
+ratio = 0.5
+tags = ["x", "y"]
+wait = "1m30s"
+backoff = ["1s", "2s"]
+peer = "192.0.2.1:80"
+at = 2024-01-02T03:04:05Z
+[labels]
+zone = "z1"
+"rack.id" = "r1"
+[inner]
+key = "k"
+wait = "5s"
+[opt]
+key = "o"
+[[item]]
+key = "i0"
+[[item]]
+key = "i1"
+wait = "2s"
+`,
+			edit: func(d *decodeTarget) {
+				d.Name, d.Count, d.Small, d.On, d.Ratio = "a", 3, 255, true, 0.5
+				d.Tags = tagList{"x", "y"}
+				d.Wait = Duration{90 * time.Second}
+				d.Backoff = []Duration{{time.Second}, {2 * time.Second}}
+				d.Peer = hostPort{"192.0.2.1", 80}
+				d.At = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+				d.Labels = map[string]string{"zone": "z1", "rack.id": "r1"}
+				d.Inner = decodeInner{"k", Duration{5 * time.Second}}
+				d.Opt = &decodeInner{Key: "o"}
+				d.Items = []decodeInner{{Key: "i0"}, {"i1", Duration{2 * time.Second}}}
+			},
+		},
+		{
+			name: "left-out keys keep their values; a table replaces a map",
+			src:  "count = 1\nlabels.new = \"y\"\n",
+			edit: func(d *decodeTarget) {
+				d.Count = 1
+				d.Labels = map[string]string{"new": "y"}
+			},
+		},
+		{
+			name: "date-time as text",
+			src:  "at = \"2024-01-02T03:04:05Z\"\n",
+			edit: func(d *decodeTarget) { d.At = time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC) },
+		},
+		{
+			name: "misspelt key",
+			src:  "count = 1\nnane = \"a\"\n",
+			want: []string{`d.toml:2: nane: unknown key; did you mean "name"?`},
+		},
+		{
+			name: "unknown key in a table lists its keys",
+			src:  "[inner]\ncolour = \"blue\"\n",
+			want: []string{`d.toml:2: inner.colour: unknown key; [inner] takes only key, wait`},
+		},
+		{
+			name: "a key tagged - is unknown",
+			src:  "Hidden = \"x\"\n",
+			want: []string{`d.toml:1: Hidden: unknown key; the top level takes only name, count, small, on, ratio, tags, wait, backoff, peer, at, labels, inner, opt, item`},
+		},
+		{
+			name: "integer for a string",
+			src:  "name = 1\n",
+			want: []string{`d.toml:1: name: must be a string, not the integer 1`},
+		},
+		{
+			name: "string for an integer",
+			src:  "count = \"3\"\n",
+			want: []string{`d.toml:1: count: must be an integer, not a string`},
+		},
+		{
+			name: "integer out of the field's range",
+			src:  "small = 256\n",
+			want: []string{`d.toml:1: small: must be an integer from 0 to 255, not 256`},
+		},
+		{
+			name: "string for a boolean",
+			src:  "on = \"yes\"\n",
+			want: []string{`d.toml:1: on: must be true or false, not a string`},
+		},
+		{
+			name: "boolean for a number",
+			src:  "ratio = false\n",
+			want: []string{`d.toml:1: ratio: must be a number, not the boolean false`},
+		},
+		{
+			name: "string for a named array of strings",
+			src:  "tags = \"x\"\n",
+			want: []string{`d.toml:1: tags: must be an array of strings, not a string: write ["x"]`},
+		},
+		{
+			name: "bare number for a duration",
+			src:  "wait = 5\n",
+			want: []string{`d.toml:1: wait: must be a duration string with a unit, like "5s", not the bare number 5`},
+		},
+		{
+			name: "bad element of an array of durations, at its own line",
+			src:  "backoff = [\n  \"1s\",\n  2,\n]\n",
+			want: []string{`d.toml:3: backoff[1]: must be a duration string with a unit, like "5s", not the bare number 2`},
+		},
+		{
+			name: "string for an array of durations",
+			src:  "backoff = \"1s\"\n",
+			want: []string{`d.toml:1: backoff: must be an array, not a string`},
+		},
+		{
+			name: "text the self-decoding type refuses",
+			src:  "peer = \"nowhere\"\n",
+			want: []string{`d.toml:1: peer: "nowhere" is not host:port`},
+		},
+		{
+			name: "integer for a self-decoding text type",
+			src:  "peer = 80\n",
+			want: []string{`d.toml:1: peer: must be a string, not the integer 80`},
+		},
+		{
+			name: "table for a self-decoding struct",
+			src:  "[peer]\nHost = \"a\"\n",
+			want: []string{`d.toml:1: peer: must be a string, not a table`},
+		},
+		{
+			name: "integer in a map of strings",
+			src:  "[labels]\nzone = \"z1\"\nrack = 1\n",
+			want: []string{`d.toml:3: labels.rack: must be a string, not the integer 1`},
+		},
+		{
+			name: "string for a map",
+			src:  "labels = \"zone=z1\"\n",
+			want: []string{`d.toml:1: labels: must be a table, not a string`},
+		},
+		{
+			name: "integer for a table",
+			src:  "inner = 1\n",
+			want: []string{`d.toml:1: inner: must be a table, not the integer 1`},
+		},
+		{
+			name: "bad duration in a nested table",
+			src:  "[inner]\nkey = \"k\"\nwait = \"soon\"\n",
+			want: []string{`d.toml:3: inner.wait: "soon" is not a duration: write a number and a unit, like "5s" or "250ms"`},
+		},
+		{
+			name: "bad value in a table behind a pointer",
+			src:  "[opt]\nkey = 2\n",
+			want: []string{`d.toml:2: opt.key: must be a string, not the integer 2`},
+		},
+		{
+			name: "table for an array of tables",
+			src:  "[item]\nkey = \"a\"\n",
+			want: []string{`d.toml:1: item: must be an array of tables, written [[item]], not a table`},
+		},
+		{
+			name: "bad value in the second of an array of tables",
+			src:  "[[item]]\nkey = \"a\"\n[[item]]\nkey = 1\n",
+			want: []string{`d.toml:4: item[1].key: must be a string, not the integer 1`},
+		},
+		{
+			// The keys are decoded in sorted order (count before wait,
+			// a before b); the problems come back in the file's.
+			name: "several bad values, in line order",
+			src:  "wait = 5\ncount = \"x\"\n[labels]\nb = 1\na = 2\n[[item]]\nkey = 3\nkee = \"k\"\n",
+			want: []string{
+				`d.toml:1: wait: must be a duration string with a unit, like "5s", not the bare number 5`,
+				`d.toml:2: count: must be an integer, not a string`,
+				`d.toml:4: labels.b: must be a string, not the integer 1`,
+				`d.toml:5: labels.a: must be a string, not the integer 2`,
+				`d.toml:7: item[0].key: must be a string, not the integer 3`,
+				`d.toml:8: item[0].kee: unknown key; did you mean "key"?`,
+			},
+		},
+		{
+			name: "a syntax error is reported alone",
+			src:  "name = 1\ncount = \n",
+			want: []string{`d.toml:2: invalid TOML: expected value but found '\n' instead`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := decodeDefaults()
+			err := Decode("d.toml", []byte(tt.src), &got)
+			checkMessages(t, messages(t, err), tt.want)
+			if tt.edit != nil {
+				want := decodeDefaults()
+				tt.edit(&want)
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("decoded\n %+v\nwant\n %+v", got, want)
+				}
+			}
+			// Map iteration order must not leak into the answer.
+			for range 10 {
+				again := decodeDefaults()
+				err2 := Decode("d.toml", []byte(tt.src), &again)
+				if fmt.Sprint(err) != fmt.Sprint(err2) {
+					t.Fatalf("a second Decode differs:\n%v\nthen\n%v", err, err2)
+				}
+			}
+		})
+	}
+}
+
+func TestDecodeNeedsPointerToStruct(t *testing.T) {
+	var s string
+	var nilTarget *decodeTarget
+	tests := []struct {
+		name string
+		dst  any
+	}{
+		{"struct value", decodeTarget{}},
+		{"nil pointer", nilTarget},
+		{"pointer to a string", &s},
+		{"nil", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Decode("d.toml", []byte("name = \"a\"\n"), tt.dst)
+			var ce *Error
+			if err == nil || errors.As(err, &ce) || !strings.Contains(err.Error(), "pointer to a struct") {
+				t.Errorf("Decode onto %T: %v, want a plain error asking for a pointer to a struct", tt.dst, err)
+			}
 		})
 	}
 }

@@ -21,32 +21,23 @@ func (d Duration) String() string { return d.Duration.String() }
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
 // UnmarshalTOML implements toml.Unmarshaler: it accepts only a string in
-// time.ParseDuration syntax.
+// time.ParseDuration syntax. Its error says what to write instead and is
+// worded to follow the key's name, which is how Parse and Decode report
+// it ("dns.ttl: must be a duration string …").
 func (d *Duration) UnmarshalTOML(v any) error {
-	parsed, problem := parseDuration(v)
-	if problem != "" {
-		return fmt.Errorf("conf: duration: %s", problem)
-	}
-	*d = parsed
-	return nil
-}
-
-// parseDuration converts a decoded TOML value to a Duration. On failure it
-// returns a message for the user that says what to write instead, meant to
-// follow the key's name.
-func parseDuration(v any) (Duration, string) {
 	switch v := v.(type) {
 	case string:
 		parsed, err := time.ParseDuration(v)
 		if err != nil {
-			return Duration{}, fmt.Sprintf("%q is not a duration: write a number and a unit, like \"5s\" or \"250ms\"", v)
+			return fmt.Errorf("%q is not a duration: write a number and a unit, like \"5s\" or \"250ms\"", v)
 		}
-		return Duration{parsed}, ""
+		d.Duration = parsed
+		return nil
 	case int64:
-		return Duration{}, fmt.Sprintf("must be a duration string with a unit, like \"5s\", not the bare number %d", v)
+		return fmt.Errorf("must be a duration string with a unit, like \"5s\", not the bare number %d", v)
 	case float64:
-		return Duration{}, fmt.Sprintf("must be a duration string with a unit, like \"5s\", not the bare number %v", v)
+		return fmt.Errorf("must be a duration string with a unit, like \"5s\", not the bare number %v", v)
 	default:
-		return Duration{}, fmt.Sprintf("must be a duration string with a unit, like \"5s\", not %s", describeValue(v))
+		return fmt.Errorf("must be a duration string with a unit, like \"5s\", not %s", describeValue(v))
 	}
 }

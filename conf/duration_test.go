@@ -21,9 +21,9 @@ func TestDurationTOML(t *testing.T) {
 		{name: "mixed units", src: `d = "1m30s"`, want: 90 * time.Second},
 		{name: "milliseconds", src: `d = "250ms"`, want: 250 * time.Millisecond},
 		{name: "negative", src: `d = "-2s"`, want: -2 * time.Second},
-		{name: "integer", src: `d = 5`, wantErr: `conf: duration: must be a duration string with a unit, like "5s", not the bare number 5`},
+		{name: "integer", src: `d = 5`, wantErr: `must be a duration string with a unit, like "5s", not the bare number 5`},
 		{name: "float", src: `d = 0.5`, wantErr: `like "5s", not the bare number 0.5`},
-		{name: "no unit", src: `d = "5"`, wantErr: `conf: duration: "5" is not a duration: write a number and a unit`},
+		{name: "no unit", src: `d = "5"`, wantErr: `"5" is not a duration: write a number and a unit`},
 		{name: "array", src: `d = ["5s"]`, wantErr: `like "5s", not an array`},
 	}
 	for _, tt := range tests {

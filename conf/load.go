@@ -59,7 +59,7 @@ func Check(path string) (*Config, error) {
 }
 
 // Parse decodes data, the contents of the config file named file, onto
-// Default(), then normalises and validates the result.
+// Default() as Decode does, then normalises and validates the result.
 //
 // Decoding is strict: a key zkdns does not know is an error, as is a value
 // of the wrong type. Normalising lowercases dns.zone and gives it its
@@ -73,17 +73,12 @@ func Check(path string) (*Config, error) {
 // values joined with errors.Join, in line order. A TOML syntax error stops
 // parsing, so it is reported alone.
 func Parse(file string, data []byte) (*Config, error) {
-	var raw map[string]toml.Primitive
-	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(&raw)
-	if err != nil {
-		return nil, syntaxError(file, data, err)
-	}
-
 	c := Default()
 	c.File = file
-	ps := newProblems(file, data)
-	d := decoder{md: &md, problems: ps}
-	d.table(nil, raw, reflect.ValueOf(c).Elem())
+	ps, err := decode(file, data, reflect.ValueOf(c).Elem())
+	if err != nil {
+		return nil, err
+	}
 	ps.check(c)
 	if err := ps.err(); err != nil {
 		return nil, err
