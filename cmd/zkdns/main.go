@@ -208,10 +208,15 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
 // errSilent is a failure whose message has already been printed.
 var errSilent = errors.New("")
 
-// oneLine joins a multi-line error (several config problems) into one line.
-func oneLine(err error) error {
-	return errors.New(strings.ReplaceAll(err.Error(), "\n", "; "))
-}
+// oneLine joins a multi-line error (several config problems) into one
+// line, "; " between them. It wraps err, so errors.As still finds each
+// *conf.Error in it.
+func oneLine(err error) error { return oneLineError{err} }
+
+type oneLineError struct{ err error }
+
+func (e oneLineError) Error() string { return strings.ReplaceAll(e.err.Error(), "\n", "; ") }
+func (e oneLineError) Unwrap() error { return e.err }
 
 // newLogger logs to w in the configured format at a level that reloads
 // may change. Under journald (w is the JOURNAL_STREAM) it leaves

@@ -11,15 +11,11 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
-	"reflect"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/BurntSushi/toml"
 
 	"github.com/zkdns/zkdns/conf"
 	"github.com/zkdns/zkdns/registrar"
@@ -111,108 +107,25 @@ func parseRegisterArgs(args []string, stdout, stderr io.Writer) (registerConfig,
 	return cfg, nil
 }
 
-// tomlLastKey matches the position toml gives in its type errors.
-var tomlLastKey = regexp.MustCompile(`^toml: line (\d+) \(last key "([^"]*)"\): (.*)$`)
-
-// loadRegisterConfig decodes the TOML file at path onto cfg. Unknown keys
-// are errors, each with its file:line. They are not usage errors: the
-// command line named the file correctly, and zkdns serve and check exit
-// 1 for the same kind of problem in theirs.
+// loadRegisterConfig decodes the TOML file at path onto cfg with the
+// decoder zkdns check uses: every unknown key and bad value is reported at
+// once, each as file:line: key: what to write instead. They are not usage
+// errors: the command line named the file correctly, and zkdns serve and
+// check exit 1 for the same kind of problem in theirs.
 func loadRegisterConfig(path string, cfg *registerConfig) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("register config: %w", err)
 	}
-	// Each key is decoded on its own, in the file's order: toml.Decode
-	// into the struct meets the keys in map order, so a file with two bad
-	// values would name one or the other from run to run.
-	var top map[string]toml.Primitive
-	md, err := toml.Decode(string(data), &top)
-	if err != nil {
-		var perr toml.ParseError
-		if errors.As(err, &perr) && perr.Position.Line > 0 {
-			return fmt.Errorf("%s:%d: %s", path, perr.Position.Line, perr.Message)
-		}
-		if errors.As(err, &perr) {
-			return fmt.Errorf("%s: %s", path, perr.Message) // toml gives no line for some errors
-		}
-		return fmt.Errorf("%s: %v", path, err)
-	}
-	fields := map[string]any{}
-	v := reflect.ValueOf(cfg).Elem()
-	for i := range v.NumField() {
-		if name := v.Type().Field(i).Tag.Get("toml"); name != "" {
-			fields[name] = v.Field(i).Addr().Interface()
-		}
-	}
-	for _, key := range md.Keys() {
-		field, ok := fields[key[0]]
-		if len(key) != 1 || !ok {
-			continue // a table's own keys are decoded with it; unknown keys are reported below
-		}
-		if err := md.PrimitiveDecode(top[key[0]], field); err != nil {
-			msg := strings.TrimPrefix(err.Error(), "toml: ")
-			if m := tomlLastKey.FindStringSubmatch(err.Error()); m != nil {
-				msg = m[3]
-			}
-			where := path
-			if line := keyLine(data, key); line > 0 {
-				where += ":" + strconv.Itoa(line)
-			}
-			return fmt.Errorf("%s: %s: %s", where, key.String(), msg)
-		}
-	}
-	// Unknown keys, in the file's order: a key no field has (a table
-	// among them, named once for all its keys), and one left undecoded
-	// below a known table.
-	undecoded := map[string]bool{}
-	for _, key := range md.Undecoded() {
-		undecoded[key.String()] = true
-	}
-	var problems []string
-	var reported []toml.Key
-	for _, key := range md.Keys() {
-		_, known := fields[key[0]]
-		if known && !undecoded[key.String()] || slices.ContainsFunc(reported, func(r toml.Key) bool { return isPrefix(r, key) }) {
-			continue
-		}
-		reported = append(reported, key)
-		where := path
-		if line := keyLine(data, key); line > 0 {
-			where += ":" + strconv.Itoa(line)
-		}
-		problems = append(problems, fmt.Sprintf("%s: unknown key %q (known keys are the flag names in snake_case, such as session_timeout)", where, key.String()))
-	}
-	if len(problems) > 0 {
-		return errors.New(strings.Join(problems, "; "))
+	if err := conf.Decode(path, data, cfg); err != nil {
+		// On one line, as zkdns serve reports its config: register runs
+		// as a service too, and in the journal or a container log every
+		// line is an entry of its own, so the problems after the first
+		// would lose the "zkdns:" that ties them to this failure. Each
+		// still starts with the file and line, after "; ".
+		return oneLine(err)
 	}
 	return nil
-}
-
-func isPrefix(prefix, key toml.Key) bool {
-	return len(prefix) <= len(key) && slices.Equal(prefix, key[:len(prefix)])
-}
-
-// keyLine finds the line that defines key: each of its parts in turn, as
-// a table header or a key, from where the previous part was found. It
-// returns 0 when the layout is too unusual to follow.
-func keyLine(data []byte, key toml.Key) int {
-	lines := strings.Split(string(data), "\n")
-	line := 0
-	for _, part := range key {
-		re := regexp.MustCompile(`^\s*\[*\s*("` + regexp.QuoteMeta(part) + `"|'` + regexp.QuoteMeta(part) + `'|` + regexp.QuoteMeta(part) + `)\s*[\].=]`)
-		found := false
-		for i := max(line-1, 0); i < len(lines); i++ {
-			if re.MatchString(lines[i]) {
-				line, found = i+1, true
-				break
-			}
-		}
-		if !found {
-			return 0
-		}
-	}
-	return line
 }
 
 // options turns the parsed settings into registrar options, checking what
@@ -554,4 +467,13 @@ func (d *duration) Set(s string) error {
 	return nil
 }
 
-func (d *duration) UnmarshalText(b []byte) error { return d.Set(string(b)) }
+// UnmarshalTOML reads the duration from the -config file as conf.Duration
+// does, so that a bad one gets the messages zkdns serve gives for its own.
+func (d *duration) UnmarshalTOML(v any) error {
+	var cd conf.Duration
+	if err := cd.UnmarshalTOML(v); err != nil {
+		return err
+	}
+	d.d, d.set = cd.Duration, true
+	return nil
+}

@@ -509,8 +509,8 @@ func TestRegisterCommandLine(t *testing.T) {
 		{"register with a bad check", []string{"register", "-servers", "127.0.0.1:1", "-path", "/s", "-port", "80", "-check", "ping://x"}, 2, "want http://"},
 		// A problem in the file is not a usage error: zkdns check exits 1
 		// for the same kind of problem in its file.
-		{"register with an unknown config key", []string{"register", "-config", badKey}, 1, "bad.toml:5: unknown key \"bogus\""},
-		{"register with a mistyped config value", []string{"register", "-config", badType}, 1, "type.toml:3:"},
+		{"register with an unknown config key", []string{"register", "-config", badKey}, 1, "bad.toml:5: bogus: unknown key; the top level takes only servers,"},
+		{"register with a mistyped config value", []string{"register", "-config", badType}, 1, "type.toml:3: port: must be an integer, not a string"},
 		{"register with an unreadable config", []string{"register", "-config", filepath.Join(dir, "none.toml")}, 1, "none.toml"},
 		{"register with a stray argument", []string{"register", "-port", "80", "extra"}, 2, "unexpected argument"},
 		{"register with an unknown flag", []string{"register", "-prot", "80"}, 2, "flag provided but not defined: -prot\n"},
@@ -603,19 +603,84 @@ rack = "r1"
 	// usage: the command line is at fault (exit 2); otherwise a file is
 	// (exit 1, as for zkdns check).
 	errTests := []struct {
-		name    string
-		file    string // after three lines of servers, path and port
+		name string
+		// servers is the first line's value; empty means a valid list.
+		servers string
+		file    string // after the lines of servers, path and port
 		args    []string
 		wantErr string
 		usage   bool
 	}{
-		{"unknown table", "[metadata]\nzone = \"a\"\n", nil, `r.toml:4: unknown key "metadata"`, false},
-		{"unknown key in the middle", "\nrize = 2\nfall = 1\n", nil, `r.toml:5: unknown key "rize"`, false},
-		{"zero interval flag", "[meta]\nzone = \"a\"\n", []string{"-interval", "0s"}, "-interval must be positive", true},
-		{"bad duration", "interval = \"soon\"\n", nil, "r.toml:4:", false},
-		{"negative drain", "drain = \"-1s\"\n", nil, "-drain must not be negative", true},
-		{"auth file with two lines", "", []string{"-auth-file", filepath.Join(dir, "two.auth")}, "must hold one line", false},
-		{"auth file readable by others", "", []string{"-auth-file", filepath.Join(dir, "open.auth")}, "chmod 600", false},
+		{
+			name:    "unknown table",
+			file:    "[metadata]\nzone = \"a\"\n",
+			wantErr: `r.toml:4: metadata: unknown key; the top level takes only servers, session_timeout, auth_file, path, id, name, address, port, format, meta, weight, check, interval, timeout, rise, fall, warmup, warmup_requests, warmup_timeout, drain, pidfile`,
+		},
+		{
+			name:    "misspelt key in the middle",
+			file:    "\nrize = 2\nfall = 1\n",
+			wantErr: `r.toml:5: rize: unknown key; did you mean "rise"?`,
+		},
+		{
+			name:    "zero interval flag",
+			file:    "[meta]\nzone = \"a\"\n",
+			args:    []string{"-interval", "0s"},
+			wantErr: "-interval must be positive",
+			usage:   true,
+		},
+		{
+			name:    "bad duration",
+			file:    "interval = \"soon\"\n",
+			wantErr: `r.toml:4: interval: "soon" is not a duration: write a number and a unit, like "5s" or "250ms"`,
+		},
+		{
+			name:    "bare number for a duration",
+			file:    "interval = 5\n",
+			wantErr: `r.toml:4: interval: must be a duration string with a unit, like "5s", not the bare number 5`,
+		},
+		{
+			// Decoded in key order, interval before weight; reported in
+			// the file's.
+			name:    "two bad values, both in file order",
+			file:    "weight = \"heavy\"\ninterval = 5\n",
+			wantErr: `r.toml:4: weight: must be an integer, not a string; r.toml:5: interval: must be a duration string with a unit, like "5s", not the bare number 5`,
+		},
+		{
+			name:    "string for the server list",
+			servers: `"192.0.2.1:2181"`,
+			wantErr: `r.toml:1: servers: must be an array of strings, not a string: write ["192.0.2.1:2181"]`,
+		},
+		{
+			name:    "integer in meta, as a dotted key",
+			file:    "meta.zone = 1\n",
+			wantErr: `r.toml:4: meta.zone: must be a string, not the integer 1`,
+		},
+		{
+			name:    "integer in the meta table",
+			file:    "[meta]\nrack = \"r1\"\nzone = 1\n",
+			wantErr: `r.toml:6: meta.zone: must be a string, not the integer 1`,
+		},
+		{
+			name:    "meta that is not a table",
+			file:    "meta = \"zone=a\"\n",
+			wantErr: `r.toml:4: meta: must be a table, not a string`,
+		},
+		{
+			name:    "negative drain",
+			file:    "drain = \"-1s\"\n",
+			wantErr: "-drain must not be negative",
+			usage:   true,
+		},
+		{
+			name:    "auth file with two lines",
+			args:    []string{"-auth-file", filepath.Join(dir, "two.auth")},
+			wantErr: "must hold one line",
+		},
+		{
+			name:    "auth file readable by others",
+			args:    []string{"-auth-file", filepath.Join(dir, "open.auth")},
+			wantErr: "chmod 600",
+		},
 	}
 	writeFile(t, filepath.Join(dir, "two.auth"), "registrar:a\nregistrar:b\n")
 	writeFile(t, filepath.Join(dir, "open.auth"), "registrar:s3cret\n")
@@ -627,16 +692,26 @@ rack = "r1"
 	}
 	for _, tc := range errTests {
 		t.Run(tc.name, func(t *testing.T) {
+			servers := tc.servers
+			if servers == "" {
+				servers = `["192.0.2.1:2181"]`
+			}
 			f := filepath.Join(t.TempDir(), "r.toml")
-			writeFile(t, f, "servers = [\"192.0.2.1:2181\"]\npath = \"/p\"\nport = 80\n"+tc.file)
+			writeFile(t, f, "servers = "+servers+"\npath = \"/p\"\nport = 80\n"+tc.file)
 			cfg, err := parseRegisterArgs(append([]string{"-config", f}, tc.args...), io.Discard, io.Discard)
 			if err == nil {
 				_, err = cfg.options()
 			}
-			if err == nil || errors.Is(err, errUsage) != tc.usage || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Errorf("error %v, want one containing %q (usage error: %v)", err, tc.wantErr, tc.usage)
+			if err == nil {
+				t.Fatalf("no error, want one containing %q", tc.wantErr)
 			}
-			if err != nil && strings.Contains(err.Error(), "s3cret") {
+			// Every problem names the file by its full path; the wanted
+			// messages leave out the directory.
+			msg := strings.ReplaceAll(err.Error(), filepath.Dir(f)+string(filepath.Separator), "")
+			if errors.Is(err, errUsage) != tc.usage || !strings.Contains(msg, tc.wantErr) {
+				t.Errorf("error %v, want one containing %q (usage error: %v)", msg, tc.wantErr, tc.usage)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
 				t.Errorf("error quotes the credentials: %v", err)
 			}
 		})
