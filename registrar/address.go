@@ -73,21 +73,22 @@ func usable(ip netip.Addr) bool {
 
 // checkAddress validates an explicit Address: an IP literal other than
 // the unspecified address, or a hostname made of RFC 1123 labels. It
-// returns the address in the form zkdns serves it.
+// returns the address in the form zkdns serves it. Its errors start with
+// the address, to follow the field's name in an *OptionError.
 func checkAddress(addr string) (string, error) {
 	if ip, err := netip.ParseAddr(addr); err == nil {
 		ip = ip.Unmap()
 		switch {
 		case ip.Zone() != "":
-			return "", fmt.Errorf("address %q has an IPv6 zone, which means nothing off this host", addr)
+			return "", fmt.Errorf("%q has an IPv6 zone, which means nothing off this host", addr)
 		case ip.IsUnspecified():
-			return "", fmt.Errorf("address %s is what a service binds to, not where it is reached; give this host's address", addr)
+			return "", fmt.Errorf("%s is what a service binds to, not where it is reached; give this host's address", addr)
 		}
 		return ip.String(), nil
 	}
 	host := strings.TrimSuffix(addr, ".")
 	if !isHostname(host) {
-		return "", fmt.Errorf("address %q is neither an IP address nor a hostname", addr)
+		return "", fmt.Errorf("%q is neither an IP address nor a hostname", addr)
 	}
 	return host, nil
 }
@@ -138,16 +139,18 @@ func sanitizeID(s string) string {
 }
 
 // checkID validates an explicit ID as the last element of a znode path.
+// Its errors start with the ID, to follow the field's name in an
+// *OptionError.
 func checkID(id string) error {
 	switch {
 	case id == "." || id == "..":
-		return fmt.Errorf("ID %q is not a znode name", id)
+		return fmt.Errorf("%q is not a znode name", id)
 	case strings.ContainsRune(id, '/'):
-		return fmt.Errorf("ID %q contains '/'; it must be a single znode name", id)
+		return fmt.Errorf("%q contains '/'; it must be a single znode name", id)
 	}
 	for _, r := range id {
 		if r < 0x20 || (r >= 0x7f && r <= 0x9f) || (r >= 0xd800 && r <= 0xf8ff) || (r >= 0xfff0 && r <= 0xffff) {
-			return fmt.Errorf("ID %q contains a character ZooKeeper does not allow in a path", id)
+			return fmt.Errorf("%q contains a character ZooKeeper does not allow in a path", id)
 		}
 	}
 	return nil

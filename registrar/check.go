@@ -20,7 +20,8 @@ import (
 type probe func(ctx context.Context) error
 
 // parseCheck turns Options.Check into a probe. An empty spec yields nil:
-// the instance is healthy without checking.
+// the instance is healthy without checking. Its errors start with the spec,
+// to follow the field's name in an *OptionError.
 func parseCheck(spec string, client *http.Client) (probe, error) {
 	switch {
 	case spec == "":
@@ -34,17 +35,17 @@ func parseCheck(spec string, client *http.Client) (probe, error) {
 	case strings.HasPrefix(spec, "tcp://"):
 		addr := strings.TrimPrefix(spec, "tcp://")
 		if host, port, err := net.SplitHostPort(addr); err != nil || host == "" || port == "" {
-			return nil, fmt.Errorf("check %q: want tcp://host:port", spec)
+			return nil, fmt.Errorf("%q: want tcp://host:port", spec)
 		}
 		return tcpProbe(addr), nil
 	case strings.HasPrefix(spec, "exec:"):
 		command := strings.TrimSpace(strings.TrimPrefix(spec, "exec:"))
 		if command == "" {
-			return nil, fmt.Errorf("check %q: exec: needs a command, as in exec:/usr/local/bin/healthy", spec)
+			return nil, fmt.Errorf("%q: exec: needs a command, as in exec:/usr/local/bin/healthy", spec)
 		}
 		return execProbe(command), nil
 	default:
-		return nil, fmt.Errorf("check %q: want http://…, https://…, tcp://host:port or exec:COMMAND", spec)
+		return nil, fmt.Errorf("%q: want http://…, https://…, tcp://host:port or exec:COMMAND", spec)
 	}
 }
 

@@ -2,6 +2,7 @@ package registrar
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,29 +13,86 @@ func TestNewValidates(t *testing.T) {
 		return Options{Servers: []string{"127.0.0.1:2181"}, Path: "/services/payments", Address: "192.0.2.90", Port: 8080}
 	}
 	tests := []struct {
-		name    string
-		edit    func(*Options)
-		wantErr string // "" means New succeeds
+		name string
+		edit func(*Options)
+		// wantErr is the whole message; "" means New succeeds.
+		wantErr string
+		// options are the fields the error names, in order.
+		options []string
 	}{
-		{"valid", func(*Options) {}, ""},
-		{"zero value names every required field", func(o *Options) { *o = Options{} }, "missing Servers (the ZooKeeper ensemble), Path"},
-		{"missing port", func(o *Options) { o.Port = 0 }, "missing Port"},
-		{"empty server", func(o *Options) { o.Servers = []string{" "} }, "empty entry"},
-		{"relative path", func(o *Options) { o.Path = "services/payments" }, "absolute znode path"},
-		{"root path", func(o *Options) { o.Path = "/" }, "absolute znode path"},
-		{"trailing slash", func(o *Options) { o.Path = "/services/" }, "empty"},
-		{"dot-dot", func(o *Options) { o.Path = "/services/../x" }, `".."`},
-		{"port out of range", func(o *Options) { o.Port = 70000 }, "Port 70000 is out of range"},
-		{"unknown format", func(o *Options) { o.Format = "dubbo" }, `Format "dubbo" is not one of curator, serverset, nerve, hostport`},
-		{"negative weight", func(o *Options) { o.Weight = -1 }, "Weight -1"},
-		{"negative interval", func(o *Options) { o.Interval = -time.Second }, "Interval -1s is negative"},
-		{"negative rise", func(o *Options) { o.Rise = -1 }, "Rise -1 is negative"},
-		{"bad check", func(o *Options) { o.Check = "ping://x" }, "Check: check"},
-		{"bad warm-up", func(o *Options) { o.Warmup = "ping://x" }, "Warmup: warmup"},
-		{"bad address", func(o *Options) { o.Address = "0.0.0.0" }, "Address: address 0.0.0.0"},
-		{"bad id", func(o *Options) { o.ID = "a/b" }, "ID \"a/b\""},
-		{"empty metadata key", func(o *Options) { o.Metadata = map[string]string{"": "x"} }, "empty key"},
-		{"auth without credentials", func(o *Options) { o.Auth = &Auth{} }, "no Credentials"},
+		{name: "valid", edit: func(*Options) {}},
+		{
+			name:    "zero value names every required field",
+			edit:    func(o *Options) { *o = Options{} },
+			wantErr: "missing Servers (the ZooKeeper ensemble), Path (the service's znode, such as /services/payments), Port (the instance's port)",
+			options: []string{"Servers", "Path", "Port"},
+		},
+		{name: "missing port", edit: func(o *Options) { o.Port = 0 }, wantErr: "missing Port (the instance's port)", options: []string{"Port"}},
+		{name: "empty server", edit: func(o *Options) { o.Servers = []string{" "} }, wantErr: "Servers has an empty entry", options: []string{"Servers"}},
+		{
+			name:    "relative path",
+			edit:    func(o *Options) { o.Path = "services/payments" },
+			wantErr: `Path "services/payments" must be an absolute znode path below /, such as /services/payments`,
+			options: []string{"Path"},
+		},
+		{name: "root path", edit: func(o *Options) { o.Path = "/" }, wantErr: `Path "/" must be an absolute znode path`, options: []string{"Path"}},
+		{name: "trailing slash", edit: func(o *Options) { o.Path = "/services/" }, wantErr: `Path "/services/" has an empty`, options: []string{"Path"}},
+		{name: "dot-dot", edit: func(o *Options) { o.Path = "/services/../x" }, wantErr: `Path "/services/../x" has an empty, "." or ".." element`, options: []string{"Path"}},
+		{
+			name:    "control character in the path",
+			edit:    func(o *Options) { o.Path = "/services/a\x01" },
+			wantErr: `Path "/services/a\x01": "a\x01" contains a character ZooKeeper does not allow in a path`,
+			options: []string{"Path"},
+		},
+		{name: "port out of range", edit: func(o *Options) { o.Port = 70000 }, wantErr: "Port 70000 is out of range (want 1-65535)", options: []string{"Port"}},
+		{name: "negative port", edit: func(o *Options) { o.Port = -1 }, wantErr: "Port -1 is out of range (want 1-65535)", options: []string{"Port"}},
+		{
+			name:    "unknown format",
+			edit:    func(o *Options) { o.Format = "dubbo" },
+			wantErr: `Format "dubbo" is not one of curator, serverset, nerve, hostport`,
+			options: []string{"Format"},
+		},
+		{
+			name:    "negative weight",
+			edit:    func(o *Options) { o.Weight = -1 },
+			wantErr: "Weight -1 is out of range (want 1-65535, or 0 for none)",
+			options: []string{"Weight"},
+		},
+		{name: "empty metadata key", edit: func(o *Options) { o.Metadata = map[string]string{"": "x"} }, wantErr: "Metadata has an empty key", options: []string{"Metadata"}},
+		{name: "negative session timeout", edit: func(o *Options) { o.SessionTimeout = -time.Second }, wantErr: "SessionTimeout -1s is negative", options: []string{"SessionTimeout"}},
+		{name: "negative interval", edit: func(o *Options) { o.Interval = -time.Second }, wantErr: "Interval -1s is negative", options: []string{"Interval"}},
+		{name: "negative timeout", edit: func(o *Options) { o.Timeout = -time.Second }, wantErr: "Timeout -1s is negative", options: []string{"Timeout"}},
+		{name: "negative warm-up timeout", edit: func(o *Options) { o.WarmupTimeout = -time.Second }, wantErr: "WarmupTimeout -1s is negative", options: []string{"WarmupTimeout"}},
+		{
+			name:    "several negative durations: the first in Options",
+			edit:    func(o *Options) { o.WarmupTimeout, o.Timeout, o.Interval = -1, -1, -1 },
+			wantErr: "Interval -1ns is negative",
+			options: []string{"Interval"},
+		},
+		{name: "negative rise", edit: func(o *Options) { o.Rise = -1 }, wantErr: "Rise -1 is negative", options: []string{"Rise"}},
+		{name: "negative fall", edit: func(o *Options) { o.Fall = -1 }, wantErr: "Fall -1 is negative", options: []string{"Fall"}},
+		{name: "negative warm-up requests", edit: func(o *Options) { o.WarmupRequests = -1 }, wantErr: "WarmupRequests -1 is negative", options: []string{"WarmupRequests"}},
+		{name: "auth without credentials", edit: func(o *Options) { o.Auth = &Auth{} }, wantErr: "Auth has no Credentials", options: []string{"Auth"}},
+		{
+			name:    "bad check",
+			edit:    func(o *Options) { o.Check = "ping://x" },
+			wantErr: `Check "ping://x": want http://…, https://…, tcp://host:port or exec:COMMAND`,
+			options: []string{"Check"},
+		},
+		{name: "check URL without host", edit: func(o *Options) { o.Check = "http:///health" }, wantErr: `Check "http:///health" has no host`, options: []string{"Check"}},
+		{
+			name:    "bad warm-up",
+			edit:    func(o *Options) { o.Warmup = "ping://x" },
+			wantErr: `Warmup "ping://x": want exec:COMMAND, http://… or https://…`,
+			options: []string{"Warmup"},
+		},
+		{
+			name:    "bad address",
+			edit:    func(o *Options) { o.Address = "0.0.0.0" },
+			wantErr: "Address 0.0.0.0 is what a service binds to, not where it is reached; give this host's address",
+			options: []string{"Address"},
+		},
+		{name: "bad id", edit: func(o *Options) { o.ID = "a/b" }, wantErr: `ID "a/b" contains '/'; it must be a single znode name`, options: []string{"ID"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -53,10 +111,47 @@ func TestNewValidates(t *testing.T) {
 			if !errors.Is(err, ErrInvalidOptions) {
 				t.Errorf("error %v does not wrap ErrInvalidOptions", err)
 			}
-			if !strings.Contains(err.Error(), tc.wantErr) || !strings.HasPrefix(err.Error(), "registrar: ") {
-				t.Errorf("error %q, want one starting registrar: and containing %q", err, tc.wantErr)
+			if want := "registrar: invalid options: " + tc.wantErr; !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error\n %q\nwant one starting\n %q", err, want)
+			}
+			var first *OptionError
+			if !errors.As(err, &first) || first.Option != tc.options[0] {
+				t.Errorf("errors.As finds %+v in %v, want an *OptionError for %s", first, err, tc.options[0])
+			}
+			if got := optionsOf(err); !slices.Equal(got, tc.options) {
+				t.Errorf("error names fields %q, want %q", got, tc.options)
 			}
 		})
+	}
+}
+
+// optionsOf returns the fields of the *OptionErrors in err's tree, in
+// order.
+func optionsOf(err error) []string {
+	var oe *OptionError
+	if errors.As(err, &oe) && err == error(oe) {
+		return []string{oe.Option}
+	}
+	var names []string
+	if joined, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range joined.Unwrap() {
+			names = append(names, optionsOf(e)...)
+		}
+	}
+	return names
+}
+
+func TestOptionError(t *testing.T) {
+	inner := errors.New("70000 is out of range (want 1-65535)")
+	err := error(&OptionError{Option: "Port", Err: inner})
+	if got, want := err.Error(), "registrar: invalid options: Port 70000 is out of range (want 1-65535)"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(err, ErrInvalidOptions) || !errors.Is(err, inner) {
+		t.Errorf("%v is not both ErrInvalidOptions and its Err", err)
+	}
+	if errors.Is(err, errors.New("registrar: invalid options")) {
+		t.Errorf("%v matches an error that only shares ErrInvalidOptions's text", err)
 	}
 }
 

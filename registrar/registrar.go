@@ -41,6 +41,67 @@ const NoDrain time.Duration = -1
 // cannot work, so a command can tell a usage error from a runtime one.
 var ErrInvalidOptions = errors.New("registrar: invalid options")
 
+// OptionError is an error New returns for an Options field that cannot
+// work. It names the field, so that a program can report the problem
+// where its user set the value (zkdns register names the flag, or the
+// line of its config file), and it wraps ErrInvalidOptions.
+//
+// When required fields are zero, New returns one error for all of them,
+// worded on one line ("missing Servers (…), Path (…)"); its
+// Unwrap() []error gives an *OptionError for each, and errors.As finds the
+// first.
+type OptionError struct {
+	// Option is the name of the Options field at fault, such as "Port".
+	Option string
+	// Err says what is wrong with the field's value, worded to follow its
+	// name: "70000 is out of range (want 1-65535)".
+	Err error
+}
+
+// Error returns "registrar: invalid options: ", the field's name and Err,
+// as in "registrar: invalid options: Port 70000 is out of range (want
+// 1-65535)".
+func (e *OptionError) Error() string {
+	return ErrInvalidOptions.Error() + ": " + e.Option + " " + e.Err.Error()
+}
+
+// Unwrap returns Err.
+func (e *OptionError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrInvalidOptions.
+func (e *OptionError) Is(target error) bool { return target == ErrInvalidOptions }
+
+// required is the Err of a required field left zero; it says what the
+// field holds.
+type required string
+
+func (r required) Error() string { return "is required: " + string(r) }
+
+// missingOptions is New's error for required fields left zero: an
+// *OptionError for each, whose Err is a required.
+type missingOptions []*OptionError
+
+// Error lists the fields on one line: "registrar: invalid options: missing
+// Servers (the ZooKeeper ensemble), Port (the instance's port)".
+func (m missingOptions) Error() string {
+	fields := make([]string, len(m))
+	for i, e := range m {
+		fields[i] = e.Option
+		if holds, ok := e.Err.(required); ok {
+			fields[i] += " (" + string(holds) + ")"
+		}
+	}
+	return ErrInvalidOptions.Error() + ": missing " + strings.Join(fields, ", ")
+}
+
+func (m missingOptions) Unwrap() []error {
+	errs := make([]error, len(m))
+	for i, e := range m {
+		errs[i] = e
+	}
+	return errs
+}
+
 // Auth is a ZooKeeper authentication, added to the session before the
 // first request and re-sent by the client after every reconnect.
 type Auth struct {
@@ -162,65 +223,80 @@ func Run(ctx context.Context, opts Options) error {
 }
 
 // New validates opts, applies the defaults and resolves the default
-// address. It does not connect: Run does. Errors for options that cannot
-// work wrap ErrInvalidOptions and name the field.
+// address. It does not connect: Run does. A field that cannot work is
+// reported as an *OptionError naming it; required fields left zero as one
+// error joining an *OptionError for each. Both wrap ErrInvalidOptions.
 func New(opts Options) (*Registrar, error) {
-	invalid := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOptions}, args...)...)
+	invalid := func(option, format string, args ...any) error {
+		return &OptionError{Option: option, Err: fmt.Errorf(format, args...)}
 	}
-	var missing []string
-	if len(opts.Servers) == 0 {
-		missing = append(missing, "Servers (the ZooKeeper ensemble)")
-	}
-	if opts.Path == "" {
-		missing = append(missing, "Path (the service's znode, such as /services/payments)")
-	}
-	if opts.Port == 0 {
-		missing = append(missing, "Port (the instance's port)")
+	var missing missingOptions
+	for _, r := range []struct {
+		option string
+		holds  required
+		zero   bool
+	}{
+		{"Servers", "the ZooKeeper ensemble", len(opts.Servers) == 0},
+		{"Path", "the service's znode, such as /services/payments", opts.Path == ""},
+		{"Port", "the instance's port", opts.Port == 0},
+	} {
+		if r.zero {
+			missing = append(missing, &OptionError{Option: r.option, Err: r.holds})
+		}
 	}
 	if len(missing) > 0 {
-		return nil, invalid("missing %s", strings.Join(missing, ", "))
+		return nil, missing
 	}
 	for _, s := range opts.Servers {
 		if strings.TrimSpace(s) == "" {
-			return nil, invalid("Servers has an empty entry")
+			return nil, invalid("Servers", "has an empty entry")
 		}
 	}
 	if err := checkPath(opts.Path); err != nil {
-		return nil, invalid("Path %w", err)
+		return nil, &OptionError{Option: "Path", Err: err}
 	}
 	if opts.Port < 1 || opts.Port > 65535 {
-		return nil, invalid("Port %d is out of range (want 1-65535)", opts.Port)
+		return nil, invalid("Port", "%d is out of range (want 1-65535)", opts.Port)
 	}
 	if opts.Format == "" {
 		opts.Format = FormatCurator
 	}
 	if !slices.Contains(formats(), opts.Format) {
-		return nil, invalid("Format %q is not one of %s", opts.Format, strings.Join(formats(), ", "))
+		return nil, invalid("Format", "%q is not one of %s", opts.Format, strings.Join(formats(), ", "))
 	}
 	if opts.Weight < 0 || opts.Weight > 65535 {
-		return nil, invalid("Weight %d is out of range (want 1-65535, or 0 for none)", opts.Weight)
+		return nil, invalid("Weight", "%d is out of range (want 1-65535, or 0 for none)", opts.Weight)
 	}
 	for k := range opts.Metadata {
 		if k == "" {
-			return nil, invalid("Metadata has an empty key")
+			return nil, invalid("Metadata", "has an empty key")
 		}
 	}
-	for name, d := range map[string]*time.Duration{
-		"SessionTimeout": &opts.SessionTimeout, "Interval": &opts.Interval,
-		"Timeout": &opts.Timeout, "WarmupTimeout": &opts.WarmupTimeout,
+	// In the order of Options, so that of several bad fields the same one
+	// is reported every time.
+	for _, d := range []struct {
+		option string
+		value  time.Duration
+	}{
+		{"SessionTimeout", opts.SessionTimeout}, {"Interval", opts.Interval},
+		{"Timeout", opts.Timeout}, {"WarmupTimeout", opts.WarmupTimeout},
 	} {
-		if *d < 0 {
-			return nil, invalid("%s %v is negative", name, *d)
+		if d.value < 0 {
+			return nil, invalid(d.option, "%v is negative", d.value)
 		}
 	}
-	for name, n := range map[string]*int{"Rise": &opts.Rise, "Fall": &opts.Fall, "WarmupRequests": &opts.WarmupRequests} {
-		if *n < 0 {
-			return nil, invalid("%s %d is negative", name, *n)
+	for _, n := range []struct {
+		option string
+		value  int
+	}{
+		{"Rise", opts.Rise}, {"Fall", opts.Fall}, {"WarmupRequests", opts.WarmupRequests},
+	} {
+		if n.value < 0 {
+			return nil, invalid(n.option, "%d is negative", n.value)
 		}
 	}
 	if opts.Auth != nil && opts.Auth.Credentials == "" {
-		return nil, invalid("Auth has no Credentials")
+		return nil, invalid("Auth", "has no Credentials")
 	}
 	setDefault(&opts.SessionTimeout, DefaultSessionTimeout)
 	setDefault(&opts.Interval, DefaultInterval)
@@ -242,11 +318,11 @@ func New(opts Options) (*Registrar, error) {
 	client := newProbeClient()
 	check, err := parseCheck(opts.Check, client)
 	if err != nil {
-		return nil, invalid("Check: %w", err)
+		return nil, &OptionError{Option: "Check", Err: err}
 	}
 	warmup, err := parseWarmup(opts.Warmup, opts.WarmupRequests, client)
 	if err != nil {
-		return nil, invalid("Warmup: %w", err)
+		return nil, &OptionError{Option: "Warmup", Err: err}
 	}
 
 	if opts.Address == "" {
@@ -254,12 +330,12 @@ func New(opts Options) (*Registrar, error) {
 			return nil, err
 		}
 	} else if opts.Address, err = checkAddress(opts.Address); err != nil {
-		return nil, invalid("Address: %w", err)
+		return nil, &OptionError{Option: "Address", Err: err}
 	}
 	if opts.ID == "" {
 		opts.ID = defaultID(opts.Address, opts.Port)
 	} else if err := checkID(opts.ID); err != nil {
-		return nil, invalid("%w", err)
+		return nil, &OptionError{Option: "ID", Err: err}
 	}
 
 	logger := opts.Logger

@@ -11,7 +11,8 @@ import (
 // before its first registration: "exec:COMMAND" runs COMMAND once with
 // /bin/sh -c, "http://…" or "https://…" GETs the URL requests times in a
 // row. Every request must answer 2xx and the command must exit 0, or the
-// warm-up has failed. An empty spec yields nil: no warm-up.
+// warm-up has failed. An empty spec yields nil: no warm-up. Its errors
+// start with the spec, to follow the field's name in an *OptionError.
 func parseWarmup(spec string, requests int, client *http.Client) (probe, error) {
 	switch {
 	case spec == "":
@@ -19,13 +20,13 @@ func parseWarmup(spec string, requests int, client *http.Client) (probe, error) 
 	case strings.HasPrefix(spec, "exec:"):
 		command := strings.TrimSpace(strings.TrimPrefix(spec, "exec:"))
 		if command == "" {
-			return nil, fmt.Errorf("warmup %q: exec: needs a command, as in exec:/usr/local/bin/warm-caches", spec)
+			return nil, fmt.Errorf("%q: exec: needs a command, as in exec:/usr/local/bin/warm-caches", spec)
 		}
 		return execProbe(command), nil
 	case strings.HasPrefix(spec, "http://"), strings.HasPrefix(spec, "https://"):
 		u, err := parseHTTPURL(spec)
 		if err != nil {
-			return nil, fmt.Errorf("warmup: %w", err)
+			return nil, err
 		}
 		get := httpProbe(client, u)
 		return func(ctx context.Context) error {
@@ -37,6 +38,6 @@ func parseWarmup(spec string, requests int, client *http.Client) (probe, error) 
 			return nil
 		}, nil
 	default:
-		return nil, fmt.Errorf("warmup %q: want exec:COMMAND, http://… or https://…", spec)
+		return nil, fmt.Errorf("%q: want exec:COMMAND, http://… or https://…", spec)
 	}
 }
