@@ -100,6 +100,17 @@ func (ix lineIndex) line(p keyPath) int {
 	return 0
 }
 
+// KeyLine returns the line, counted from 1, where data, the text of a TOML
+// file that Decode accepted, writes the key named by keys (table and key
+// names from the top down, as in KeyLine(data, "meta", "zone")): its
+// `key = value`, the dotted key it begins, or its [table] header. A key
+// not written there gets the line of the nearest enclosing table that is,
+// or 0. It lets a program that checks decoded values further report a bad
+// one at its line, as an *Error, the way Decode reports its own problems.
+func KeyLine(data []byte, keys ...string) int {
+	return locateLines(data).line(pathOf(keys...))
+}
+
 // maxNesting bounds the recursion into nested arrays and inline tables.
 // Past it the scan stops: later keys get no line, which only makes their
 // messages less precise.

@@ -1,6 +1,10 @@
 package conf
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/BurntSushi/toml"
+)
 
 func TestLocateLines(t *testing.T) {
 	const doc = `# top comment with [brackets] and key = "value"
@@ -157,4 +161,52 @@ func TestKeyPathString(t *testing.T) {
 			t.Errorf("got %s, %s, %s from %s", a, b, c, base)
 		}
 	})
+}
+
+func TestKeyLine(t *testing.T) {
+	const doc = `servers = ["192.0.2.1:2181"]
+# port = 1
+port = 70000
+labels.zone = "a"
+"quoted key" = 1
+rise = { a = 1,
+  b = 2 }
+
+[meta]
+"" = "x"
+rack = "r1"
+
+[[service]]
+name = "a"
+`
+	tests := []struct {
+		name string
+		keys []string
+		want int
+	}{
+		{"top-level key", []string{"port"}, 3},
+		{"first key", []string{"servers"}, 1},
+		{"dotted key's table", []string{"labels"}, 4},
+		{"dotted key", []string{"labels", "zone"}, 4},
+		{"quoted key", []string{"quoted key"}, 5},
+		{"key in an inline table on a later line", []string{"rise", "b"}, 7},
+		{"empty key in a table", []string{"meta", ""}, 10},
+		{"key in a table", []string{"meta", "rack"}, 11},
+		{"array of tables", []string{"service"}, 13},
+		{"key not written: its table", []string{"meta", "absent"}, 9},
+		{"key not written at the top level", []string{"drain"}, 0},
+		{"commented out", []string{"# port"}, 0},
+		{"no keys", nil, 0},
+	}
+	var parsed map[string]any
+	if _, err := toml.Decode(doc, &parsed); err != nil {
+		t.Fatalf("the test's TOML does not parse: %v", err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := KeyLine([]byte(doc), tt.keys...); got != tt.want {
+				t.Errorf("KeyLine(%q) = %d, want %d", tt.keys, got, tt.want)
+			}
+		})
+	}
 }
