@@ -20,7 +20,9 @@ import (
 // config or return an error on one line that starts with the file's
 // path, every problem in it a *conf.Error naming the file and no line
 // outside the input, and that is not a usage error (the command line was
-// fine); and it must give the same answer twice.
+// fine); a config it fills in must record as set by the file only keys
+// register knows, each at a line of the input, for a value found bad
+// later to be reported there; and it must give the same answer twice.
 func FuzzLoadRegisterConfig(f *testing.F) {
 	// The seed corpus, in testdata/fuzz/FuzzLoadRegisterConfig, holds the
 	// register tests' files; these add the error paths' odd corners.
@@ -68,6 +70,18 @@ func FuzzLoadRegisterConfig(f *testing.F) {
 					t.Fatalf("problem %q names file %q, not %q", problem, ce.File, path)
 				case ce.Line < 0 || ce.Line > lines:
 					t.Fatalf("problem %q names line %d of a %d-line file", problem, ce.Line, lines)
+				}
+			}
+		}
+		if err == nil {
+			known := registerFlags(&registerConfig{}, new(string))
+			lines := bytes.Count(data, []byte("\n")) + 1
+			for key := range cfg.from.keys {
+				if known.Lookup(flagName(key)) == nil {
+					t.Fatalf("key %q recorded as set by the file is not a setting", key)
+				}
+				if line := conf.KeyLine(data, key); line < 1 || line > lines {
+					t.Fatalf("key %q is at line %d of a %d-line file", key, line, lines)
 				}
 			}
 		}

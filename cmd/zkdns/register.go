@@ -11,12 +11,14 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/zkdns/zkdns/conf"
 	"github.com/zkdns/zkdns/registrar"
 )
@@ -45,6 +47,105 @@ type registerConfig struct {
 	WarmupTimeout  duration   `toml:"warmup_timeout"`
 	Drain          duration   `toml:"drain"`
 	Pidfile        string     `toml:"pidfile"`
+
+	// from is where the settings above came from; see origins.
+	from origins `toml:"-"`
+}
+
+// origins records where the settings of `zkdns register` came from, so
+// that a value that cannot work is reported where its user can fix it.
+type origins struct {
+	flags map[string]bool // the flags given on the command line, by name
+	file  string          // the -config file, or "" for none
+	data  []byte          // its contents
+	keys  map[string]bool // the top-level keys it sets
+}
+
+// flagName returns the flag of the setting with TOML key key.
+func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
+
+// report reports that the setting with TOML key key cannot work, msg
+// saying why, where it was given: a value from a flag is a usage error
+// naming the flag; one from the -config file is a problem at the key's
+// line, worded as conf.Decode words the file's own. Flags override the
+// file, except that -meta only adds keys to its [meta], and -meta itself
+// rejects the one thing about metadata that cannot work (an empty key), so
+// a bad meta is the file's whenever the file has one. It returns nil for a
+// setting that neither gave: that holds its default.
+func (o *origins) report(key, msg string) error {
+	fromFlag := o.flags[flagName(key)] && !(key == "meta" && o.keys[key])
+	switch {
+	case fromFlag:
+		return fmt.Errorf("%w: zkdns register: -%s: %s", errUsage, flagName(key), msg)
+	case o.keys[key]:
+		return &conf.Error{File: o.file, Line: conf.KeyLine(o.data, key), Msg: key + ": " + msg}
+	}
+	return nil
+}
+
+// optionKey returns the TOML key of the setting that fills the
+// registrar.Options field option: the registerConfig field of the same
+// name, but for Metadata (Meta, -meta) and Auth (AuthFile, -auth-file). It
+// returns "" for a field no setting fills.
+func optionKey(option string) string {
+	switch option {
+	case "Metadata":
+		option = "Meta"
+	case "Auth":
+		option = "AuthFile"
+	}
+	f, ok := reflect.TypeFor[registerConfig]().FieldByName(option)
+	if !ok {
+		return ""
+	}
+	key, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+	if key == "-" {
+		return ""
+	}
+	return key
+}
+
+// newRegistrar checks cfg and makes its registrar, logging to logger. A
+// setting that cannot work is reported where it was given (see
+// origins.report).
+func (cfg *registerConfig) newRegistrar(logger *slog.Logger) (*registrar.Registrar, error) {
+	opts, err := cfg.options()
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger = logger
+	r, err := registrar.New(opts)
+	if errors.Is(err, registrar.ErrInvalidOptions) {
+		return nil, cfg.invalidOptions(err)
+	}
+	return r, err
+}
+
+// invalidOptions reports an error of registrar.New for options that
+// cannot work where the option at fault was set (see origins.report). One
+// set nowhere has its default, which New accepts; should it not, or should
+// the error name no option, it is a usage error in the registrar's words.
+func (cfg *registerConfig) invalidOptions(err error) error {
+	var oe *registrar.OptionError
+	if errors.As(err, &oe) {
+		if key := optionKey(oe.Option); key != "" {
+			if bad := cfg.from.report(key, oe.Err.Error()); bad != nil {
+				return bad
+			}
+		}
+	}
+	return fmt.Errorf("%w: zkdns register: %v", errUsage, err)
+}
+
+// badSetting reports the setting with TOML key key as one that cannot
+// work, msg saying why, where it was given (see origins.report). A
+// value given nowhere was not checked by the time it got here; naming the
+// flag still tells how to set it.
+func (cfg *registerConfig) badSetting(key, msg string) error {
+	if err := cfg.from.report(key, msg); err != nil {
+		return err
+	}
+	return fmt.Errorf("%w: zkdns register: -%s: %s", errUsage, flagName(key), msg)
 }
 
 // registerFlags binds every flag of `zkdns register` to cfg, with the
@@ -77,9 +178,10 @@ func registerFlags(cfg *registerConfig, configPath *string) *flag.FlagSet {
 }
 
 // parseRegisterArgs reads the flags and the -config file they name; flags
-// win over the file. Errors wrap errUsage when the command line is at
-// fault; a problem in the file is a failure like zkdns check's, and -h
-// returns errHelp.
+// win over the file, and the config's from records which gave each
+// setting. Errors wrap errUsage when the command line is at fault; a
+// problem in the file is a failure like zkdns check's, and -h returns
+// errHelp.
 func parseRegisterArgs(args []string, stdout, stderr io.Writer) (registerConfig, error) {
 	var (
 		cfg        registerConfig
@@ -104,6 +206,8 @@ func parseRegisterArgs(args []string, stdout, stderr io.Writer) (registerConfig,
 	if err := fs.Parse(args); err != nil {
 		return cfg, fmt.Errorf("%w: zkdns register: %v", errUsage, err)
 	}
+	cfg.from.flags = make(map[string]bool)
+	fs.Visit(func(f *flag.Flag) { cfg.from.flags[f.Name] = true })
 	return cfg, nil
 }
 
@@ -125,32 +229,72 @@ func loadRegisterConfig(path string, cfg *registerConfig) error {
 		// still starts with the file and line, after "; ".
 		return oneLine(err)
 	}
+	// Decode does not say which keys the file sets, and cfg cannot: a key
+	// may be set to its zero value. Decode succeeded, so this parses.
+	var raw map[string]toml.Primitive
+	if _, err := toml.Decode(string(data), &raw); err != nil {
+		return fmt.Errorf("register config: %w", err)
+	}
+	cfg.from.file, cfg.from.data, cfg.from.keys = path, data, make(map[string]bool, len(raw))
+	for key := range raw {
+		cfg.from.keys[key] = true
+	}
 	return nil
 }
 
 // options turns the parsed settings into registrar options, checking what
-// the registrar cannot know came from flags.
+// the registrar cannot know came from flags or the file: a required setting
+// given nowhere, a duration given as zero. A required setting missing
+// altogether is a usage error; any other bad value is reported where it
+// was given (see origins.report).
 func (cfg *registerConfig) options() (registrar.Options, error) {
-	var missing []string
-	if len(cfg.Servers) == 0 {
-		missing = append(missing, "-servers")
+	var (
+		missing []string
+		bad     error // the first required setting given as nothing
+	)
+	for _, r := range []struct {
+		key  string
+		zero bool
+		msg  string // when given as nothing, which a flag or key can be
+	}{
+		{"servers", len(cfg.Servers) == 0, `must list at least one ZooKeeper server as host:port, e.g. ["192.0.2.1:2181"]`},
+		{"path", cfg.Path == "", "must not be empty: give the service's znode, e.g. /services/payments"},
+		{"port", cfg.Port == 0, "0 is out of range (want 1-65535)"},
+	} {
+		if !r.zero {
+			continue
+		}
+		err := cfg.from.report(r.key, r.msg)
+		switch {
+		case err == nil: // given nowhere
+			missing = append(missing, "-"+flagName(r.key))
+		case bad == nil:
+			bad = err
+		}
 	}
-	if cfg.Path == "" {
-		missing = append(missing, "-path")
-	}
-	if cfg.Port == 0 {
-		missing = append(missing, "-port")
-	}
+	// Missing settings first: with nothing to point at, they say what the
+	// command needs.
 	if len(missing) > 0 {
 		return registrar.Options{}, fmt.Errorf("%w: zkdns register: missing %s (as flags or in the -config file)", errUsage, strings.Join(missing, ", "))
 	}
-	for name, d := range map[string]duration{
-		"session-timeout": cfg.SessionTimeout, "interval": cfg.Interval,
-		"timeout": cfg.Timeout, "warmup-timeout": cfg.WarmupTimeout,
+	if bad != nil {
+		return registrar.Options{}, bad
+	}
+	// In the order of the flags, so that of several bad ones the same is
+	// reported every time.
+	for _, d := range []struct {
+		key   string
+		value duration
+	}{
+		{"session_timeout", cfg.SessionTimeout}, {"interval", cfg.Interval},
+		{"timeout", cfg.Timeout}, {"warmup_timeout", cfg.WarmupTimeout},
 	} {
-		if d.set && d.d <= 0 {
-			return registrar.Options{}, fmt.Errorf("%w: zkdns register: -%s must be positive, not %v", errUsage, name, d.d)
+		if d.value.set && d.value.d <= 0 {
+			return registrar.Options{}, cfg.badSetting(d.key, fmt.Sprintf("must be positive, not %v", d.value.d))
 		}
+	}
+	if cfg.Drain.set && cfg.Drain.d < 0 {
+		return registrar.Options{}, cfg.badSetting("drain", fmt.Sprintf("must be positive, or 0 for no drain, not %v", cfg.Drain.d))
 	}
 	opts := registrar.Options{
 		Servers:        cfg.Servers,
@@ -173,10 +317,7 @@ func (cfg *registerConfig) options() (registrar.Options, error) {
 		WarmupTimeout:  cfg.WarmupTimeout.d,
 		Drain:          cfg.Drain.d,
 	}
-	switch {
-	case cfg.Drain.set && cfg.Drain.d < 0:
-		return registrar.Options{}, fmt.Errorf("%w: zkdns register: -drain must not be negative", errUsage)
-	case cfg.Drain.set && cfg.Drain.d == 0:
+	if cfg.Drain.set && cfg.Drain.d == 0 {
 		opts.Drain = registrar.NoDrain
 	}
 	if cfg.AuthFile != "" {
@@ -244,15 +385,7 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	opts, err := cfg.options()
-	if err != nil {
-		return err
-	}
-	opts.Logger = newLogger(conf.Log{Level: "info", Format: "text"}, new(slog.LevelVar), stderr)
-	r, err := registrar.New(opts)
-	if errors.Is(err, registrar.ErrInvalidOptions) {
-		return fmt.Errorf("%w: zkdns register: %v", errUsage, err)
-	}
+	r, err := cfg.newRegistrar(newLogger(conf.Log{Level: "info", Format: "text"}, new(slog.LevelVar), stderr))
 	if err != nil {
 		return err
 	}

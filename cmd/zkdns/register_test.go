@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -625,7 +627,7 @@ rack = "r1"
 			name:    "zero interval flag",
 			file:    "[meta]\nzone = \"a\"\n",
 			args:    []string{"-interval", "0s"},
-			wantErr: "-interval must be positive",
+			wantErr: "zkdns register: -interval: must be positive, not 0s",
 			usage:   true,
 		},
 		{
@@ -668,8 +670,7 @@ rack = "r1"
 		{
 			name:    "negative drain",
 			file:    "drain = \"-1s\"\n",
-			wantErr: "-drain must not be negative",
-			usage:   true,
+			wantErr: "r.toml:4: drain: must be positive, or 0 for no drain, not -1s",
 		},
 		{
 			name:    "auth file with two lines",
@@ -715,5 +716,223 @@ rack = "r1"
 				t.Errorf("error quotes the credentials: %v", err)
 			}
 		})
+	}
+}
+
+// TestRegisterBadValues runs zkdns register with values that parse but
+// cannot work: each is reported where it was given, a flag as a usage
+// error (exit 2) naming it, a line of the -config file as zkdns check
+// reports one (exit 1).
+func TestRegisterBadValues(t *testing.T) {
+	const (
+		servers = "servers = [\"192.0.2.1:2181\"]\n"
+		path    = "path = \"/services/payments\"\n"
+		port    = "port = 8080\n"
+		base    = servers + path + port
+	)
+	flags := []string{"-servers", "192.0.2.1:2181", "-path", "/p", "-port", "80"}
+	tests := []struct {
+		name string
+		file string // the -config file; "" means none
+		args []string
+		code int
+		want string // stderr, the file's directory left out
+	}{
+		{
+			name: "port out of range in the file",
+			file: servers + path + "port = 70000\n",
+			code: exitFailure,
+			want: "zkdns: r.toml:3: port: 70000 is out of range (want 1-65535)\n",
+		},
+		{
+			name: "zero interval in the file",
+			file: base + "interval = \"0s\"\n",
+			code: exitFailure,
+			want: "zkdns: r.toml:4: interval: must be positive, not 0s\n",
+		},
+		{
+			name: "negative drain in the file",
+			file: base + "\n# drain\ndrain = \"-1s\"\n",
+			code: exitFailure,
+			want: "zkdns: r.toml:6: drain: must be positive, or 0 for no drain, not -1s\n",
+		},
+		{
+			name: "negative rise flag",
+			args: append(slices.Clone(flags), "-rise", "-1"),
+			code: exitUsage,
+			want: "zkdns register: -rise: -1 is negative\n",
+		},
+		{
+			name: "negative rise in the file",
+			file: base + "rise = -1\n",
+			code: exitFailure,
+			want: "zkdns: r.toml:4: rise: -1 is negative\n",
+		},
+		{
+			name: "bad flag over a good line",
+			file: base + "rise = 3\n",
+			args: []string{"-rise", "-1"},
+			code: exitUsage,
+			want: "zkdns register: -rise: -1 is negative\n",
+		},
+		{
+			name: "zero duration flag over a good line",
+			file: base + "warmup_timeout = \"5s\"\n",
+			args: []string{"-warmup-timeout", "0s"},
+			code: exitUsage,
+			want: "zkdns register: -warmup-timeout: must be positive, not 0s\n",
+		},
+		{
+			name: "zero session timeout in the file",
+			file: base + "session_timeout = \"0s\"\n",
+			code: exitFailure,
+			want: "zkdns: r.toml:4: session_timeout: must be positive, not 0s\n",
+		},
+		{
+			name: "port 0 in the file is not a missing port",
+			file: servers + path + "port = 0\n",
+			code: exitFailure,
+			want: "zkdns: r.toml:3: port: 0 is out of range (want 1-65535)\n",
+		},
+		{
+			name: "port 0 flag",
+			args: []string{"-servers", "192.0.2.1:2181", "-path", "/p", "-port", "0"},
+			code: exitUsage,
+			want: "zkdns register: -port: 0 is out of range (want 1-65535)\n",
+		},
+		{
+			name: "empty path in the file",
+			file: servers + "path = \"\"\n" + port,
+			code: exitFailure,
+			want: "zkdns: r.toml:2: path: must not be empty: give the service's znode, e.g. /services/payments\n",
+		},
+		{
+			name: "empty server list in the file",
+			file: "servers = []\n" + path + port,
+			code: exitFailure,
+			want: `zkdns: r.toml:1: servers: must list at least one ZooKeeper server as host:port, e.g. ["192.0.2.1:2181"]` + "\n",
+		},
+		{
+			name: "settings given nowhere come first",
+			file: "drain = \"1s\"\n",
+			args: []string{"-port", "0"},
+			code: exitUsage,
+			want: "zkdns register: missing -servers, -path (as flags or in the -config file)\n",
+		},
+		{
+			name: "unknown format in the file",
+			file: base + "format = \"dubbo\"\n",
+			code: exitFailure,
+			want: "zkdns: r.toml:4: format: \"dubbo\" is not one of curator, serverset, nerve, hostport\n",
+		},
+		{
+			name: "bad check in the file",
+			file: base + "check = \"ping://x\"\n",
+			code: exitFailure,
+			want: "zkdns: r.toml:4: check: \"ping://x\": want http://…, https://…, tcp://host:port or exec:COMMAND\n",
+		},
+		{
+			name: "empty server in the file",
+			file: path + port + "servers = [\"192.0.2.1:2181\", \" \"]\n",
+			code: exitFailure,
+			want: "zkdns: r.toml:3: servers: has an empty entry\n",
+		},
+		{
+			name: "empty meta key in the file, whatever -meta adds",
+			file: base + "[meta]\nzone = \"a\"\n\"\" = \"x\"\n",
+			args: []string{"-meta", "rack=r1"},
+			code: exitFailure,
+			want: "zkdns: r.toml:4: meta: has an empty key\n",
+		},
+		{
+			name: "bad address flag over a good line",
+			file: base + "address = \"192.0.2.7\"\n",
+			args: []string{"-address", "0.0.0.0"},
+			code: exitUsage,
+			want: "zkdns register: -address: 0.0.0.0 is what a service binds to, not where it is reached; give this host's address\n",
+		},
+		{
+			name: "bad id in the file",
+			file: base + "address = \"192.0.2.7\"\nid = \"a/b\"\n",
+			code: exitFailure,
+			want: "zkdns: r.toml:5: id: \"a/b\" contains '/'; it must be a single znode name\n",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			args := []string{"register"}
+			if tc.file != "" {
+				file := filepath.Join(dir, "r.toml")
+				writeFile(t, file, tc.file)
+				args = append(args, "-config", file)
+			}
+			args = append(args, tc.args...)
+			var stdout, stderr strings.Builder
+			code := run(context.Background(), args, &stdout, &stderr)
+			got := strings.ReplaceAll(stderr.String(), dir+string(filepath.Separator), "")
+			if code != tc.code || got != tc.want {
+				t.Errorf("exit %d, stderr:\n%s\nwant exit %d, stderr:\n%s", code, got, tc.code, tc.want)
+			}
+		})
+	}
+}
+
+// TestRegisterFlagOverridesBadLine checks that a flag given over a bad
+// line of the -config file makes it harmless: the file's value is never
+// used, so it is not reported.
+func TestRegisterFlagOverridesBadLine(t *testing.T) {
+	const base = "servers = [\"192.0.2.1:2181\"]\npath = \"/services/payments\"\naddress = \"192.0.2.7\"\n"
+	tests := []struct {
+		name string
+		file string // after base
+		args []string
+	}{
+		{"port", "port = 70000\n", []string{"-port", "8080"}},
+		{"port 0", "port = 0\n", []string{"-port", "8080"}},
+		{"interval", "port = 80\ninterval = \"0s\"\n", []string{"-interval", "1s"}},
+		{"drain", "port = 80\ndrain = \"-1s\"\n", []string{"-drain", "0s"}},
+		{"rise", "port = 80\nrise = -1\n", []string{"-rise", "3"}},
+		{"check", "port = 80\ncheck = \"ping://x\"\n", []string{"-check", "tcp://127.0.0.1:80"}},
+		// registrar.Options documents a zero Rise as the default, 2;
+		// register keeps that, and its README says so.
+		{"rise 0 is the default", "port = 80\nrise = 0\n", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "r.toml")
+			writeFile(t, file, base+tc.file)
+			cfg, err := parseRegisterArgs(append([]string{"-config", file}, tc.args...), io.Discard, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := cfg.newRegistrar(nil); err != nil {
+				t.Errorf("newRegistrar: %v", err)
+			}
+		})
+	}
+}
+
+// TestOptionKey checks that every registrar option a setting fills maps
+// to a TOML key whose flag register defines, so that a bad one is
+// reported where it was set.
+func TestOptionKey(t *testing.T) {
+	fs := registerFlags(&registerConfig{}, new(string))
+	for f := range reflect.TypeFor[registrar.Options]().Fields() {
+		if f.Name == "Logger" { // no setting: register's own
+			continue
+		}
+		t.Run(f.Name, func(t *testing.T) {
+			key := optionKey(f.Name)
+			if key == "" {
+				t.Fatalf("no key for Options.%s", f.Name)
+			}
+			if fs.Lookup(flagName(key)) == nil {
+				t.Errorf("Options.%s maps to key %q, whose flag -%s register does not define", f.Name, key, flagName(key))
+			}
+		})
+	}
+	if key := optionKey("Logger"); key != "" {
+		t.Errorf("Options.Logger maps to key %q; no setting fills it", key)
 	}
 }
