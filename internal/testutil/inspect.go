@@ -28,8 +28,10 @@ func (b *LogBuffer) String() string {
 }
 
 // Goroutines returns the stacks of the running goroutines that hold any
-// of marks (a function's qualified name, say), for tests that check a
-// component left nothing running.
+// of marks (a function's qualified name, say) in a frame, for tests that
+// check a component left nothing running. The "created by" line does not
+// count: a goroutine that a server's Serve started and that runs on after
+// it names Serve there, and is not Serve still running.
 func Goroutines(marks ...string) []string {
 	buf := make([]byte, 1<<20)
 	for {
@@ -42,8 +44,14 @@ func Goroutines(marks ...string) []string {
 	}
 	var out []string
 	for _, g := range strings.Split(string(buf), "\n\n") {
+		var frames strings.Builder
+		for line := range strings.Lines(g) {
+			if !strings.HasPrefix(line, "created by ") {
+				frames.WriteString(line)
+			}
+		}
 		for _, m := range marks {
-			if strings.Contains(g, m) {
+			if strings.Contains(frames.String(), m) {
 				out = append(out, g)
 				break
 			}
