@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -86,6 +87,20 @@ type daemon struct {
 
 	// pprof is [admin] pprof, which the admin server's handlers read.
 	pprof atomic.Bool
+	// served is pub once run has made it, for readers outside the run
+	// loop that may come earlier (a scrape of a registry the caller owns).
+	served atomic.Pointer[publisher]
+}
+
+// zooKeeperConnected reports whether the watcher whose updates are served
+// has its ZooKeeper session.
+func (d *daemon) zooKeeperConnected() bool {
+	p := d.served.Load()
+	if p == nil {
+		return false
+	}
+	st, _, ok := p.servedStatus()
+	return ok && st.State == zk.StateHasSession
 }
 
 func newDaemon(opts Options) (*daemon, error) {
@@ -110,7 +125,7 @@ func newDaemon(opts Options) (*daemon, error) {
 		changes: make(chan conf.Change),
 	}
 	var err error
-	if d.metrics, err = newMetrics(reg, opts.Version); err != nil {
+	if d.metrics, err = newMetrics(reg, opts.Version, d.zooKeeperConnected); err != nil {
 		return nil, err
 	}
 	if d.dnsMetrics, err = dnsserver.NewMetrics(reg); err != nil {
@@ -145,6 +160,7 @@ func (d *daemon) run(ctx context.Context) error {
 		return fmt.Errorf("daemon: %w", err)
 	}
 	d.pub = newPublisher(d.handler, d.logger, d.metrics, warmupsOf(cfg))
+	d.served.Store(d.pub)
 	d.pprof.Store(cfg.Admin.Pprof)
 	d.dns = d.startDNS(ctx, listeners)
 	if adminLn != nil {

@@ -241,7 +241,7 @@ func TestPublisherViewDuringReload(t *testing.T) {
 // handler of its own.
 func testPublisher(t *testing.T, w warmups) *publisher {
 	t.Helper()
-	m, err := newMetrics(prometheus.NewRegistry(), "test")
+	m, err := newMetrics(prometheus.NewRegistry(), "test", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

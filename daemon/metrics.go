@@ -21,7 +21,10 @@ type metrics struct {
 	reloadFail     prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer, version string) (*metrics, error) {
+// newMetrics registers the daemon's metrics on reg. connected reports
+// whether the watcher DNS is served from has its ZooKeeper session, for
+// zkdns_zookeeper_connected; nil counts as not.
+func newMetrics(reg prometheus.Registerer, version string, connected func() bool) (*metrics, error) {
 	m := &metrics{
 		instances: &instancesCollector{
 			desc: prometheus.NewDesc("zkdns_service_instances",
@@ -55,7 +58,19 @@ func newMetrics(reg prometheus.Registerer, version string) (*metrics, error) {
 	})
 	buildInfo.Set(1)
 	m.lastReloadOK.Set(1)
-	for _, c := range []prometheus.Collector{m.instances, m.reloads, m.lastReloadOK, m.eventToPublish, m.readToPublish, buildInfo} {
+	// Read at scrape time from the served watcher alone: while zkdns moves
+	// to another ensemble, the new watcher still connecting must not say
+	// that zkdns is cut off, nor a retired one's late disconnection.
+	zkConnected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "zkdns_zookeeper_connected",
+		Help: "1 while the ZooKeeper session zkdns serves answers from is established, 0 while it is cut off (answers then come from the last known state).",
+	}, func() float64 {
+		if connected != nil && connected() {
+			return 1
+		}
+		return 0
+	})
+	for _, c := range []prometheus.Collector{m.instances, m.reloads, m.lastReloadOK, m.eventToPublish, m.readToPublish, buildInfo, zkConnected} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("daemon: register metrics: %w", err)
 		}

@@ -17,7 +17,6 @@ type Metrics struct {
 	expirations   prometheus.Counter
 	reconnects    prometheus.Counter
 	resyncs       prometheus.Counter
-	connected     prometheus.Gauge
 	eventsByKind  [3]prometheus.Counter // indexed by kindIndex
 	requestsByOp  map[string]prometheus.Counter
 	sessionEvents prometheus.Counter
@@ -66,12 +65,8 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "zkdns_zookeeper_full_syncs_total",
 			Help: "Full syncs of every watched path: the first one, one per new session, and one after a reconnect whose watches ZooKeeper did not take back.",
 		}),
-		connected: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "zkdns_zookeeper_connected",
-			Help: "1 while zkdns has a ZooKeeper session, 0 while it is cut off (answers then come from the last known state).",
-		}),
 	}
-	for _, c := range []prometheus.Collector{m.watchEvents, m.requests, m.decodeErrors, m.aclDenials, m.tlsFailures, m.expirations, m.reconnects, m.resyncs, m.connected} {
+	for _, c := range []prometheus.Collector{m.watchEvents, m.requests, m.decodeErrors, m.aclDenials, m.tlsFailures, m.expirations, m.reconnects, m.resyncs} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if errors.As(err, &already) {
@@ -145,17 +140,6 @@ func (m *Metrics) forgetService(service string) {
 func (m *Metrics) tlsHandshakeFailed() {
 	if m != nil {
 		m.tlsFailures.Inc()
-	}
-}
-
-func (m *Metrics) setConnected(up bool) {
-	if m == nil {
-		return
-	}
-	if up {
-		m.connected.Set(1)
-	} else {
-		m.connected.Set(0)
 	}
 }
 

@@ -1,14 +1,11 @@
 package zkwatch
 
 import (
-	"context"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/zkdns/zkdns/internal/testutil"
 )
@@ -119,47 +116,6 @@ func TestWatcherRootRelistLostOnReload(t *testing.T) {
 	})
 	if vanished.Load() {
 		t.Error("service a was published as removed while its root's listing was lost with the connection")
-	}
-}
-
-// TestWatcherRetiredKeepsConnectedGauge runs two watchers on one Metrics,
-// as the daemon does while it moves to another ensemble, and stops the
-// old one: its client reports the disconnection after Run returned, which
-// must not set zkdns_zookeeper_connected to 0 while the served watcher is
-// connected.
-func TestWatcherRetiredKeepsConnectedGauge(t *testing.T) {
-	conn := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
-	base := testutil.TestRoot(t, conn)
-	testutil.CreateZnode(t, conn, base+"/svc/a", "192.0.2.1:80", zk.FlagEphemeral)
-	m, err := NewMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec := Spec{Services: []ServiceSpec{{Name: "svc", Path: base + "/svc"}}}
-	start := func() (context.CancelFunc, chan error) {
-		rec := newRecorder()
-		w, err := New(Options{Servers: []string{zkServer.Addr()}, SessionTimeout: 5 * time.Second, Publish: rec.publish, Metrics: m}, spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- w.Run(ctx) }()
-		rec.waitFor(t, "sync", hasIDs("svc", "a"))
-		return cancel, done
-	}
-	cancelOld, doneOld := start()
-	cancelNew, doneNew := start()
-	defer func() { cancelNew(); <-doneNew }()
-	cancelOld()
-	<-doneOld
-	time.Sleep(500 * time.Millisecond) // the client's late events, if any
-	var g dto.Metric
-	if err := m.connected.Write(&g); err != nil {
-		t.Fatal(err)
-	}
-	if v := g.GetGauge().GetValue(); v != 1 {
-		t.Errorf("zkdns_zookeeper_connected = %v after the old watcher was stopped; the served watcher is connected", v)
 	}
 }
 

@@ -445,7 +445,6 @@ func (w *Watcher) trackState(ev zk.Event) {
 	if old.State == ev.State || w.closed.Load() {
 		return
 	}
-	w.opts.Metrics.setConnected(ev.State == zk.StateHasSession)
 	switch ev.State {
 	case zk.StateHasSession:
 		w.logger.Info("zookeeper session established", "server", ev.Server)

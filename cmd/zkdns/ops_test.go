@@ -517,6 +517,25 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 		return answers(r) == "alpha.local.\t0\tIN\tA\t192.0.2.1", r.String()
 	})
 
+	t.Run("new ensemble that does not answer", func(t *testing.T) {
+		// Until the new ensemble has synced, answers come from the first,
+		// and so does zkdns_zookeeper_connected: the new watcher failing
+		// to connect is no outage of what is served.
+		writeFile(t, d.config, opsConfig("127.0.0.1:1", base, "alpha"))
+		eventually(t, "the new ensemble tried and refused", func() (bool, string) {
+			return strings.Contains(d.logText(), "moving to a new ZooKeeper ensemble") &&
+				strings.Contains(d.logText(), "cannot connect to ZooKeeper server"), d.logText()
+		})
+		f, ok := scrape(t, d.admin)["zkdns_zookeeper_connected"]
+		if !ok || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetGauge().GetValue() != 1 {
+			t.Errorf("zkdns_zookeeper_connected = %v while serving from a connected ensemble, want 1", f)
+		}
+		r := query(t, d.dns, "alpha.local", dns.TypeA, false)
+		if got := answers(r); got != "alpha.local.\t0\tIN\tA\t192.0.2.1" {
+			t.Errorf("answer while the new ensemble is unreachable: %s", r)
+		}
+	})
+
 	t.Run("new ensemble that cannot start", func(t *testing.T) {
 		// The new ensemble's credentials file is missing: the reload must
 		// be refused whole (the DNS address added beside it stays unbound),
