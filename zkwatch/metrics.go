@@ -28,6 +28,9 @@ const (
 	opExistsWatch   = "exists_watch"
 	opGetWatch      = "get_watch"
 	opSync          = "sync"
+	// Reads of a path whose watch is still armed (see Watcher.armed).
+	opChildren = "children"
+	opGet      = "get"
 )
 
 // NewMetrics registers the watcher's metrics on reg.
@@ -82,7 +85,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	}
 	m.sessionEvents = m.watchEvents.WithLabelValues("session")
 	m.requestsByOp = map[string]prometheus.Counter{}
-	for _, op := range []string{opChildrenWatch, opExistsWatch, opGetWatch, opSync} {
+	for _, op := range []string{opChildrenWatch, opExistsWatch, opGetWatch, opSync, opChildren, opGet} {
 		m.requestsByOp[op] = m.requests.WithLabelValues(op)
 	}
 	return m, nil

@@ -165,3 +165,75 @@ func TestWatcherForgetsServiceMetrics(t *testing.T) {
 		})
 	}
 }
+
+// TestWatcherReaddedServiceArmsNoNewWatches removes a service from the
+// spec and adds it back, again and again, while its znodes do not
+// change. Their watches stay armed in the client all along (it cannot
+// remove them), and each watching read would leave one more channel per
+// znode in it for as long as the znode stays unchanged: the service is
+// read again without watches, and the watches it has still fire.
+func TestWatcherReaddedServiceArmsNoNewWatches(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	base := testutil.TestRoot(t, conn)
+	for _, id := range []string{"a", "b", "c"} {
+		testutil.CreateZnode(t, conn, base+"/churn/"+id, "192.0.2.1:80", 0)
+	}
+	testutil.CreateZnode(t, conn, base+"/keep/k", "192.0.2.2:80", 0)
+	keep := ServiceSpec{Name: "keep", Path: base + "/keep", Format: "hostport"}
+	churn := ServiceSpec{Name: "churn", Path: base + "/churn", Format: "hostport"}
+	with := Spec{Services: []ServiceSpec{keep, churn}}
+	without := Spec{Services: []ServiceSpec{keep}}
+	sw := startSecuredWatcher(t, Options{Servers: []string{zkServer.Addr()}, SessionTimeout: 5 * time.Second}, with, nil)
+	sw.rec.waitFor(t, "churn listed", hasIDs("churn", "a,b,c"))
+	watching := func() (children, get float64) {
+		return counterValue(t, sw.metrics.requestsByOp[opChildrenWatch]), counterValue(t, sw.metrics.requestsByOp[opGetWatch])
+	}
+	children0, get0 := watching()
+
+	const cycles = 20
+	for i := range cycles {
+		sw.w.SetSpec(without)
+		sw.rec.waitFor(t, fmt.Sprintf("churn removed (cycle %d)", i), func(m map[string]ServiceState) bool {
+			_, ok := m["churn"]
+			return !ok
+		})
+		sw.w.SetSpec(with)
+		sw.rec.waitFor(t, fmt.Sprintf("churn back (cycle %d)", i), hasIDs("churn", "a,b,c"))
+	}
+	if children, get := watching(); children != children0 || get != get0 {
+		t.Errorf("after %d removals and re-adds of an unchanged service: %v children and %v data watches set, want 0 and 0 (its watches are still armed)",
+			cycles, children-children0, get-get0)
+	}
+
+	// The watches armed before the cycles still follow the service.
+	if _, err := conn.Set(base+"/churn/b", []byte("192.0.2.3:80"), -1); err != nil {
+		t.Fatal(err)
+	}
+	address := func(s ServiceState, id string) string {
+		for _, in := range s.Instances {
+			if in.ID == id {
+				return in.Address
+			}
+		}
+		return ""
+	}
+	sw.rec.waitFor(t, "b's new address", func(m map[string]ServiceState) bool {
+		return address(m["churn"], "b") == "192.0.2.3"
+	})
+	if err := conn.Delete(base+"/churn/a", -1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CreateZnode(t, conn, base+"/churn/d", "192.0.2.4:80", 0)
+	sw.rec.waitFor(t, "a gone and d added", hasIDs("churn", "b,c,d"))
+	// And those the changes fired are armed again.
+	if err := conn.Delete(base+"/churn/b", -1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Set(base+"/churn/d", []byte("192.0.2.5:80"), -1); err != nil {
+		t.Fatal(err)
+	}
+	sw.rec.waitFor(t, "b gone and d's new address", func(m map[string]ServiceState) bool {
+		s := m["churn"]
+		return ids(s) == "c,d" && address(s, "d") == "192.0.2.5"
+	})
+}

@@ -184,7 +184,30 @@ type Watcher struct {
 	badLogged map[string]int64 // full path → Mzxid whose decode error was logged
 
 	access accessState // paths an ACL refuses; written by concurrent reads
+
+	// armedMu guards armed, written by concurrent reads and by the
+	// client's receive goroutine.
+	armedMu sync.Mutex
+	// armed are the child and data watches the connection's client holds
+	// that have not fired. The client keeps one channel per watching call
+	// until its watch fires, and cannot remove them, so a path read again
+	// while its watch is still armed (a service removed and added back by
+	// reloads, its format changed) is read without a watch: a channel per
+	// instance per reload would otherwise pile up for as long as the
+	// instance does not change.
+	armed map[watchKey]struct{}
 }
+
+// watchKey is a path and the kind of watch armed on it.
+type watchKey struct {
+	path string
+	kind uint8 // watchChild or watchData
+}
+
+const (
+	watchChild uint8 = iota
+	watchData
+)
 
 // Status is a point-in-time view of the ZooKeeper session.
 type Status struct {
@@ -251,6 +274,7 @@ func New(opts Options, spec Spec) (*Watcher, error) {
 		roots:         make(map[string]*root),
 		retry:         make(map[string]eventKind),
 		badLogged:     make(map[string]int64),
+		armed:         make(map[watchKey]struct{}),
 		requestsLimit: make(chan struct{}, opts.Concurrency),
 	}
 	w.status.Store(&Status{State: zk.StateDisconnected, DisconnectedSince: time.Now()})
@@ -341,6 +365,7 @@ func (w *Watcher) connect() error {
 	if old := w.conn; old != nil {
 		old.Close()
 	}
+	w.disarmAll()
 	w.conn = conn
 	return nil
 }
@@ -396,6 +421,7 @@ func (w *Watcher) onEvent(gen int64, refusals *zkclient.Refusals, ev zk.Event) {
 		w.signal()
 		return
 	}
+	w.fired(ev)
 	var kind eventKind
 	switch ev.Type {
 	case zk.EventNodeChildrenChanged, zk.EventNodeCreated:
@@ -415,6 +441,52 @@ func (w *Watcher) onEvent(gen int64, refusals *zkclient.Refusals, ev zk.Event) {
 	w.pending[ev.Path] |= kind
 	w.mu.Unlock()
 	w.signal()
+}
+
+// fired forgets the watches ev fired or ended, as the client does.
+func (w *Watcher) fired(ev zk.Event) {
+	w.armedMu.Lock()
+	defer w.armedMu.Unlock()
+	switch ev.Type {
+	case zk.EventNodeChildrenChanged:
+		delete(w.armed, watchKey{ev.Path, watchChild})
+	case zk.EventNodeDataChanged:
+		delete(w.armed, watchKey{ev.Path, watchData})
+	case zk.EventNodeDeleted, zk.EventNotWatching:
+		delete(w.armed, watchKey{ev.Path, watchChild})
+		delete(w.armed, watchKey{ev.Path, watchData})
+	}
+}
+
+// arm reports whether a read of path should set a watch of kind: when
+// none is armed. It then counts the watch as armed, before the read is
+// sent, so that the watch firing cannot come before it is counted; a
+// read that fails calls disarm. A watch counted but not set costs a read
+// without a watch, and with it a missed change: never let that happen.
+// One set but not counted costs only a second channel in the client.
+func (w *Watcher) arm(path string, kind uint8) bool {
+	w.armedMu.Lock()
+	defer w.armedMu.Unlock()
+	k := watchKey{path, kind}
+	if _, ok := w.armed[k]; ok {
+		return false
+	}
+	w.armed[k] = struct{}{}
+	return true
+}
+
+func (w *Watcher) disarm(path string, kind uint8) {
+	w.armedMu.Lock()
+	delete(w.armed, watchKey{path, kind})
+	w.armedMu.Unlock()
+}
+
+// disarmAll forgets every watch: the connection was replaced, or its
+// session's watches are gone or unknown to ZooKeeper.
+func (w *Watcher) disarmAll() {
+	w.armedMu.Lock()
+	clear(w.armed)
+	w.armedMu.Unlock()
 }
 
 // onWatchesLost runs on the ZooKeeper client's goroutines when its
@@ -627,6 +699,10 @@ func (w *Watcher) resync(ctx context.Context) error {
 	for name, s := range w.services {
 		w.beforeResync[name] = s
 	}
+	// A new session holds no watches, and a session whose watches
+	// ZooKeeper did not take back holds some that the client still
+	// counts: either way, everything is read under a new watch.
+	w.disarmAll()
 	if w.synced {
 		if err := w.catchUp(); err != nil {
 			return err
@@ -1031,8 +1107,7 @@ func (w *Watcher) takeDeletion(full string) bool {
 // exists watch instead when watchCreation is set, so its creation is seen.
 func (w *Watcher) childrenOrExists(full string, watchCreation bool) ([]string, bool, error) {
 	for range 3 {
-		w.opts.Metrics.request(opChildrenWatch)
-		children, _, _, err := w.conn.ChildrenW(full)
+		children, err := w.children(full)
 		if err == nil {
 			return children, true, nil
 		}
@@ -1055,13 +1130,41 @@ func (w *Watcher) childrenOrExists(full string, watchCreation bool) ([]string, b
 	return nil, false, fmt.Errorf("zkwatch: list %s: path keeps appearing and vanishing", full)
 }
 
+// children lists path under a child watch, unless one is armed already.
+func (w *Watcher) children(path string) ([]string, error) {
+	if !w.arm(path, watchChild) {
+		w.opts.Metrics.request(opChildren)
+		children, _, err := w.conn.Children(path)
+		return children, err
+	}
+	w.opts.Metrics.request(opChildrenWatch)
+	children, _, _, err := w.conn.ChildrenW(path)
+	if err != nil {
+		w.disarm(path, watchChild)
+	}
+	return children, err
+}
+
+// get reads path under a data watch, unless one is armed already.
+func (w *Watcher) get(path string) ([]byte, *zk.Stat, error) {
+	if !w.arm(path, watchData) {
+		w.opts.Metrics.request(opGet)
+		return w.conn.Get(path)
+	}
+	w.opts.Metrics.request(opGetWatch)
+	data, st, _, err := w.conn.GetW(path)
+	if err != nil {
+		w.disarm(path, watchData)
+	}
+	return data, st, err
+}
+
 // readNode reads one instance znode under a data watch and decodes it. A
 // payload that does not decode is kept as an invalid node (so it is not
 // re-read until it changes) and logged once per znode version.
 func (w *Watcher) readNode(full string, spec ServiceSpec) (nodeRead, error) {
 	w.acquire()
-	w.opts.Metrics.request(opGetWatch)
-	data, st, _, err := w.conn.GetW(full)
+	data, st, err := w.get(full)
 	w.release()
 	if isDenied(err) {
 		// Kept as an invalid instance, so the rest of the service is
