@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/BurntSushi/toml"
 	"github.com/zkdns/zkdns/conf"
 )
 
@@ -76,11 +77,18 @@ func FuzzLoadRegisterConfig(f *testing.F) {
 		if err == nil {
 			known := registerFlags(&registerConfig{}, new(string))
 			lines := bytes.Count(data, []byte("\n")) + 1
-			for key := range cfg.from.keys {
+			// Every key the file sets, as TOML reads it, is a setting that
+			// lineOf finds inside the input: a bad value for it is then
+			// reported at its line, not taken for one given nowhere.
+			var raw map[string]toml.Primitive
+			if _, err := toml.Decode(string(data), &raw); err != nil {
+				t.Fatalf("the file decoded onto the config but not as TOML: %v", err)
+			}
+			for key := range raw {
 				if known.Lookup(flagName(key)) == nil {
-					t.Fatalf("key %q recorded as set by the file is not a setting", key)
+					t.Fatalf("key %q set by the file is not a setting", key)
 				}
-				if line := conf.KeyLine(data, key); line < 1 || line > lines {
+				if line := cfg.from.lineOf(key); line < 1 || line > lines {
 					t.Fatalf("key %q is at line %d of a %d-line file", key, line, lines)
 				}
 			}

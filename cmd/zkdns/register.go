@@ -18,7 +18,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/zkdns/zkdns/conf"
 	"github.com/zkdns/zkdns/registrar"
 )
@@ -58,7 +57,16 @@ type origins struct {
 	flags map[string]bool // the flags given on the command line, by name
 	file  string          // the -config file, or "" for none
 	data  []byte          // its contents
-	keys  map[string]bool // the top-level keys it sets
+}
+
+// lineOf returns the line where the -config file sets the top-level key,
+// or 0 when it does not: a key may be set to its zero value, so the
+// decoded config cannot tell.
+func (o *origins) lineOf(key string) int {
+	if o.data == nil {
+		return 0
+	}
+	return conf.KeyLine(o.data, key)
 }
 
 // flagName returns the flag of the setting with TOML key key.
@@ -73,12 +81,12 @@ func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
 // a bad meta is the file's whenever the file has one. It returns nil for a
 // setting that neither gave: that holds its default.
 func (o *origins) report(key, msg string) error {
-	fromFlag := o.flags[flagName(key)] && !(key == "meta" && o.keys[key])
+	line := o.lineOf(key)
 	switch {
-	case fromFlag:
+	case o.flags[flagName(key)] && !(key == "meta" && line > 0):
 		return fmt.Errorf("%w: zkdns register: -%s: %s", errUsage, flagName(key), msg)
-	case o.keys[key]:
-		return &conf.Error{File: o.file, Line: conf.KeyLine(o.data, key), Msg: key + ": " + msg}
+	case line > 0:
+		return &conf.Error{File: o.file, Line: line, Msg: key + ": " + msg}
 	}
 	return nil
 }
@@ -229,16 +237,7 @@ func loadRegisterConfig(path string, cfg *registerConfig) error {
 		// still starts with the file and line, after "; ".
 		return oneLine(err)
 	}
-	// Decode does not say which keys the file sets, and cfg cannot: a key
-	// may be set to its zero value. Decode succeeded, so this parses.
-	var raw map[string]toml.Primitive
-	if _, err := toml.Decode(string(data), &raw); err != nil {
-		return fmt.Errorf("register config: %w", err)
-	}
-	cfg.from.file, cfg.from.data, cfg.from.keys = path, data, make(map[string]bool, len(raw))
-	for key := range raw {
-		cfg.from.keys[key] = true
-	}
+	cfg.from.file, cfg.from.data = path, data
 	return nil
 }
 
