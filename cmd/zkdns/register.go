@@ -91,6 +91,18 @@ func (o *origins) report(key, msg string) error {
 	return nil
 }
 
+// failure reports that the file named by the setting with TOML key key
+// cannot be used, err saying why, where the name was given: after the flag,
+// or at the key's line in the -config file. Unlike a bad value (see
+// report), a file that is missing or unreadable is a failure, not a usage
+// error: the same command may work once the file is fixed.
+func (o *origins) failure(key string, err error) error {
+	if line := o.lineOf(key); line > 0 && !o.flags[flagName(key)] {
+		return fmt.Errorf("%s:%d: %s: %w", o.file, line, key, err)
+	}
+	return fmt.Errorf("register: -%s: %w", flagName(key), err)
+}
+
 // optionKey returns the TOML key of the setting that fills the
 // registrar.Options field option: the registerConfig field of the same
 // name, but for Metadata (Meta, -meta) and Auth (AuthFile, -auth-file). It
@@ -322,7 +334,7 @@ func (cfg *registerConfig) options() (registrar.Options, error) {
 	if cfg.AuthFile != "" {
 		creds, err := readAuthFile(cfg.AuthFile)
 		if err != nil {
-			return registrar.Options{}, err
+			return registrar.Options{}, cfg.from.failure("auth_file", err)
 		}
 		opts.Auth = &registrar.Auth{Scheme: "digest", Credentials: creds}
 	}
@@ -331,29 +343,27 @@ func (cfg *registerConfig) options() (registrar.Options, error) {
 
 // readAuthFile reads digest credentials, user:password on one line. Like
 // zkdns serve's credentials_file, a file that group or others can access
-// is refused, and as there a problem with the file is a failure, not a
-// usage error. Errors never quote the file: it holds a password.
+// is refused. Errors never quote the file: it holds a password.
 func readAuthFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", fmt.Errorf("register: -auth-file: %w", err)
+		return "", err
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return "", fmt.Errorf("register: -auth-file: %w", err)
+		return "", err
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("register: -auth-file %s is accessible by group or others (mode %04o); chmod 600 it",
-			path, perm)
+		return "", fmt.Errorf("%s is accessible by group or others (mode %04o); chmod 600 it", path, perm)
 	}
 	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
 	if err != nil {
-		return "", fmt.Errorf("register: -auth-file: %w", err)
+		return "", fmt.Errorf("reading %s: %w", path, err)
 	}
 	creds := strings.TrimRight(string(b), "\r\n")
 	if user, _, ok := strings.Cut(creds, ":"); !ok || user == "" || strings.ContainsAny(creds, "\n\r") {
-		return "", fmt.Errorf("register: -auth-file %s must hold one line, user:password", path)
+		return "", fmt.Errorf("%s must hold one line, user:password", path)
 	}
 	return creds, nil
 }

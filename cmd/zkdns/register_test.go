@@ -675,12 +675,30 @@ rack = "r1"
 		{
 			name:    "auth file with two lines",
 			args:    []string{"-auth-file", filepath.Join(dir, "two.auth")},
-			wantErr: "must hold one line",
+			wantErr: "register: -auth-file: " + filepath.Join(dir, "two.auth") + " must hold one line",
 		},
 		{
 			name:    "auth file readable by others",
 			args:    []string{"-auth-file", filepath.Join(dir, "open.auth")},
-			wantErr: "chmod 600",
+			wantErr: "register: -auth-file: " + filepath.Join(dir, "open.auth") + " is accessible by group or others (mode 0644); chmod 600 it",
+		},
+		{
+			// A problem with the file is a failure wherever its name came
+			// from, reported where that was.
+			name:    "auth file from the config file, with two lines",
+			file:    "auth_file = " + strconv.Quote(filepath.Join(dir, "two.auth")) + "\n",
+			wantErr: "r.toml:4: auth_file: " + filepath.Join(dir, "two.auth") + " must hold one line",
+		},
+		{
+			name:    "auth file from the config file, missing",
+			file:    "auth_file = " + strconv.Quote(filepath.Join(dir, "absent.auth")) + "\n",
+			wantErr: "r.toml:4: auth_file: open " + filepath.Join(dir, "absent.auth") + ": no such file or directory",
+		},
+		{
+			name:    "auth file in the config file, overridden by the flag",
+			file:    "auth_file = " + strconv.Quote(filepath.Join(dir, "absent.auth")) + "\n",
+			args:    []string{"-auth-file", filepath.Join(dir, "open.auth")},
+			wantErr: "register: -auth-file: " + filepath.Join(dir, "open.auth") + " is accessible",
 		},
 	}
 	writeFile(t, filepath.Join(dir, "two.auth"), "registrar:a\nregistrar:b\n")
