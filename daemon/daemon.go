@@ -347,8 +347,10 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 	d.cfg = next
 	d.setLogLevel(next)
 	d.pub.setWarmups(warmupsOf(next))
-	if prev.Log.Format != next.Log.Format {
-		d.logger.Warn("log.format changes take effect at the next restart", "running", prev.Log.Format, "configured", next.Log.Format)
+	// The logger was made for the config zkdns started with, and stays;
+	// a format set back to that one needs no restart.
+	if running := d.opts.Config.Log.Format; next.Log.Format != prev.Log.Format && next.Log.Format != running {
+		d.logger.Warn("log.format changes take effect at the next restart", "running", running, "configured", next.Log.Format)
 	}
 	var changed []string
 	if newDNS != nil {

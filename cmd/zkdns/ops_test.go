@@ -224,6 +224,24 @@ listen = "localhost:`+port+`"`, 1)
 		}
 	})
 
+	t.Run("log format waits for a restart", func(t *testing.T) {
+		cfg := opsConfig(zkServer.Addr(), base, "alpha", "beta") + "[log]\nlevel = \"warn\"\nformat = \"%s\"\n"
+		successes := metricValue(t, d.admin, "zkdns_config_reloads_total", "result", "success")
+		writeFile(t, d.config, fmt.Sprintf(cfg, "json"))
+		eventually(t, "format change deferred", func() (bool, string) {
+			return strings.Contains(d.logText(), `msg="log.format changes take effect at the next restart" running=text configured=json`), ""
+		})
+		// Set back to the format zkdns runs with: nothing to wait for.
+		writeFile(t, d.config, fmt.Sprintf(cfg, "text"))
+		eventually(t, "both reloads applied", func() (bool, string) {
+			v := metricValue(t, d.admin, "zkdns_config_reloads_total", "result", "success")
+			return v == successes+2, fmt.Sprint(v)
+		})
+		if n := strings.Count(d.logText(), "log.format changes take effect"); n != 1 {
+			t.Errorf("%d deferred format changes logged, want 1 (for json only):\n%s", n, d.logText())
+		}
+	})
+
 	t.Run("deleted file keeps the running config", func(t *testing.T) {
 		if err := os.Remove(d.config); err != nil {
 			t.Fatal(err)
