@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // connLimiter caps the TCP connections one Serve holds open. At the cap,
@@ -181,8 +182,20 @@ func (c *limitedConn) follow(b []byte) {
 	}
 }
 
+// Write writes one reply within ioTimeout. The miekg/dns server sets no
+// write deadline (its WriteTimeout is never applied), so without this a
+// client that stops reading once the socket buffers are full blocks the
+// write forever: the connection stays busy, so the limiter can never
+// make room from it, and Serve, which waits for every connection, never
+// returns. A write that fails or times out closes the connection, since
+// part of a reply may have gone out and whatever followed it would be
+// read as garbage.
 func (c *limitedConn) Write(p []byte) (int, error) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(ioTimeout))
 	n, err := c.Conn.Write(p)
+	if err != nil {
+		_ = c.Close()
+	}
 	c.last.Store(c.limiter.clock.Add(1))
 	c.busy.Store(false)
 	return n, err

@@ -1,6 +1,7 @@
 package dnsserver
 
 import (
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -55,8 +56,9 @@ func (c *fakeConn) Read(p []byte) (int, error) {
 	p[0], c.in = c.in[0], c.in[1:]
 	return 1, nil
 }
-func (c *fakeConn) Write(p []byte) (int, error) { return len(p), nil }
-func (c *fakeConn) Close() error                { c.closed = true; return nil }
+func (c *fakeConn) Write(p []byte) (int, error)      { return len(p), nil }
+func (c *fakeConn) Close() error                     { c.closed = true; return nil }
+func (c *fakeConn) SetWriteDeadline(time.Time) error { return nil }
 
 // send has lc read b, a byte at a time, as a server reading its
 // connection would.
@@ -256,6 +258,75 @@ func TestServeTCPTricklingConnectionsDoNotLockOut(t *testing.T) {
 	}
 	if len(reply.Answer) != 60 {
 		t.Errorf("%d SRV records over TCP, want 60", len(reply.Answer))
+	}
+}
+
+// TestServeTCPClientThatDoesNotRead: a client that asks for more than the
+// socket buffers hold and never reads leaves the server's write blocked.
+// The write must give up within its timeout and the connection close,
+// so that the connection neither holds its place under the cap forever
+// nor keeps Serve from returning.
+func TestServeTCPClientThatDoesNotRead(t *testing.T) {
+	cases := []struct {
+		name  string
+		check func(t *testing.T, srv served)
+	}{
+		{name: "a new client gets in", check: func(t *testing.T, srv served) {
+			deadline := time.Now().Add(3 * ioTimeout)
+			for {
+				_, err := exchange("tcp", srv.addr, "payments.local.", dns.TypeA)
+				if err == nil {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("TCP query %v after the non-reader began: %v", 3*ioTimeout, err)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}},
+		{name: "Serve stops", check: func(t *testing.T, srv served) {
+			start := time.Now()
+			if err := srv.stop(); err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took > shutdownGrace+ioTimeout+time.Second {
+				t.Errorf("Serve took %v to stop, want at most the grace and one write timeout", took)
+			}
+		}},
+	}
+	// Big enough that DefaultMaxTCPQueries replies (about 64 KiB each, cut
+	// to fit a TCP message) are more than the socket buffers of loopback
+	// grow to.
+	snap := bigSnapshot(3000)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := serveWith(t, "127.0.0.1:0", NewHandler(snap, nil), ServeOptions{MaxTCPConns: 1}, false)
+			d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+				return rc.Control(func(fd uintptr) {
+					_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+				})
+			}}
+			c, err := d.Dial("tcp", srv.addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			var queries []byte
+			for i := range DefaultMaxTCPQueries {
+				q := new(dns.Msg).SetQuestion("big.local.", dns.TypeSRV)
+				q.Id = uint16(i)
+				wire, err := q.Pack()
+				if err != nil {
+					t.Fatal(err)
+				}
+				queries = append(binary.BigEndian.AppendUint16(queries, uint16(len(wire))), wire...)
+			}
+			if _, err := c.Write(queries); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(500 * time.Millisecond) // the server fills the buffers
+			tc.check(t, srv)
+		})
 	}
 }
 

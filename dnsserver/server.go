@@ -393,7 +393,7 @@ func Serve(ctx context.Context, l *Listeners, h *Handler, opts ServeOptions) err
 			Listener:       limiter.wrap(ln),
 			Handler:        tcpHandler{h: h, env: env},
 			ReadTimeout:    ioTimeout,
-			WriteTimeout:   ioTimeout,
+			WriteTimeout:   ioTimeout, // unused by miekg/dns: limitedConn.Write applies it
 			IdleTimeout:    func() time.Duration { return idleTimeout },
 			MaxTCPQueries:  opts.MaxTCPQueries,
 			MsgAcceptFunc:  acceptQuery,
