@@ -150,6 +150,14 @@ type limitedConn struct {
 }
 
 func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.need == 0 && c.have == 0 {
+		// The server reads the next message only when it is done with
+		// the last, whether it answered it or not: a message it drops
+		// unanswered (empty, shorter than a header, or itself a
+		// response) must not leave the connection busy, or connections
+		// that each send one and wait would hold every place.
+		c.busy.Store(false)
+	}
 	n, err := c.Conn.Read(p)
 	c.follow(p[:n])
 	return n, err
@@ -169,7 +177,7 @@ func (c *limitedConn) follow(b []byte) {
 			c.need = int(binary.BigEndian.Uint16(c.prefix[:]))
 			c.have = 0
 			if c.need == 0 {
-				c.busy.Store(true) // an empty message, answered FORMERR
+				c.busy.Store(true) // an empty message, whole
 			}
 			continue
 		}

@@ -109,6 +109,12 @@ func TestConnLimiter(t *testing.T) {
 			_ = admitted["a"].Close()
 			accept(lim, conns, admitted, "i")
 		}, closed: []string{"a", "c", "d", "f", "b", "e", "g"}},
+		{name: "i reads a query; h a message that gets no reply, and reads on: j takes h's place", do: func() {
+			send(admitted["i"], 0, 1, 'q')
+			send(admitted["h"], 0, 0)      // an empty message: the server drops it unanswered
+			_, _ = admitted["h"].Read(nil) // and waits for the next
+			accept(lim, conns, admitted, "j")
+		}, closed: []string{"a", "c", "d", "f", "b", "e", "g", "h"}},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {
@@ -131,7 +137,7 @@ func TestConnLimiter(t *testing.T) {
 		})
 	}
 	sameSeries(t, tcpConnections, series(t, reg, tcpConnections), map[string]float64{"": 2}, 1)
-	sameSeries(t, tcpShedTotal, series(t, reg, tcpShedTotal), map[string]float64{"closed=idle": 5, "closed=new": 1}, 2)
+	sameSeries(t, tcpShedTotal, series(t, reg, tcpShedTotal), map[string]float64{"closed=idle": 6, "closed=new": 1}, 2)
 }
 
 func accept(lim *connLimiter, conns map[string]*fakeConn, admitted map[string]*limitedConn, name string) {
@@ -258,6 +264,58 @@ func TestServeTCPTricklingConnectionsDoNotLockOut(t *testing.T) {
 	}
 	if len(reply.Answer) != 60 {
 		t.Errorf("%d SRV records over TCP, want 60", len(reply.Answer))
+	}
+}
+
+// TestServeTCPUnansweredMessagesDoNotLockOut: a message the server drops
+// without a reply (it has no header to answer, or is itself a response)
+// leaves no query in hand, so a full set of connections that each sent one
+// and wait cannot keep a client that asks from getting in, though each
+// can keep its connection open for the idle timeout, and renew it by
+// sending another.
+func TestServeTCPUnansweredMessagesDoNotLockOut(t *testing.T) {
+	const maxConns = 4
+	cases := []struct {
+		name string
+		msg  []byte // the message, without its length prefix
+	}{
+		{name: "empty message", msg: nil},
+		{name: "shorter than a header", msg: []byte{0xab, 0xcd, 0x01}},
+		{name: "a response", msg: cat(header(0xabcd, 1<<15, 1, 0, 0, 0), wireName("payments", "local"), typeClass(dns.TypeA, dns.ClassINET))},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, reg := newTestMetrics(t)
+			srv := serveWith(t, "127.0.0.1:0", NewHandler(serverSnapshot(), m), ServeOptions{MaxTCPConns: maxConns}, false)
+			for range maxConns {
+				c, err := net.DialTimeout("tcp", srv.addr, 5*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { c.Close() })
+				if _, err := c.Write(binary.BigEndian.AppendUint16(nil, uint16(len(tc.msg)))); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Write(tc.msg); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for series(t, reg, tcpConnections)[""] < maxConns {
+				if time.Now().After(deadline) {
+					t.Fatalf("the server took fewer than %d connections within 10s", maxConns)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond) // and read their messages
+			reply, err := exchange("tcp", srv.addr, "payments.local.", dns.TypeA)
+			if err != nil {
+				t.Fatalf("TCP query while %d connections each sent a message that gets no reply: %v", maxConns, err)
+			}
+			if len(reply.Answer) != 1 {
+				t.Errorf("%d answers, want 1", len(reply.Answer))
+			}
+		})
 	}
 }
 
