@@ -5,6 +5,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -209,7 +210,46 @@ func (c *limitedConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// Close closes the connection after dropping what the client sent that
+// the server has not read: queries pipelined past MaxTCPQueries, or after
+// a refusal. Closing a TCP socket with unread data makes the kernel reset
+// the connection instead of closing it (RFC 2525 §2.17), and the reset
+// throws away the replies still queued to be sent, so the client would
+// lose answers to queries it was already counted for. With nothing
+// unread, the replies go out followed by an orderly close, and the client
+// asks again what was left unanswered (RFC 7766 §6.2.4).
 func (c *limitedConn) Close() error {
-	c.once.Do(func() { c.limiter.release(c) })
+	c.once.Do(func() {
+		discardUnread(c.Conn)
+		c.limiter.release(c)
+	})
 	return c.Conn.Close()
+}
+
+// maxDiscard bounds what discardUnread drops: thousands of pipelined
+// queries, and a client sending without end cannot keep it going.
+const maxDiscard = 64 << 10
+
+// discardUnread reads and drops, without waiting, up to maxDiscard bytes
+// that have arrived on conn and were not read.
+func discardUnread(conn net.Conn) {
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return
+	}
+	var buf [4096]byte
+	_ = raw.Read(func(fd uintptr) bool {
+		for dropped := 0; dropped < maxDiscard; {
+			n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_DONTWAIT)
+			if err != nil || n <= 0 {
+				break
+			}
+			dropped += n
+		}
+		return true // never wait for more
+	})
 }

@@ -429,3 +429,56 @@ func TestServeTCPQueryCap(t *testing.T) {
 		t.Errorf("after %d queries the connection gave %v, want EOF", maxQueries, err)
 	}
 }
+
+// TestServeTCPQueryCapPipelined sends more queries at once than the cap
+// allows on one connection, then reads slowly. The server closes after
+// the cap with the rest unread; every reply it wrote must still arrive,
+// followed by an orderly close (RFC 1035 §4.2.2: outstanding requests
+// are satisfied before the server closes its end), not a reset, which
+// throws away the replies still on their way.
+func TestServeTCPQueryCapPipelined(t *testing.T) {
+	const maxQueries, sent = 4, 12
+	srv := serveWith(t, "127.0.0.1:0", NewHandler(serverSnapshot(), nil), ServeOptions{MaxTCPQueries: maxQueries}, false)
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}}
+	conn, err := d.Dial("tcp", srv.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var queries []byte
+	for i := range sent {
+		q := new(dns.Msg).SetQuestion("big.local.", dns.TypeSRV)
+		q.Id = uint16(i)
+		wire, err := q.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		queries = append(binary.BigEndian.AppendUint16(queries, uint16(len(wire))), wire...)
+	}
+	if _, err := conn.Write(queries); err != nil {
+		t.Fatal(err)
+	}
+	// Long enough for the server to answer the cap and close, while
+	// its replies wait in its send buffer for the client to read.
+	time.Sleep(300 * time.Millisecond)
+	dc := &dns.Conn{Conn: conn}
+	for i := range maxQueries {
+		reply, err := dc.ReadMsg()
+		if err != nil {
+			t.Fatalf("reply %d of %d: %v", i+1, maxQueries, err)
+		}
+		if reply.Id != uint16(i) || len(reply.Answer) != 60 {
+			t.Fatalf("reply %d: ID %d with %d answers, want ID %d with 60", i+1, reply.Id, len(reply.Answer), i)
+		}
+	}
+	if _, err := dc.ReadMsg(); !errors.Is(err, io.EOF) {
+		t.Errorf("after %d replies the connection gave %v, want EOF", maxQueries, err)
+	}
+}
