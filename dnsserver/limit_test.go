@@ -343,12 +343,9 @@ func TestServeTCPClientThatDoesNotRead(t *testing.T) {
 			}
 		}},
 		{name: "Serve stops", check: func(t *testing.T, srv served) {
-			start := time.Now()
+			// stop fails when Serve has not returned within its bound.
 			if err := srv.stop(); err != nil {
 				t.Fatal(err)
-			}
-			if took := time.Since(start); took > shutdownGrace+ioTimeout+time.Second {
-				t.Errorf("Serve took %v to stop, want at most the grace and one write timeout", took)
 			}
 		}},
 	}
