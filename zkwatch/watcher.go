@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"path"
 	"sort"
 	"strings"
@@ -1239,7 +1240,15 @@ func isConnectionError(err error) bool {
 			return true
 		}
 	}
-	return false
+	// A request written to a connection that has just failed, before the
+	// client noticed, fails with the socket's own error (a broken pipe, a
+	// reset, a write timeout), not ErrConnectionClosed: go-zookeeper/zk
+	// v1.0.4 returns a failed write as it is. The request never reached
+	// ZooKeeper, so it set no watch: dropped, the work it was for would
+	// wait for an event that cannot come. ZooKeeper's own refusals are
+	// never network errors.
+	var netErr net.Error
+	return errors.As(err, &netErr)
 }
 
 // runAll runs f(0..n-1) concurrently, returning the first error. Requests

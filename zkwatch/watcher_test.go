@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
+	"net"
 	"os"
 	"sort"
 	"strings"
@@ -550,6 +552,111 @@ func TestWatcherWatchesLostOnReconnect(t *testing.T) {
 		t.Errorf("%d full resyncs after the refused setWatches, want 1", n)
 	}
 }
+
+// TestWatcherReadWriteFailsAsConnectionDrops lists a service added by a
+// reload in the instant the connection is dropped: the client has not
+// noticed yet (its session state is still "has session"), so the listing
+// is written to a socket the server has reset, and the client returns
+// the socket's own error (a broken pipe), not ErrConnectionClosed. The
+// listing must still be kept for the reconnect: dropped, the service
+// would never be published (it was never listed), and with no watch set
+// on its path no later event would bring it. The client's receive loop
+// logs that the connection ended before it reports the disconnection:
+// holding that log line keeps the instant open.
+func TestWatcherReadWriteFailsAsConnectionDrops(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
+	testutil.CreateZnode(t, conn, base+"/one/i", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/two/j", "192.0.2.2:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/three/k", "192.0.2.3:80", zk.FlagEphemeral)
+	var client atomic.Pointer[net.TCPConn] // the watcher's end of the proxy
+	proxy, err := testutil.NewTCPProxyWith(zkServer.Addr(), func(dst io.Writer, src io.Reader, toServer bool) error {
+		if c, ok := src.(*net.TCPConn); ok && toServer {
+			client.Store(c)
+		}
+		_, err := io.Copy(dst, src)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	hold := &recvEndHolder{held: make(chan struct{}), release: make(chan struct{})}
+	one := ServiceSpec{Name: "one", Path: base + "/one", Format: "hostport"}
+	two := ServiceSpec{Name: "two", Path: base + "/two", Format: "hostport"}
+	three := ServiceSpec{Name: "three", Path: base + "/three", Format: "hostport"}
+	rec := newRecorder()
+	w, err := New(Options{
+		Servers:        []string{proxy.Addr()},
+		SessionTimeout: 10 * time.Second,
+		Publish:        rec.publish,
+		Logger:         slog.New(hold),
+	}, Spec{Services: []ServiceSpec{one, three}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	rec.waitFor(t, "first sync", func(m map[string]ServiceState) bool { return ids(m["one"]) == "i" && ids(m["three"]) == "k" })
+
+	hold.armed.Store(true)
+	// A reset, not a close: the client's next write fails at once.
+	if err := client.Load().SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut()
+	select {
+	case <-hold.held:
+	case <-time.After(waitLimit):
+		t.Fatal("the client did not report its connection reset")
+	}
+	if st := w.Status(); st.State != zk.StateHasSession {
+		close(hold.release)
+		t.Fatalf("state %v while the client's receive loop is held, want %v: the test cannot test anything", st.State, zk.StateHasSession)
+	}
+	// Two is listed on the reset connection; three's removal, published
+	// in the same update, marks when that is done.
+	w.SetSpec(Spec{Services: []ServiceSpec{one, two}})
+	rec.waitFor(t, "three removed by the reload", func(m map[string]ServiceState) bool {
+		_, ok := m["three"]
+		return !ok
+	})
+	close(hold.release)
+	proxy.Restore()
+	rec.waitFor(t, "two listed after the reconnect", func(m map[string]ServiceState) bool {
+		return ids(m["two"]) == "j" && ids(m["one"]) == "i"
+	})
+}
+
+// recvEndHolder is a slog.Handler that, once armed, holds the ZooKeeper
+// client's report that its receive loop ended until release is closed
+// (held is closed when it is caught). It discards every record.
+type recvEndHolder struct {
+	armed   atomic.Bool
+	held    chan struct{}
+	release chan struct{}
+}
+
+func (h *recvEndHolder) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *recvEndHolder) Handle(_ context.Context, r slog.Record) error {
+	if strings.HasPrefix(r.Message, "recv loop terminated") && h.armed.CompareAndSwap(true, false) {
+		close(h.held)
+		select {
+		case <-h.release:
+		case <-time.After(waitLimit):
+		}
+	}
+	return nil
+}
+
+func (h *recvEndHolder) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *recvEndHolder) WithGroup(string) slog.Handler      { return h }
 
 // reconnectCase is a watcher synced, through a proxy, to one service
 // "svc" with the instances a and b, for tests that cut the proxy.
