@@ -9,7 +9,12 @@ package zkwatch
 //
 //	go test ./zkwatch -run TestWatcherModel -model.seed=N -model.ops=M
 //
-// (or ZKDNS_MODEL_SEED and ZKDNS_MODEL_OPS in the environment).
+// (or ZKDNS_MODEL_SEED and ZKDNS_MODEL_OPS in the environment). make test
+// runs one fixed seed, so that the ops it tries are the same on every run
+// and a failure there points at a change, not at the draw; -model.seed=-1
+// draws a new seed from the clock, to explore:
+//
+//	for i in $(seq 50); do go test -race -count=1 ./zkwatch -run TestWatcherModel -model.seed=-1 || break; done
 
 import (
 	"context"
@@ -38,13 +43,16 @@ import (
 )
 
 var (
-	modelSeed = flag.Int64("model.seed", 0, "TestWatcherModel: seed of its random ops (0: from the clock, or ZKDNS_MODEL_SEED)")
+	modelSeed = flag.Int64("model.seed", 0, "TestWatcherModel: seed of its random ops (0: ZKDNS_MODEL_SEED, or else a fixed one; -1: from the clock)")
 	modelOps  = flag.Int("model.ops", 0, "TestWatcherModel: how many random ops it runs (0: the default, or ZKDNS_MODEL_OPS)")
 )
 
 // modelDefaultOps keeps a run well under 30 s under the race detector on a
 // busy two-core machine.
 const modelDefaultOps = 200
+
+// modelDefaultSeed is the seed of a run given none.
+const modelDefaultSeed = 20261122
 
 // modelConverge bounds the wait for the view to match ZooKeeper after a
 // burst; a cut connection takes a second or two to come back.
@@ -61,7 +69,10 @@ func modelParams(t *testing.T) (seed int64, ops int) {
 			seed = n
 		}
 	}
-	if seed == 0 {
+	switch seed {
+	case 0:
+		seed = modelDefaultSeed
+	case -1:
 		seed = time.Now().UnixNano()
 	}
 	if ops == 0 {
