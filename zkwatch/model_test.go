@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand"
 	"net"
 	"net/netip"
@@ -615,7 +616,7 @@ func (m *modelRun) rmdir(rel string) {
 		}
 		m.tree.discRoot = false
 	} else {
-		for _, id := range sortedKeys(m.tree.services[rel]) {
+		for _, id := range slices.Sorted(maps.Keys(m.tree.services[rel])) {
 			m.delete(rel, id)
 		}
 		delete(m.tree.services, rel)
@@ -650,20 +651,11 @@ func (m *modelRun) set(rel, id, payload string) {
 	m.tree.services[rel][id] = payload
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // instances lists every existing instance as rel path and ID, sorted.
 func (m *modelRun) instances() [][2]string {
 	var out [][2]string
 	for _, rel := range modelServicePaths {
-		for _, id := range sortedKeys(m.tree.services[rel]) {
+		for _, id := range slices.Sorted(maps.Keys(m.tree.services[rel])) {
 			out = append(out, [2]string{rel, id})
 		}
 	}
@@ -846,13 +838,13 @@ func (m *modelRun) opServiceDeleteRecreate() bool {
 	m.rmdir(rel)
 	m.mkdir(rel)
 	var back []string
-	for _, id := range sortedKeys(old) {
+	for _, id := range slices.Sorted(maps.Keys(old)) {
 		if m.rnd.Intn(2) == 0 {
 			m.create(rel, id, old[id])
 			back = append(back, id)
 		}
 	}
-	m.logf("delete %s (instances %v) and re-create it with %v", rel, sortedKeys(old), back)
+	m.logf("delete %s (instances %v) and re-create it with %v", rel, slices.Sorted(maps.Keys(old)), back)
 	return true
 }
 
@@ -876,7 +868,7 @@ func (m *modelRun) opServiceDelete() bool {
 	if m.tree.services[rel] == nil {
 		return false
 	}
-	m.logf("delete service %s (instances %v)", rel, sortedKeys(m.tree.services[rel]))
+	m.logf("delete service %s (instances %v)", rel, slices.Sorted(maps.Keys(m.tree.services[rel])))
 	m.rmdir(rel)
 	return true
 }
