@@ -93,7 +93,7 @@ func (w *Watcher) authenticate(ctx context.Context, conn *zk.Conn) error {
 		// err never holds the credentials: the client reports only the
 		// server's error code or its own connection state.
 		delay := authRetryDelay
-		if isConnectionError(err) {
+		if zkclient.ConnectionEnded(err) {
 			// The request waited for a server and none answered; the
 			// client's own reconnect loop sets the pace from here.
 			if !waiting {

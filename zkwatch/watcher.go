@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"path"
 	"sort"
 	"strings"
@@ -768,7 +767,7 @@ func (w *Watcher) resync(ctx context.Context) error {
 func (w *Watcher) catchUp() error {
 	w.opts.Metrics.request(opSync)
 	if _, err := w.conn.Sync("/"); err != nil {
-		if isConnectionError(err) {
+		if zkclient.ConnectionEnded(err) {
 			return err
 		}
 		// Reading a lagging server is no worse than not syncing at all.
@@ -1205,9 +1204,11 @@ func (w *Watcher) logDecodeError(full string, mzxid int64, spec ServiceSpec, err
 }
 
 // requeue keeps work that failed because the connection went away, for
-// the reconnect; any other failure is logged and left to the next event.
+// the reconnect: such a request may never have reached ZooKeeper and set
+// no watch, so no event would bring the work back. Any other failure is
+// logged and left to the next event.
 func (w *Watcher) requeue(err error, keep func()) {
-	if isConnectionError(err) {
+	if zkclient.ConnectionEnded(err) {
 		keep()
 		return
 	}
@@ -1227,28 +1228,11 @@ func (w *Watcher) forgetNode(full string) {
 // onlyConnectionErrors passes on an error that a reconnect may cure and
 // logs any other (a NoAuth on one path must not stop the others).
 func (w *Watcher) onlyConnectionErrors(err error) error {
-	if err == nil || isConnectionError(err) {
+	if err == nil || zkclient.ConnectionEnded(err) {
 		return err
 	}
 	w.logger.Warn("zookeeper read failed", "err", err)
 	return nil
-}
-
-func isConnectionError(err error) bool {
-	for _, e := range []error{zk.ErrConnectionClosed, zk.ErrNoServer, zk.ErrSessionExpired, zk.ErrSessionMoved, zk.ErrClosing} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	// A request written to a connection that has just failed, before the
-	// client noticed, fails with the socket's own error (a broken pipe, a
-	// reset, a write timeout), not ErrConnectionClosed: go-zookeeper/zk
-	// v1.0.4 returns a failed write as it is. The request never reached
-	// ZooKeeper, so it set no watch: dropped, the work it was for would
-	// wait for an event that cannot come. ZooKeeper's own refusals are
-	// never network errors.
-	var netErr net.Error
-	return errors.As(err, &netErr)
 }
 
 // runAll runs f(0..n-1) concurrently, returning the first error. Requests

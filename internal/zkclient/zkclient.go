@@ -99,7 +99,7 @@ func (z Logger) Printf(format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	switch {
 	case format == setWatchesFailed && z.WatchesLost != nil && len(args) == 1:
-		if err, _ := args[0].(error); !connectionEnded(err) {
+		if err, _ := args[0].(error); !ConnectionEnded(err) {
 			z.WatchesLost()
 		}
 	case format == connectFailed && z.Warnings != nil && len(args) == 2:
@@ -175,9 +175,20 @@ func (p *ConnectWarnings) failed(server string) (failures int, warn bool) {
 	return failures, true
 }
 
-// connectionEnded reports whether err means a request failed because its
-// connection or session ended, not because ZooKeeper refused it.
-func connectionEnded(err error) bool {
-	return errors.Is(err, zk.ErrConnectionClosed) || errors.Is(err, zk.ErrClosing) ||
-		errors.Is(err, zk.ErrSessionExpired) || errors.Is(err, zk.ErrNoServer)
+// ConnectionEnded reports whether err means a request failed because its
+// connection or session ended, not because ZooKeeper refused it: the
+// request may not have reached ZooKeeper, and a reconnect may cure it.
+func ConnectionEnded(err error) bool {
+	for _, e := range []error{zk.ErrConnectionClosed, zk.ErrNoServer, zk.ErrSessionExpired, zk.ErrSessionMoved, zk.ErrClosing} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	// A request written to a connection that has just failed, before the
+	// client noticed, fails with the socket's own error (a broken pipe, a
+	// reset, a write timeout), not ErrConnectionClosed: go-zookeeper/zk
+	// v1.0.4 returns a failed write as it is. The request never reached
+	// ZooKeeper. ZooKeeper's own refusals are never network errors.
+	var netErr net.Error
+	return errors.As(err, &netErr)
 }

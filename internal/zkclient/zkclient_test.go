@@ -9,6 +9,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,6 +33,10 @@ func TestLoggerWatchesLost(t *testing.T) {
 		{"client closing", setWatchesFailed, []any{zk.ErrClosing}, false},
 		{"session expired", setWatchesFailed, []any{zk.ErrSessionExpired}, false},
 		{"no server", setWatchesFailed, []any{zk.ErrNoServer}, false},
+		{"session moved", setWatchesFailed, []any{zk.ErrSessionMoved}, false},
+		// Written to a connection that had just failed: it never reached
+		// ZooKeeper, and the client sends it again on the next one.
+		{"socket write failed", setWatchesFailed, []any{&net.OpError{Op: "write", Net: "tcp", Err: syscall.EPIPE}}, false},
 		{"other chatter", "recv loop terminated: %v", []any{zk.ErrAPIError}, false},
 	}
 	for _, tc := range cases {
