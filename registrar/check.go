@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -118,14 +119,24 @@ func execProbe(command string) probe {
 }
 
 // waitDelay bounds how long a command's output is waited for once the
-// command itself has ended or been killed: a background child that keeps
-// the pipe open must not hang the registrar.
+// command and its process group have been killed: a process that left the
+// group (setsid) and keeps the pipe open must not hang the registrar.
 const waitDelay = time.Second
 
 // runShell runs command with /bin/sh -c in a process group of its own,
-// which is killed as a whole when ctx ends. A failure carries the last
-// line of the command's output.
+// which is killed as a whole when ctx ends, and also once sh has exited:
+// a check or warm-up runs every interval, so whatever it started in the
+// background and left behind would pile up, one set of processes per run.
+// A failure carries the last line of the command's output.
 func runShell(ctx context.Context, command string) error {
+	// The output goes to a pipe of our own rather than through exec's
+	// copying, whose Wait would wait for every process holding the pipe
+	// (a background child) before the group could be killed.
+	r, w, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("%q: %w", command, err)
+	}
+	defer r.Close()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error {
@@ -133,10 +144,30 @@ func runShell(ctx context.Context, command string) error {
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	cmd.WaitDelay = waitDelay
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	err := cmd.Run()
+	cmd.Stdout, cmd.Stderr = w, w
+	// Only the output's tail is kept: a command that floods its output
+	// until the timeout must not cost the registrar memory in proportion.
+	out := &tailBuffer{max: maxTail}
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		io.Copy(out, r)
+	}()
+	err = cmd.Start()
+	w.Close() // the children hold their own copies
+	if err == nil {
+		err = cmd.Wait()
+		// What sh left in its group goes with it. The group's id stays
+		// allocated while any member lives, so this reaches them and no
+		// one else (with none left it finds no group).
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	select {
+	case <-copied:
+	case <-time.After(waitDelay):
+		r.Close() // ends the copy
+		<-copied
+	}
 	if err == nil {
 		return nil
 	}
@@ -148,6 +179,31 @@ func runShell(ctx context.Context, command string) error {
 	}
 	return fmt.Errorf("%q: %w", command, err)
 }
+
+// maxTail is how much of a command's output runShell keeps: enough for
+// the last line that an error quotes (clipped to maxQuoted).
+const maxTail = 4 << 10
+
+// tailBuffer keeps the last max bytes written to it, up to twice that
+// between trims.
+type tailBuffer struct {
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	n := len(p)
+	if len(p) > t.max {
+		p = p[len(p)-t.max:]
+	}
+	t.b = append(t.b, p...)
+	if len(t.b) > 2*t.max {
+		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
+	}
+	return n, nil
+}
+
+func (t *tailBuffer) Bytes() []byte { return t.b }
 
 // maxQuoted bounds the output quoted in an error, which ends up in logs.
 const maxQuoted = 200

@@ -1,14 +1,23 @@
 package registrar
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zkdns/zkdns/internal/testutil"
 )
 
 func TestHealthRiseAndFall(t *testing.T) {
@@ -225,5 +234,78 @@ func TestCheckerReportsEveryVerdict(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("logs lack %q:\n%s", want, got)
 		}
+	}
+}
+
+// TestExecOutputIsBounded: a check or warm-up command that floods its
+// output is quoted by its last line, without the registrar holding all of
+// it in memory.
+func TestExecOutputIsBounded(t *testing.T) {
+	const flood = 64 << 20
+	p := execProbe(fmt.Sprintf("head -c %d /dev/zero; echo; echo giving up; exit 3", flood))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := probeWithin(t, p)
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "exit status 3: giving up") {
+		t.Errorf("error %v, want one quoting the last line, giving up", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > flood/4 {
+		t.Errorf("running a command that wrote %d MiB allocated %d MiB: its output is held whole", flood>>20, grew>>20)
+	}
+}
+
+// TestExecLeavesNoProcessBehind: what a check or warm-up command started
+// in the background is gone once the command has exited, whether it holds
+// the command's output open or not, and the command's own result stands.
+func TestExecLeavesNoProcessBehind(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("needs /proc")
+	}
+	for _, tc := range []struct{ name, background string }{
+		{"holding the output open", "sleep 1000 &"},
+		{"with its output elsewhere", "sleep 1000 >/dev/null 2>&1 &"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pidfile := filepath.Join(t.TempDir(), "pid")
+			err := probeWithin(t, execProbe(tc.background+" echo $! >"+pidfile+"; exit 0"))
+			b, rerr := os.ReadFile(pidfile)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			pid, rerr := strconv.Atoi(strings.TrimSpace(string(b)))
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+			if err != nil {
+				t.Errorf("the command exited 0, but the probe failed: %v", err)
+			}
+			// Killed, it may stay a zombie for a moment until its new
+			// parent reaps it.
+			testutil.Eventually(t, waitLimit, "the background child to be gone", func() (bool, string) {
+				stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+				if err != nil {
+					return true, ""
+				}
+				i := bytes.LastIndexByte(stat, ')')
+				return i >= 0 && i+2 < len(stat) && (stat[i+2] == 'Z' || stat[i+2] == 'X'), string(stat)
+			})
+		})
+	}
+}
+
+// probeWithin runs p once, failing the test if it does not return within
+// waitLimit.
+func probeWithin(t *testing.T, p probe) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- p(context.Background()) }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(waitLimit):
+		t.Fatal("the probe did not return")
+		return nil
 	}
 }

@@ -161,7 +161,8 @@ type Options struct {
 	// Check is the health check: "http://…" or "https://…" (healthy on a
 	// 2xx answer to GET), "tcp://host:port" (healthy when a connection
 	// opens) or "exec:COMMAND" (healthy when COMMAND, run by /bin/sh -c,
-	// exits 0). Zero means no check: always healthy.
+	// exits 0; what it leaves running in its process group is killed once
+	// it exits). Zero means no check: always healthy.
 	Check string
 	// Interval is the time between the starts of two checks; zero means 2s.
 	Interval time.Duration
