@@ -627,7 +627,21 @@ func (s *run) loop(ctx context.Context, verdicts <-chan verdict) error {
 	rewarm.Stop()
 	defer rewarm.Stop()
 	warmUp := func() {
-		if s.healthy && !s.warmedUp && !s.warmUp(ctx) && s.r.check == nil {
+		if !s.healthy || s.warmedUp {
+			return
+		}
+		ok := s.warmUp(ctx)
+		// The checks went on during the warm-up, which can take a minute
+		// and load the service enough to fail them: act on their latest
+		// verdict, not on the one that started the warm-up, or an
+		// instance that fell meanwhile is registered and at once
+		// deregistered again.
+		select {
+		case v := <-verdicts:
+			s.healthy = v.healthy
+		default:
+		}
+		if !ok && s.r.check == nil {
 			rewarm.Reset(s.r.opts.Interval)
 		}
 	}

@@ -320,6 +320,54 @@ func TestWarmupBeforeRegistration(t *testing.T) {
 	}
 }
 
+// TestFailedChecksDuringWarmupHoldRegistration: checks keep running
+// while the warm-up does; when they fell meanwhile, the instance is not
+// registered on the strength of the passes from before the warm-up (and
+// at once deregistered again), but once the checks rise again.
+func TestFailedChecksDuringWarmupHoldRegistration(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn) + "/svc"
+	health, url := newHealthEndpoint(t, true)
+	warmed := filepath.Join(t.TempDir(), "warmed")
+	run := start(t, Options{
+		Servers:  []string{zkServer.Addr()},
+		Path:     base,
+		Address:  "192.0.2.12",
+		Port:     8080,
+		Check:    url,
+		Interval: 50 * time.Millisecond,
+		Rise:     1,
+		Fall:     1,
+		// The warm-up lasts until the test lets it end.
+		Warmup: "exec:while [ ! -e " + warmed + " ]; do sleep 0.05; done",
+		Drain:  NoDrain,
+	})
+	waitFor(t, "the warm-up to start", func() (bool, string) {
+		return strings.Contains(run.logs.String(), "msg=\"warming up\""), run.logs.String()
+	})
+	health.healthy.Store(false)
+	waitFor(t, "the checks to fall during the warm-up", func() (bool, string) {
+		return strings.Contains(run.logs.String(), "msg=unhealthy"), run.logs.String()
+	})
+	if err := os.WriteFile(warmed, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the warm-up to end", func() (bool, string) {
+		return strings.Contains(run.logs.String(), "msg=\"warmed up\""), run.logs.String()
+	})
+	// A few checks more, which keep failing: the loop has acted on the
+	// end of the warm-up by then.
+	fails := health.fails.Load()
+	waitFor(t, "three more failed checks", func() (bool, string) {
+		return health.fails.Load() >= fails+3, fmt.Sprint(health.fails.Load() - fails)
+	})
+	if logs := run.logs.String(); strings.Contains(logs, "msg=registered") {
+		t.Errorf("registered after the warm-up although the checks had fallen during it:\n%s", logs)
+	}
+	health.healthy.Store(true)
+	only(t, conn, base)
+}
+
 // failsOnce is an exec warm-up that fails the first time it runs and
 // succeeds after, flag marking that it ran.
 func failsOnce(flag string) func(t *testing.T, base string) (string, func(t *testing.T)) {
