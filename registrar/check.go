@@ -157,9 +157,11 @@ func runShell(ctx context.Context, command string) error {
 	w.Close() // the children hold their own copies
 	if err == nil {
 		err = cmd.Wait()
-		// What sh left in its group goes with it. The group's id stays
-		// allocated while any member lives, so this reaches them and no
-		// one else (with none left it finds no group).
+		// What sh left in its group goes with it. While the group has
+		// a member, the kernel does not hand its id out as a new pid, so
+		// this reaches them and no one else; with none left, the id could
+		// name another group only if the pids wrapped around since sh
+		// was reaped, a moment ago.
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	select {
