@@ -99,8 +99,9 @@ type WatchOptions struct {
 // directory is edited there.
 //
 // If the directory itself is removed or renamed, the change is logged and
-// the file is reported missing; changes after that are not seen until
-// Watch is started again. The daemon keeps its config meanwhile.
+// the file is reported missing; until a directory of that name is back
+// and watched again, the file is read every relinkEvery, and its content
+// is emitted as usual once it is there.
 //
 // emit runs on Watch's goroutine, so Watch sees no new events while it
 // runs; the kernel queues them. Config.File of an emitted Config is path as
@@ -134,6 +135,10 @@ type watcher struct {
 	// names are the names met on the way from path to the file at the
 	// last read: an event for any other name does not concern the config.
 	names map[string]bool
+
+	// dirLost is set when dir was removed or renamed: fsnotify has
+	// dropped its watch, and no event will say a new one is there.
+	dirLost bool
 
 	// last is what the file held at the last read, emitted or not.
 	last version
@@ -316,6 +321,17 @@ func linkDirsOf(abs string) []string {
 	return dirs
 }
 
+// rewatchDir watches dir again after it was removed or renamed, once a
+// directory of that name exists.
+func (w *watcher) rewatchDir() {
+	_ = w.notify.Remove(w.dir) // dropped already, as a rule
+	if err := w.notify.Add(w.dir); err != nil {
+		return
+	}
+	w.dirLost = false
+	w.log.Info("config directory is back; watching it again", "dir", w.dir)
+}
+
 // close stops fsnotify, and with it the goroutine fsnotify runs.
 func (w *watcher) close() {
 	if err := w.notify.Close(); err != nil {
@@ -348,9 +364,14 @@ func (w *watcher) run(ctx context.Context) {
 	defer relink.Stop()
 	read := func() {
 		burst = time.Time{}
+		if w.dirLost {
+			// Watched again before the read, so that a change made just
+			// after it is seen.
+			w.rewatchDir()
+		}
 		w.check()
 		w.followLinks()
-		if len(w.unwatched) > 0 {
+		if len(w.unwatched) > 0 || w.dirLost {
 			relink.Reset(relinkEvery)
 		}
 		if w.settled != nil {
@@ -375,7 +396,12 @@ func (w *watcher) run(ctx context.Context) {
 			}
 			w.log.Debug("config directory event", "name", ev.Name, "op", ev.Op.String())
 			if ev.Name == w.dir && ev.Has(fsnotify.Remove|fsnotify.Rename) {
-				w.log.Warn("config directory removed or renamed; further changes will not be seen until zkdns restarts",
+				// fsnotify drops the watch of a directory removed or
+				// moved away: without a new one on a directory made again
+				// at this path (a deployment replacing /etc/zkdns whole),
+				// every later edit would go unseen.
+				w.dirLost = true
+				w.log.Warn("config directory removed or renamed; reading the config every second until it is back",
 					"dir", w.dir)
 			}
 			arm()

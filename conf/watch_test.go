@@ -450,6 +450,16 @@ func TestWatchFileStates(t *testing.T) {
 	danglingLink := func(t *testing.T, path string) {
 		symlink(t, "nowhere.toml", path)
 	}
+	// recreateDir makes the file's directory again, as a deployment that
+	// replaces the whole directory does, and writes the file into it.
+	recreateDir := func(data []byte) func(t *testing.T, path string) {
+		return func(t *testing.T, path string) {
+			if err := os.Mkdir(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeInPlace(t, path, data)
+		}
+	}
 	initial := serviceConfig("initial")
 	tests := []struct {
 		name    string
@@ -508,7 +518,7 @@ func TestWatchFileStates(t *testing.T) {
 			},
 		},
 		{
-			name:    "a removed directory reports the file missing",
+			name:    "a removed directory reports the file missing, and is watched again when re-created",
 			initial: initial,
 			steps: []step{
 				{name: "remove the directory", do: func(t *testing.T, path string) {
@@ -516,6 +526,22 @@ func TestWatchFileStates(t *testing.T) {
 						t.Fatal(err)
 					}
 				}, want: wantNotExist},
+				{name: "re-create it with the file", do: recreateDir(serviceConfig("back")), want: wantService("back")},
+				{name: "edit the file in the new directory", do: save(writeInPlace, serviceConfig("edited")), want: wantService("edited")},
+			},
+		},
+		{
+			name:    "a directory renamed away is watched again when one takes its place",
+			initial: initial,
+			steps: []step{
+				{name: "rename the directory", do: func(t *testing.T, path string) {
+					dir := filepath.Dir(path)
+					if err := os.Rename(dir, dir+".old"); err != nil {
+						t.Fatal(err)
+					}
+				}, want: wantNotExist},
+				{name: "put a new one in its place", do: recreateDir(serviceConfig("new")), want: wantService("new")},
+				{name: "rename-save in the new directory", do: save(renameSave, serviceConfig("edited")), want: wantService("edited")},
 			},
 		},
 	}
