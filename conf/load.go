@@ -39,23 +39,47 @@ func Check(path string) (*Config, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = c.ZooKeeper.LoadSecurity()
-	if err == nil {
-		return c, nil
+	if _, err := c.ZooKeeper.LoadSecurity(); err != nil {
+		return nil, locateSecurity(path, data, err)
 	}
+	return c, nil
+}
+
+// LoadSecurity is c.ZooKeeper.LoadSecurity with its problems placed as
+// Check places them, at the lines of their keys in c.File, which is read
+// again for that only when there is a problem. The daemon reads these
+// files when it starts and when a reload changes [zookeeper], long after
+// Parse had the file's content; without this, a reload refused for an
+// unreadable credentials file would be logged without the file:line that
+// zkdns check gives for the same file.
+func (c *Config) LoadSecurity() (ZooKeeperSecurity, error) {
+	sec, err := c.ZooKeeper.LoadSecurity()
+	if err == nil || c.File == "" {
+		return sec, err
+	}
+	data, readErr := os.ReadFile(c.File)
+	if readErr != nil {
+		return sec, err
+	}
+	return sec, locateSecurity(c.File, data, err)
+}
+
+// locateSecurity turns err, from LoadSecurity, into *Error values at the
+// lines of the keys in data, the content of file, joined in line order.
+func locateSecurity(file string, data []byte, err error) error {
 	errs := []error{err}
 	if multi, ok := err.(interface{ Unwrap() []error }); ok {
 		errs = multi.Unwrap()
 	}
-	ps := newProblems(path, data)
+	ps := newProblems(file, data)
 	for _, err := range errs {
 		var fe *fileError
 		if !errors.As(err, &fe) {
-			return nil, err
+			return err
 		}
 		ps.add(pathOf(strings.Split(fe.key, ".")...), fe.err.Error())
 	}
-	return nil, ps.err()
+	return ps.err()
 }
 
 // Parse decodes data, the contents of the config file named file, onto

@@ -504,9 +504,11 @@ type watchRun struct {
 func (d *daemon) newWatcher(cfg *conf.Config, gen int) (*watchRun, error) {
 	// Read at start and when a reload changes [zookeeper]; a file whose
 	// content changes in place is not re-read (see README).
-	sec, err := cfg.ZooKeeper.LoadSecurity()
+	// cfg.LoadSecurity, not cfg.ZooKeeper's: its errors name file:line,
+	// one per problem, joined here into the one line a log entry is.
+	sec, err := cfg.LoadSecurity()
 	if err != nil {
-		return nil, fmt.Errorf("daemon: %w", err)
+		return nil, fmt.Errorf("daemon: %s", oneLine(err))
 	}
 	w, err := zkwatch.New(zkwatch.Options{
 		Servers:        cfg.ZooKeeper.Servers,

@@ -566,8 +566,13 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 		eventually(t, "the reload refused", func() (bool, string) {
 			return strings.Contains(d.logText(), "config not reloaded"), d.logText()
 		})
-		if !strings.Contains(d.logText(), "credentials_file") {
-			t.Errorf("the refusal does not name the missing credentials file; logs:\n%s", d.logText())
+		// Named at the key's line, as zkdns check names it for the same file.
+		where := fmt.Sprintf("zkdns.toml:%d: zookeeper.auth.credentials_file", strings.Count(cfg[:strings.Index(cfg, "credentials_file")], "\n")+1)
+		if !strings.Contains(d.logText(), where) {
+			t.Errorf("the refusal does not name the missing credentials file at %s; logs:\n%s", where, d.logText())
+		}
+		if out, code := runZkdns(t, "check", "-config", d.config); code != 1 || !strings.Contains(out, where) {
+			t.Errorf("zkdns check on the same file: exit %d, want 1 naming %s\n%s", code, where, out)
 		}
 		if strings.Contains(d.logText(), "127.0.0.5") {
 			t.Errorf("the refused reload bound its DNS address; logs:\n%s", d.logText())
