@@ -283,7 +283,7 @@ func (d *daemon) reload(ctx context.Context, c conf.Change) {
 	}
 	if err != nil {
 		d.metrics.reloadFailed()
-		d.logger.Error("config not reloaded; keeping the running config", "file", d.opts.ConfigPath, "err", err)
+		d.logger.Error("config not reloaded; keeping the running config", "file", d.opts.ConfigPath, "err", oneLine(err))
 		return
 	}
 	d.metrics.reloadSucceeded()
@@ -505,10 +505,10 @@ func (d *daemon) newWatcher(cfg *conf.Config, gen int) (*watchRun, error) {
 	// Read at start and when a reload changes [zookeeper]; a file whose
 	// content changes in place is not re-read (see README).
 	// cfg.LoadSecurity, not cfg.ZooKeeper's: its errors name file:line,
-	// one per problem, joined here into the one line a log entry is.
+	// one per problem.
 	sec, err := cfg.LoadSecurity()
 	if err != nil {
-		return nil, fmt.Errorf("daemon: %s", oneLine(err))
+		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	w, err := zkwatch.New(zkwatch.Options{
 		Servers:        cfg.ZooKeeper.Servers,

@@ -158,7 +158,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}()
-	return daemon.Run(ctx, daemon.Options{
+	err = daemon.Run(ctx, daemon.Options{
 		Config:     cfg,
 		ConfigPath: path,
 		Reload:     reload,
@@ -166,6 +166,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		LogLevel:   level,
 		Version:    versionString(),
 	})
+	if err != nil {
+		// Several problems (credentials and TLS files) come one per line.
+		return oneLine(err)
+	}
+	return nil
 }
 
 func check(args []string, stdout, stderr io.Writer) error {
