@@ -150,7 +150,7 @@ func TestCyclesLeaveNoLeak(t *testing.T) {
 	health.healthy.Store(false)
 	waitFor(t, "the znode deregistered", func() (bool, string) { return owner() == 0, logs.String() })
 	waitFor(t, "no watch while deregistered", func() (bool, string) {
-		w := sessionWatches(t, session)
+		w := testutil.DataWatches(t, zkServer.Addr(), session)
 		return len(w) == 0, fmt.Sprintf("session %#x watches %v", session, w)
 	})
 	health.healthy.Store(true)
@@ -278,7 +278,7 @@ func measure(t *testing.T, session int64) footprint {
 		goroutines: runtime.NumGoroutine(),
 		zk:         len(testutil.Goroutines(zkGoroutineMarks...)),
 		fds:        len(entries),
-		watches:    sessionWatches(t, session),
+		watches:    testutil.DataWatches(t, zkServer.Addr(), session),
 		heap:       m.HeapAlloc,
 	}
 }
@@ -326,29 +326,4 @@ func settle(t *testing.T, session int64, bound footprint, want []string) footpri
 		time.Sleep(50 * time.Millisecond)
 		f = f.least(measure(t, session), want)
 	}
-}
-
-// sessionWatches returns the paths on which ZooKeeper holds a data or
-// exists watch for session, from the `wchc` four-letter word.
-func sessionWatches(t *testing.T, session int64) []string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	reply, err := testutil.FourLetterWord(ctx, zkServer.Addr(), "wchc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := []string{}
-	mine := false
-	for line := range strings.SplitSeq(reply, "\n") {
-		switch {
-		case strings.HasPrefix(line, "0x"):
-			id, err := strconv.ParseUint(strings.TrimPrefix(line, "0x"), 16, 64)
-			mine = err == nil && int64(id) == session
-		case mine && strings.HasPrefix(line, "\t"):
-			out = append(out, strings.TrimPrefix(line, "\t"))
-		}
-	}
-	slices.Sort(out)
-	return out
 }

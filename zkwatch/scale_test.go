@@ -15,7 +15,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -123,32 +122,6 @@ func steadyGoroutines() int {
 		n = m
 	}
 	return n
-}
-
-// dataWatches returns the paths on which ZooKeeper holds a data or exists
-// watch for session, from the `wchc` four-letter word. (ZooKeeper 3.8 does
-// not list child watches there.)
-func dataWatches(t *testing.T, session int64) []string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	reply, err := testutil.FourLetterWord(ctx, zkServer.Addr(), "wchc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	mine := false
-	for line := range strings.SplitSeq(reply, "\n") {
-		switch {
-		case strings.HasPrefix(line, "0x"):
-			id, err := strconv.ParseUint(strings.TrimPrefix(line, "0x"), 16, 64)
-			mine = err == nil && int64(id) == session
-		case mine && strings.HasPrefix(line, "\t"):
-			out = append(out, strings.TrimPrefix(line, "\t"))
-		}
-	}
-	sort.Strings(out)
-	return out
 }
 
 // The churn test's layout: churnServices configured services under
@@ -292,7 +265,7 @@ func TestChurnLeavesNoLeak(t *testing.T) {
 	session := w.Status().SessionID
 	var watches []string
 	for deadline := time.Now().Add(waitLimit); ; {
-		if watches = dataWatches(t, session); slices.Equal(watches, want) || time.Now().After(deadline) {
+		if watches = testutil.DataWatches(t, zkServer.Addr(), session); slices.Equal(watches, want) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
@@ -488,7 +461,7 @@ func TestDiscoveredServiceComesBack(t *testing.T) {
 		return !ok
 	})
 	want := []string{base + "/root/other/o"}
-	if got := dataWatches(t, w.Status().SessionID); !slices.Equal(got, want) {
+	if got := testutil.DataWatches(t, zkServer.Addr(), w.Status().SessionID); !slices.Equal(got, want) {
 		t.Errorf("data and exists watches after the service left: %v, want only %v", got, want)
 	}
 }

@@ -10,10 +10,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -549,4 +551,30 @@ func moduleRoot() (string, error) {
 		}
 		dir = parent
 	}
+}
+
+// DataWatches returns the paths, sorted, on which the ZooKeeper server at
+// addr holds a data or exists watch for session, from its `wchc`
+// four-letter word. (ZooKeeper 3.8 does not list child watches there.)
+func DataWatches(t testing.TB, addr string, session int64) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	reply, err := FourLetterWord(ctx, addr, "wchc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	mine := false
+	for line := range strings.SplitSeq(reply, "\n") {
+		switch {
+		case strings.HasPrefix(line, "0x"):
+			id, err := strconv.ParseUint(strings.TrimPrefix(line, "0x"), 16, 64)
+			mine = err == nil && int64(id) == session
+		case mine && strings.HasPrefix(line, "\t"):
+			out = append(out, strings.TrimPrefix(line, "\t"))
+		}
+	}
+	slices.Sort(out)
+	return out
 }
