@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestServeOptionsDefaults(t *testing.T) {
@@ -250,13 +251,7 @@ func TestServeTCPTricklingConnectionsDoNotLockOut(t *testing.T) {
 		}
 	}
 	// Once the server holds all of them, each has had its byte read.
-	deadline := time.Now().Add(10 * time.Second)
-	for series(t, reg, tcpConnections)[""] < maxConns {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server took fewer than %d connections within 10s", maxConns)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitConnections(t, reg, maxConns)
 	time.Sleep(50 * time.Millisecond) // and the bytes their readers wait on
 	reply, err := exchange("tcp", srv.addr, "big.local.", dns.TypeSRV)
 	if err != nil {
@@ -300,13 +295,7 @@ func TestServeTCPUnansweredMessagesDoNotLockOut(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			deadline := time.Now().Add(10 * time.Second)
-			for series(t, reg, tcpConnections)[""] < maxConns {
-				if time.Now().After(deadline) {
-					t.Fatalf("the server took fewer than %d connections within 10s", maxConns)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
+			waitConnections(t, reg, maxConns)
 			time.Sleep(50 * time.Millisecond) // and read their messages
 			reply, err := exchange("tcp", srv.addr, "payments.local.", dns.TypeA)
 			if err != nil {
@@ -356,27 +345,8 @@ func TestServeTCPClientThatDoesNotRead(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := serveWith(t, "127.0.0.1:0", NewHandler(snap, nil), ServeOptions{MaxTCPConns: 1}, false)
-			d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-				return rc.Control(func(fd uintptr) {
-					_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-				})
-			}}
-			c, err := d.Dial("tcp", srv.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			var queries []byte
-			for i := range DefaultMaxTCPQueries {
-				q := new(dns.Msg).SetQuestion("big.local.", dns.TypeSRV)
-				q.Id = uint16(i)
-				wire, err := q.Pack()
-				if err != nil {
-					t.Fatal(err)
-				}
-				queries = append(binary.BigEndian.AppendUint16(queries, uint16(len(wire))), wire...)
-			}
-			if _, err := c.Write(queries); err != nil {
+			c := dialSlowReader(t, srv.addr)
+			if _, err := c.Write(pipelined(t, DefaultMaxTCPQueries)); err != nil {
 				t.Fatal(err)
 			}
 			time.Sleep(500 * time.Millisecond) // the server fills the buffers
@@ -436,30 +406,11 @@ func TestServeTCPQueryCap(t *testing.T) {
 func TestServeTCPQueryCapPipelined(t *testing.T) {
 	const maxQueries, sent = 4, 12
 	srv := serveWith(t, "127.0.0.1:0", NewHandler(serverSnapshot(), nil), ServeOptions{MaxTCPQueries: maxQueries}, false)
-	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
-		return rc.Control(func(fd uintptr) {
-			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-	}}
-	conn, err := d.Dial("tcp", srv.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := dialSlowReader(t, srv.addr)
 	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	var queries []byte
-	for i := range sent {
-		q := new(dns.Msg).SetQuestion("big.local.", dns.TypeSRV)
-		q.Id = uint16(i)
-		wire, err := q.Pack()
-		if err != nil {
-			t.Fatal(err)
-		}
-		queries = append(binary.BigEndian.AppendUint16(queries, uint16(len(wire))), wire...)
-	}
-	if _, err := conn.Write(queries); err != nil {
+	if _, err := conn.Write(pipelined(t, sent)); err != nil {
 		t.Fatal(err)
 	}
 	// Long enough for the server to answer the cap and close, while
@@ -478,4 +429,52 @@ func TestServeTCPQueryCapPipelined(t *testing.T) {
 	if _, err := dc.ReadMsg(); !errors.Is(err, io.EOF) {
 		t.Errorf("after %d replies the connection gave %v, want EOF", maxQueries, err)
 	}
+}
+
+// waitConnections waits up to 10 s until the server reg counts for holds
+// n TCP connections.
+func waitConnections(t *testing.T, reg prometheus.Gatherer, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for series(t, reg, tcpConnections)[""] < float64(n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the server took fewer than %d connections within 10s", n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// dialSlowReader connects to addr over TCP with a small receive buffer,
+// so that replies the test does not read soon fill it and hold up the
+// server's writes. The connection is closed when t ends.
+func dialSlowReader(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// pipelined returns n queries for big.local SRV, IDs 0 to n-1, each with
+// its TCP length prefix, to be written at once.
+func pipelined(t *testing.T, n int) []byte {
+	t.Helper()
+	var queries []byte
+	for i := range n {
+		q := new(dns.Msg).SetQuestion("big.local.", dns.TypeSRV)
+		q.Id = uint16(i)
+		wire, err := q.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		queries = append(binary.BigEndian.AppendUint16(queries, uint16(len(wire))), wire...)
+	}
+	return queries
 }
