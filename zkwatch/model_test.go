@@ -742,39 +742,29 @@ func (m *modelRun) opDelete() bool {
 	return true
 }
 
-func (m *modelRun) opSetValid() bool {
-	rel, id, ok := m.pickInstance()
-	if !ok {
-		return false
-	}
-	payload := m.validPayload()
-	m.logf("set %s/%s %q", rel, id, payload)
-	m.set(rel, id, payload)
-	return true
-}
+func (m *modelRun) opSetValid() bool { return m.setPicked("", m.validPayload) }
 
-func (m *modelRun) opSetInvalid() bool {
-	rel, id, ok := m.pickInstance()
-	if !ok {
-		return false
-	}
-	payload := m.invalidPayload()
-	m.logf("set %s/%s %q (invalid)", rel, id, payload)
-	m.set(rel, id, payload)
-	return true
-}
+func (m *modelRun) opSetInvalid() bool { return m.setPicked(" (invalid)", m.invalidPayload) }
 
 func (m *modelRun) opDrain() bool {
+	return m.setPicked(" (draining)", func() string {
+		if m.rnd.Intn(3) == 0 {
+			return m.curatorPayload(true, "OUT_OF_SERVICE")
+		}
+		return m.curatorPayload(false, "UP")
+	})
+}
+
+// setPicked sets a random existing instance to the payload that payload
+// draws, noting note in the op log; false when there is no instance.
+func (m *modelRun) setPicked(note string, payload func() string) bool {
 	rel, id, ok := m.pickInstance()
 	if !ok {
 		return false
 	}
-	payload := m.curatorPayload(false, "UP")
-	if m.rnd.Intn(3) == 0 {
-		payload = m.curatorPayload(true, "OUT_OF_SERVICE")
-	}
-	m.logf("set %s/%s %q (draining)", rel, id, payload)
-	m.set(rel, id, payload)
+	p := payload()
+	m.logf("set %s/%s %q%s", rel, id, p, note)
+	m.set(rel, id, p)
 	return true
 }
 
