@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -98,11 +100,24 @@ func (e securityErrors) Error() string {
 
 func (e securityErrors) Unwrap() []error { return e }
 
-// readCredentials reads a digest credentials file: "user:password" and an
-// optional trailing newline.
+// readCredentials is ReadCredentials for [zookeeper.auth]: its errors
+// name the key.
 func readCredentials(path string) (Secret, error) {
-	const key = "zookeeper.auth.credentials_file"
-	data, err := readPrivateFile(key, path)
+	creds, err := ReadCredentials(path)
+	if err != nil {
+		return nil, atKey("zookeeper.auth.credentials_file", err)
+	}
+	return creds, nil
+}
+
+// ReadCredentials reads a digest credentials file: "user:password" and an
+// optional trailing newline. Like every file holding a secret, it must be
+// a regular file that neither group nor others can access (see
+// readPrivateFile). Errors name the file, never quote what it holds.
+// zkdns serve reads [zookeeper.auth] credentials_file with it, and zkdns
+// register its auth_file.
+func ReadCredentials(path string) (Secret, error) {
+	data, err := readPrivateFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -110,48 +125,59 @@ func readCredentials(path string) (Secret, error) {
 	user, _, ok := bytes.Cut(creds, []byte(":"))
 	switch {
 	case len(creds) == 0:
-		return nil, keyError(key, "%s %s is empty; write user:password into it", key, path)
+		return nil, fmt.Errorf("%s is empty; write user:password into it", path)
 	case !ok || len(user) == 0:
-		return nil, keyError(key, "%s %s does not hold user:password on one line (the digest scheme needs both, separated by a colon)", key, path)
+		return nil, fmt.Errorf("%s does not hold user:password on one line (the digest scheme needs both, separated by a colon)", path)
 	case bytes.ContainsAny(creds, "\r\n"):
-		return nil, keyError(key, "%s %s has more than one line; it must hold only user:password", key, path)
+		return nil, fmt.Errorf("%s has more than one line; it must hold only user:password", path)
 	}
 	return creds, nil
 }
 
 // readPrivateFile reads a file holding a secret, refusing one that group
 // or others can access. The mode is checked on the open file, so a file
-// swapped in between the check and the read is still checked.
+// swapped in between the check and the read is still checked. Errors are
+// the system's (which name the file), or start with the file's name.
 //
 // A file in systemd's credentials directory (LoadCredential=, which sets
 // $CREDENTIALS_DIRECTORY) is not checked: systemd makes it readable by
 // this service only, and on a recent kernel does so with an ACL, whose
 // mask shows as group bits in the mode.
-func readPrivateFile(key, path string) ([]byte, error) {
+func readPrivateFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, keyError(key, "%s: %w", key, err)
+		return nil, err
 	}
 	defer f.Close()
 	info, err := f.Stat()
 	if err != nil {
-		return nil, keyError(key, "%s: %w", key, err)
+		return nil, err
 	}
 	if !info.Mode().IsRegular() {
-		return nil, keyError(key, "%s %s is not a regular file", key, path)
+		return nil, fmt.Errorf("%s is not a regular file", path)
 	}
 	if perm := info.Mode().Perm(); perm&0o077 != 0 && !inCredentialsDirectory(path) {
-		return nil, keyError(key, "%s %s is accessible by group or others (mode %04o); it holds a secret: chmod 600 %s, owned by the user zkdns runs as",
-			key, path, perm, path)
+		return nil, fmt.Errorf("%s is accessible by group or others (mode %04o); it holds a secret: chmod 600 %s, owned by the user zkdns runs as",
+			path, perm, path)
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
 	if err != nil {
-		return nil, keyError(key, "%s: read %s: %w", key, path, err)
+		return nil, err
 	}
 	if len(data) > maxSecretFile {
-		return nil, keyError(key, "%s %s is larger than %d KiB; point it at the right file", key, path, maxSecretFile>>10)
+		return nil, fmt.Errorf("%s is larger than %d KiB; point it at the right file", path, maxSecretFile>>10)
 	}
 	return data, nil
+}
+
+// atKey is err, about the file that key names, as a fileError whose
+// message starts with the key: "key: open …" for the system's errors,
+// which name the file themselves, "key FILE is …" for the others.
+func atKey(key string, err error) error {
+	if _, ok := errors.AsType[*fs.PathError](err); ok {
+		return keyError(key, "%s: %w", key, err)
+	}
+	return keyError(key, "%s %w", key, err)
 }
 
 // clientTLS builds the client TLS config: servers verified against the CA
@@ -176,9 +202,9 @@ func clientTLS(t *TLS) (*tls.Config, securityErrors) {
 		if certErr != nil {
 			errs = append(errs, keyError("zookeeper.tls.cert_file", "zookeeper.tls.cert_file: %w", certErr))
 		}
-		keyPEM, keyErr := readPrivateFile("zookeeper.tls.key_file", t.KeyFile)
+		keyPEM, keyErr := readPrivateFile(t.KeyFile)
 		if keyErr != nil {
-			errs = append(errs, keyErr)
+			errs = append(errs, atKey("zookeeper.tls.key_file", keyErr))
 		}
 		// Whether the two belong together can only be told of both.
 		if certErr == nil && keyErr == nil {

@@ -332,40 +332,14 @@ func (cfg *registerConfig) options() (registrar.Options, error) {
 		opts.Drain = registrar.NoDrain
 	}
 	if cfg.AuthFile != "" {
-		creds, err := readAuthFile(cfg.AuthFile)
+		// Read as zkdns serve reads its credentials_file.
+		creds, err := conf.ReadCredentials(cfg.AuthFile)
 		if err != nil {
 			return registrar.Options{}, cfg.from.failure("auth_file", err)
 		}
-		opts.Auth = &registrar.Auth{Scheme: "digest", Credentials: creds}
+		opts.Auth = &registrar.Auth{Scheme: "digest", Credentials: string(creds)}
 	}
 	return opts, nil
-}
-
-// readAuthFile reads digest credentials, user:password on one line. Like
-// zkdns serve's credentials_file, a file that group or others can access
-// is refused. Errors never quote the file: it holds a password.
-func readAuthFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	info, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	if perm := info.Mode().Perm(); perm&0o077 != 0 {
-		return "", fmt.Errorf("%s is accessible by group or others (mode %04o); chmod 600 it", path, perm)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 64<<10))
-	if err != nil {
-		return "", fmt.Errorf("reading %s: %w", path, err)
-	}
-	creds := strings.TrimRight(string(b), "\r\n")
-	if user, _, ok := strings.Cut(creds, ":"); !ok || user == "" || strings.ContainsAny(creds, "\n\r") {
-		return "", fmt.Errorf("%s must hold one line, user:password", path)
-	}
-	return creds, nil
 }
 
 // register runs `zkdns register`. A usage error is printed here, since

@@ -552,6 +552,12 @@ rack = "r1"
 	if err := os.Chmod(authFile, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	credsDir := t.TempDir()
+	credsDirFile := filepath.Join(credsDir, "zk.auth")
+	writeFile(t, credsDirFile, "registrar:s3cret\n")
+	if err := os.Chmod(credsDirFile, 0o640); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name  string
 		args  []string
@@ -587,7 +593,15 @@ rack = "r1"
 				t.Errorf("Auth = %+v", o.Auth)
 			}
 		}},
+		// systemd's LoadCredential= hands the file over with an ACL whose
+		// mask shows as group bits: read there, as zkdns serve reads it.
+		{"auth file in systemd's credentials directory", []string{"-config", file, "-auth-file", credsDirFile}, func(t *testing.T, o registrar.Options) {
+			if o.Auth == nil || o.Auth.Credentials != "registrar:s3cret" {
+				t.Errorf("Auth = %+v", o.Auth)
+			}
+		}},
 	}
+	t.Setenv("CREDENTIALS_DIRECTORY", credsDir)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := parseRegisterArgs(tc.args, io.Discard, io.Discard)
@@ -675,19 +689,19 @@ rack = "r1"
 		{
 			name:    "auth file with two lines",
 			args:    []string{"-auth-file", filepath.Join(dir, "two.auth")},
-			wantErr: "register: -auth-file: " + filepath.Join(dir, "two.auth") + " must hold one line",
+			wantErr: "register: -auth-file: " + filepath.Join(dir, "two.auth") + " has more than one line; it must hold only user:password",
 		},
 		{
 			name:    "auth file readable by others",
 			args:    []string{"-auth-file", filepath.Join(dir, "open.auth")},
-			wantErr: "register: -auth-file: " + filepath.Join(dir, "open.auth") + " is accessible by group or others (mode 0644); chmod 600 it",
+			wantErr: "register: -auth-file: " + filepath.Join(dir, "open.auth") + " is accessible by group or others (mode 0644); it holds a secret: chmod 600 " + filepath.Join(dir, "open.auth"),
 		},
 		{
 			// A problem with the file is a failure wherever its name came
 			// from, reported where that was.
 			name:    "auth file from the config file, with two lines",
 			file:    "auth_file = " + strconv.Quote(filepath.Join(dir, "two.auth")) + "\n",
-			wantErr: "r.toml:4: auth_file: " + filepath.Join(dir, "two.auth") + " must hold one line",
+			wantErr: "r.toml:4: auth_file: " + filepath.Join(dir, "two.auth") + " has more than one line; it must hold only user:password",
 		},
 		{
 			name:    "auth file from the config file, missing",
