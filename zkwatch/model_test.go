@@ -17,7 +17,6 @@ package zkwatch
 //	for i in $(seq 50); do go test -race -count=1 ./zkwatch -run TestWatcherModel -model.seed=-1 || break; done
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -250,20 +249,7 @@ func (m *modelRun) startWatcher() {
 		m.t.Fatal(err)
 	}
 	m.w = w
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	m.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				m.t.Errorf("Run returned %v after cancel, want nil", err)
-			}
-		case <-time.After(waitLimit):
-			m.t.Errorf("Run did not return after cancel")
-		}
-	})
+	runWatcher(m.t, w)
 }
 
 func (m *modelRun) logf(format string, args ...any) {

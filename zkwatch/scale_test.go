@@ -16,7 +16,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -55,25 +54,7 @@ func runScaleWatcher(t *testing.T, spec Spec) (*Watcher, *recorder, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run returned %v after cancel, want nil", err)
-				}
-			case <-time.After(waitLimit):
-				t.Errorf("Run did not return within %s of cancel", waitLimit)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return w, view, stop
+	return w, view, runWatcher(t, w)
 }
 
 // pipelined runs f(0..n-1) on 64 goroutines, which the ZooKeeper client

@@ -71,20 +71,7 @@ func startSecuredWatcher(t *testing.T, opts Options, spec Spec, tweak func(*Watc
 	if tweak != nil {
 		tweak(sw.w)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- sw.w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v after cancel, want nil", err)
-			}
-		case <-time.After(waitLimit):
-			t.Errorf("Run did not return after cancel")
-		}
-	})
+	runWatcher(t, sw.w)
 	return sw
 }
 

@@ -148,21 +148,34 @@ func startWatcher(t *testing.T, addr string, timeout time.Duration, spec Spec) (
 	if err != nil {
 		t.Fatal(err)
 	}
+	runWatcher(t, w)
+	return w, rec
+}
+
+// runWatcher runs w until the returned stop is called or the test ends,
+// and fails the test if Run does not return nil within waitLimit of the
+// stop. stop may be called more than once.
+func runWatcher(t *testing.T, w *Watcher) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v after cancel, want nil", err)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run returned %v after cancel, want nil", err)
+				}
+			case <-time.After(waitLimit):
+				t.Errorf("Run did not return within %s of cancel", waitLimit)
 			}
-		case <-time.After(waitLimit):
-			t.Errorf("Run did not return after cancel")
-		}
-	})
-	return w, rec
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 func serverset(status string) string {
@@ -595,13 +608,7 @@ func TestWatcherReadWriteFailsAsConnectionDrops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	runWatcher(t, w)
 	rec.waitFor(t, "first sync", func(m map[string]ServiceState) bool { return ids(m["one"]) == "i" && ids(m["three"]) == "k" })
 
 	hold.armed.Store(true)
