@@ -34,7 +34,7 @@ func TestCyclesLeaveNoLeak(t *testing.T) {
 	base := testutil.TestRoot(t, conn) + "/svc"
 	node := base + "/web-1"
 	health, url := newHealthEndpoint(t, true)
-	logs := &tailLog{count: map[string]int{}}
+	logs := newTailLog()
 	r, err := New(Options{
 		Servers:        []string{proxy.Addr()},
 		SessionTimeout: time.Second, // expires soon after the proxy cuts it off
@@ -179,25 +179,21 @@ func TestCyclesLeaveNoLeak(t *testing.T) {
 // and keeps only the last lines, so that the log does not grow the heap
 // with every cycle. It is safe for concurrent use.
 type tailLog struct {
+	tail  *testutil.LogTail
 	mu    sync.Mutex
 	count map[string]int
-	lines []string
 }
 
-// tailLines is how many of the last lines a tailLog keeps.
-const tailLines = 60
+func newTailLog() *tailLog {
+	return &tailLog{tail: testutil.NewLogTail(60), count: map[string]int{}}
+}
 
 func (l *tailLog) Write(p []byte) (int, error) {
-	line := string(bytes.TrimSpace(p))
-	msg := msgOf(line)
+	msg := msgOf(string(bytes.TrimSpace(p)))
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	l.count[msg]++
-	if len(l.lines) == tailLines {
-		l.lines = slices.Delete(l.lines, 0, 1)
-	}
-	l.lines = append(l.lines, line)
-	return len(p), nil
+	l.mu.Unlock()
+	return l.tail.Write(p)
 }
 
 // msgOf returns the message of a line in slog's text format.
@@ -235,9 +231,7 @@ func (l *tailLog) matching(prefix string) map[string]int {
 }
 
 func (l *tailLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return "(last lines)\n" + strings.Join(l.lines, "\n")
+	return "(last lines)\n" + l.tail.String()
 }
 
 // footprint is what a running registrar holds, in this process and in

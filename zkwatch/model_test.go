@@ -32,7 +32,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,6 +49,10 @@ var (
 // modelDefaultOps keeps a run well under 30 s under the race detector on a
 // busy two-core machine.
 const modelDefaultOps = 200
+
+// modelLogLines is how many of the watcher's last log lines a failure
+// shows.
+const modelLogLines = 400
 
 // modelDefaultSeed is the seed of a run given none.
 const modelDefaultSeed = 20261122
@@ -179,7 +182,7 @@ type modelRun struct {
 	done   int  // ops made so far
 	log    []string
 	kinds  map[string]int
-	wlog   *logRing // the watcher's log, for failures
+	wlog   *testutil.LogTail // the watcher's log, for failures
 	// latency delays what the watcher sends to ZooKeeper, so that changes
 	// land while its reads are on their way.
 	latency atomic.Int64
@@ -205,39 +208,11 @@ func (m *modelRun) relay(dst io.Writer, src io.Reader, toServer bool) error {
 	}
 }
 
-// logRing keeps the last lines a logger wrote. Safe for concurrent use.
-type logRing struct {
-	mu    sync.Mutex
-	lines []string
-	next  int
-}
-
-const logRingSize = 400
-
-func (l *logRing) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	line := strings.TrimRight(string(p), "\n")
-	if len(l.lines) < logRingSize {
-		l.lines = append(l.lines, line)
-	} else {
-		l.lines[l.next] = line
-		l.next = (l.next + 1) % logRingSize
-	}
-	return len(p), nil
-}
-
-func (l *logRing) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Join(append(slices.Clone(l.lines[l.next:]), l.lines[:l.next]...), "\n")
-}
-
 // startWatcher runs the watcher through the proxy, logging at debug level
 // into m.wlog, until the test ends.
 func (m *modelRun) startWatcher() {
 	m.t.Helper()
-	m.wlog = &logRing{}
+	m.wlog = testutil.NewLogTail(modelLogLines)
 	m.rec = newLightRecorder()
 	w, err := New(Options{
 		Servers:        []string{m.proxy.Addr()},
@@ -263,7 +238,7 @@ func (m *modelRun) fail(what string, want, got []string) {
 	fmt.Fprintf(&b, "%s\nreplay: -model.seed=%d -model.ops=%d\nspec: %s\n", what, m.seed, m.done, m.ms)
 	fmt.Fprintf(&b, "ZooKeeper (want):\n  %s\nwatcher (got):\n  %s\n", strings.Join(want, "\n  "), strings.Join(got, "\n  "))
 	fmt.Fprintf(&b, "ops:\n  %s\n", strings.Join(m.log, "\n  "))
-	fmt.Fprintf(&b, "the watcher's last %d log lines:\n%s", logRingSize, m.wlog)
+	fmt.Fprintf(&b, "the watcher's last %d log lines:\n%s", modelLogLines, m.wlog)
 	m.t.Fatal(b.String())
 }
 

@@ -3,6 +3,7 @@ package testutil
 import (
 	"bytes"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -58,4 +59,38 @@ func Goroutines(marks ...string) []string {
 		}
 	}
 	return out
+}
+
+// LogTail keeps the last lines a logger wrote, for a long test that shows
+// them when it fails without its log growing the heap. Write and String
+// may be called from any goroutine.
+type LogTail struct {
+	mu    sync.Mutex
+	size  int
+	lines []string // a ring once full; next is the oldest
+	next  int
+}
+
+// NewLogTail returns a LogTail keeping the last size lines.
+func NewLogTail(size int) *LogTail { return &LogTail{size: max(size, 1)} }
+
+// Write keeps p, one line of a logger's output.
+func (l *LogTail) Write(p []byte) (int, error) {
+	line := strings.TrimRight(string(p), "\n")
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.lines) < l.size {
+		l.lines = append(l.lines, line)
+	} else {
+		l.lines[l.next] = line
+		l.next = (l.next + 1) % l.size
+	}
+	return len(p), nil
+}
+
+// String returns the lines kept, oldest first.
+func (l *LogTail) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(append(slices.Clone(l.lines[l.next:]), l.lines[:l.next]...), "\n")
 }

@@ -40,3 +40,28 @@ func TestGoroutinesMatchesFramesNotCreators(t *testing.T) {
 		})
 	}
 }
+
+func TestLogTailKeepsTheLastLines(t *testing.T) {
+	tests := []struct {
+		name   string
+		writes []string
+		want   string
+	}{
+		{name: "fewer than it keeps", writes: []string{"a\n", "b\n"}, want: "a\nb"},
+		{name: "as many as it keeps", writes: []string{"a\n", "b\n", "c\n"}, want: "a\nb\nc"},
+		{name: "more, oldest first", writes: []string{"a\n", "b\n", "c\n", "d\n", "e\n"}, want: "c\nd\ne"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := NewLogTail(3)
+			for _, w := range tc.writes {
+				if n, err := l.Write([]byte(w)); n != len(w) || err != nil {
+					t.Fatalf("Write(%q) = %d, %v", w, n, err)
+				}
+			}
+			if got := l.String(); got != tc.want {
+				t.Errorf("String() = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
