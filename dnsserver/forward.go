@@ -136,11 +136,25 @@ func (h *Handler) replyFailure(w dns.ResponseWriter, r *dns.Msg, tcp bool, rcode
 	reply.SetRcode(r, rcode)
 	reply.RecursionAvailable = true
 	if r.IsEdns0() != nil {
-		reply.Extra = append(reply.Extra, newOPT(r))
+		reply.Extra = append(reply.Extra, newOPT(r, result.extendedError()))
 	}
 	h.metrics.observeForward(result, time.Since(start))
 	h.metrics.countQuery(firstQtype(r), reply.Rcode, false, tcp)
 	_ = w.WriteMsg(reply)
+}
+
+// extendedError says why the client got no upstream's reply (RFC 8914),
+// or nil for an answered forward.
+func (r forwardResult) extendedError() *dns.EDNS0_EDE {
+	switch r {
+	case forwardFailed:
+		return ede(dns.ExtendedErrorCodeNoReachableAuthority, "no upstream answered")
+	case forwardBusy:
+		return ede(dns.ExtendedErrorCodeOther, "too many queries being forwarded at once")
+	case forwardLoop:
+		return ede(dns.ExtendedErrorCodeOther, "forwarding loop: the query came from zkdns's own forward")
+	}
+	return nil
 }
 
 // exchange sends r to the upstreams of pol in turn until one gives a

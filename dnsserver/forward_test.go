@@ -278,6 +278,9 @@ func TestForward(t *testing.T) {
 		relayed bool
 		// upstreamSize is the EDNS size the upstreams must see; 0: none.
 		upstreamSize uint16
+		// ede names the Extended DNS Error zkdns's own reply carries; "":
+		// none (relayed replies carry the upstream's).
+		ede string
 	}{
 		{name: "answer relayed over UDP", upstreams: []spec{{"good", answerA(2, false)}}, proto: "udp",
 			rcode: dns.RcodeSuccess, answers: 2, asked: []string{"good"}, relayed: true},
@@ -299,6 +302,10 @@ func TestForward(t *testing.T) {
 			opts:      ServeOptions{ForwardTryTimeout: 200 * time.Millisecond, ForwardTimeout: time.Second},
 			upstreams: []spec{{"servfail", answerRcode(dns.RcodeServerFailure)}, {"silent", silent}, {"refused", answerRcode(dns.RcodeRefused)}},
 			asked:     []string{"servfail", "silent", "refused"}, askedAgain: "silent"},
+		{name: "all fail over EDNS: the SERVFAIL says No Reachable Authority", proto: "udp", ednsSize: 1232, rcode: dns.RcodeServerFailure,
+			opts:      ServeOptions{ForwardTryTimeout: 200 * time.Millisecond, ForwardTimeout: 300 * time.Millisecond},
+			upstreams: []spec{{"servfail", answerRcode(dns.RcodeServerFailure)}},
+			asked:     []string{"servfail"}, upstreamSize: 1232, ede: "No Reachable Authority"},
 		{name: "a lost datagram is sent again", opts: fast, proto: "udp", rcode: dns.RcodeSuccess, answers: 1, relayed: true,
 			// Sent again at least once; more when a loaded machine holds
 			// the reply past a try.
@@ -348,6 +355,11 @@ func TestForward(t *testing.T) {
 			if got.Rcode != tc.rcode || answers != tc.answers || got.Truncated != tc.truncated {
 				t.Errorf("got %s, %d answers, TC %v; want %s, %d, %v", dns.RcodeToString[got.Rcode], len(got.Answer), got.Truncated,
 					dns.RcodeToString[tc.rcode], tc.answers, tc.truncated)
+			}
+			if opt := got.IsEdns0(); opt != nil {
+				checkEDE(t, opt, tc.ede)
+			} else if tc.ede != "" {
+				t.Error("reply has no OPT; the query had one")
 			}
 			if limit := maxReplySize(q, tc.proto == "tcp"); len(raw) > limit {
 				t.Errorf("reply of %d bytes, the client takes %d", len(raw), limit)
@@ -477,9 +489,14 @@ func TestForwardNeverToItself(t *testing.T) {
 		if err := h.SetPolicy(Policy{Upstreams: []string{second.addr}}); err != nil {
 			t.Fatal(err)
 		}
-		_, got := askRaw(t, "udp", first.addr, outsideQuery(9, 0, dns.TypeA))
+		_, got := askRaw(t, "udp", first.addr, outsideQuery(9, 1232, dns.TypeA))
 		if got.Rcode != dns.RcodeServerFailure {
 			t.Errorf("got %s, want SERVFAIL: the only upstream loops back", dns.RcodeToString[got.Rcode])
+		}
+		if opt := got.IsEdns0(); opt == nil {
+			t.Error("reply has no OPT; the query had one")
+		} else {
+			checkEDE(t, opt, "No Reachable Authority")
 		}
 		sameSeries(t, forwardsTotal, series(t, reg, forwardsTotal), map[string]float64{"result=failed": 1, "result=loop": 1}, 4)
 	})
@@ -528,15 +545,22 @@ func TestForwardOffTheReaders(t *testing.T) {
 		name  string
 		q     *dns.Msg
 		rcode int
+		ede   string
 	}{
-		{name: "a name in the zone is answered", q: new(dns.Msg).SetQuestion("payments.local.", dns.TypeA), rcode: dns.RcodeSuccess},
-		{name: "one forward too many is SERVFAIL at once", q: outsideQuery(999, 0, dns.TypeA), rcode: dns.RcodeServerFailure},
+		{name: "a name in the zone is answered", q: new(dns.Msg).SetQuestion("payments.local.", dns.TypeA).SetEdns0(1232, false), rcode: dns.RcodeSuccess},
+		{name: "one forward too many is SERVFAIL at once", q: outsideQuery(999, 1232, dns.TypeA), rcode: dns.RcodeServerFailure,
+			ede: "Other"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			_, got := askRaw(t, "udp", addr, tc.q)
 			if got.Rcode != tc.rcode {
 				t.Errorf("got %s, want %s", dns.RcodeToString[got.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			if opt := got.IsEdns0(); opt == nil {
+				t.Error("reply has no OPT; the query had one")
+			} else {
+				checkEDE(t, opt, tc.ede)
 			}
 		})
 	}

@@ -103,6 +103,9 @@ func (h *Handler) deny(w dns.ResponseWriter, r *dns.Msg, tcp bool, start time.Ti
 	}
 	reply := new(dns.Msg)
 	reply.SetRcode(r, dns.RcodeRefused)
+	if r.IsEdns0() != nil {
+		reply.Extra = append(reply.Extra, newOPT(r, extendedError(errDenied)))
+	}
 	_ = w.WriteMsg(reply)
 	_ = w.Close()
 	h.metrics.observeQuery(firstQtype(r), reply.Rcode, false, tcp, time.Since(start))
@@ -186,7 +189,7 @@ func answer(s *Snapshot, req *dns.Msg, tcp bool) (*dns.Msg, error) {
 	}
 
 	if req.IsEdns0() != nil {
-		reply.Extra = append(reply.Extra, newOPT(req))
+		reply.Extra = append(reply.Extra, newOPT(req, extendedError(err)))
 	}
 	if errors.Is(err, errBadKey) {
 		reply.Extra = append(reply.Extra, badKey(req.IsTsig()))
@@ -276,7 +279,7 @@ func resolve(s *Snapshot, req *dns.Msg) (records, error) {
 	}
 	q := req.Question[0]
 	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
-		return records{}, errRefused
+		return records{}, errClass
 	}
 	if s == nil {
 		return records{}, errNotSynced
@@ -312,13 +315,40 @@ func ownedBy(rrs []dns.RR, qname string) []dns.RR {
 }
 
 // newOPT returns the OPT record of a reply to req: version 0, our size,
-// and req's DO bit (RFC 3225 §3). It is made per reply because packing
-// writes the extended rcode into it.
-func newOPT(req *dns.Msg) *dns.OPT {
+// req's DO bit (RFC 3225 §3), and ede when it is not nil. It is made per
+// reply because packing writes the extended rcode into it.
+func newOPT(req *dns.Msg, ede *dns.EDNS0_EDE) *dns.OPT {
 	opt := &dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT}}
 	opt.SetUDPSize(ednsSize)
 	if o := req.IsEdns0(); o != nil && o.Do() {
 		opt.SetDo()
 	}
+	if ede != nil {
+		opt.Option = append(opt.Option, ede)
+	}
 	return opt
+}
+
+// extendedError is the Extended DNS Error (RFC 8914) that says why zkdns
+// refused or failed a query itself, so that whoever sees the rcode (dig
+// prints it as "EDE:") learns the reason without zkdns's logs; nil when
+// the rcode says it all.
+func extendedError(err error) *dns.EDNS0_EDE {
+	switch {
+	case errors.Is(err, errNotSynced):
+		return ede(dns.ExtendedErrorCodeNotReady, "zkdns has not finished its first sync from ZooKeeper")
+	case errors.Is(err, errNotInZone):
+		return ede(dns.ExtendedErrorCodeNotAuthoritative, "name outside zkdns's zone, and not forwarded")
+	case errors.Is(err, errTransfer):
+		return ede(dns.ExtendedErrorCodeNotSupported, "zone transfers are not offered")
+	case errors.Is(err, errClass):
+		return ede(dns.ExtendedErrorCodeNotSupported, "only class IN is served")
+	case errors.Is(err, errDenied):
+		return ede(dns.ExtendedErrorCodeProhibited, "source address not in dns.allow")
+	}
+	return nil
+}
+
+func ede(code uint16, text string) *dns.EDNS0_EDE {
+	return &dns.EDNS0_EDE{InfoCode: code, ExtraText: text}
 }

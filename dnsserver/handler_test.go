@@ -68,6 +68,9 @@ type answerCase struct {
 	ns     []string       // expected authority section
 	extra  []string       // expected additional section, without OPT
 	noQ    bool           // the reply carries no question
+	// ede names the Extended DNS Error the reply's OPT must carry (RFC
+	// 8914), as dns.ExtendedErrorCodeToString does; "": none.
+	ede string
 }
 
 func TestAnswer(t *testing.T) {
@@ -202,6 +205,16 @@ func TestAnswer(t *testing.T) {
 		{name: "two OPT records", qname: "payments.local.", qtype: dns.TypeSRV, edns: 1232,
 			mutate: func(m *dns.Msg) { m.Extra = append(m.Extra, dns.Copy(m.Extra[0])) }, rcode: dns.RcodeFormatError, noQ: true},
 		{name: "NXDOMAIN over EDNS", qname: "nope.local.", qtype: dns.TypeA, edns: 1232, rcode: dns.RcodeNameError, aa: true, ns: []string{soaNegative}},
+		{name: "unsynced over EDNS says Not Ready", snap: unsynced, qname: "payments.local.", qtype: dns.TypeSRV, edns: 1232,
+			rcode: dns.RcodeServerFailure, ede: "Not Ready"},
+		{name: "no snapshot over EDNS says Not Ready", noSnap: true, qname: "payments.local.", qtype: dns.TypeA, edns: 1232,
+			rcode: dns.RcodeServerFailure, ede: "Not Ready"},
+		{name: "outside the zone over EDNS says Not Authoritative", qname: "example.com.", qtype: dns.TypeA, edns: 1232,
+			rcode: dns.RcodeRefused, ede: "Not Authoritative"},
+		{name: "class CH over EDNS says Not Supported", qname: "payments.local.", qtype: dns.TypeA, qclass: dns.ClassCHAOS, edns: 1232,
+			rcode: dns.RcodeRefused, ede: "Not Supported"},
+		{name: "AXFR over EDNS says Not Supported", qname: "local.", qtype: dns.TypeAXFR, tcp: true, edns: 1232,
+			rcode: dns.RcodeRefused, ede: "Not Supported"},
 
 		// Header checks and classes.
 		{name: "NOTIFY is not implemented", qname: "local.", qtype: dns.TypeSOA,
@@ -316,6 +329,26 @@ func runAnswerCase(t *testing.T, tc answerCase) {
 		if opt.UDPSize() != ednsSize || opt.Version() != 0 || opt.Do() != tc.do {
 			t.Errorf("reply OPT size %d version %d DO %v, want %d 0 %v (DO as asked)", opt.UDPSize(), opt.Version(), opt.Do(), ednsSize, tc.do)
 		}
+		checkEDE(t, opt, tc.ede)
+	}
+}
+
+// checkEDE holds opt to carry one Extended DNS Error, the one named code
+// in dns.ExtendedErrorCodeToString, with a reason in its text; or none
+// when code is "".
+func checkEDE(t testing.TB, opt *dns.OPT, code string) {
+	t.Helper()
+	var got []*dns.EDNS0_EDE
+	for _, o := range opt.Option {
+		if e, ok := o.(*dns.EDNS0_EDE); ok {
+			got = append(got, e)
+		}
+	}
+	switch {
+	case code == "" && len(got) != 0:
+		t.Errorf("reply carries %v, want no Extended DNS Error", got)
+	case code != "" && (len(got) != 1 || dns.ExtendedErrorCodeToString[got[0].InfoCode] != code || got[0].ExtraText == ""):
+		t.Errorf("reply carries Extended DNS Errors %v, want one %s with a reason", got, code)
 	}
 }
 

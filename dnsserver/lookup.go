@@ -2,6 +2,7 @@ package dnsserver
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/miekg/dns"
 )
@@ -13,11 +14,14 @@ var (
 	errNotImplemented = errors.New("dnsserver: opcode not implemented")
 	errBadVersion     = errors.New("dnsserver: unsupported EDNS version")
 	errRefused        = errors.New("dnsserver: query refused")
+	errTransfer       = fmt.Errorf("%w: zone transfers are not offered", errRefused)
+	errClass          = fmt.Errorf("%w: only class IN is served", errRefused)
 	errNotInZone      = errors.New("dnsserver: name is outside the zone")
 	errNotSynced      = errors.New("dnsserver: first sync from ZooKeeper not done yet")
 	errNameNotFound   = errors.New("dnsserver: name does not exist")
 	errNoData         = errors.New("dnsserver: name has no records of this type")
 	errBadKey         = errors.New("dnsserver: query signed with a TSIG key zkdns does not hold")
+	errDenied         = errors.New("dnsserver: source not admitted by the policy")
 )
 
 // records is a positive answer. Its slices belong to the snapshot (or, for
@@ -39,7 +43,7 @@ func (s *Snapshot) lookup(qname string, qtype uint16) (records, error) {
 	if qtype == dns.TypeAXFR || qtype == dns.TypeIXFR {
 		// The zone is rebuilt on every ZooKeeper event; a copy of it would
 		// be stale at once, so transfers are not offered.
-		return records{}, errRefused
+		return records{}, errTransfer
 	}
 	if len(rel) == 0 {
 		switch qtype {

@@ -266,6 +266,7 @@ func queryFrom(t *testing.T, proto, client, addr string, admitted bool, dropped 
 	}
 	dc := &dns.Conn{Conn: conn}
 	q := new(dns.Msg).SetQuestion("payments.local.", dns.TypeA)
+	q.SetEdns0(1232, false)
 	if err := dc.WriteMsg(q); err != nil {
 		t.Fatal(err)
 	}
@@ -292,6 +293,11 @@ func queryFrom(t *testing.T, proto, client, addr string, admitted bool, dropped 
 	}
 	if reply.Rcode != dns.RcodeRefused || len(reply.Answer) != 0 {
 		t.Errorf("denied TCP query answered %s with %d records, want REFUSED and none", dns.RcodeToString[reply.Rcode], len(reply.Answer))
+	}
+	if opt := reply.IsEdns0(); opt == nil {
+		t.Error("the refusal has no OPT; the query had one")
+	} else {
+		checkEDE(t, opt, "Prohibited")
 	}
 	if _, err := dc.ReadMsg(); !errors.Is(err, io.EOF) {
 		t.Errorf("after REFUSED the connection gave %v, want EOF: the server closes it", err)

@@ -519,17 +519,33 @@ path = "/payments"
 		qname string
 		qtype uint16
 		rcode int
+		// ede is the start of the Extended DNS Error line dig prints;
+		// "": none.
+		ede string
 	}{
-		{"service", "payments.local", dns.TypeSRV, dns.RcodeServerFailure},
-		{"unknown", "nosuch.local", dns.TypeA, dns.RcodeServerFailure},
-		{"apex SOA", "local", dns.TypeSOA, dns.RcodeSuccess},
-		{"apex NS", "local", dns.TypeNS, dns.RcodeSuccess},
-		{"outside", "example.org", dns.TypeA, dns.RcodeRefused},
+		{"service", "payments.local", dns.TypeSRV, dns.RcodeServerFailure, "; EDE: 14 (Not Ready): (zkdns has not finished"},
+		{"unknown", "nosuch.local", dns.TypeA, dns.RcodeServerFailure, "; EDE: 14 (Not Ready)"},
+		{"apex SOA", "local", dns.TypeSOA, dns.RcodeSuccess, ""},
+		{"apex NS", "local", dns.TypeNS, dns.RcodeSuccess, ""},
+		{"outside", "example.org", dns.TypeA, dns.RcodeRefused, "; EDE: 20 (Not Authoritative)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if r := query(t, d.dns, tc.qname, tc.qtype, false); r.Rcode != tc.rcode {
 				t.Errorf("rcode = %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			// dig asks with EDNS, and shows the reason for a failure.
+			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+			defer cancel()
+			out, err := testutil.Dig(ctx, d.dns, tc.qname, dns.TypeToString[tc.qtype])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out, "status: "+dns.RcodeToString[tc.rcode]) {
+				t.Errorf("dig shows no status %s:\n%s", dns.RcodeToString[tc.rcode], out)
+			}
+			if has := strings.Contains(out, "; EDE:"); tc.ede == "" && has || tc.ede != "" && !strings.Contains(out, tc.ede) {
+				t.Errorf("dig output, want EDE line %q (none when empty):\n%s", tc.ede, out)
 			}
 		})
 	}
