@@ -2,12 +2,13 @@ package daemon
 
 // A seeded model test of reload history independence: a running daemon
 // takes a random walk of live config reloads (services, discover roots,
-// zone, TTLs, allow, chroot, session timeout, log level) over a fixed
-// ZooKeeper tree that changes now and then; after each reload, a fresh
-// daemon started on the same config must serve the same: the same DNS
-// answers, the same /v1/services and the same per-service instance gauges.
-// Whatever differs is state the running daemon carried over from the
-// configs before, or a setting a reload did not apply.
+// zone, TTLs, allow, servers, chroot, session timeout, log level) over a
+// ZooKeeper tree that changes now and then; some reloads land while the
+// one before is still moving the daemon to a new session. After each
+// reload, a fresh daemon started on the same config must serve the same:
+// the same DNS answers, the same /v1/services and the same gauges of what
+// it serves. Whatever differs is state the running daemon carried over
+// from the configs before, or a setting a reload did not apply.
 //
 // A failure prints its seed and step; replay it with
 //
@@ -195,6 +196,7 @@ type rmDiscover struct{ path, format, endpoint string }
 
 // rmConfig is a config in the test's terms.
 type rmConfig struct {
+	slow                                           bool // ZooKeeper through the slow proxy
 	root, sessionTimeout, zone, ttl, negTTL, level string
 	allow                                          []string
 	services                                       []rmService
@@ -239,7 +241,7 @@ func (c rmConfig) render(zkAddr, base string, step string) string {
 // prints.
 func (c rmConfig) summary() string {
 	var parts []string
-	parts = append(parts, "root="+c.root, "session="+c.sessionTimeout, "zone="+c.zone, "ttl="+c.ttl, "neg="+c.negTTL,
+	parts = append(parts, fmt.Sprintf("slow=%t", c.slow), "root="+c.root, "session="+c.sessionTimeout, "zone="+c.zone, "ttl="+c.ttl, "neg="+c.negTTL,
 		fmt.Sprintf("allow=%v", c.allow), "level="+c.level)
 	for _, s := range c.services {
 		parts = append(parts, fmt.Sprintf("svc %s@%s:%s/%q", s.name, s.path, s.format, s.endpoint))
@@ -348,15 +350,26 @@ func (c *rmConfig) mutate(rnd *rand.Rand) string {
 		c.allow = slices.Clone(rmPick(rnd, rmAllows))
 		return fmt.Sprintf("allow %v", c.allow)
 	case 10:
-		if rnd.Intn(2) == 0 {
-			c.sessionTimeout = rmPick(rnd, rmSessionTimeouts)
-			return "session_timeout " + c.sessionTimeout
-		}
-		c.root = rmPick(rnd, rmChroots)
-		return "root " + c.root
+		return c.mutateZooKeeper(rnd)
 	default:
 		c.level = rmPick(rnd, rmLevels)
 		return "log.level " + c.level
+	}
+}
+
+// mutateZooKeeper changes the chroot, the session timeout or the
+// servers, any of which makes the daemon move to a new session.
+func (c *rmConfig) mutateZooKeeper(rnd *rand.Rand) string {
+	switch rnd.Intn(3) {
+	case 0:
+		c.sessionTimeout = rmPick(rnd, rmSessionTimeouts)
+		return "session_timeout " + c.sessionTimeout
+	case 1:
+		c.slow = !c.slow
+		return fmt.Sprintf("servers: slow %t", c.slow)
+	default:
+		c.root = rmPick(rnd, rmChroots)
+		return "root " + c.root
 	}
 }
 
@@ -372,6 +385,10 @@ type rmDaemon struct {
 
 	mu             sync.Mutex
 	dnsAddr, admin string
+	// Moves to a new session begun, and reloads applied while one was
+	// under way (the replacement had not synced yet).
+	switches, duringMove int
+	switching, moved     bool
 }
 
 // rmHandler logs through h at the configured level, and shows every
@@ -396,7 +413,30 @@ func (r rmHandler) WithAttrs(as []slog.Attr) slog.Handler { return rmHandler{r.h
 func (r rmHandler) WithGroup(g string) slog.Handler       { return rmHandler{r.h.WithGroup(g), r.see} }
 
 func (d *rmDaemon) see(rec slog.Record) {
-	if rec.Message != "admin listening" && rec.Message != "dns listening" {
+	switch rec.Message {
+	case "admin listening", "dns listening":
+	case "config reloaded":
+		d.mu.Lock()
+		if d.switching && !d.moved {
+			d.duringMove++
+		}
+		d.moved = false
+		d.mu.Unlock()
+		return
+	case "moving to a new ZooKeeper ensemble; serving from the current one until it has synced":
+		// Logged by the reload that begins the move, before it logs
+		// "config reloaded".
+		d.mu.Lock()
+		d.switches++
+		d.switching, d.moved = true, true
+		d.mu.Unlock()
+		return
+	case "now serving from the new ZooKeeper ensemble":
+		d.mu.Lock()
+		d.switching = false
+		d.mu.Unlock()
+		return
+	default:
 		return
 	}
 	rec.Attrs(func(a slog.Attr) bool {
@@ -496,8 +536,7 @@ func (d *rmDaemon) reloads(t *testing.T) (ok, failed float64) {
 }
 
 // rmState is what a daemon serves, as comparable strings by what was
-// asked: DNS answers by "name type", "/v1/services", and the instance
-// gauges.
+// asked: DNS answers by "name type", /v1/services, /readyz, and rmGauges.
 type rmState map[string]string
 
 // state reads what d serves for the queries in qs.
@@ -509,7 +548,8 @@ func (d *rmDaemon) state(t *testing.T, qs []rmQuestion) rmState {
 		st[q.String()] = rmAsk(dnsAddr, q)
 	}
 	st["GET /v1/services"] = rmServices(admin)
-	st["zkdns_service_instances"] = d.instanceGauges(t)
+	st["GET /readyz"] = rmGet(admin, "/readyz")
+	st["gauges"] = d.gauges(t)
 	return st
 }
 
@@ -572,6 +612,20 @@ func rmAsk(server string, q rmQuestion) string {
 		section(r.Answer), section(r.Ns), section(r.Extra))
 }
 
+// rmGet reads an admin endpoint: its status and body.
+func rmGet(admin, path string) string {
+	resp, err := http.Get("http://" + admin + path)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return resp.Status + "\n" + string(body)
+}
+
 // rmServices reads /v1/services, instances sorted by id. Every field is
 // compared, registration times too: both daemons read them from the same
 // znodes and payloads.
@@ -595,8 +649,12 @@ func rmServices(admin string) string {
 	return string(out)
 }
 
-// instanceGauges renders zkdns_service_instances, sorted.
-func (d *rmDaemon) instanceGauges(t *testing.T) string {
+// rmGauges are the gauges that say what a daemon serves, not what it
+// went through: they are compared too.
+var rmGauges = []string{"zkdns_service_instances", "zkdns_dns_snapshot_services", "zkdns_zookeeper_connected", "zkdns_config_last_reload_successful"}
+
+// gauges renders rmGauges, sorted.
+func (d *rmDaemon) gauges(t *testing.T) string {
 	t.Helper()
 	families, err := d.reg.Gather()
 	if err != nil {
@@ -604,7 +662,7 @@ func (d *rmDaemon) instanceGauges(t *testing.T) string {
 	}
 	var lines []string
 	for _, f := range families {
-		if f.GetName() != "zkdns_service_instances" {
+		if !slices.Contains(rmGauges, f.GetName()) {
 			continue
 		}
 		for _, m := range f.GetMetric() {
@@ -612,7 +670,7 @@ func (d *rmDaemon) instanceGauges(t *testing.T) string {
 			for _, l := range m.GetLabel() {
 				labels = append(labels, l.GetName()+"="+l.GetValue())
 			}
-			lines = append(lines, fmt.Sprintf("%s %g", strings.Join(labels, ","), m.GetGauge().GetValue()))
+			lines = append(lines, fmt.Sprintf("%s{%s} %g", f.GetName(), strings.Join(labels, ","), m.GetGauge().GetValue()))
 		}
 	}
 	sort.Strings(lines)
@@ -634,6 +692,11 @@ type rmRun struct {
 	history []string
 	added   int
 	running *rmDaemon
+	// slow is a way to ZooKeeper that is slow to open a session.
+	slow *testutil.TCPProxy
+	// For the closing account: questions asked per daemon, and steps at
+	// which the daemons agreed only after the running one caught up.
+	asked, waited int
 }
 
 func (r *rmRun) logf(format string, args ...any) {
@@ -824,11 +887,20 @@ func (r *rmRun) questions(views ...string) []rmQuestion {
 	return qs
 }
 
+// render is the config file of step.
+func (r *rmRun) render(step string) string {
+	servers := zkServer.Addr()
+	if r.cfg.slow {
+		servers = r.slow.Addr()
+	}
+	return r.cfg.render(servers, r.base, step)
+}
+
 // write renames the config of step into place.
 func (r *rmRun) write(path string, step string) {
 	r.t.Helper()
 	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(r.cfg.render(zkServer.Addr(), r.base, step)), 0o644); err != nil {
+	if err := os.WriteFile(tmp, []byte(r.render(step)), 0o644); err != nil {
 		r.t.Fatal(err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -846,7 +918,7 @@ func (r *rmRun) reload(step string) {
 		ok, failed := r.running.reloads(r.t)
 		if failed > 0 {
 			r.t.Fatalf("seed %d step %s: the running daemon rejected a valid config:\n%s\nlogs:\n%s", r.seed, step,
-				r.cfg.render(zkServer.Addr(), r.base, step), r.running.tail)
+				r.render(step), r.running.tail)
 		}
 		return ok > okBefore, fmt.Sprintf("%g successful reloads", ok)
 	})
@@ -861,12 +933,16 @@ func (r *rmRun) compare(step int) {
 	r.write(path, fmt.Sprint(step))
 	fresh := startRMDaemon(r.t, fmt.Sprintf("fresh daemon of step %d", step), path)
 	deadline := time.Now().Add(reloadModelConverge)
-	for {
+	for tries := 0; ; {
 		qs := r.questions(rmServices(r.runningAdmin()), rmServices(r.freshAdmin(fresh)))
 		want, got := fresh.state(r.t, qs), r.running.state(r.t, qs)
 		diff := rmDiff(want, got)
 		if len(diff) == 0 {
+			r.asked += len(qs)
 			break
+		}
+		if tries++; tries == 1 {
+			r.waited++
 		}
 		if time.Now().After(deadline) {
 			r.fail(step, fresh, diff)
@@ -900,7 +976,7 @@ func (r *rmRun) fail(step int, fresh *rmDaemon, diff []string) {
 	fmt.Fprintf(&b, "seed %d, step %d: the running daemon still serves differently from a fresh one on the same config after %s\n",
 		r.seed, step, reloadModelConverge)
 	fmt.Fprintf(&b, "replay: -reloadmodel.seed=%d -reloadmodel.steps=%d\n\n", r.seed, step)
-	fmt.Fprintf(&b, "history:\n  %s\n\nconfig now:\n%s\n", strings.Join(r.history, "\n  "), r.cfg.render(zkServer.Addr(), r.base, fmt.Sprint(step)))
+	fmt.Fprintf(&b, "history:\n  %s\n\nconfig now:\n%s\n", strings.Join(r.history, "\n  "), r.render(fmt.Sprint(step)))
 	fmt.Fprintf(&b, "differences (%d):\n%s\n\n", len(diff), strings.Join(diff, "\n\n"))
 	fmt.Fprintf(&b, "the running daemon's last %d log lines:\n%s\n\n", reloadModelLogLines, r.running.tail)
 	fmt.Fprintf(&b, "the fresh daemon's last %d log lines:\n%s", reloadModelLogLines, fresh.tail)
@@ -928,9 +1004,38 @@ func TestReloadModel(t *testing.T) {
 	}
 	r.base = testutil.TestRoot(t, r.owner)
 	r.build()
+	slow, err := testutil.NewTCPProxyWith(zkServer.Addr(), func(dst io.Writer, src io.Reader, toServer bool) error {
+		buf := make([]byte, 32<<10)
+		first := toServer
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				if first {
+					// The session's connect request: longer than the
+					// config watcher's debounce, so that a reload right
+					// after the one that moved here finds the move under
+					// way.
+					time.Sleep(600 * time.Millisecond)
+					first = false
+				}
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return werr
+				}
+			}
+			if err != nil {
+				return err
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = slow.Close() })
+	r.slow = slow
 
 	// A random start.
 	r.cfg = rmConfig{
+		slow: r.rnd.Intn(4) == 0,
 		root: rmPick(r.rnd, rmChroots), sessionTimeout: rmPick(r.rnd, rmSessionTimeouts), zone: rmPick(r.rnd, rmZones),
 		ttl: rmPick(r.rnd, rmTTLs), negTTL: rmPick(r.rnd, rmNegTTLs), level: rmPick(r.rnd, rmLevels),
 		allow: slices.Clone(rmPick(r.rnd, rmAllows)),
@@ -958,8 +1063,11 @@ func TestReloadModel(t *testing.T) {
 		// not compared: the next reload lands while the daemon may still
 		// be switching to the ensemble this one asked for.
 		if r.rnd.Intn(4) == 0 {
-			what := r.cfg.mutate(r.rnd)
-			r.logf("step %d, passing: %s", step, what)
+			what := []string{r.cfg.mutate(r.rnd)}
+			if r.rnd.Intn(2) == 0 {
+				what = append(what, r.cfg.mutateZooKeeper(r.rnd))
+			}
+			r.logf("step %d, passing: %s", step, strings.Join(what, "; "))
 			r.logf("  now: %s", r.cfg.summary())
 			r.reload(fmt.Sprintf("%d (passing)", step))
 		}
@@ -983,4 +1091,10 @@ func TestReloadModel(t *testing.T) {
 	if err := r.running.stop(); err != nil {
 		t.Fatalf("the running daemon's Run: %v", err)
 	}
+	r.running.mu.Lock()
+	switches, duringMove := r.running.switches, r.running.duringMove
+	r.running.mu.Unlock()
+	t.Logf("%d comparisons, %d questions each on average; at %d the running daemon was still catching up at first; "+
+		"it moved to a new session %d times, and applied %d reloads while a move was under way",
+		steps+1, r.asked/(steps+1), r.waited, switches, duringMove)
 }
