@@ -104,7 +104,7 @@ func (h *Handler) deny(w dns.ResponseWriter, r *dns.Msg, tcp bool, start time.Ti
 	reply := new(dns.Msg)
 	reply.SetRcode(r, dns.RcodeRefused)
 	if r.IsEdns0() != nil {
-		reply.Extra = append(reply.Extra, newOPT(r, extendedError(errDenied)))
+		reply.Extra = append(reply.Extra, newOPT(r, ede(dns.ExtendedErrorCodeProhibited, "source address not among the allowed networks")))
 	}
 	_ = w.WriteMsg(reply)
 	_ = w.Close()
@@ -343,12 +343,11 @@ func extendedError(err error) *dns.EDNS0_EDE {
 		return ede(dns.ExtendedErrorCodeNotSupported, "zone transfers are not offered")
 	case errors.Is(err, errClass):
 		return ede(dns.ExtendedErrorCodeNotSupported, "only class IN is served")
-	case errors.Is(err, errDenied):
-		return ede(dns.ExtendedErrorCodeProhibited, "source address not in dns.allow")
 	}
 	return nil
 }
 
+// ede is an Extended DNS Error of code, with text as its reason.
 func ede(code uint16, text string) *dns.EDNS0_EDE {
 	return &dns.EDNS0_EDE{InfoCode: code, ExtraText: text}
 }

@@ -21,7 +21,6 @@ var (
 	errNameNotFound   = errors.New("dnsserver: name does not exist")
 	errNoData         = errors.New("dnsserver: name has no records of this type")
 	errBadKey         = errors.New("dnsserver: query signed with a TSIG key zkdns does not hold")
-	errDenied         = errors.New("dnsserver: source not admitted by the policy")
 )
 
 // records is a positive answer. Its slices belong to the snapshot (or, for
