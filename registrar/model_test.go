@@ -6,7 +6,8 @@ package registrar
 // check passes and fails, its connection drops for a moment or for longer
 // than the session, someone deletes its znode, a second registrar with the
 // same ID takes the znode over and later goes away, or nothing happens for
-// a while. After each step the test waits for ZooKeeper to show what the
+// a while; a third of the deletions, take-overs and goings happen while
+// the registrar's connection is cut for a moment. After each step the test waits for ZooKeeper to show what the
 // registrar promises (see modelRun.violation), and a sampler watching the
 // service path all along fails the test if two znodes of the instance
 // ever stand at once.
@@ -53,8 +54,10 @@ const (
 	// regModelDefaultSeed is the seed of a run given none, picked for a
 	// default run that covers the rare steps: its curator walk expires the
 	// session twice, has a second registrar take the znode over once while
-	// the registrar's connection is cut and once while it is not, and
-	// closes that registrar's session; its serverset walk cuts and flaps.
+	// the registrar's connection is cut and once while it is not, flaps
+	// the check while the znode is taken over, and closes the second
+	// registrar's session while the registrar is cut off; its serverset
+	// walk cuts and flaps.
 	regModelDefaultSeed = 3
 	// regModelDefaultSteps per format keeps a run under about 30 s under
 	// the race detector on a busy two-core machine: an expiry step alone
@@ -292,28 +295,24 @@ func (m *modelRun) step() string {
 				continue
 			}
 			p := path.Join(m.base, kids[m.rnd.Intn(len(kids))])
-			if err := m.conn.Delete(p, -1); err != nil {
-				m.fail(len(m.history)+1, "delete %s: %v", p, err)
-			}
-			if p == m.node && m.otherHolds {
-				m.otherHolds, m.takenOver = false, false
-			}
-			return "another client deletes " + p
+			return m.maybeCut(func() string {
+				if err := m.conn.Delete(p, -1); err != nil {
+					m.fail(len(m.history)+1, "delete %s: %v", p, err)
+				}
+				if p == m.node && m.otherHolds {
+					m.otherHolds, m.takenOver = false, false
+				}
+				return "another client deletes " + p
+			})
 		case n < 76 && curator && !m.otherHolds:
-			if m.rnd.Intn(3) > 0 {
-				return m.takeOver()
-			}
-			// While the registrar is cut off: its watch, sent again on
-			// the reconnect, must tell it.
-			var what string
-			d := time.Duration(m.rnd.Intn(300)) * time.Millisecond
-			m.cut(d, func() { what = m.takeOver() })
-			return fmt.Sprintf("%s while the registrar's connection is cut for %v", what, d)
+			return m.maybeCut(m.takeOver)
 		case n < 88 && curator && m.other != nil:
-			m.other.Close()
-			m.other = nil
-			m.otherHolds, m.takenOver = false, false
-			return "the second registrar's session closes"
+			return m.maybeCut(func() string {
+				m.other.Close()
+				m.other = nil
+				m.otherHolds, m.takenOver = false, false
+				return "the second registrar's session closes"
+			})
 		case n >= 88:
 			d := time.Duration(300+m.rnd.Intn(700)) * time.Millisecond
 			time.Sleep(d)
@@ -339,6 +338,19 @@ func (m *modelRun) cut(d time.Duration, meanwhile func()) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// maybeCut runs change, a third of the time while the registrar's
+// connection is cut for a moment: the watch it sends again on the
+// reconnect must tell it of the change.
+func (m *modelRun) maybeCut(change func() string) string {
+	if m.rnd.Intn(3) > 0 {
+		return change()
+	}
+	var what string
+	d := time.Duration(m.rnd.Intn(300)) * time.Millisecond
+	m.cut(d, func() { what = change() })
+	return fmt.Sprintf("%s while the registrar's connection is cut for %v", what, d)
 }
 
 // takeOver has a second registrar's session re-create node as its own
