@@ -984,16 +984,7 @@ func (r *rmRun) fail(step int, fresh *rmDaemon, diff []string) {
 }
 
 func TestReloadModel(t *testing.T) {
-	seed, steps := *reloadModelSeed, *reloadModelSteps
-	switch seed {
-	case 0:
-		seed = reloadModelDefaultSeed
-	case -1:
-		seed = time.Now().UnixNano()
-	}
-	if steps <= 0 {
-		steps = reloadModelDefaultSteps
-	}
+	seed, steps := testutil.SeededWalk(*reloadModelSeed, reloadModelDefaultSeed, *reloadModelSteps, reloadModelDefaultSteps)
 	t.Logf("seed %d, %d steps (replay: -reloadmodel.seed=%d -reloadmodel.steps=%d)", seed, steps, seed, steps)
 	r := &rmRun{
 		t:     t,

@@ -90,16 +90,7 @@ const (
 )
 
 func TestRegistrarModel(t *testing.T) {
-	seed, steps := *regModelSeed, *regModelSteps
-	switch seed {
-	case 0:
-		seed = regModelDefaultSeed
-	case -1:
-		seed = time.Now().UnixNano()
-	}
-	if steps <= 0 {
-		steps = regModelDefaultSteps
-	}
+	seed, steps := testutil.SeededWalk(*regModelSeed, regModelDefaultSeed, *regModelSteps, regModelDefaultSteps)
 	t.Logf("seed %d, %d steps per format (replay: -regmodel.seed=%d -regmodel.steps=%d)", seed, steps, seed, steps)
 	baseline := len(testutil.Goroutines(zkGoroutineMarks...))
 	for i, format := range []string{FormatCurator, FormatServerset} {

@@ -72,12 +72,6 @@ func modelParams(t *testing.T) (seed int64, ops int) {
 			seed = n
 		}
 	}
-	switch seed {
-	case 0:
-		seed = modelDefaultSeed
-	case -1:
-		seed = time.Now().UnixNano()
-	}
 	if ops == 0 {
 		if v := os.Getenv("ZKDNS_MODEL_OPS"); v != "" {
 			n, err := strconv.Atoi(v)
@@ -87,10 +81,7 @@ func modelParams(t *testing.T) (seed int64, ops int) {
 			ops = n
 		}
 	}
-	if ops <= 0 {
-		ops = modelDefaultOps
-	}
-	return seed, ops
+	return testutil.SeededWalk(seed, modelDefaultSeed, ops, modelDefaultOps)
 }
 
 // The universe: four configured service slots (the fourth takes one of
