@@ -213,15 +213,18 @@ func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, er
 }
 
 // followLinks watches the directories of the symlinks from path to the
-// file, and stops watching those no longer on the way. A config that is a
-// symlink into another directory (a stow or config-management layout) is
-// edited there, where a watch on path's own directory sees nothing. A
+// file, and stops watching those no longer on the way (see walkPath). A
+// config that is a symlink into another directory (a stow or
+// config-management layout) is edited there, and a directory on the way
+// that is a symlink (a deploy's current -> releases/N) is swapped in its
+// parent, where a watch on path's own directory sees nothing of either. A
 // directory that cannot be watched (it is missing, or being replaced) is
 // tried again at every read, and the run loop reads every relinkEvery
 // while one is left.
 func (w *watcher) followLinks() {
-	w.names = namesOnPath(w.abs)
-	want := slices.DeleteFunc(linkDirsOf(w.abs), func(dir string) bool { return dir == w.dir })
+	names, dirs := walkPath(w.abs)
+	w.names = names
+	want := slices.DeleteFunc(dirs, func(dir string) bool { return dir == w.dir })
 	for _, dir := range w.linkDirs {
 		if !slices.Contains(want, dir) {
 			_ = w.notify.Remove(dir) // gone already, perhaps
@@ -234,30 +237,42 @@ func (w *watcher) followLinks() {
 		// follow. Adding one still watched changes nothing.
 		if err := w.notify.Add(dir); err != nil {
 			if !slices.Contains(w.unwatched, dir) {
-				w.log.Warn("cannot watch the directory a config symlink points into; reading the config every second until it can",
+				w.log.Warn("cannot watch a directory on the way to the config through its symlinks; reading the config every second until it can",
 					"dir", dir, "err", err)
 			}
 			missing = append(missing, dir)
 			continue
 		}
 		if !slices.Contains(w.linkDirs, dir) {
-			w.log.Debug("watching the directory a config symlink points into", "dir", dir)
+			w.log.Debug("watching a directory on the way to the config through its symlinks", "dir", dir)
 		}
 		watched = append(watched, dir)
 	}
 	w.linkDirs, w.unwatched = watched, missing
 }
 
-// namesOnPath returns the names met on the way from abs to the file: each
-// element of abs and of the target of every symlink followed, whether
-// or not it exists yet. An event in a watched directory concerns the
-// config only if it names one of them: the file itself, a link to it
-// (path, a ConfigMap's ..data), or a directory on the way (one deleted or
-// renamed into place). Names are compared without their directory, so a
-// file that shares its name with one of those directories costs a read,
-// nothing more.
-func namesOnPath(abs string) map[string]bool {
-	names := map[string]bool{}
+// walkPath follows abs to the file as the kernel does, and returns what
+// the watcher must look at for the file to change:
+//
+//   - names: the names met on the way, each element of abs and of the
+//     target of every symlink followed, whether or not it exists yet. An
+//     event in a watched directory concerns the config only if it names
+//     one of them: the file itself, a link to it (path, a ConfigMap's
+//     ..data), or a directory on the way (one deleted, renamed into
+//     place, or a link to one swapped). Names are compared without their
+//     directory, so a file that shares its name with one of those
+//     directories costs a read, nothing more.
+//   - dirs: the real directories where those changes happen, in the
+//     order met: each one holding a symlink on the way, where the link is
+//     replaced, and the one holding the file, where it is edited. For a
+//     path without symlinks that is abs's own directory alone.
+func walkPath(abs string) (names map[string]bool, dirs []string) {
+	names = map[string]bool{}
+	addDir := func(dir string) {
+		if !slices.Contains(dirs, dir) {
+			dirs = append(dirs, dir)
+		}
+	}
 	todo := strings.Split(abs, "/")
 	at := "/" // what the elements so far resolve to
 	for links := 0; len(todo) > 0; {
@@ -278,47 +293,20 @@ func namesOnPath(abs string) map[string]bool {
 			continue
 		}
 		links++
+		addDir(at)
 		if filepath.IsAbs(target) {
 			at = "/"
 		}
 		todo = append(strings.Split(target, "/"), todo...)
 	}
-	return names
+	addDir(filepath.Dir(at))
+	return names, dirs
 }
 
 // concerns reports whether an event for name (a path in a watched
 // directory, or a watched directory itself) may change the config.
 func (w *watcher) concerns(name string) bool {
 	return name == w.dir || w.names[filepath.Base(name)]
-}
-
-// linkDirsOf returns the directories the symlinks from abs lead into,
-// each resolved to the real directory, in the order met.
-func linkDirsOf(abs string) []string {
-	var dirs []string
-	p := abs
-	for range maxLinks {
-		info, err := os.Lstat(p)
-		if err != nil || info.Mode()&os.ModeSymlink == 0 {
-			break
-		}
-		target, err := os.Readlink(p)
-		if err != nil {
-			break
-		}
-		if !filepath.IsAbs(target) {
-			target = filepath.Join(filepath.Dir(p), target)
-		}
-		dir := filepath.Dir(target)
-		if real, err := filepath.EvalSymlinks(dir); err == nil {
-			dir = real
-		}
-		if !slices.Contains(dirs, dir) {
-			dirs = append(dirs, dir)
-		}
-		p = filepath.Join(dir, filepath.Base(target))
-	}
-	return dirs
 }
 
 // rewatchDir watches dir again after it was removed or renamed, once a

@@ -735,6 +735,54 @@ func TestWatchSymlinkRepointed(t *testing.T) {
 	}
 }
 
+// TestWatchDirectoryLinkSwapped watches a config whose directory is a
+// symlink, as a deploy tool lays out releases (current -> releases/N):
+// swapping the link to another release, atomically or by removing and
+// making it again, must be seen, and so must edits in the release it
+// points to from then on, though none of this happens in the directory
+// the config's path names.
+func TestWatchDirectoryLinkSwapped(t *testing.T) {
+	dir := t.TempDir()
+	release := func(n string) string { return filepath.Join(dir, "releases", n) }
+	for _, n := range []string{"1", "2", "3"} {
+		if err := os.MkdirAll(release(n), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeInPlace(t, filepath.Join(release(n), "zkdns.toml"), serviceConfig("release-"+n))
+	}
+	current := filepath.Join(dir, "current")
+	symlink(t, filepath.Join("releases", "1"), current)
+	path := filepath.Join(current, "zkdns.toml")
+	h := startWatcher(t, path, WatchOptions{Debounce: 50 * time.Millisecond})
+	for _, s := range []step{
+		{name: "link swapped atomically", do: func(t *testing.T, _ string) {
+			symlink(t, filepath.Join("releases", "2"), current+".tmp")
+			if err := os.Rename(current+".tmp", current); err != nil {
+				t.Fatal(err)
+			}
+		}, want: wantService("release-2")},
+		{name: "config edited in the new release", do: func(t *testing.T, _ string) {
+			writeInPlace(t, filepath.Join(release("2"), "zkdns.toml"), serviceConfig("edited"))
+		}, want: wantService("edited")},
+		{name: "link removed and made again", do: func(t *testing.T, _ string) {
+			if err := os.Remove(current); err != nil {
+				t.Fatal(err)
+			}
+			symlink(t, filepath.Join("releases", "3"), current)
+		}, want: wantService("release-3")},
+		{name: "old releases deleted, the current one edited", do: func(t *testing.T, _ string) {
+			for _, n := range []string{"1", "2"} {
+				if err := os.RemoveAll(release(n)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			writeInPlace(t, filepath.Join(release("3"), "zkdns.toml"), serviceConfig("edited-3"))
+		}, want: wantService("edited-3")},
+	} {
+		h.run(t, s)
+	}
+}
+
 // TestWatchBusyDirectory saves the config while another file in its
 // directory is written more often than the debounce: the edit must still
 // be read, not put off for as long as the other file keeps changing.
