@@ -240,19 +240,7 @@ func TestServeTCPTricklingConnectionsDoNotLockOut(t *testing.T) {
 	const maxConns = 4
 	m, reg := newTestMetrics(t)
 	srv := serveWith(t, "127.0.0.1:0", NewHandler(serverSnapshot(), m), ServeOptions{MaxTCPConns: maxConns}, false)
-	for range maxConns {
-		c, err := net.DialTimeout("tcp", srv.addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if _, err := c.Write([]byte{0}); err != nil { // half a length prefix
-			t.Fatal(err)
-		}
-	}
-	// Once the server holds all of them, each has had its byte read.
-	waitConnections(t, reg, maxConns)
-	time.Sleep(50 * time.Millisecond) // and the bytes their readers wait on
+	holdConnections(t, srv.addr, reg, maxConns, []byte{0}) // half a length prefix each
 	reply, err := exchange("tcp", srv.addr, "big.local.", dns.TypeSRV)
 	if err != nil {
 		t.Fatalf("TCP query while %d connections each hold one byte of a query: %v", maxConns, err)
@@ -282,21 +270,7 @@ func TestServeTCPUnansweredMessagesDoNotLockOut(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m, reg := newTestMetrics(t)
 			srv := serveWith(t, "127.0.0.1:0", NewHandler(serverSnapshot(), m), ServeOptions{MaxTCPConns: maxConns}, false)
-			for range maxConns {
-				c, err := net.DialTimeout("tcp", srv.addr, 5*time.Second)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(func() { c.Close() })
-				if _, err := c.Write(binary.BigEndian.AppendUint16(nil, uint16(len(tc.msg)))); err != nil {
-					t.Fatal(err)
-				}
-				if _, err := c.Write(tc.msg); err != nil {
-					t.Fatal(err)
-				}
-			}
-			waitConnections(t, reg, maxConns)
-			time.Sleep(50 * time.Millisecond) // and read their messages
+			holdConnections(t, srv.addr, reg, maxConns, append(binary.BigEndian.AppendUint16(nil, uint16(len(tc.msg))), tc.msg...))
 			reply, err := exchange("tcp", srv.addr, "payments.local.", dns.TypeA)
 			if err != nil {
 				t.Fatalf("TCP query while %d connections each sent a message that gets no reply: %v", maxConns, err)
@@ -442,6 +416,26 @@ func waitConnections(t *testing.T, reg prometheus.Gatherer, n int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// holdConnections opens n TCP connections to addr, each of which sends
+// data and then waits, and returns once the server (whose metrics reg
+// holds) has taken all of them and had a moment to read what they sent.
+// They are closed when t ends.
+func holdConnections(t *testing.T, addr string, reg prometheus.Gatherer, n int, data []byte) {
+	t.Helper()
+	for range n {
+		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Write(data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitConnections(t, reg, n)
+	time.Sleep(50 * time.Millisecond) // for the reads of what they sent
 }
 
 // dialSlowReader connects to addr over TCP with a small receive buffer,
