@@ -309,15 +309,15 @@ func (w *watcher) concerns(name string) bool {
 	return name == w.dir || w.names[filepath.Base(name)]
 }
 
-// rewatchDir watches dir again after it was removed or renamed, once a
-// directory of that name exists.
-func (w *watcher) rewatchDir() {
+// rewatchDir watches dir again after it was removed or renamed, if a
+// directory of that name exists; it reports whether one does.
+func (w *watcher) rewatchDir() bool {
 	_ = w.notify.Remove(w.dir) // dropped already, as a rule
 	if err := w.notify.Add(w.dir); err != nil {
-		return
+		return false
 	}
 	w.dirLost = false
-	w.log.Info("config directory is back; watching it again", "dir", w.dir)
+	return true
 }
 
 // close stops fsnotify, and with it the goroutine fsnotify runs.
@@ -352,10 +352,10 @@ func (w *watcher) run(ctx context.Context) {
 	defer relink.Stop()
 	read := func() {
 		burst = time.Time{}
-		if w.dirLost {
-			// Watched again before the read, so that a change made just
-			// after it is seen.
-			w.rewatchDir()
+		// Watched again before the read, so that a change made just
+		// after it is seen.
+		if w.dirLost && w.rewatchDir() {
+			w.log.Info("config directory is back; watching it again", "dir", w.dir)
 		}
 		w.check()
 		w.followLinks()
@@ -389,8 +389,17 @@ func (w *watcher) run(ctx context.Context) {
 				// at this path (a deployment replacing /etc/zkdns whole),
 				// every later edit would go unseen.
 				w.dirLost = true
-				w.log.Warn("config directory removed or renamed; reading the config every second until it is back",
-					"dir", w.dir)
+				if w.rewatchDir() {
+					// A directory is there already: the event was a
+					// symlink on the way replaced (a deploy moving
+					// current -> releases/N on), or the directory
+					// replaced in one go. Nothing to warn about; the new
+					// one is watched from here on.
+					w.log.Debug("config directory replaced; watching the one the path leads to now", "dir", w.dir)
+				} else {
+					w.log.Warn("config directory removed or renamed; reading the config every second until it is back",
+						"dir", w.dir)
+				}
 			}
 			arm()
 		case err, ok := <-errs:

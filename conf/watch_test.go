@@ -781,6 +781,12 @@ func TestWatchDirectoryLinkSwapped(t *testing.T) {
 	} {
 		h.run(t, s)
 	}
+	// The path led to a directory all along, though the link was remade
+	// and the releases it led to deleted: an operator has nothing to be
+	// warned of.
+	if logs := h.logs.String(); strings.Contains(logs, "level=WARN") {
+		t.Errorf("a warning was logged while the path always led to the config:\n%s", logs)
+	}
 }
 
 // TestWatchBusyDirectory saves the config while another file in its
