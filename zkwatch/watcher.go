@@ -100,8 +100,11 @@ type Options struct {
 	// ServerName means the host of the server being dialled. Nil means
 	// plain TCP. The Watcher does not modify it.
 	TLS *tls.Config
-	// Publish receives every change, from a single goroutine, in order. It
-	// must not block for long: it holds up the processing of watch events.
+	// Publish receives every change, one call at a time, in order: from
+	// the watcher's run loop, and for an instance whose znode was deleted
+	// from the ZooKeeper client's receive goroutine, as the event arrives.
+	// It must not block for long: it holds up the processing of watch
+	// events, and the client's receipt of replies.
 	Publish func(Update)
 	// Logger receives one line per state change; nil discards.
 	Logger *slog.Logger
@@ -159,7 +162,15 @@ type Watcher struct {
 	// for them.
 	probes sync.WaitGroup
 
-	// Everything below is owned by the run loop goroutine.
+	// stepMu is held by whatever changes the fields below: the run loop
+	// for each step, and the client's receive goroutine while it applies
+	// a deletion as it arrives (applyDeletion). The run loop holds it
+	// across its reads; a deletion that finds it held is left to the
+	// loop.
+	stepMu sync.Mutex
+
+	// Everything below is changed with stepMu held; conn is replaced only
+	// by the run loop.
 	conn        *zk.Conn
 	current     Spec
 	services    map[string]*service // by name
@@ -337,7 +348,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 			return nil
 		case <-w.wake:
 		}
+		w.stepMu.Lock()
 		w.step(ctx)
+		w.stepMu.Unlock()
 	}
 }
 
@@ -434,13 +447,53 @@ func (w *Watcher) onEvent(gen int64, refusals *zkclient.Refusals, ev zk.Event) {
 		return
 	}
 	w.opts.Metrics.event(kind)
+	now := time.Now()
+	if kind == evDeleted && w.applyDeletion(ev.Path, now) {
+		return
+	}
 	w.mu.Lock()
 	if w.firstAt.IsZero() {
-		w.firstAt = time.Now()
+		w.firstAt = now
 	}
 	w.pending[ev.Path] |= kind
 	w.mu.Unlock()
 	w.signal()
+}
+
+// applyDeletion drops the served instance whose znode full was deleted,
+// and publishes its service, on the client's receive goroutine as the
+// event arrives. A departure needs no read, and handing it to the run
+// loop would add the loop's wake-up to the time a gone instance is still
+// answered. It does so only when the loop is idle and in step with
+// ZooKeeper (synced, no resync or spec change under way), and only for an
+// instance of a watched service, as process would drop it; otherwise it
+// reports false and the event goes to the run loop as any other.
+func (w *Watcher) applyDeletion(full string, at time.Time) bool {
+	if !w.stepMu.TryLock() {
+		return false
+	}
+	defer w.stepMu.Unlock()
+	if !w.synced || w.needResync || w.specDirty {
+		return false
+	}
+	if _, ok := w.roots[full]; ok {
+		return false
+	}
+	if _, ok := w.byPath[full]; ok {
+		return false // a service's own path: the loop lists it again
+	}
+	s, ok := w.byPath[path.Dir(full)]
+	if !ok || w.services[s.spec.Name] != s {
+		return false
+	}
+	name := path.Base(full)
+	if _, had := s.version(name); !had {
+		return false
+	}
+	s.update([]string{name}, nil)
+	w.forgetNode(full)
+	w.publishTouched(map[string]*service{s.spec.Name: s}, nil, at, time.Now())
+	return true
 }
 
 // fired forgets the watches ev fired or ended, as the client does.

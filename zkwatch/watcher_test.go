@@ -1,6 +1,7 @@
 package zkwatch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -269,6 +272,107 @@ func TestWatcherFollowsInstances(t *testing.T) {
 	if caused < len(steps) {
 		t.Errorf("%d updates carry event and read times, want at least one per step (%d)", caused, len(steps))
 	}
+}
+
+// TestWatcherDeletionOnArrival deletes an instance while the run loop is
+// idle, and then while it is busy publishing another change. Idle, the
+// deletion must be applied and published by the ZooKeeper client's
+// receive goroutine as the event arrives (applyDeletion), not by waking
+// the loop; busy, it must wait for the loop, which then publishes it in
+// order after the change it was busy with.
+func TestWatcherDeletionOnArrival(t *testing.T) {
+	owner := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	base := testutil.TestRoot(t, owner)
+	for _, id := range []string{"a", "b", "c"} {
+		testutil.CreateZnode(t, owner, base+"/svc/"+id, "192.0.2.1:80", zk.FlagEphemeral)
+	}
+	testutil.CreateZnode(t, owner, base+"/other/x", "192.0.2.9:80", zk.FlagEphemeral)
+
+	type published struct {
+		u         Update
+		onArrival bool // published from applyDeletion
+	}
+	rec := newRecorder()
+	var (
+		mu        sync.Mutex
+		seen      []published
+		hold      = make(chan struct{}) // closed to let a held publish go on
+		held      = make(chan struct{}, 1)
+		holdOther atomic.Bool
+	)
+	publish := func(u Update) {
+		stack := make([]byte, 64<<10)
+		stack = stack[:runtime.Stack(stack, false)]
+		mu.Lock()
+		seen = append(seen, published{u, bytes.Contains(stack, []byte("(*Watcher).applyDeletion"))})
+		mu.Unlock()
+		if holdOther.Load() && slices.ContainsFunc(u.Services, func(s ServiceState) bool { return s.Name == "other" }) {
+			held <- struct{}{}
+			<-hold
+		}
+		rec.publish(u)
+	}
+	w, err := New(Options{Servers: []string{zkServer.Addr()}, SessionTimeout: 5 * time.Second, Publish: publish}, Spec{Services: []ServiceSpec{
+		{Name: "svc", Path: base + "/svc", Format: "hostport"},
+		{Name: "other", Path: base + "/other", Format: "hostport"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWatcher(t, w)
+	rec.waitFor(t, "first sync", hasIDs("svc", "a,b,c"))
+
+	// deletedBy returns whether the update that dropped id from svc was
+	// published on arrival.
+	deletedBy := func(id string) (onArrival, found bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range seen {
+			for _, s := range p.u.Services {
+				if s.Name == "svc" && !strings.Contains(","+ids(s)+",", ","+id+",") {
+					return p.onArrival, true
+				}
+			}
+		}
+		return false, false
+	}
+
+	if err := owner.Delete(base+"/svc/a", -1); err != nil {
+		t.Fatal(err)
+	}
+	rec.waitFor(t, "a gone", hasIDs("svc", "b,c"))
+	if onArrival, found := deletedBy("a"); !found || !onArrival {
+		t.Errorf("deletion of a while the run loop was idle: published on arrival = %v (found %v), want true", onArrival, found)
+	}
+
+	// Hold the run loop in its publish of a change to other, and delete b
+	// meanwhile.
+	holdOther.Store(true)
+	testutil.CreateZnode(t, owner, base+"/other/y", "192.0.2.9:80", zk.FlagEphemeral)
+	select {
+	case <-held:
+	case <-time.After(waitLimit):
+		t.Fatal("the change to other was not published")
+	}
+	holdOther.Store(false)
+	if err := owner.Delete(base+"/svc/b", -1); err != nil {
+		t.Fatal(err)
+	}
+	// The deletion's event has arrived once a read on the watcher's own
+	// session returns after it: ZooKeeper sends a session's events and
+	// replies in order.
+	if _, _, err := w.conn.Exists(base + "/svc"); err != nil {
+		t.Fatal(err)
+	}
+	if _, found := deletedBy("b"); found {
+		t.Error("deletion of b was published while the run loop was busy")
+	}
+	close(hold)
+	rec.waitFor(t, "b gone", hasIDs("svc", "c"))
+	if onArrival, _ := deletedBy("b"); onArrival {
+		t.Error("deletion of b, which arrived while the run loop was busy, was published on arrival, not by the loop")
+	}
+	rec.waitFor(t, "other", hasIDs("other", "x,y"))
 }
 
 func TestWatcherOwnerSessionEnds(t *testing.T) {
