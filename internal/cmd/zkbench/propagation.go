@@ -88,16 +88,16 @@ func (b *bench) propagation(ctx context.Context, fl *fleet) (*section, error) {
 		details.add(op, fmtCount(z.n), fmtDuration(z.p50), fmtDuration(z.p99), fmtDuration(z.max),
 			fmtDuration(w.p50), fmtDuration(w.p99), fmtDuration(w.max))
 		sec.target(op+" → DNS answer, p50", fmtDuration(z.p50), fmtDuration(w.p50)+" (raw ChildrenW)",
-			"+"+fmtDuration(z.p50-w.p50), "≤ raw + 0.5ms", z.p50 <= w.p50+500*time.Microsecond)
+			fmtDelta(z.p50-w.p50), "≤ raw + 0.5ms", z.p50 <= w.p50+500*time.Microsecond)
 		sec.target(op+" → DNS answer, p99", fmtDuration(z.p99), fmtDuration(w.p99)+" (raw ChildrenW)",
-			"+"+fmtDuration(z.p99-w.p99), "≤ raw + 2ms", z.p99 <= w.p99+2*time.Millisecond)
+			fmtDelta(z.p99-w.p99), "≤ raw + 2ms", z.p99 <= w.p99+2*time.Millisecond)
 	}
 	sec.details = append(sec.details, titledTable{title: "Latency from the call:", table: details})
 	zc, rc := summarize(viaDNS[0]), summarize(viaRead[0])
 	sec.info("Create → DNS answer, p50, beside the raw watcher having listed and read the new child", fmtDuration(zc.p50),
-		fmtDuration(rc.p50)+" (raw ChildrenW, then getChildren and getData)", "+"+fmtDuration(zc.p50-rc.p50))
+		fmtDuration(rc.p50)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(zc.p50-rc.p50))
 	sec.info("Create → DNS answer, p99, beside the same", fmtDuration(zc.p99),
-		fmtDuration(rc.p99)+" (raw ChildrenW, then getChildren and getData)", "+"+fmtDuration(zc.p99-rc.p99))
+		fmtDuration(rc.p99)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(zc.p99-rc.p99))
 	sec.notes = append(sec.notes, "A child event names the parent, not the child: to serve a new instance any "+
 		"watcher using this client must list the children and read the new one, two round trips after the "+
 		"notification that the raw ChildrenW column stops at (a deletion needs none: the instance's own data "+
@@ -116,14 +116,14 @@ func (b *bench) propagation(ctx context.Context, fl *fleet) (*section, error) {
 	kt := table{columns: []string{"trial", "negotiated timeout", "raw watch sees the znode go", "zkdns stops answering", "over the timeout"}}
 	worst, pass := kills[0], true
 	for i, k := range kills {
-		kt.add(fmt.Sprint(i+1), fmtDuration(k.timeout), fmtDuration(k.watch), fmtDuration(k.dns), "+"+fmtDuration(k.dns-k.timeout))
+		kt.add(fmt.Sprint(i+1), fmtDuration(k.timeout), fmtDuration(k.watch), fmtDuration(k.dns), fmtDelta(k.dns-k.timeout))
 		if k.dns-k.timeout > worst.dns-worst.timeout {
 			worst = k
 		}
 		pass = pass && k.dns <= k.timeout+250*time.Millisecond
 	}
 	sec.target(fmt.Sprintf("SIGKILL of the owner → removal from DNS, worst of %d", len(kills)), fmtDuration(worst.dns),
-		fmtDuration(worst.timeout)+" (negotiated timeout, from cons)", "+"+fmtDuration(worst.dns-worst.timeout), "≤ timeout + 250ms", pass)
+		fmtDuration(worst.timeout)+" (negotiated timeout, from cons)", fmtDelta(worst.dns-worst.timeout), "≤ timeout + 250ms", pass)
 	sec.details = append(sec.details, titledTable{title: "Session loss (time from SIGKILL):", table: kt})
 	sec.commands = append(sec.commands, cmdline)
 	sec.notes = append(sec.notes, "The session-loss figure is bounded by ZooKeeper: it expires a session on its "+

@@ -141,6 +141,14 @@ func verdictWord(pass bool) string {
 	return "FAIL"
 }
 
+// fmtDelta prints the difference d with its sign, + or -.
+func fmtDelta(d time.Duration) string {
+	if d < 0 {
+		return fmtDuration(d)
+	}
+	return "+" + fmtDuration(d)
+}
+
 // fmtDuration prints d with three significant digits in the unit that
 // suits it: 850µs, 1.27ms, 2.50s.
 func fmtDuration(d time.Duration) string {
