@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -246,6 +247,28 @@ func TestErrorString(t *testing.T) {
 				t.Errorf("Error() = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestOneLine parses a config with two problems: on one line they must
+// read as the file's lines do, "; " between them, and each must still be
+// found as an *Error.
+func TestOneLine(t *testing.T) {
+	_, err := Parse("zkdns.toml", []byte("[zookeeper]\nservers = []\n[dns]\nttl = \"soon\"\n"))
+	if err == nil {
+		t.Fatal("Parse accepted a config with two problems")
+	}
+	got := OneLine(err)
+	want := strings.ReplaceAll(err.Error(), "\n", "; ")
+	if got.Error() != want || strings.Count(want, "zkdns.toml:") != 2 {
+		t.Errorf("OneLine = %q, want %q with both problems", got, want)
+	}
+	var ce *Error
+	if !errors.As(got, &ce) || ce.File != "zkdns.toml" {
+		t.Errorf("errors.As(OneLine(err), *Error) = %v, %+v; want the first problem", ce != nil, ce)
+	}
+	if OneLine(nil) != nil {
+		t.Error("OneLine(nil) is not nil")
 	}
 }
 

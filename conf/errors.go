@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Error is one problem in a config file. Parse and Load report every
@@ -37,6 +38,22 @@ func (e *Error) Error() string {
 		return e.Msg
 	}
 }
+
+// OneLine returns err with its lines, one per problem as Parse and Load
+// join them, joined by "; " instead: for a log line, or a message that
+// must stay one entry in a journal. It wraps err, so errors.As still
+// finds each *Error in it. OneLine(nil) is nil.
+func OneLine(err error) error {
+	if err == nil {
+		return nil
+	}
+	return oneLineError{err}
+}
+
+type oneLineError struct{ err error }
+
+func (e oneLineError) Error() string { return strings.ReplaceAll(e.err.Error(), "\n", "; ") }
+func (e oneLineError) Unwrap() error { return e.err }
 
 // problems collects the *Errors of one Parse: first from decoding, then
 // from validation.

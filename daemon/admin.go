@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"strings"
 	"sync"
 	"time"
 
@@ -224,10 +223,4 @@ func FetchServices(ctx context.Context, addr string) (*ServicesResponse, error) 
 		return nil, fmt.Errorf("zkdns admin API at %s: unreadable answer: %w", addr, err)
 	}
 	return &out, nil
-}
-
-// oneLine joins a multi-line error (several config problems) into one
-// line, as logs and stderr want.
-func oneLine(err error) string {
-	return strings.ReplaceAll(err.Error(), "\n", "; ")
 }

@@ -273,7 +273,7 @@ func (d *daemon) loop(ctx context.Context) error {
 func (d *daemon) reload(ctx context.Context, c conf.Change) {
 	if c.Err != nil {
 		d.metrics.reloadFailed()
-		d.logger.Error("config not reloaded; keeping the running config", "file", d.opts.ConfigPath, "err", oneLine(c.Err))
+		d.logger.Error("config not reloaded; keeping the running config", "file", d.opts.ConfigPath, "err", conf.OneLine(c.Err))
 		return
 	}
 	d.notifier.notify("RELOADING=1")
@@ -283,7 +283,7 @@ func (d *daemon) reload(ctx context.Context, c conf.Change) {
 	}
 	if err != nil {
 		d.metrics.reloadFailed()
-		d.logger.Error("config not reloaded; keeping the running config", "file", d.opts.ConfigPath, "err", oneLine(err))
+		d.logger.Error("config not reloaded; keeping the running config", "file", d.opts.ConfigPath, "err", conf.OneLine(err))
 		return
 	}
 	d.metrics.reloadSucceeded()

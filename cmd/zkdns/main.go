@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 
 	"github.com/zkdns/zkdns/conf"
@@ -125,7 +124,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, err := conf.Load(path)
 	if err != nil {
-		return fmt.Errorf("config: %w", oneLine(err))
+		return fmt.Errorf("config: %w", conf.OneLine(err))
 	}
 	level := new(slog.LevelVar)
 	logger := newLogger(cfg.Log, level, stderr)
@@ -168,7 +167,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	if err != nil {
 		// Several problems (credentials and TLS files) come one per line.
-		return oneLine(err)
+		return conf.OneLine(err)
 	}
 	return nil
 }
@@ -212,16 +211,6 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
 
 // errSilent is a failure whose message has already been printed.
 var errSilent = errors.New("")
-
-// oneLine joins a multi-line error (several config problems) into one
-// line, "; " between them. It wraps err, so errors.As still finds each
-// *conf.Error in it.
-func oneLine(err error) error { return oneLineError{err} }
-
-type oneLineError struct{ err error }
-
-func (e oneLineError) Error() string { return strings.ReplaceAll(e.err.Error(), "\n", "; ") }
-func (e oneLineError) Unwrap() error { return e.err }
 
 // newLogger logs to w in the configured format at a level that reloads
 // may change. Under journald (w is the JOURNAL_STREAM) it leaves

@@ -247,7 +247,7 @@ func loadRegisterConfig(path string, cfg *registerConfig) error {
 		// line is an entry of its own, so the problems after the first
 		// would lose the "zkdns:" that ties them to this failure. Each
 		// still starts with the file and line, after "; ".
-		return oneLine(err)
+		return conf.OneLine(err)
 	}
 	cfg.from.file, cfg.from.data = path, data
 	return nil
