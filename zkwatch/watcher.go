@@ -104,7 +104,8 @@ type Options struct {
 	// the watcher's run loop, and for an instance whose znode was deleted
 	// from the ZooKeeper client's receive goroutine, as the event arrives.
 	// It must not block for long: it holds up the processing of watch
-	// events, and the client's receipt of replies.
+	// events, and the client's receipt of replies. No call is made once
+	// Run has returned.
 	Publish func(Update)
 	// Logger receives one line per state change; nil discards.
 	Logger *slog.Logger
@@ -328,6 +329,12 @@ func (w *Watcher) Run(ctx context.Context) error {
 		stop()
 		closeConn()
 		w.probes.Wait() // ctx has ended: they return at once
+		// A deletion being applied on the client's receive goroutine
+		// finishes before Run returns, and none starts after closed is
+		// set: nothing is published once Run has returned.
+		w.stepMu.Lock()
+		//lint:ignore SA2001 taking the lock is the wait; nothing runs under it
+		w.stepMu.Unlock()
 	}()
 	if err := w.authenticate(ctx, w.conn); err != nil {
 		return nil // ctx ended before any server accepted the credentials
@@ -473,7 +480,7 @@ func (w *Watcher) applyDeletion(full string, at time.Time) bool {
 		return false
 	}
 	defer w.stepMu.Unlock()
-	if !w.synced || w.needResync || w.specDirty {
+	if w.closed.Load() || !w.synced || w.needResync || w.specDirty {
 		return false
 	}
 	if _, ok := w.roots[full]; ok {

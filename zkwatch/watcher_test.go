@@ -375,6 +375,78 @@ func TestWatcherDeletionOnArrival(t *testing.T) {
 	rec.waitFor(t, "other", hasIDs("other", "x,y"))
 }
 
+// TestWatcherNoPublishAfterRun stops the watcher while a deletion is
+// being published on the client's receive goroutine: Run must wait for
+// that publish before it returns, and nothing may be published after.
+func TestWatcherNoPublishAfterRun(t *testing.T) {
+	owner := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	base := testutil.TestRoot(t, owner)
+	for _, id := range []string{"a", "b"} {
+		testutil.CreateZnode(t, owner, base+"/svc/"+id, "192.0.2.1:80", zk.FlagEphemeral)
+	}
+	rec := newRecorder()
+	var (
+		returned atomic.Bool // Run has returned
+		late     atomic.Bool // a publish began after that
+		held     = make(chan struct{})
+		release  = make(chan struct{})
+		once     sync.Once
+	)
+	publish := func(u Update) {
+		if returned.Load() {
+			late.Store(true)
+		}
+		if !u.Full && len(u.Services) == 1 && ids(u.Services[0]) == "b" {
+			once.Do(func() { close(held); <-release })
+		}
+		rec.publish(u)
+	}
+	w, err := New(Options{Servers: []string{zkServer.Addr()}, SessionTimeout: 5 * time.Second, Publish: publish}, Spec{Services: []ServiceSpec{
+		{Name: "svc", Path: base + "/svc", Format: "hostport"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		err := w.Run(ctx)
+		returned.Store(true)
+		done <- err
+	}()
+	rec.waitFor(t, "first sync", hasIDs("svc", "a,b"))
+	if err := owner.Delete(base+"/svc/a", -1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-held:
+	case <-time.After(waitLimit):
+		t.Fatal("the deletion was not published")
+	}
+	cancel()
+	// The client's Close waits up to a second for the answer to its close
+	// request, which the held receive goroutine cannot read: wait past
+	// that, or Run would be held by Close alone.
+	select {
+	case err := <-done:
+		t.Fatalf("Run returned (%v) while a deletion was still being published", err)
+	case <-time.After(1500 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run returned %v, want nil", err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("Run did not return once the publish was done")
+	}
+	if late.Load() {
+		t.Error("an update was published after Run returned")
+	}
+}
+
 func TestWatcherOwnerSessionEnds(t *testing.T) {
 	owner, _, err := zk.Connect([]string{zkServer.Addr()}, 5*time.Second, zk.WithLogger(log.New(io.Discard, "", 0)))
 	if err != nil {
