@@ -44,7 +44,19 @@ type Options struct {
 	Version string
 	// Registry receives every metric; nil means a new registry.
 	Registry *prometheus.Registry
+	// ReloadRetry is how often a valid config that could not be applied
+	// (an address that cannot be bound, a credentials or certificate file
+	// that cannot be read) is tried again, until it applies or the file
+	// changes; zero means 5s.
+	ReloadRetry time.Duration
 }
+
+// defaultReloadRetry is Options.ReloadRetry's default. What refuses such
+// a reload is outside the config file and is often fixed a moment later
+// (config management writes the credentials file after the config, a
+// floating address comes up), and nothing else would make zkdns look
+// again: the config file no longer changes.
+const defaultReloadRetry = 5 * time.Second
 
 // stopTimeout bounds each component's shutdown; the whole stop takes at
 // most a few of these.
@@ -84,6 +96,12 @@ type daemon struct {
 	next    *watchRun // a replacement for a new ensemble, until it has synced
 	failed  chan error
 	changes chan conf.Change
+	// refused is a valid config that could not be applied, tried again
+	// when retry fires; nil when there is none. refusedErr is why, as
+	// last logged.
+	refused    *conf.Config
+	refusedErr string
+	retry      *time.Timer
 
 	// pprof is [admin] pprof, which the admin server's handlers read.
 	pprof atomic.Bool
@@ -123,6 +141,11 @@ func newDaemon(opts Options) (*daemon, error) {
 		cfg:     opts.Config,
 		failed:  make(chan error, 4),
 		changes: make(chan conf.Change),
+		retry:   time.NewTimer(0),
+	}
+	d.retry.Stop() // armed when a reload is refused
+	if d.opts.ReloadRetry <= 0 {
+		d.opts.ReloadRetry = defaultReloadRetry
 	}
 	var err error
 	if d.metrics, err = newMetrics(reg, opts.Version, d.zooKeeperConnected); err != nil {
@@ -242,6 +265,9 @@ func (d *daemon) loop(ctx context.Context) error {
 		case c := <-d.changes:
 			d.reload(ctx, c)
 			sendStatus()
+		case <-d.retry.C:
+			d.retryReload(ctx)
+			sendStatus()
 		case <-d.opts.Reload:
 			d.logger.Info("reload requested (SIGHUP)")
 			cfg, err := conf.Load(d.opts.ConfigPath)
@@ -271,6 +297,10 @@ func (d *daemon) loop(ctx context.Context) error {
 // reload applies a config change as a difference, or keeps the running
 // config when the change is not usable.
 func (d *daemon) reload(ctx context.Context, c conf.Change) {
+	// Whatever the file holds now replaces a refused config waiting to
+	// be tried again.
+	d.refused = nil
+	d.retry.Stop()
 	if c.Err != nil {
 		d.metrics.reloadFailed()
 		d.logger.Error("config not reloaded; keeping the running config", "file", d.opts.ConfigPath, "err", conf.OneLine(c.Err))
@@ -283,17 +313,48 @@ func (d *daemon) reload(ctx context.Context, c conf.Change) {
 	}
 	if err != nil {
 		d.metrics.reloadFailed()
-		d.logger.Error("config not reloaded; keeping the running config", "file", d.opts.ConfigPath, "err", conf.OneLine(err))
+		d.logger.Error("config not reloaded; keeping the running config and trying it again every "+d.opts.ReloadRetry.String()+
+			" until it applies or the file changes", "file", d.opts.ConfigPath, "err", conf.OneLine(err))
+		d.refused, d.refusedErr = c.Config, conf.OneLine(err).Error()
+		d.retry.Reset(d.opts.ReloadRetry)
 		return
 	}
 	d.metrics.reloadSucceeded()
+}
+
+// retryReload tries the refused config again. A failure for the reason
+// already logged is logged at debug level only, so a cause that takes
+// hours to fix costs one error line, not one every few seconds; a new
+// reason is an error again, and counted as a failed reload.
+func (d *daemon) retryReload(ctx context.Context) {
+	next := d.refused
+	if next == nil {
+		return
+	}
+	err := d.apply(ctx, next)
+	if err == nil {
+		d.refused = nil
+		d.metrics.reloadSucceeded()
+		d.logger.Info("config reloaded: what refused it is fixed", "file", d.opts.ConfigPath, "was", d.refusedErr)
+		return
+	}
+	if msg := conf.OneLine(err).Error(); msg != d.refusedErr {
+		d.metrics.reloadFailed()
+		d.logger.Error("config still not reloaded, now for another reason; keeping the running config and trying it again every "+
+			d.opts.ReloadRetry.String(), "file", d.opts.ConfigPath, "err", conf.OneLine(err))
+		d.refusedErr = msg
+	} else {
+		d.logger.Debug("config still not reloaded", "file", d.opts.ConfigPath, "err", conf.OneLine(err))
+	}
+	d.retry.Reset(d.opts.ReloadRetry)
 }
 
 // apply moves the daemon from d.cfg to next, touching only what differs.
 // Everything that can fail (binding new addresses, reading the new
 // ensemble's credentials and certificates) happens before anything
 // changes, so a failure leaves the running config whole: a reload once
-// its cause is fixed (SIGHUP) finds the whole change still to apply.
+// its cause is fixed (retryReload, or SIGHUP) finds the whole change
+// still to apply.
 func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 	prev := d.cfg
 	var (

@@ -514,7 +514,14 @@ func (d *rmDaemon) stop() error {
 // reloads reads the daemon's zkdns_config_reloads_total by result.
 func (d *rmDaemon) reloads(t *testing.T) (ok, failed float64) {
 	t.Helper()
-	families, err := d.reg.Gather()
+	return reloadCounts(t, d.reg)
+}
+
+// reloadCounts reads zkdns_config_reloads_total from reg: the successful
+// reloads and the failed ones.
+func reloadCounts(t *testing.T, reg *prometheus.Registry) (ok, failed float64) {
+	t.Helper()
+	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,120 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zkdns/zkdns/conf"
+	"github.com/zkdns/zkdns/internal/testutil"
+)
+
+// TestRefusedReloadRetried saves a valid config whose admin address is
+// taken by another socket: the reload is refused, logged once however
+// often it is tried again, and applied as soon as the address is free,
+// with no further save. A refused config that the file no longer holds is
+// not tried again.
+func TestRefusedReloadRetried(t *testing.T) {
+	const retry = 50 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "zkdns.toml")
+	write := func(content string) {
+		t.Helper()
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(adminConfig("127.0.0.1:0"))
+	cfg, err := conf.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &testutil.LogBuffer{}
+	reg := prometheus.NewRegistry()
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() {
+		ran <- Run(ctx, Options{
+			Config:      cfg,
+			ConfigPath:  path,
+			Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Registry:    reg,
+			ReloadRetry: retry,
+		})
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-ran:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(waitLimit):
+			t.Error("Run did not return after its context ended")
+		}
+	}()
+	testutil.Eventually(t, waitLimit, "the admin server", func() (bool, string) {
+		return len(adminAddrs(logs)) == 1, logs.String()
+	})
+	// hold takes a free port on 127.0.0.1, as another program would.
+	hold := func() (net.Listener, string) {
+		t.Helper()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln, ln.Addr().String()
+	}
+
+	taken, addr := hold()
+	write(adminConfig(addr))
+	testutil.Eventually(t, waitLimit, "the reload refused, then tried again", func() (bool, string) {
+		return strings.Count(logs.String(), `msg="config still not reloaded"`) >= 3, logs.String()
+	})
+	if n := strings.Count(logs.String(), "level=ERROR"); n != 1 {
+		t.Errorf("%d error lines for one refused reload tried again and again, want 1:\n%s", n, logs.String())
+	}
+	if _, failed := reloadCounts(t, reg); failed != 1 {
+		t.Errorf("failed reloads = %v, want 1: retries of the same refusal are not new failures", failed)
+	}
+	taken.Close()
+	testutil.Eventually(t, waitLimit, "the admin server on the freed address", func() (bool, string) {
+		return slices.Contains(adminAddrs(logs), addr), logs.String()
+	})
+	if !strings.Contains(logs.String(), `msg="config reloaded: what refused it is fixed"`) {
+		t.Errorf("the reload on retry was not logged:\n%s", logs.String())
+	}
+	if ok, _ := reloadCounts(t, reg); ok != 1 {
+		t.Errorf("successful reloads = %v, want 1", ok)
+	}
+
+	// Refused again; then the file is saved with a config that does not
+	// parse. The refused one is no longer what the file holds: it must not
+	// be applied when its address comes free.
+	taken, other := hold()
+	write(adminConfig(other))
+	testutil.Eventually(t, waitLimit, "the second refusal", func() (bool, string) {
+		return strings.Count(logs.String(), "trying it again every") == 2, logs.String()
+	})
+	write("[zookeeper\n")
+	testutil.Eventually(t, waitLimit, "the unparsable save refused", func() (bool, string) {
+		_, failed := reloadCounts(t, reg)
+		return failed == 3, logs.String()
+	})
+	taken.Close()
+	time.Sleep(10 * retry)
+	if slices.Contains(adminAddrs(logs), other) {
+		t.Errorf("a refused config was applied after the file was saved with another:\n%s", logs.String())
+	}
+}
