@@ -197,10 +197,15 @@ func (d *daemon) statusLine() string {
 			zkState = fmt.Sprintf("disconnected for %s", time.Since(st.DisconnectedSince).Round(time.Second))
 		}
 	}
+	line := fmt.Sprintf("serving %d services, %d instances; ZooKeeper %s", services, instances, zkState)
 	if !d.handler.Current().Synced() {
-		return "waiting for the first sync; ZooKeeper " + zkState
+		line = "waiting for the first sync; ZooKeeper " + zkState
 	}
-	return fmt.Sprintf("serving %d services, %d instances; ZooKeeper %s", services, instances, zkState)
+	if d.refused != nil {
+		// Where systemctl status shows it, beside the error in the log.
+		line += "; the config saved last is not applied yet, retrying"
+	}
+	return line
 }
 
 // FetchServices asks the admin API at addr (host:port) for the services,

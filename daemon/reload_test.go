@@ -2,12 +2,14 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,11 +21,12 @@ import (
 
 // TestRefusedReloadRetried saves a valid config whose admin address is
 // taken by another socket: the reload is refused, logged once however
-// often it is tried again, and applied as soon as the address is free,
-// with no further save. A refused config that the file no longer holds is
-// not tried again.
+// often it is tried again, shown in the systemd status line, and applied
+// as soon as the address is free, with no further save. A refused config
+// that the file no longer holds is not tried again.
 func TestRefusedReloadRetried(t *testing.T) {
 	const retry = 50 * time.Millisecond
+	statuses := listenNotify(t)
 	path := filepath.Join(t.TempDir(), "zkdns.toml")
 	write := func(content string) {
 		t.Helper()
@@ -98,6 +101,12 @@ func TestRefusedReloadRetried(t *testing.T) {
 	if ok, _ := reloadCounts(t, reg); ok != 1 {
 		t.Errorf("successful reloads = %v, want 1", ok)
 	}
+	const waiting = "the config saved last is not applied yet"
+	testutil.Eventually(t, waitLimit, "a status line saying the reload waited, and none since it applied", func() (bool, string) {
+		got := statuses()
+		said := slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, waiting) })
+		return said && !strings.Contains(got[len(got)-1], waiting), fmt.Sprintf("%q", got)
+	})
 
 	// Refused again; then the file is saved with a config that does not
 	// parse. The refused one is no longer what the file holds: it must not
@@ -116,5 +125,48 @@ func TestRefusedReloadRetried(t *testing.T) {
 	time.Sleep(10 * retry)
 	if slices.Contains(adminAddrs(logs), other) {
 		t.Errorf("a refused config was applied after the file was saved with another:\n%s", logs.String())
+	}
+}
+
+// listenNotify stands in for systemd: it sets NOTIFY_SOCKET for the test
+// and returns a function that gives the STATUS= lines received so far.
+func listenNotify(t *testing.T) func() []string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NOTIFY_SOCKET", sock)
+	var (
+		mu    sync.Mutex
+		lines []string
+		done  = make(chan struct{})
+	)
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			for _, l := range strings.Split(string(buf[:n]), "\n") {
+				if s, ok := strings.CutPrefix(l, "STATUS="); ok {
+					mu.Lock()
+					lines = append(lines, s)
+					mu.Unlock()
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		conn.Close()
+		<-done
+	})
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(lines)
 	}
 }
