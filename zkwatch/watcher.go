@@ -165,13 +165,16 @@ type Watcher struct {
 
 	// stepMu is held by whatever changes the fields below: the run loop
 	// for each step, and the client's receive goroutine while it applies
-	// a deletion as it arrives (applyDeletion). The run loop holds it
-	// across its reads; a deletion that finds it held is left to the
-	// loop.
+	// a deletion as it arrives (applyDeletion); a deletion that finds it
+	// held is left to the loop. The loop lets it go while it waits for
+	// the reads of watch events (see process), when busy names the
+	// services those reads change.
 	stepMu sync.Mutex
+	busy   map[*service]bool
 
-	// Everything below is changed with stepMu held; conn is replaced only
-	// by the run loop.
+	// Everything below is changed with stepMu held, but for the services
+	// in busy, which the run loop's reads change while it has let stepMu
+	// go; conn is replaced only by the run loop.
 	conn        *zk.Conn
 	current     Spec
 	services    map[string]*service // by name
@@ -470,11 +473,13 @@ func (w *Watcher) onEvent(gen int64, refusals *zkclient.Refusals, ev zk.Event) {
 // applyDeletion drops the served instance whose znode full was deleted,
 // and publishes its service, on the client's receive goroutine as the
 // event arrives. A departure needs no read, and handing it to the run
-// loop would add the loop's wake-up to the time a gone instance is still
-// answered. It does so only when the loop is idle and in step with
-// ZooKeeper (synced, no resync or spec change under way), and only for an
-// instance of a watched service, as process would drop it; otherwise it
-// reports false and the event goes to the run loop as any other.
+// loop would add the loop's wake-up, or the reads it is waiting for, to
+// the time a gone instance is still answered. It does so only when the
+// loop is idle or waiting on reads that leave the instance's service
+// alone, and in step with ZooKeeper (synced, no resync or spec change
+// under way), and only for an instance of a watched service, as process
+// would drop it; otherwise it reports false and the event goes to the
+// run loop as any other.
 func (w *Watcher) applyDeletion(full string, at time.Time) bool {
 	if !w.stepMu.TryLock() {
 		return false
@@ -490,7 +495,7 @@ func (w *Watcher) applyDeletion(full string, at time.Time) bool {
 		return false // a service's own path: the loop lists it again
 	}
 	s, ok := w.byPath[path.Dir(full)]
-	if !ok || w.services[s.spec.Name] != s {
+	if !ok || w.services[s.spec.Name] != s || w.busy[s] {
 		return false
 	}
 	name := path.Base(full)
@@ -976,24 +981,39 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 	for _, s := range ch.listed {
 		listed = append(listed, s)
 	}
+	reads := make([]string, 0, len(dataReads))
+	for p := range dataReads {
+		reads = append(reads, p)
+	}
 	var failed sync.Map
+	results := make([]nodeRead, len(reads))
+	errs := make([]error, len(reads))
+	// The reads wait on ZooKeeper round trips. Meanwhile a deletion in a
+	// service they leave alone is applied as it arrives (applyDeletion),
+	// rather than wait for them: stepMu is let go, and busy names the
+	// services the reads change, whose deletions stay pending for the
+	// next step (listService's takeDeletion counts on seeing them there).
+	w.busy = make(map[*service]bool, len(listed)+len(dataReads))
+	for _, s := range listed {
+		w.busy[s] = true
+	}
+	for _, s := range dataReads {
+		w.busy[s] = true
+	}
+	w.stepMu.Unlock()
 	_ = w.runAll(ctx, len(listed), func(i int) error {
 		if err := w.listService(ctx, listed[i]); err != nil {
 			failed.Store(listed[i].full, err)
 		}
 		return nil
 	})
-	reads := make([]string, 0, len(dataReads))
-	for p := range dataReads {
-		reads = append(reads, p)
-	}
-	results := make([]nodeRead, len(reads))
-	errs := make([]error, len(reads))
 	_ = w.runAll(ctx, len(reads), func(i int) error {
 		results[i], errs[i] = w.readNode(reads[i], dataReads[reads[i]].spec)
 		return nil
 	})
 	readTime := time.Now()
+	w.stepMu.Lock()
+	w.busy = nil
 	clear(gone)
 	reread := map[*service][]nodeRead{}
 	for i, p := range reads {

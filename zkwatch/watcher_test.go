@@ -973,6 +973,58 @@ func TestWatcherInstanceRecreatedDuringListing(t *testing.T) {
 	}
 }
 
+// TestWatcherDeletionDuringRead deletes instances while the watcher waits
+// for ZooKeeper to answer its re-listing of another service: a deletion
+// in a service that listing leaves alone must be published as it
+// arrives, not after the listing; one in the service being listed must
+// wait for the listing, whose answer then settles that service.
+func TestWatcherDeletionDuringRead(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
+	a, b := base+"/a", base+"/b"
+	testutil.CreateZnode(t, conn, a+"/1", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, a+"/2", "192.0.2.2:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, b+"/1", "192.0.2.3:80", zk.FlagEphemeral)
+	hold := newListingHolder(b)
+	proxy, err := testutil.NewTCPProxyWith(zkServer.Addr(), hold.relay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = proxy.Close() })
+	_, rec := startWatcher(t, proxy.Addr(), 8*time.Second, Spec{Services: []ServiceSpec{
+		{Name: "a", Path: a, Format: "hostport"},
+		{Name: "b", Path: b, Format: "hostport"},
+	}})
+	rec.waitFor(t, "first sync", func(m map[string]ServiceState) bool {
+		return ids(m["a"]) == "1,2" && ids(m["b"]) == "1"
+	})
+
+	hold.armed.Store(true)
+	testutil.CreateZnode(t, conn, b+"/2", "192.0.2.4:80", zk.FlagEphemeral)
+	select {
+	case <-hold.held:
+	case <-time.After(waitLimit):
+		t.Fatal("the watcher did not re-list b after b/2 joined")
+	}
+	// b/1 first: its event arrives before a/1's, so it has been seen by
+	// the time a/1's deletion shows.
+	for _, p := range []string{b + "/1", a + "/1"} {
+		if err := conn.Delete(p, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Well within the hold, which lasts until release (or waitLimit).
+	rec.waitWithin(t, "a/1 gone while b's listing is held", 3*time.Second, hasIDs("a", "2"))
+	rec.mu.Lock()
+	got := ids(rec.services["b"])
+	rec.mu.Unlock()
+	if got != "1" {
+		t.Errorf("b = %q while its listing was held, want 1: a deletion in the service being listed must wait for the listing", got)
+	}
+	close(hold.release)
+	rec.waitFor(t, "b settled by its listing", hasIDs("b", "2"))
+}
+
 // listingTrap relays ZooKeeper frames. Once armed, it catches the next
 // getChildren2 request for path: with drop set it drops the connection
 // with it; otherwise it holds it until release is closed, so ZooKeeper
