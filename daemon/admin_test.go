@@ -3,6 +3,7 @@ package daemon
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +43,66 @@ func adminAddrs(logs *testutil.LogBuffer) []string {
 	return out
 }
 
+// saveConfig writes content to path by renaming it into place, so the
+// config watcher never reads half a file.
+func saveConfig(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// adminDaemon is a daemon that Run runs on a config file holding
+// adminConfig("127.0.0.1:0"), logging at debug level into logs.
+type adminDaemon struct {
+	path string
+	logs *testutil.LogBuffer
+	stop func() error // cancels Run and returns what it returned; later calls return the same
+}
+
+// runAdminDaemon starts an adminDaemon with opts (Config, ConfigPath and
+// Logger are filled in), waits for its admin server, and stops it when
+// the test ends.
+func runAdminDaemon(t *testing.T, opts Options) *adminDaemon {
+	t.Helper()
+	d := &adminDaemon{path: filepath.Join(t.TempDir(), "zkdns.toml"), logs: &testutil.LogBuffer{}}
+	saveConfig(t, d.path, adminConfig("127.0.0.1:0"))
+	cfg, err := conf.Load(d.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Config, opts.ConfigPath = cfg, d.path
+	opts.Logger = slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- Run(ctx, opts) }()
+	d.stop = sync.OnceValue(func() error {
+		cancel()
+		select {
+		case err := <-ran:
+			if err != nil {
+				return fmt.Errorf("Run: %w", err)
+			}
+			return nil
+		case <-time.After(waitLimit):
+			return errors.New("Run did not return after its context ended")
+		}
+	})
+	t.Cleanup(func() {
+		if err := d.stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	testutil.Eventually(t, waitLimit, "the admin server", func() (bool, string) {
+		return len(adminAddrs(d.logs)) == 1, d.logs.String()
+	})
+	return d
+}
+
 // adminConfig is a config with pprof on and the admin API on listen.
 func adminConfig(listen string) string {
 	return fmt.Sprintf("[zookeeper]\nservers = [%q]\nsession_timeout = \"5s\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = %q\npprof = true\n",
@@ -63,38 +125,10 @@ func adminGoroutines(withConns bool) []string {
 // has returned nothing of any admin server runs, even with a client that
 // connected and never finished its request.
 func TestAdminServerStops(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "zkdns.toml")
-	write := func(content string) {
-		t.Helper()
-		// Renamed into place, so the config watcher never reads half a file.
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(adminConfig("127.0.0.1:0"))
-	cfg, err := conf.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testutil.LogBuffer{}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ran := make(chan error, 1)
-	go func() {
-		ran <- Run(ctx, Options{
-			Config:     cfg,
-			ConfigPath: path,
-			Logger:     slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		})
-	}()
-	testutil.Eventually(t, waitLimit, "the admin server", func() (bool, string) {
-		return len(adminAddrs(logs)) == 1, logs.String()
-	})
-	oldAddr := adminAddrs(logs)[0]
+	d := runAdminDaemon(t, Options{})
+	defer d.stop()
+	write := func(content string) { saveConfig(t, d.path, content) }
+	oldAddr := adminAddrs(d.logs)[0]
 
 	// A CPU profile far longer than the test: only the server ending the
 	// request ends it.
@@ -122,9 +156,9 @@ func TestAdminServerStops(t *testing.T) {
 	// admin server to a new port.
 	write(adminConfig("localhost:0"))
 	testutil.Eventually(t, waitLimit, "the admin server on its new address", func() (bool, string) {
-		return len(adminAddrs(logs)) == 2, logs.String()
+		return len(adminAddrs(d.logs)) == 2, d.logs.String()
 	})
-	newAddr := adminAddrs(logs)[1]
+	newAddr := adminAddrs(d.logs)[1]
 	select {
 	case <-profileDone:
 	case <-time.After(waitLimit):
@@ -158,14 +192,8 @@ func TestAdminServerStops(t *testing.T) {
 		return false, "no connection goroutine"
 	})
 
-	cancel()
-	select {
-	case err := <-ran:
-		if err != nil {
-			t.Fatalf("Run: %v", err)
-		}
-	case <-time.After(waitLimit):
-		t.Fatal("Run did not return after its context ended")
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
 	}
 	// The server's own goroutines are awaited by the stop; a connection's
 	// goroutine may still be unwinding after it has said it is closed.

@@ -30,7 +30,6 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -906,13 +905,7 @@ func (r *rmRun) render(step string) string {
 // write renames the config of step into place.
 func (r *rmRun) write(path string, step string) {
 	r.t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(r.render(step)), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		r.t.Fatal(err)
-	}
+	saveConfig(r.t, path, r.render(step))
 }
 
 // reload writes the config and waits until the running daemon has

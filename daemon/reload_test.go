@@ -1,11 +1,8 @@
 package daemon
 
 import (
-	"context"
 	"fmt"
-	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,7 +12,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/zkdns/zkdns/conf"
 	"github.com/zkdns/zkdns/internal/testutil"
 )
 
@@ -27,49 +23,10 @@ import (
 func TestRefusedReloadRetried(t *testing.T) {
 	const retry = 50 * time.Millisecond
 	statuses := listenNotify(t)
-	path := filepath.Join(t.TempDir(), "zkdns.toml")
-	write := func(content string) {
-		t.Helper()
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(adminConfig("127.0.0.1:0"))
-	cfg, err := conf.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &testutil.LogBuffer{}
 	reg := prometheus.NewRegistry()
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() {
-		ran <- Run(ctx, Options{
-			Config:      cfg,
-			ConfigPath:  path,
-			Logger:      slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-			Registry:    reg,
-			ReloadRetry: retry,
-		})
-	}()
-	defer func() {
-		cancel()
-		select {
-		case err := <-ran:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(waitLimit):
-			t.Error("Run did not return after its context ended")
-		}
-	}()
-	testutil.Eventually(t, waitLimit, "the admin server", func() (bool, string) {
-		return len(adminAddrs(logs)) == 1, logs.String()
-	})
+	d := runAdminDaemon(t, Options{Registry: reg, ReloadRetry: retry})
+	logs := d.logs
+	write := func(content string) { saveConfig(t, d.path, content) }
 	// hold takes a free port on 127.0.0.1, as another program would.
 	hold := func() (net.Listener, string) {
 		t.Helper()
