@@ -50,14 +50,10 @@ func TestWatcherSpecChangeAndRootEventInOneStep(t *testing.T) {
 	testutil.CreateZnode(t, conn, base+"/trig/t1", "192.0.2.2:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/root/other/o1", "192.0.2.3:80", zk.FlagEphemeral)
 	hold := newListingHolder(base + "/trig")
-	proxy, err := testutil.NewTCPProxyWith(zkServer.Addr(), hold.relay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
+	proxyAddr := hold.proxy(t)
 	trig := ServiceSpec{Name: "trig", Path: base + "/trig", Format: "hostport"}
 	root := DiscoverSpec{Path: base + "/root", Format: "hostport"}
-	w, rec := startWatcher(t, proxy.Addr(), 8*time.Second, Spec{
+	w, rec := startWatcher(t, proxyAddr, 8*time.Second, Spec{
 		Services: []ServiceSpec{{Name: "x", Path: base + "/cfgx", Format: "hostport"}, trig},
 		Discover: []DiscoverSpec{root},
 	})
@@ -67,11 +63,7 @@ func TestWatcherSpecChangeAndRootEventInOneStep(t *testing.T) {
 
 	hold.armed.Store(true)
 	testutil.CreateZnode(t, conn, base+"/trig/t2", "192.0.2.4:80", zk.FlagEphemeral)
-	select {
-	case <-hold.held:
-	case <-time.After(waitLimit):
-		t.Fatal("trig was not re-listed")
-	}
+	hold.waitHeld(t, "t2 joined trig")
 	w.SetSpec(Spec{Services: []ServiceSpec{trig}, Discover: []DiscoverSpec{root}})
 	testutil.CreateZnode(t, conn, base+"/root/x/i1", "192.0.2.5:80", zk.FlagEphemeral)
 	// The root's child event reaches the watcher's client while the run
@@ -94,12 +86,8 @@ func TestWatcherRootRelistLostOnReload(t *testing.T) {
 	base := testutil.TestRoot(t, conn)
 	testutil.CreateZnode(t, conn, base+"/root/a/i1", "192.0.2.1:80", zk.FlagEphemeral)
 	drop := &listingTrap{path: base + "/root", drop: true}
-	proxy, err := testutil.NewTCPProxyWith(zkServer.Addr(), drop.relay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	w, rec := startWatcher(t, proxy.Addr(), 8*time.Second, Spec{Discover: []DiscoverSpec{{Path: base + "/root", Format: "hostport"}}})
+	proxyAddr := drop.proxy(t)
+	w, rec := startWatcher(t, proxyAddr, 8*time.Second, Spec{Discover: []DiscoverSpec{{Path: base + "/root", Format: "hostport"}}})
 	rec.waitFor(t, "first sync", hasIDs("a", "i1"))
 	var vanished atomic.Bool
 	rec.mu.Lock()

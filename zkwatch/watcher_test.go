@@ -929,21 +929,13 @@ func TestWatcherInstanceRecreatedDuringListing(t *testing.T) {
 	testutil.CreateZnode(t, conn, svc+"/a", "192.0.2.1:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, svc+"/b", "192.0.2.2:80", zk.FlagEphemeral)
 	hold := newListingHolder(svc)
-	proxy, err := testutil.NewTCPProxyWith(zkServer.Addr(), hold.relay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	_, rec := startWatcher(t, proxy.Addr(), 8*time.Second, Spec{Services: []ServiceSpec{{Name: "svc", Path: svc}}})
+	proxyAddr := hold.proxy(t)
+	_, rec := startWatcher(t, proxyAddr, 8*time.Second, Spec{Services: []ServiceSpec{{Name: "svc", Path: svc}}})
 	rec.waitFor(t, "first sync", hasIDs("svc", "a,b"))
 
 	hold.armed.Store(true)
 	testutil.CreateZnode(t, conn, svc+"/c", "192.0.2.3:80", zk.FlagEphemeral)
-	select {
-	case <-hold.held:
-	case <-time.After(waitLimit):
-		t.Fatal("the watcher did not re-list the service after c joined")
-	}
+	hold.waitHeld(t, "c joined")
 	if err := conn.Delete(svc+"/a", -1); err != nil {
 		t.Fatal(err)
 	}
@@ -986,12 +978,8 @@ func TestWatcherDeletionDuringRead(t *testing.T) {
 	testutil.CreateZnode(t, conn, a+"/2", "192.0.2.2:80", zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, b+"/1", "192.0.2.3:80", zk.FlagEphemeral)
 	hold := newListingHolder(b)
-	proxy, err := testutil.NewTCPProxyWith(zkServer.Addr(), hold.relay)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
-	_, rec := startWatcher(t, proxy.Addr(), 8*time.Second, Spec{Services: []ServiceSpec{
+	proxyAddr := hold.proxy(t)
+	_, rec := startWatcher(t, proxyAddr, 8*time.Second, Spec{Services: []ServiceSpec{
 		{Name: "a", Path: a, Format: "hostport"},
 		{Name: "b", Path: b, Format: "hostport"},
 	}})
@@ -1001,11 +989,7 @@ func TestWatcherDeletionDuringRead(t *testing.T) {
 
 	hold.armed.Store(true)
 	testutil.CreateZnode(t, conn, b+"/2", "192.0.2.4:80", zk.FlagEphemeral)
-	select {
-	case <-hold.held:
-	case <-time.After(waitLimit):
-		t.Fatal("the watcher did not re-list b after b/2 joined")
-	}
+	hold.waitHeld(t, "b/2 joined")
 	// b/1 first: its event arrives before a/1's, so it has been seen by
 	// the time a/1's deletion shows.
 	for _, p := range []string{b + "/1", a + "/1"} {
@@ -1040,6 +1024,29 @@ type listingTrap struct {
 
 func newListingHolder(path string) *listingTrap {
 	return &listingTrap{path: path, held: make(chan struct{}), release: make(chan struct{})}
+}
+
+// proxy starts a proxy to the test ZooKeeper that relays through h,
+// closed when the test ends, and returns its address.
+func (h *listingTrap) proxy(t *testing.T) string {
+	t.Helper()
+	p, err := testutil.NewTCPProxyWith(zkServer.Addr(), h.relay)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p.Addr()
+}
+
+// waitHeld waits until h holds the listing it was armed for, which
+// what, the change the test made, should have asked for.
+func (h *listingTrap) waitHeld(t *testing.T, what string) {
+	t.Helper()
+	select {
+	case <-h.held:
+	case <-time.After(waitLimit):
+		t.Fatalf("no listing of %s after %s", h.path, what)
+	}
 }
 
 func (h *listingTrap) relay(dst io.Writer, src io.Reader, toServer bool) error {
