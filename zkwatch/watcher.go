@@ -993,14 +993,17 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 	// rather than wait for them: stepMu is let go, and busy names the
 	// services the reads change, whose deletions stay pending for the
 	// next step (listService's takeDeletion counts on seeing them there).
-	w.busy = make(map[*service]bool, len(listed)+len(dataReads))
-	for _, s := range listed {
-		w.busy[s] = true
+	reading := len(listed)+len(dataReads) > 0
+	if reading {
+		w.busy = make(map[*service]bool, len(listed)+len(dataReads))
+		for _, s := range listed {
+			w.busy[s] = true
+		}
+		for _, s := range dataReads {
+			w.busy[s] = true
+		}
+		w.stepMu.Unlock()
 	}
-	for _, s := range dataReads {
-		w.busy[s] = true
-	}
-	w.stepMu.Unlock()
 	_ = w.runAll(ctx, len(listed), func(i int) error {
 		if err := w.listService(ctx, listed[i]); err != nil {
 			failed.Store(listed[i].full, err)
@@ -1012,8 +1015,10 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 		return nil
 	})
 	readTime := time.Now()
-	w.stepMu.Lock()
-	w.busy = nil
+	if reading {
+		w.stepMu.Lock()
+		w.busy = nil
+	}
 	clear(gone)
 	reread := map[*service][]nodeRead{}
 	for i, p := range reads {
