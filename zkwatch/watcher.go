@@ -919,7 +919,8 @@ type changes struct {
 }
 
 // process handles watch events (and the spec changes in ch, if any) and
-// publishes one update for every service they touched.
+// publishes one update for every service they touched. It is called with
+// stepMu held, and lets it go while it waits for its reads.
 func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *changes, eventTime time.Time) {
 	if ch == nil {
 		ch = &changes{listed: map[string]*service{}}
