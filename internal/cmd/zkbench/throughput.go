@@ -74,11 +74,19 @@ func (s *serverRuns) quietOpen() bool {
 	return false
 }
 
-// rerunStolen gives each server that has no quiet run yet one more run
-// per round, in interleaved rounds, until it has one or has had
-// extraRuns more; every run counts as the others do. It returns how many
-// extra runs each server got, by name.
-func rerunStolen(all []*serverRuns, hasQuiet func(*serverRuns) bool, run func(*serverRuns) error) (map[string]int, error) {
+// runRounds runs every server once per round, interleaved, for rounds
+// rounds; then it gives each server that has no quiet run yet one more
+// run per round, until it has one or has had extraRuns more. Every run
+// counts as the others do. It returns how many extra runs each server
+// got, by name.
+func runRounds(all []*serverRuns, rounds int, hasQuiet func(*serverRuns) bool, run func(*serverRuns) error) (map[string]int, error) {
+	for range rounds {
+		for _, s := range all {
+			if err := run(s); err != nil {
+				return nil, err
+			}
+		}
+	}
 	extra := map[string]int{}
 	for range extraRuns {
 		for _, s := range all {
@@ -236,14 +244,7 @@ func (b *bench) throughput(ctx context.Context, fl *fleet) (*section, float64, e
 			"cpu_per_query", fmtDuration(cpu/time.Duration(max(res.completed, 1))), "stolen", fmtDuration(steal))
 		return nil
 	}
-	for range b.plan.rounds {
-		for _, s := range all {
-			if err := perfRun(s); err != nil {
-				return sec, 0, err
-			}
-		}
-	}
-	extraPerf, err := rerunStolen(all, (*serverRuns).quietPerf, perfRun)
+	extraPerf, err := runRounds(all, b.plan.rounds, (*serverRuns).quietPerf, perfRun)
 	if err != nil {
 		return sec, 0, err
 	}
@@ -283,14 +284,7 @@ func (b *bench) throughput(ctx context.Context, fl *fleet) (*section, float64, e
 			"p50", fmtDuration(res.P50), "p99", fmtDuration(res.P99), "lost", res.Lost, "stolen", fmtDuration(steal))
 		return nil
 	}
-	for range b.plan.openRounds {
-		for _, s := range all {
-			if err := openRun(s); err != nil {
-				return sec, peak, err
-			}
-		}
-	}
-	extraOpen, err := rerunStolen(all, (*serverRuns).quietOpen, openRun)
+	extraOpen, err := runRounds(all, b.plan.openRounds, (*serverRuns).quietOpen, openRun)
 	if err != nil {
 		return sec, peak, err
 	}

@@ -2,19 +2,20 @@ package main
 
 import (
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 )
 
-// TestRerunStolen checks that a server gets extra runs only while none of
-// its runs was quiet, at most extraRuns of them, and that the note says
-// who got how many.
-func TestRerunStolen(t *testing.T) {
+// TestRunRounds checks that every server runs once per round, and gets
+// extra runs only while none of its runs was quiet, at most extraRuns of
+// them, and that the note says who got how many.
+func TestRunRounds(t *testing.T) {
 	const wall = 10 * time.Second
 	tests := []struct {
 		name  string
-		steal map[string][]time.Duration // each server's runs so far
+		steal map[string][]time.Duration // what each server's two rounds lose
 		next  map[string][]time.Duration // what its extra runs will lose, in order
 		want  map[string]int
 		note  string
@@ -54,37 +55,42 @@ func TestRerunStolen(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			const rounds = 2
 			var all []*serverRuns
+			queue := map[string][]time.Duration{} // what each run to come will lose
 			for _, name := range []string{"zkdns", "Knot", "NSD"} {
 				steals, ok := tt.steal[name]
 				if !ok {
 					continue
 				}
-				s := &serverRuns{server: &dnsServer{name: name}}
-				for _, st := range steals {
-					s.runs = append(s.runs, dnsperfResult{runTime: wall})
-					s.cpu = append(s.cpu, 0)
-					s.steal = append(s.steal, st)
+				if len(steals) != rounds {
+					t.Fatalf("%s: %d round steals, want %d", name, len(steals), rounds)
 				}
-				all = append(all, s)
+				all = append(all, &serverRuns{server: &dnsServer{name: name}})
+				queue[name] = append(slices.Clone(steals), tt.next[name]...)
 			}
 			run := func(s *serverRuns) error {
-				next := tt.next[s.server.name]
+				next := queue[s.server.name]
 				if len(next) == 0 {
 					t.Fatalf("%s got a run the test did not expect", s.server.name)
 				}
 				s.runs = append(s.runs, dnsperfResult{runTime: wall})
 				s.cpu = append(s.cpu, 0)
 				s.steal = append(s.steal, next[0])
-				tt.next[s.server.name] = next[1:]
+				queue[s.server.name] = next[1:]
 				return nil
 			}
-			got, err := rerunStolen(all, (*serverRuns).quietPerf, run)
+			got, err := runRounds(all, rounds, (*serverRuns).quietPerf, run)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !maps.Equal(got, tt.want) {
 				t.Errorf("extra runs = %v, want %v", got, tt.want)
+			}
+			for _, s := range all {
+				if want := rounds + got[s.server.name]; len(s.runs) != want {
+					t.Errorf("%s ran %d times, want %d: once per round and its extra runs", s.server.name, len(s.runs), want)
+				}
 			}
 			if note := extraRunsNote(all, got, nil); !strings.Contains(note, tt.note) {
 				t.Errorf("note = %q, want it to contain %q", note, tt.note)
