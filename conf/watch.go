@@ -101,7 +101,9 @@ type WatchOptions struct {
 // If the directory itself is removed or renamed, the change is logged and
 // the file is reported missing; until a directory of that name is back
 // and watched again, the file is read every relinkEvery, and its content
-// is emitted as usual once it is there.
+// is emitted as usual once it is there. When one is there already as the
+// event is seen (a symlink on the way remade, the directory replaced in
+// one go), it is watched at once and nothing is logged above debug.
 //
 // emit runs on Watch's goroutine, so Watch sees no new events while it
 // runs; the kernel queues them. Config.File of an emitted Config is path as
