@@ -334,15 +334,14 @@ func newOPT(req *dns.Msg, ede *dns.EDNS0_EDE) *dns.OPT {
 // prints it as "EDE:") learns the reason without zkdns's logs; nil when
 // the rcode says it all.
 func extendedError(err error) *dns.EDNS0_EDE {
+	var r refusal
 	switch {
 	case errors.Is(err, errNotSynced):
 		return ede(dns.ExtendedErrorCodeNotReady, "zkdns has not finished its first sync from ZooKeeper")
 	case errors.Is(err, errNotInZone):
 		return ede(dns.ExtendedErrorCodeNotAuthoritative, "name outside zkdns's zone, and not forwarded")
-	case errors.Is(err, errTransfer):
-		return ede(dns.ExtendedErrorCodeNotSupported, "zone transfers are not offered")
-	case errors.Is(err, errClass):
-		return ede(dns.ExtendedErrorCodeNotSupported, "only class IN is served")
+	case errors.As(err, &r):
+		return ede(r.code, r.reason)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package dnsserver
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/miekg/dns"
 )
@@ -14,14 +13,24 @@ var (
 	errNotImplemented = errors.New("dnsserver: opcode not implemented")
 	errBadVersion     = errors.New("dnsserver: unsupported EDNS version")
 	errRefused        = errors.New("dnsserver: query refused")
-	errTransfer       = fmt.Errorf("%w: zone transfers are not offered", errRefused)
-	errClass          = fmt.Errorf("%w: only class IN is served", errRefused)
+	errTransfer       = refusal{dns.ExtendedErrorCodeNotSupported, "zone transfers are not offered"}
+	errClass          = refusal{dns.ExtendedErrorCodeNotSupported, "only class IN is served"}
 	errNotInZone      = errors.New("dnsserver: name is outside the zone")
 	errNotSynced      = errors.New("dnsserver: first sync from ZooKeeper not done yet")
 	errNameNotFound   = errors.New("dnsserver: name does not exist")
 	errNoData         = errors.New("dnsserver: name has no records of this type")
 	errBadKey         = errors.New("dnsserver: query signed with a TSIG key zkdns does not hold")
 )
+
+// refusal is errRefused with the reason the client is told, as an
+// Extended DNS Error (RFC 8914) of code.
+type refusal struct {
+	code   uint16
+	reason string
+}
+
+func (r refusal) Error() string { return errRefused.Error() + ": " + r.reason }
+func (r refusal) Unwrap() error { return errRefused }
 
 // records is a positive answer. Its slices belong to the snapshot (or, for
 // ANY, were made for this query) and must be copied before they are changed.
