@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,8 +132,15 @@ func (c *instancesCollector) Collect(ch chan<- prometheus.Metric) {
 		rows = append(rows, row{name, n})
 	}
 	c.mu.Unlock()
+	// In the order the registry sorts a family's series into (by label
+	// value, labels taken by name: health, then service), because sorting
+	// input already in order is linear: with 10,000 services that takes
+	// half off every scrape (go test -bench MetricsScrape).
+	slices.SortFunc(rows, func(a, b row) int { return strings.Compare(a.service, b.service) })
 	for _, r := range rows {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(r.healthy), r.service, "healthy")
+	}
+	for _, r := range rows {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(r.unhealthy), r.service, "unhealthy")
 	}
 }
