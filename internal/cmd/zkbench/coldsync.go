@@ -84,21 +84,12 @@ func (b *bench) coldSync(ctx context.Context, fl *fleet, smallPeak float64) (*se
 	}
 	b.log.Info("reader pass", "pass", 1, "took", first.took.Round(time.Millisecond))
 
-	dnsAddr, adminAddr, err := zkdnsAddrs()
-	if err != nil {
-		return sec, nil, err
-	}
-	settings := zkdnsSettings{zookeeper: b.zk.Addr(), sessionTimeout: fleetSession, dnsAddr: dnsAddr, adminAddr: adminAddr, discoverRoot: d.root}
-	launched := time.Now()
-	z, err := startZkdns(b.opts.zkdns, filepath.Join(dir, "zkdns"), -1, settings)
+	settings := zkdnsSettings{zookeeper: b.zk.Addr(), sessionTimeout: fleetSession, discoverRoot: d.root}
+	z, launched, ready, err := launchZkdns(ctx, b.opts.zkdns, filepath.Join(dir, "zkdns"), -1, settings, 5*time.Minute)
 	if err != nil {
 		return sec, nil, err
 	}
 	defer z.stop()
-	ready, err := waitReady(ctx, z, 5*time.Minute)
-	if err != nil {
-		return sec, nil, err
-	}
 	coldStart := ready.Sub(launched)
 	rss, err := processMemory(z.proc.pid(), "VmRSS")
 	if err != nil {
@@ -386,16 +377,11 @@ func (b *bench) coldThroughput(ctx context.Context, sec *section, dir string, d 
 	if err := writeFile(queries, func(w *os.File) error { return writeQueries(w, d, zone, b.plan.queryLines, 3) }); err != nil {
 		return err
 	}
-	launched := time.Now()
-	z, err := startZkdns(b.opts.zkdns, filepath.Join(dir, "zkdns-pinned"), b.opts.serverCore, settings)
+	z, launched, ready, err := launchZkdns(ctx, b.opts.zkdns, filepath.Join(dir, "zkdns-pinned"), b.opts.serverCore, settings, 5*time.Minute)
 	if err != nil {
 		return err
 	}
 	defer z.stop()
-	ready, err := waitReady(ctx, z, 5*time.Minute)
-	if err != nil {
-		return err
-	}
 	big := dnsperfRun{binary: b.opts.dnsperf, core: b.opts.clientCore, server: z.addr, queries: queries, seconds: b.plan.perfSeconds}
 	small := big
 	small.server, small.queries = fl.zkdns.addr, fl.queries

@@ -53,20 +53,10 @@ func (b *bench) startFleet(ctx context.Context) (*fleet, error) {
 		return nil, err
 	}
 
-	dnsAddr, adminAddr, err := zkdnsAddrs()
+	f.zkdns, _, _, err = launchZkdns(ctx, b.opts.zkdns, filepath.Join(dir, "zkdns"), b.opts.serverCore, zkdnsSettings{
+		zookeeper: b.zk.Addr(), sessionTimeout: fleetSession, discoverRoot: f.data.root,
+	}, time.Minute)
 	if err != nil {
-		f.close()
-		return nil, err
-	}
-	f.zkdns, err = startZkdns(b.opts.zkdns, filepath.Join(dir, "zkdns"), b.opts.serverCore, zkdnsSettings{
-		zookeeper: b.zk.Addr(), sessionTimeout: fleetSession,
-		dnsAddr: dnsAddr, adminAddr: adminAddr, discoverRoot: f.data.root,
-	})
-	if err != nil {
-		f.close()
-		return nil, err
-	}
-	if _, err := waitReady(ctx, f.zkdns, time.Minute); err != nil {
 		f.close()
 		return nil, err
 	}
@@ -75,7 +65,7 @@ func (b *bench) startFleet(ctx context.Context) (*fleet, error) {
 		f.close()
 		return nil, err
 	}
-	b.log.Info("zkdns serves the fleet", "dns", dnsAddr, "admin", adminAddr)
+	b.log.Info("zkdns serves the fleet", "dns", f.zkdns.addr, "admin", f.zkdns.admin)
 	return f, nil
 }
 

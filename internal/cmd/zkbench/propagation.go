@@ -315,19 +315,8 @@ func (b *bench) startUnpinnedZkdns(ctx context.Context, name, root string) (*dns
 	if err != nil {
 		return nil, err
 	}
-	dnsAddr, adminAddr, err := zkdnsAddrs()
-	if err != nil {
-		return nil, err
-	}
-	z, err := startZkdns(b.opts.zkdns, dir, -1, zkdnsSettings{
-		zookeeper: b.zk.Addr(), sessionTimeout: fleetSession, dnsAddr: dnsAddr, adminAddr: adminAddr, discoverRoot: root,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if _, err := waitReady(ctx, z, time.Minute); err != nil {
-		z.stop()
-		return nil, err
-	}
-	return z, nil
+	z, _, _, err := launchZkdns(ctx, b.opts.zkdns, dir, -1, zkdnsSettings{
+		zookeeper: b.zk.Addr(), sessionTimeout: fleetSession, discoverRoot: root,
+	}, time.Minute)
+	return z, err
 }

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
@@ -222,6 +224,36 @@ func zkdnsAddrs() (dnsAddr, adminAddr string, err error) {
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p1)), net.JoinHostPort("127.0.0.1", strconv.Itoa(p2)), nil
 }
 
+// launchZkdns starts zkdns (see startZkdns) on addresses picked free,
+// which it fills in set, and waits up to limit until it is ready. A port
+// can be taken between being picked and zkdns binding it: the bench's own
+// connections to ZooKeeper, hundreds of them, draw their local ports from
+// the same range. So a zkdns that exits because an address is in use is
+// started again on new ones, up to three times; launched is when the one
+// returned was started, and ready when it answered /readyz.
+func launchZkdns(ctx context.Context, binary, dir string, core int, set zkdnsSettings, limit time.Duration) (z *dnsServer, launched, ready time.Time, err error) {
+	for attempt := 1; ; attempt++ {
+		if set.dnsAddr, set.adminAddr, err = zkdnsAddrs(); err != nil {
+			return nil, time.Time{}, time.Time{}, err
+		}
+		launched = time.Now()
+		if z, err = startZkdns(binary, dir, core, set); err != nil {
+			return nil, time.Time{}, time.Time{}, err
+		}
+		if ready, err = waitReady(ctx, z, limit); err == nil {
+			return z, launched, ready, nil
+		}
+		z.stop()
+		if attempt == 3 || !errors.Is(err, errAddrInUse) {
+			return nil, time.Time{}, time.Time{}, err
+		}
+	}
+}
+
+// errAddrInUse marks a zkdns that exited because an address it was to
+// listen on was taken.
+var errAddrInUse = errors.New("an address zkdns was to listen on is in use")
+
 // waitReady polls zkdns's /readyz every millisecond until it answers 200,
 // and returns when it did. A millisecond is fine enough for a cold sync
 // measured in seconds, and cheap next to it.
@@ -231,7 +263,15 @@ func waitReady(ctx context.Context, s *dnsServer, limit time.Duration) (time.Tim
 	client := &http.Client{Timeout: time.Second}
 	for {
 		if exited, how := s.proc.exited(); exited {
-			return time.Time{}, fmt.Errorf("zkbench: zkdns exited before it was ready (%s):\n%s", how, s.proc.logTail())
+			log := s.proc.logTail()
+			err := fmt.Errorf("zkbench: zkdns exited before it was ready (%s):\n%s", how, log)
+			// zkdns's last words name what stopped it; the log may hold
+			// an earlier attempt's too.
+			lines := strings.Split(strings.TrimSpace(log), "\n")
+			if strings.Contains(lines[len(lines)-1], syscall.EADDRINUSE.Error()) {
+				err = fmt.Errorf("%w: %w", errAddrInUse, err)
+			}
+			return time.Time{}, err
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.admin+"/readyz", nil)
 		if err != nil {

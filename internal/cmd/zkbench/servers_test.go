@@ -1,6 +1,10 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -78,5 +82,50 @@ func TestPeerKindsCoverThePeers(t *testing.T) {
 	}
 	if got := strings.Join(names, ","); got != "Knot,NSD,CoreDNS" {
 		t.Errorf("peers = %s, want Knot,NSD,CoreDNS", got)
+	}
+}
+
+// TestWaitReadyTellsAddressInUse checks that a zkdns that exits before it
+// is ready is told apart when its last words say an address was taken,
+// which launchZkdns retries on new ports, from one that exits for
+// anything else, which it must not.
+func TestWaitReadyTellsAddressInUse(t *testing.T) {
+	const inUse = "zkdns: daemon: bind admin listener 127.0.0.1:44676: listen tcp 127.0.0.1:44676: bind: address already in use"
+	tests := []struct {
+		name      string
+		earlier   string // a line an earlier attempt left in the log
+		lastWords string
+		want      bool
+	}{
+		{name: "address in use", lastWords: inUse, want: true},
+		{name: "another error", lastWords: "zkdns: config: no such file or directory", want: false},
+		{name: "another error after a retried one", earlier: inUse, lastWords: "zkdns: zookeeper: connection refused", want: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			logPath := filepath.Join(t.TempDir(), "zkdns.log")
+			if tc.earlier != "" {
+				if err := os.WriteFile(logPath, []byte(tc.earlier+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			proc, err := startProcess("zkdns", -1, logPath, "sh", "-c", `echo "$0" >&2; exit 1`, tc.lastWords)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer proc.stop()
+			// An admin address nothing listens on: readiness can only end
+			// with the exit.
+			s := &dnsServer{name: "zkdns", admin: "127.0.0.1:1", proc: proc}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err = waitReady(ctx, s, 20*time.Second)
+			if err == nil || !strings.Contains(err.Error(), "exited before it was ready") {
+				t.Fatalf("waitReady = %v, want an exit before ready", err)
+			}
+			if got := errors.Is(err, errAddrInUse); got != tc.want {
+				t.Errorf("errors.Is(%v, errAddrInUse) = %v, want %v", err, got, tc.want)
+			}
+		})
 	}
 }

@@ -118,21 +118,14 @@ func (b *bench) zkCost(ctx context.Context) (*section, *costMeasurements, error)
 	if err != nil {
 		return sec, nil, err
 	}
-	dnsAddr, adminAddr, err := zkdnsAddrs()
-	if err != nil {
-		return sec, nil, err
-	}
-	z, err := startZkdns(b.opts.zkdns, dir, -1, zkdnsSettings{
-		zookeeper: proxy.Addr(), sessionTimeout: costSession, dnsAddr: dnsAddr, adminAddr: adminAddr, discoverRoot: d.root,
-	})
+	z, _, _, err := launchZkdns(ctx, b.opts.zkdns, dir, -1, zkdnsSettings{
+		zookeeper: proxy.Addr(), sessionTimeout: costSession, discoverRoot: d.root,
+	}, time.Minute)
 	if err != nil {
 		return sec, nil, err
 	}
 	defer z.stop()
-	if _, err := waitReady(ctx, z, time.Minute); err != nil {
-		return sec, nil, err
-	}
-	probe, err := dialDNS(dnsAddr)
+	probe, err := dialDNS(z.addr)
 	if err != nil {
 		return sec, nil, err
 	}
