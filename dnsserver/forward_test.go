@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/zkdns/zkdns/internal/testutil"
 )
 
 // received is a query as an upstream in the test saw it.
@@ -617,6 +620,9 @@ func TestForwardRoundsWaitTheirTry(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
+	// Room for every send of the test, should the reader below fall
+	// behind on a loaded machine: a drop would read as a missing forward.
+	_ = pc.(*net.UDPConn).SetReadBuffer(4 << 20)
 	var mu sync.Mutex
 	// One forward's sends share a socket and a query ID; the pair tells
 	// forwards apart (either alone may repeat across 80 of them).
@@ -659,6 +665,13 @@ func TestForwardRoundsWaitTheirTry(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	// Each forward sent its first query at its start, a whole budget
+	// ago, but the reader may still be catching up.
+	testutil.Eventually(t, 10*time.Second, "80 forwards reaching the upstream", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(sends) >= 80, fmt.Sprintf("%d forwards", len(sends))
+	})
 	time.Sleep(50 * time.Millisecond) // the last datagrams in flight
 	mu.Lock()
 	defer mu.Unlock()
