@@ -168,29 +168,44 @@ func peerKinds() []peerKind {
 }
 
 // startPeer writes the peer's config into dir, starts it pinned to core
-// and waits until it answers probe with want answers.
+// and waits until it answers probe with want answers. Like launchZkdns, it
+// starts a peer that exits because its port was taken again on another,
+// up to three times; each attempt starts a fresh log, so that what the
+// peer said is its own.
 func startPeer(ctx context.Context, kind peerKind, binary, dir, zoneFile string, core int, probe string, want int) (*dnsServer, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "db"), 0o755); err != nil {
 		return nil, fmt.Errorf("zkbench: %s directory: %w", kind.name, err)
 	}
-	port, err := freePort()
-	if err != nil {
-		return nil, err
-	}
-	confPath := filepath.Join(dir, kind.config)
-	if err := os.WriteFile(confPath, []byte(kind.render(dir, port, zoneFile)), 0o644); err != nil {
-		return nil, fmt.Errorf("zkbench: %s config: %w", kind.name, err)
-	}
-	proc, err := startProcess(kind.name, core, filepath.Join(dir, "server.log"), kind.argv(binary, confPath)...)
-	if err != nil {
-		return nil, err
-	}
-	s := &dnsServer{name: kind.name, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), proc: proc, config: confPath}
-	if err := waitAnswers(ctx, s, probe, dns.TypeSRV, want, 60*time.Second); err != nil {
+	logPath := filepath.Join(dir, "server.log")
+	for attempt := 1; ; attempt++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		confPath := filepath.Join(dir, kind.config)
+		if err := os.WriteFile(confPath, []byte(kind.render(dir, port, zoneFile)), 0o644); err != nil {
+			return nil, fmt.Errorf("zkbench: %s config: %w", kind.name, err)
+		}
+		if err := os.Remove(logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("zkbench: %s log: %w", kind.name, err)
+		}
+		proc, err := startProcess(kind.name, core, logPath, kind.argv(binary, confPath)...)
+		if err != nil {
+			return nil, err
+		}
+		s := &dnsServer{name: kind.name, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), proc: proc, config: confPath}
+		err = waitAnswers(ctx, s, probe, dns.TypeSRV, want, 60*time.Second)
+		if err == nil {
+			return s, nil
+		}
+		exited, _ := proc.exited()
 		s.stop()
-		return nil, err
+		// Peers word it in their own ways ("Address already in use",
+		// "address already in use"), and not always last.
+		if attempt == 3 || !exited || !strings.Contains(strings.ToLower(proc.logTail()), syscall.EADDRINUSE.Error()) {
+			return nil, err
+		}
 	}
-	return s, nil
 }
 
 // startZkdns writes a config into dir and starts zkdns pinned to core (or

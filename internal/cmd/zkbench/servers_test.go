@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +126,49 @@ func TestWaitReadyTellsAddressInUse(t *testing.T) {
 			}
 			if got := errors.Is(err, errAddrInUse); got != tc.want {
 				t.Errorf("errors.Is(%v, errAddrInUse) = %v, want %v", err, got, tc.want)
+			}
+		})
+	}
+}
+
+// TestStartPeerRetriesTakenPort checks that a peer that exits saying its
+// address is in use, in any case and before other lines, is started again
+// on another port, three times in all, and that one that exits for
+// anything else is not.
+func TestStartPeerRetriesTakenPort(t *testing.T) {
+	tests := []struct {
+		name      string
+		says      string
+		wantStart int
+	}{
+		{name: "address in use", says: "error: can't bind udp socket: Address already in use\nerror: server initialization failed", wantStart: 3},
+		{name: "another error", says: "error: zone file not found", wantStart: 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			starts := filepath.Join(dir, "starts")
+			kind := peerKind{
+				name:   "fake",
+				config: "fake.conf",
+				render: func(_ string, port int, _ string) string { return "port " + strconv.Itoa(port) + "\n" },
+				argv: func(_, conf string) []string {
+					return []string{"sh", "-c", `echo "$1" >> "$2"; printf '%b\n' "$0" >&2; exit 1`, tc.says, conf, starts}
+				},
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			s, err := startPeer(ctx, kind, "fake", dir, "", -1, "svc0."+zone, 1)
+			if err == nil {
+				s.stop()
+				t.Fatal("a peer that exits at once was reported as started")
+			}
+			b, err := os.ReadFile(starts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Count(string(b), "\n"); got != tc.wantStart {
+				t.Errorf("started %d times, want %d", got, tc.wantStart)
 			}
 		})
 	}
