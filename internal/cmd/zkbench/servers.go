@@ -242,10 +242,11 @@ func zkdnsAddrs() (dnsAddr, adminAddr string, err error) {
 // launchZkdns starts zkdns (see startZkdns) on addresses picked free,
 // which it fills in set, and waits up to limit until it is ready. A port
 // can be taken between being picked and zkdns binding it: the bench's own
-// connections to ZooKeeper, hundreds of them, draw their local ports from
-// the same range. So a zkdns that exits because an address is in use is
-// started again on new ones, up to three times; launched is when the one
-// returned was started, and ready when it answered /readyz.
+// outgoing connections and sockets (to ZooKeeper, to admin APIs, dnsperf's)
+// draw their local ports from the same range. So a zkdns that exits
+// because an address is in use is started again on new ones, up to three
+// times; launched is when the one returned was started, and ready when it
+// answered /readyz.
 func launchZkdns(ctx context.Context, binary, dir string, core int, set zkdnsSettings, limit time.Duration) (z *dnsServer, launched, ready time.Time, err error) {
 	for attempt := 1; ; attempt++ {
 		if set.dnsAddr, set.adminAddr, err = zkdnsAddrs(); err != nil {
