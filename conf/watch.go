@@ -98,12 +98,14 @@ type WatchOptions struct {
 // too, and followed again after every read: a config kept in another
 // directory is edited there.
 //
-// If the directory itself is removed or renamed, the change is logged and
-// the file is reported missing; until a directory of that name is back
-// and watched again, the file is read every relinkEvery, and its content
-// is emitted as usual once it is there. When one is there already as the
-// event is seen (a symlink on the way remade, the directory replaced in
-// one go), it is watched at once and nothing is logged above debug.
+// If the directory itself is removed or renamed and is still missing at
+// the read that follows (after the debounce), that is logged as a warning
+// and the file is reported missing; until a directory of that name is
+// back and watched again, the file is read every relinkEvery, and its
+// content is emitted as usual once it is there. When one is back by that
+// read (a symlink on the way remade, even in two steps as ln -sfn does;
+// the directory replaced in one go), it is watched again and nothing is
+// logged above debug.
 //
 // emit runs on Watch's goroutine, so Watch sees no new events while it
 // runs; the kernel queues them. Config.File of an emitted Config is path as
@@ -140,7 +142,9 @@ type watcher struct {
 
 	// dirLost is set when dir was removed or renamed: fsnotify has
 	// dropped its watch, and no event will say a new one is there.
-	dirLost bool
+	// dirWarned is set once the loss has been logged as a warning: when
+	// dir is still missing at the read after the event's debounce.
+	dirLost, dirWarned bool
 
 	// last is what the file held at the last read, emitted or not.
 	last version
@@ -356,8 +360,21 @@ func (w *watcher) run(ctx context.Context) {
 		burst = time.Time{}
 		// Watched again before the read, so that a change made just
 		// after it is seen.
-		if w.dirLost && w.rewatchDir() {
-			w.log.Info("config directory is back; watching it again", "dir", w.dir)
+		if w.dirLost {
+			back := w.rewatchDir()
+			switch {
+			case back && w.dirWarned:
+				w.dirWarned = false
+				w.log.Info("config directory is back; watching it again", "dir", w.dir)
+			case back:
+				// Back within the debounce: a symlink on the way remade
+				// in two steps, as ln -sfn does (unlink, then link).
+				w.log.Debug("config directory replaced; watching the one the path leads to now", "dir", w.dir)
+			case !w.dirWarned:
+				w.dirWarned = true
+				w.log.Warn("config directory removed or renamed; reading the config every second until it is back",
+					"dir", w.dir)
+			}
 		}
 		w.check()
 		w.followLinks()
@@ -398,10 +415,9 @@ func (w *watcher) run(ctx context.Context) {
 					// replaced in one go. Nothing to warn about; the new
 					// one is watched from here on.
 					w.log.Debug("config directory replaced; watching the one the path leads to now", "dir", w.dir)
-				} else {
-					w.log.Warn("config directory removed or renamed; reading the config every second until it is back",
-						"dir", w.dir)
 				}
+				// Otherwise the read after the debounce looks again, and
+				// warns only if the directory is still missing then.
 			}
 			arm()
 		case err, ok := <-errs:

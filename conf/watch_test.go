@@ -461,10 +461,17 @@ func TestWatchFileStates(t *testing.T) {
 		}
 	}
 	initial := serviceConfig("initial")
+	// dirLogs are the lines an operator sees when the directory goes and
+	// comes back: warned of once it is still gone after the debounce.
+	dirLogs := []string{
+		"level=WARN msg=\"config directory removed or renamed; reading the config every second until it is back\"",
+		"level=INFO msg=\"config directory is back; watching it again\"",
+	}
 	tests := []struct {
 		name    string
 		initial []byte // nil: no file at start
 		steps   []step
+		logs    []string // logged by the end, in this order
 	}{
 		{
 			name:    "invalid content is reported with its line",
@@ -529,6 +536,7 @@ func TestWatchFileStates(t *testing.T) {
 				{name: "re-create it with the file", do: recreateDir(serviceConfig("back")), want: wantService("back")},
 				{name: "edit the file in the new directory", do: save(writeInPlace, serviceConfig("edited")), want: wantService("edited")},
 			},
+			logs: dirLogs,
 		},
 		{
 			name:    "a directory renamed away is watched again when one takes its place",
@@ -543,6 +551,7 @@ func TestWatchFileStates(t *testing.T) {
 				{name: "put a new one in its place", do: recreateDir(serviceConfig("new")), want: wantService("new")},
 				{name: "rename-save in the new directory", do: save(renameSave, serviceConfig("edited")), want: wantService("edited")},
 			},
+			logs: dirLogs,
 		},
 	}
 	for _, tt := range tests {
@@ -561,6 +570,18 @@ func TestWatchFileStates(t *testing.T) {
 			h := startWatcher(t, path, WatchOptions{Debounce: 50 * time.Millisecond})
 			for _, s := range tt.steps {
 				h.run(t, s)
+			}
+			logs := h.logs.String()
+			at := 0
+			for _, want := range tt.logs {
+				i := strings.Index(logs[at:], want)
+				if i < 0 {
+					t.Fatalf("no %q (after the lines before it) in the log:\n%s", want, logs)
+				}
+				at += i + len(want)
+			}
+			if n := strings.Count(logs, "level=WARN"); n != strings.Count(strings.Join(tt.logs, "\n"), "level=WARN") {
+				t.Errorf("%d warnings logged, want one per warning expected:\n%s", n, logs)
 			}
 		})
 	}
@@ -765,9 +786,12 @@ func TestWatchDirectoryLinkSwapped(t *testing.T) {
 			writeInPlace(t, filepath.Join(release("2"), "zkdns.toml"), serviceConfig("edited"))
 		}, want: wantService("edited")},
 		{name: "link removed and made again", do: func(t *testing.T, _ string) {
+			// As ln -sfn does it: unlink, then link. The pause, well
+			// inside the debounce, lets the watcher see the link gone.
 			if err := os.Remove(current); err != nil {
 				t.Fatal(err)
 			}
+			time.Sleep(10 * time.Millisecond)
 			symlink(t, filepath.Join("releases", "3"), current)
 		}, want: wantService("release-3")},
 		{name: "old releases deleted, the current one edited", do: func(t *testing.T, _ string) {
