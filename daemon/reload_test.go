@@ -3,10 +3,8 @@ package daemon
 import (
 	"fmt"
 	"net"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,7 +20,8 @@ import (
 // that the file no longer holds is not tried again.
 func TestRefusedReloadRetried(t *testing.T) {
 	const retry = 50 * time.Millisecond
-	statuses := listenNotify(t)
+	notify := testutil.ListenNotify(t)
+	t.Setenv("NOTIFY_SOCKET", notify.Path)
 	reg := prometheus.NewRegistry()
 	d := runAdminDaemon(t, Options{Registry: reg, ReloadRetry: retry})
 	logs := d.logs
@@ -60,7 +59,7 @@ func TestRefusedReloadRetried(t *testing.T) {
 	}
 	const waiting = "the config saved last is not applied yet"
 	testutil.Eventually(t, waitLimit, "a status line saying the reload waited, and none since it applied", func() (bool, string) {
-		got := statuses()
+		got := notify.StatusSince(0)
 		said := slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, waiting) })
 		return said && !strings.Contains(got[len(got)-1], waiting), fmt.Sprintf("%q", got)
 	})
@@ -82,48 +81,5 @@ func TestRefusedReloadRetried(t *testing.T) {
 	time.Sleep(10 * retry)
 	if slices.Contains(adminAddrs(logs), other) {
 		t.Errorf("a refused config was applied after the file was saved with another:\n%s", logs.String())
-	}
-}
-
-// listenNotify stands in for systemd: it sets NOTIFY_SOCKET for the test
-// and returns a function that gives the STATUS= lines received so far.
-func listenNotify(t *testing.T) func() []string {
-	t.Helper()
-	sock := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("NOTIFY_SOCKET", sock)
-	var (
-		mu    sync.Mutex
-		lines []string
-		done  = make(chan struct{})
-	)
-	go func() {
-		defer close(done)
-		buf := make([]byte, 4096)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			for _, l := range strings.Split(string(buf[:n]), "\n") {
-				if s, ok := strings.CutPrefix(l, "STATUS="); ok {
-					mu.Lock()
-					lines = append(lines, s)
-					mu.Unlock()
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		conn.Close()
-		<-done
-	})
-	return func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(lines)
 	}
 }

@@ -5,12 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -178,66 +175,6 @@ func TestConnectedMemberFails(t *testing.T) {
 	}
 }
 
-// notifySocket collects the sd_notify datagrams zkdns sends to a
-// NOTIFY_SOCKET of the test's own.
-type notifySocket struct {
-	path string
-	conn *net.UnixConn
-	done chan struct{}
-
-	mu    sync.Mutex // guards lines
-	lines []string
-}
-
-func listenNotify(t *testing.T) *notifySocket {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "notify.sock")
-	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &notifySocket{path: path, conn: conn, done: make(chan struct{})}
-	go func() {
-		// Ends when the socket is closed at cleanup.
-		defer close(n.done)
-		buf := make([]byte, 4096)
-		for {
-			size, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			n.mu.Lock()
-			n.lines = append(n.lines, strings.Split(string(buf[:size]), "\n")...)
-			n.mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		conn.Close()
-		<-n.done
-	})
-	return n
-}
-
-// statusSince returns the STATUS= values received after the first skip
-// lines.
-func (n *notifySocket) statusSince(skip int) []string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var out []string
-	for _, l := range n.lines[min(skip, len(n.lines)):] {
-		if s, ok := strings.CutPrefix(l, "STATUS="); ok {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func (n *notifySocket) count() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return len(n.lines)
-}
-
 // TestWholeEnsembleDown stops all three members for longer than zkdns's
 // session timeout. The owners of two instances die meanwhile; two new
 // instances register once the ensemble is back. zkdns must answer the
@@ -287,8 +224,8 @@ func testWholeEnsembleDown(t *testing.T, expire bool) {
 		proxies = append(proxies, proxy)
 		zkdnsServers = append(zkdnsServers, proxy.Addr())
 	}
-	notify := listenNotify(t)
-	d := startDaemon(t, writeConfig(t, zkdnsServers, "127.0.0.1:0", services...), "NOTIFY_SOCKET="+notify.path)
+	notify := testutil.ListenNotify(t)
+	d := startDaemon(t, writeConfig(t, zkdnsServers, "127.0.0.1:0", services...), "NOTIFY_SOCKET="+notify.Path)
 	waitConverged(t, d, conn, services, time.Now(), waitLimit)
 	before, err := fromDNS(d.dns, services)
 	if err != nil {
@@ -310,7 +247,7 @@ func testWholeEnsembleDown(t *testing.T, expire bool) {
 	p.waitRounds(t, 20)
 
 	downAt := time.Now()
-	notifyMark := notify.count()
+	notifyMark := notify.Count()
 	if expire {
 		for _, proxy := range proxies {
 			proxy.Cut()
@@ -334,7 +271,7 @@ func testWholeEnsembleDown(t *testing.T, expire bool) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "unreachable") {
 		t.Errorf("/readyz with the ensemble down past the session timeout = %d %q, want 503 with the reason", code, body)
 	}
-	if status := notify.statusSince(notifyMark); !slices.ContainsFunc(status, func(s string) bool {
+	if status := notify.StatusSince(notifyMark); !slices.ContainsFunc(status, func(s string) bool {
 		return strings.Contains(s, "disconnected")
 	}) {
 		t.Errorf("no STATUS= saying ZooKeeper is disconnected during the outage; got %q", status)
