@@ -488,24 +488,37 @@ func (w *Watcher) applyDeletion(full string, at time.Time) bool {
 	if w.closed.Load() || !w.synced || w.needResync || w.specDirty {
 		return false
 	}
-	if _, ok := w.roots[full]; ok {
-		return false
-	}
-	if _, ok := w.byPath[full]; ok {
-		return false // a service's own path: the loop lists it again
-	}
-	s, ok := w.byPath[path.Dir(full)]
-	if !ok || w.services[s.spec.Name] != s || w.busy[s] {
-		return false
-	}
-	name := path.Base(full)
-	if _, had := s.version(name); !had {
+	s, name := w.knownInstance(full)
+	if s == nil || w.services[s.spec.Name] != s {
 		return false
 	}
 	s.update([]string{name}, nil)
 	w.forgetNode(full)
 	w.publishTouched(map[string]*service{s.spec.Name: s}, nil, at, time.Now())
 	return true
+}
+
+// knownInstance returns the service that full is an instance znode of,
+// and the instance's name, when the service holds that instance; nil for
+// a discover root, a service's own path, or anything else. Called with
+// stepMu held; a service in busy is not looked into (nil), since the run
+// loop's reads are changing it meanwhile.
+func (w *Watcher) knownInstance(full string) (*service, string) {
+	if _, ok := w.roots[full]; ok {
+		return nil, ""
+	}
+	if _, ok := w.byPath[full]; ok {
+		return nil, ""
+	}
+	s, ok := w.byPath[path.Dir(full)]
+	if !ok || w.busy[s] {
+		return nil, ""
+	}
+	name := path.Base(full)
+	if _, had := s.version(name); !had {
+		return nil, ""
+	}
+	return s, name
 }
 
 // fired forgets the watches ev fired or ended, as the client does.
@@ -938,22 +951,18 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 			ch.listed[s.spec.Name] = s
 			continue
 		}
-		s, ok := w.byPath[path.Dir(p)]
-		if !ok {
-			continue // a watch on something no longer watched
-		}
-		name := path.Base(p)
-		if kind&evDeleted != 0 {
+		s, name := w.knownInstance(p)
+		switch {
+		case s == nil:
+			// A watch on something no longer watched, or on an instance
+			// dropped already.
+		case kind&evDeleted != 0:
 			// The instance is gone: drop it now, without a round trip.
 			// The parent's child watch fires as well and re-arms.
-			if _, had := s.version(name); had {
-				gone[s] = append(gone[s], name)
-				w.forgetNode(p)
-				ch.touched[s.spec.Name] = s
-			}
-			continue
-		}
-		if _, had := s.version(name); had {
+			gone[s] = append(gone[s], name)
+			w.forgetNode(p)
+			ch.touched[s.spec.Name] = s
+		default:
 			dataReads[p] = s
 		}
 	}
