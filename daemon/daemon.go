@@ -313,9 +313,10 @@ func (d *daemon) reload(ctx context.Context, c conf.Change) {
 	}
 	if err != nil {
 		d.metrics.reloadFailed()
-		d.logger.Error("config not reloaded; keeping the running config and trying it again every "+d.opts.ReloadRetry.String()+
-			" until it applies or the file changes", "file", d.opts.ConfigPath, "err", conf.OneLine(err))
-		d.refused, d.refusedErr = c.Config, conf.OneLine(err).Error()
+		msg := conf.OneLine(err).Error()
+		d.logger.Error("config not reloaded; keeping the running config and trying it again until it applies or the file changes",
+			"file", d.opts.ConfigPath, "retry_every", d.opts.ReloadRetry, "err", msg)
+		d.refused, d.refusedErr = c.Config, msg
 		d.retry.Reset(d.opts.ReloadRetry)
 		return
 	}
@@ -340,11 +341,11 @@ func (d *daemon) retryReload(ctx context.Context) {
 	}
 	if msg := conf.OneLine(err).Error(); msg != d.refusedErr {
 		d.metrics.reloadFailed()
-		d.logger.Error("config still not reloaded, now for another reason; keeping the running config and trying it again every "+
-			d.opts.ReloadRetry.String(), "file", d.opts.ConfigPath, "err", conf.OneLine(err))
+		d.logger.Error("config still not reloaded, now for another reason; keeping the running config and trying it again",
+			"file", d.opts.ConfigPath, "retry_every", d.opts.ReloadRetry, "err", msg)
 		d.refusedErr = msg
 	} else {
-		d.logger.Debug("config still not reloaded", "file", d.opts.ConfigPath, "err", conf.OneLine(err))
+		d.logger.Debug("config still not reloaded", "file", d.opts.ConfigPath, "err", msg)
 	}
 	d.retry.Reset(d.opts.ReloadRetry)
 }

@@ -70,7 +70,7 @@ func TestRefusedReloadRetried(t *testing.T) {
 	taken, other := hold()
 	write(adminConfig(other))
 	testutil.Eventually(t, waitLimit, "the second refusal", func() (bool, string) {
-		return strings.Count(logs.String(), "trying it again every") == 2, logs.String()
+		return strings.Count(logs.String(), "keeping the running config and trying it again until it applies") == 2, logs.String()
 	})
 	write("[zookeeper\n")
 	testutil.Eventually(t, waitLimit, "the unparsable save refused", func() (bool, string) {
