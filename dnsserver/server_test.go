@@ -686,6 +686,61 @@ func TestServeGrowsUDPReceiveBuffer(t *testing.T) {
 	})
 }
 
+// TestUDPReceiveBufferHoldsAStall checks what udpReceiveBuffer is for:
+// 36,000 small queries arriving while nothing reads the socket (a reader
+// off its core) all wait in the kernel, none dropped. It needs the whole
+// buffer granted, which takes CAP_NET_ADMIN or a raised rmem_max.
+func TestUDPReceiveBufferHoldsAStall(t *testing.T) {
+	const queries = 36_000
+	server, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	growReceiveBuffer(server)
+	raw, err := server.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var granted int
+	if err := raw.Control(func(fd uintptr) {
+		granted, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if granted < 2*udpReceiveBuffer { // Linux reports twice what was granted
+		t.Skipf("receive buffer %d bytes, not the %d asked for: no CAP_NET_ADMIN, and net.core.rmem_max is lower", granted/2, udpReceiveBuffer)
+	}
+	client, err := net.DialUDP("udp", nil, server.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	q, err := new(dns.Msg).SetQuestion("svc123.local.", dns.TypeSRV).Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range queries {
+		if _, err := client.Write(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	buf := make([]byte, 512)
+	got := 0
+	for {
+		if err := server.SetReadDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := server.ReadFromUDP(buf); err != nil {
+			break // all read: nothing more within the deadline
+		}
+		got++
+	}
+	if got != queries {
+		t.Errorf("%d of %d queries held while the socket went unread; %d dropped", got, queries, queries-got)
+	}
+}
+
 // TestServeUDPAllocatesNothing holds the whole UDP path of a fast-path
 // query, from the socket read to the reply written, to no allocation,
 // with metrics on: at tens of thousands of queries a second, garbage

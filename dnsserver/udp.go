@@ -57,11 +57,11 @@ func serveUDP(ctx context.Context, pc net.PacketConn, h *Handler, env *serveEnv)
 // at tens of thousands of queries a second, and every overflow is a lost
 // query that the client only retries after its timeout. The kernel
 // doubles what is asked for and charges each small datagram about 830
-// bytes, so 16 MiB holds some 40,000 queries: 200 ms of a stall at
-// 200,000 a second, still well inside a stub resolver's timeout (4 MiB,
-// 10,000 queries, overflowed in make bench at 89,000 a second while the
-// hypervisor held zkdns's core). The memory is only taken while queries
-// wait.
+// bytes, so 16 MiB holds some 40,000 queries (TestUDPReceiveBufferHoldsAStall
+// sends 36,000 unread; 4 MiB holds 10,000): 200 ms of a stall at 200,000
+// a second, still well inside a stub resolver's timeout. 4 MiB overflowed
+// in make bench at 89,000 a second while the hypervisor held zkdns's
+// core. The memory is only taken while queries wait.
 const udpReceiveBuffer = 16 << 20
 
 // growReceiveBuffer asks for udpReceiveBuffer. SO_RCVBUFFORCE goes past
