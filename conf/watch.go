@@ -367,8 +367,10 @@ func (w *watcher) run(ctx context.Context) {
 				w.dirWarned = false
 				w.log.Info("config directory is back; watching it again", "dir", w.dir)
 			case back:
-				// Back within the debounce: a symlink on the way remade
-				// in two steps, as ln -sfn does (unlink, then link).
+				// There again within the debounce: a symlink on the way
+				// replaced (a deploy moving current -> releases/N on),
+				// even in two steps as ln -sfn does, or the directory
+				// replaced in one go. Nothing to warn about.
 				w.log.Debug("config directory replaced; watching the one the path leads to now", "dir", w.dir)
 			case !w.dirWarned:
 				w.dirWarned = true
@@ -406,18 +408,10 @@ func (w *watcher) run(ctx context.Context) {
 				// fsnotify drops the watch of a directory removed or
 				// moved away: without a new one on a directory made again
 				// at this path (a deployment replacing /etc/zkdns whole),
-				// every later edit would go unseen.
+				// every later edit would go unseen. The read after the
+				// debounce watches the one there then, and warns only if
+				// there is none.
 				w.dirLost = true
-				if w.rewatchDir() {
-					// A directory is there already: the event was a
-					// symlink on the way replaced (a deploy moving
-					// current -> releases/N on), or the directory
-					// replaced in one go. Nothing to warn about; the new
-					// one is watched from here on.
-					w.log.Debug("config directory replaced; watching the one the path leads to now", "dir", w.dir)
-				}
-				// Otherwise the read after the debounce looks again, and
-				// warns only if the directory is still missing then.
 			}
 			arm()
 		case err, ok := <-errs:
