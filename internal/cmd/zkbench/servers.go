@@ -186,8 +186,8 @@ func startPeer(ctx context.Context, kind peerKind, binary, dir, zoneFile string,
 		if err := os.WriteFile(confPath, []byte(kind.render(dir, port, zoneFile)), 0o644); err != nil {
 			return nil, fmt.Errorf("zkbench: %s config: %w", kind.name, err)
 		}
-		if err := os.Remove(logPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("zkbench: %s log: %w", kind.name, err)
+		if err := freshLog(logPath); err != nil {
+			return nil, err
 		}
 		proc, err := startProcess(kind.name, core, logPath, kind.argv(binary, confPath)...)
 		if err != nil {
@@ -198,15 +198,35 @@ func startPeer(ctx context.Context, kind peerKind, binary, dir, zoneFile string,
 		if err == nil {
 			return s, nil
 		}
-		exited, _ := proc.exited()
+		taken := addressTaken(proc)
 		s.stop()
-		// Peers word it in their own ways ("Address already in use",
-		// "address already in use"), and not always last.
-		if attempt == 3 || !exited || !strings.Contains(strings.ToLower(proc.logTail()), syscall.EADDRINUSE.Error()) {
+		if attempt == 3 || !taken {
 			return nil, err
 		}
 	}
 }
+
+// freshLog removes path, a server's log from an earlier attempt to start
+// it, so that what the next attempt logs is its own.
+func freshLog(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("zkbench: %w", err)
+	}
+	return nil
+}
+
+// addressTaken reports whether p has exited because an address it was to
+// listen on was taken. Servers word it in their own ways ("Address
+// already in use", "address already in use"), and not always last, so
+// the whole tail of p's log is searched: it must hold p's attempt alone
+// (see freshLog).
+func addressTaken(p *process) bool {
+	exited, _ := p.exited()
+	return exited && strings.Contains(strings.ToLower(p.logTail()), syscall.EADDRINUSE.Error())
+}
+
+// zkdnsLog is the name of zkdns's log in the directory it runs in.
+const zkdnsLog = "zkdns.log"
 
 // startZkdns writes a config into dir and starts zkdns pinned to core (or
 // unpinned for core < 0). It returns at once: callers wait for readiness
@@ -219,7 +239,7 @@ func startZkdns(binary, dir string, core int, set zkdnsSettings) (*dnsServer, er
 	if err := os.WriteFile(confPath, []byte(zkdnsConfig(set)), 0o644); err != nil {
 		return nil, fmt.Errorf("zkbench: zkdns config: %w", err)
 	}
-	proc, err := startProcess("zkdns", core, filepath.Join(dir, "zkdns.log"), binary, "serve", "-config", confPath)
+	proc, err := startProcess("zkdns", core, filepath.Join(dir, zkdnsLog), binary, "serve", "-config", confPath)
 	if err != nil {
 		return nil, err
 	}
@@ -244,12 +264,15 @@ func zkdnsAddrs() (dnsAddr, adminAddr string, err error) {
 // can be taken between being picked and zkdns binding it: the bench's own
 // outgoing connections and sockets (to ZooKeeper, to admin APIs, dnsperf's)
 // draw their local ports from the same range. So a zkdns that exits
-// because an address is in use is started again on new ones, up to three
-// times; launched is when the one returned was started, and ready when it
-// answered /readyz.
+// because an address is in use is started again on new ones, with a fresh
+// log, up to three times; launched is when the one returned was started,
+// and ready when it answered /readyz.
 func launchZkdns(ctx context.Context, binary, dir string, core int, set zkdnsSettings, limit time.Duration) (z *dnsServer, launched, ready time.Time, err error) {
 	for attempt := 1; ; attempt++ {
 		if set.dnsAddr, set.adminAddr, err = zkdnsAddrs(); err != nil {
+			return nil, time.Time{}, time.Time{}, err
+		}
+		if err := freshLog(filepath.Join(dir, zkdnsLog)); err != nil {
 			return nil, time.Time{}, time.Time{}, err
 		}
 		launched = time.Now()
@@ -259,16 +282,13 @@ func launchZkdns(ctx context.Context, binary, dir string, core int, set zkdnsSet
 		if ready, err = waitReady(ctx, z, limit); err == nil {
 			return z, launched, ready, nil
 		}
+		taken := addressTaken(z.proc)
 		z.stop()
-		if attempt == 3 || !errors.Is(err, errAddrInUse) {
+		if attempt == 3 || !taken {
 			return nil, time.Time{}, time.Time{}, err
 		}
 	}
 }
-
-// errAddrInUse marks a zkdns that exited because an address it was to
-// listen on was taken.
-var errAddrInUse = errors.New("an address zkdns was to listen on is in use")
 
 // waitReady polls zkdns's /readyz every millisecond until it answers 200,
 // and returns when it did. A millisecond is fine enough for a cold sync
@@ -279,15 +299,7 @@ func waitReady(ctx context.Context, s *dnsServer, limit time.Duration) (time.Tim
 	client := &http.Client{Timeout: time.Second}
 	for {
 		if exited, how := s.proc.exited(); exited {
-			log := s.proc.logTail()
-			err := fmt.Errorf("zkbench: zkdns exited before it was ready (%s):\n%s", how, log)
-			// zkdns's last words name what stopped it; the log may hold
-			// an earlier attempt's too.
-			lines := strings.Split(strings.TrimSpace(log), "\n")
-			if strings.Contains(lines[len(lines)-1], syscall.EADDRINUSE.Error()) {
-				err = fmt.Errorf("%w: %w", errAddrInUse, err)
-			}
-			return time.Time{}, err
+			return time.Time{}, fmt.Errorf("zkbench: zkdns exited before it was ready (%s):\n%s", how, s.proc.logTail())
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.admin+"/readyz", nil)
 		if err != nil {

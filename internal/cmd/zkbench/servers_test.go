@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -86,46 +85,56 @@ func TestPeerKindsCoverThePeers(t *testing.T) {
 	}
 }
 
-// TestWaitReadyTellsAddressInUse checks that a zkdns that exits before it
-// is ready is told apart when its last words say an address was taken,
-// which launchZkdns retries on new ports, from one that exits for
-// anything else, which it must not.
-func TestWaitReadyTellsAddressInUse(t *testing.T) {
+// TestLaunchZkdnsRetriesTakenPort runs launchZkdns on a stand-in for
+// zkdns that exits at once, saying on attempt n what line n of its script
+// says. One whose address was taken is started again on new ports, three
+// times in all; one that exits for anything else is not, even after an
+// earlier attempt said its address was taken.
+func TestLaunchZkdnsRetriesTakenPort(t *testing.T) {
 	const inUse = "zkdns: daemon: bind admin listener 127.0.0.1:44676: listen tcp 127.0.0.1:44676: bind: address already in use"
 	tests := []struct {
 		name      string
-		earlier   string // a line an earlier attempt left in the log
-		lastWords string
-		want      bool
+		says      []string // by attempt
+		wantStart int
 	}{
-		{name: "address in use", lastWords: inUse, want: true},
-		{name: "another error", lastWords: "zkdns: config: no such file or directory", want: false},
-		{name: "another error after a retried one", earlier: inUse, lastWords: "zkdns: zookeeper: connection refused", want: false},
+		{name: "address in use", says: []string{inUse, inUse, inUse}, wantStart: 3},
+		{name: "another error", says: []string{"zkdns: config: no such file or directory"}, wantStart: 1},
+		{name: "another error after a retried one", says: []string{inUse, "zkdns: zookeeper: connection refused"}, wantStart: 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			logPath := filepath.Join(t.TempDir(), "zkdns.log")
-			if tc.earlier != "" {
-				if err := os.WriteFile(logPath, []byte(tc.earlier+"\n"), 0o644); err != nil {
-					t.Fatal(err)
-				}
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "says"), []byte(strings.Join(tc.says, "\n")+"\n"), 0o644); err != nil {
+				t.Fatal(err)
 			}
-			proc, err := startProcess("zkdns", -1, logPath, "sh", "-c", `echo "$0" >&2; exit 1`, tc.lastWords)
+			// Called as zkdns serve -config DIR/zkdns.toml.
+			fake := filepath.Join(dir, "zkdns")
+			script := `#!/bin/sh
+dir=$(dirname "$3")
+echo start >> "$dir/starts"
+n=$(wc -l < "$dir/starts")
+sed -n "${n}p" "$dir/says" >&2
+exit 1
+`
+			if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			z, _, _, err := launchZkdns(ctx, fake, dir, -1, zkdnsSettings{zookeeper: "127.0.0.1:2181", sessionTimeout: time.Second}, 20*time.Second)
+			if err == nil {
+				z.stop()
+				t.Fatal("a zkdns that exits at once was reported ready")
+			}
+			if !strings.Contains(err.Error(), "exited before it was ready") {
+				t.Errorf("launchZkdns = %v, want an exit before ready", err)
+			}
+			b, err := os.ReadFile(filepath.Join(dir, "starts"))
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer proc.stop()
-			// An admin address nothing listens on: readiness can only end
-			// with the exit.
-			s := &dnsServer{name: "zkdns", admin: "127.0.0.1:1", proc: proc}
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_, err = waitReady(ctx, s, 20*time.Second)
-			if err == nil || !strings.Contains(err.Error(), "exited before it was ready") {
-				t.Fatalf("waitReady = %v, want an exit before ready", err)
-			}
-			if got := errors.Is(err, errAddrInUse); got != tc.want {
-				t.Errorf("errors.Is(%v, errAddrInUse) = %v, want %v", err, got, tc.want)
+			if got := strings.Count(string(b), "\n"); got != tc.wantStart {
+				t.Errorf("started %d times, want %d", got, tc.wantStart)
 			}
 		})
 	}
