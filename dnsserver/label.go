@@ -74,12 +74,13 @@ func unhex(c byte) byte {
 // resolveLabels gives every raw name a label of its own. bases maps each
 // raw name to Label(name); the result maps each raw name to its final label.
 //
-// When several names share a base label, each name whose lowercased form
-// differs from the base (it was changed to make it a label) gets a suffix of
-// '-' and 6 hex digits of its hash; among the names left on the base itself,
-// the first in byte order keeps it and the others get the suffix too. A name
-// that needs no change therefore keeps its label however many look-alikes
-// appear. Should a suffixed label still clash (a 24-bit hash collision, or a
+// When several names share a base label, the one that is the base itself
+// keeps it; only when none is does the first in byte order of those whose
+// lowercased form is the base keep it. Every other name of the group gets
+// a suffix of '-' and 6 hex digits of its hash. A name that needs no
+// change therefore keeps its label however many look-alikes appear,
+// those differing only in case included: "Search" appearing beside a
+// served "search" must not take its answers, though it sorts first. Should a suffixed label still clash (a 24-bit hash collision, or a
 // name that is literally someone else's suffixed label) it is hashed again
 // with a counter until it is free; the order of that walk is byte order, so
 // the outcome depends only on the set of names.
@@ -115,12 +116,14 @@ func resolveLabelsBeside(bases map[string]string, inUse func(label string) bool)
 	var clashing []string
 	for base, names := range groups {
 		slices.Sort(names)
-		baseKept := false
-		for _, name := range names {
-			if !baseKept && strings.ToLower(name) == base {
+		keeper := slices.Index(names, base)
+		if keeper < 0 {
+			keeper = slices.IndexFunc(names, func(name string) bool { return strings.ToLower(name) == base })
+		}
+		for i, name := range names {
+			if i == keeper {
 				final[name] = base
 				taken[base] = true
-				baseKept = true
 				continue
 			}
 			clashing = append(clashing, name)

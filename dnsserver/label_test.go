@@ -63,9 +63,14 @@ func TestResolveLabels(t *testing.T) {
 			want:  map[string]string{"A_B": "a-b-9d8fce", "a.b": "a-b-108bf5"},
 		},
 		{
-			name:  "same lowercase form: first in byte order keeps it",
-			names: []string{"foo", "Foo"},
-			want:  map[string]string{"Foo": "foo", "foo": "foo-a9f37e"},
+			name:  "a name differing only in case does not take the label from its own",
+			names: []string{"foo", "Foo", "FOO"},
+			want:  map[string]string{"foo": "foo", "Foo": "foo-0c7e16", "FOO": "foo-eccd95"},
+		},
+		{
+			name:  "none is its own label: the first in byte order of the same lowercase form keeps it",
+			names: []string{"Foo", "FOO", "%66oo"},
+			want:  map[string]string{"FOO": "foo", "Foo": "foo-0c7e16", "%66oo": "foo-f9584b"},
 		},
 		{
 			name:  "suffix keeps the label within 63 bytes",

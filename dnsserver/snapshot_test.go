@@ -211,6 +211,44 @@ func TestApplyRelabelsOnCollision(t *testing.T) {
 	}
 }
 
+// TestCaseVariantKeepsOut adds names that differ from served ones only in
+// case, which sort before them: a discovered "Search" beside a configured
+// "search", an instance znode "P1" beside "p1". The names served keep
+// their labels and the newcomers get suffixes, so no one can take over a
+// name's answers by registering its upper-case twin.
+func TestCaseVariantKeepsOut(t *testing.T) {
+	old := NewSnapshot(fixtureZone()).Apply(Update{Synced: true, Services: []Service{
+		{Name: "search", Instances: []Instance{inst("p1", "192.0.2.1")}},
+	}})
+	next := old.Apply(Update{Services: []Service{
+		{Name: "Search", Instances: []Instance{inst("x1", "203.0.113.66")}},
+		{Name: "search", Instances: []Instance{inst("p1", "192.0.2.1"), inst("P1", "203.0.113.77")}},
+	}})
+	full := NewSnapshot(fixtureZone()).Apply(Update{Full: true, Synced: true, Services: []Service{
+		{Name: "Search", Instances: []Instance{inst("x1", "203.0.113.66")}},
+		{Name: "search", Instances: []Instance{inst("P1", "203.0.113.77"), inst("p1", "192.0.2.1")}},
+	}})
+	cases := []struct {
+		qname string
+		want  []string
+	}{
+		{qname: "search.local.", want: []string{"192.0.2.1", "203.0.113.77"}},
+		{qname: "p1.search.local.", want: []string{"192.0.2.1"}},
+		{qname: "p1-" + fmt.Sprintf("%06x", hash32("P1", 0)>>8) + ".search.local.", want: []string{"203.0.113.77"}},
+		{qname: "search-" + fmt.Sprintf("%06x", hash32("Search", 0)>>8) + ".local.", want: []string{"203.0.113.66"}},
+	}
+	for _, snap := range []struct {
+		name string
+		s    *Snapshot
+	}{{"applied", next}, {"full build", full}} {
+		for _, tc := range cases {
+			if got := addrsOf(t, snap.s, tc.qname); !slices.Equal(got, tc.want) {
+				t.Errorf("%s: %s: got %v, want %v", snap.name, tc.qname, got, tc.want)
+			}
+		}
+	}
+}
+
 func TestSnapshotSynced(t *testing.T) {
 	cases := []struct {
 		name    string
