@@ -114,22 +114,22 @@ func (w *Watcher) authenticate(ctx context.Context, conn *zk.Conn) error {
 }
 
 // dialer returns how the client reaches a server: over TCP, then TLS when
-// Options.TLS is set, with every read deadline capped (see zkclient.CappedDialer).
+// Options.TLS is set, with the read deadlines of the session handshake
+// capped (see zkclient.CapHandshake).
 func (w *Watcher) dialer() zk.Dialer {
 	limit := w.opts.SessionTimeout * 2 / 3
-	tcp := zkclient.CappedDialer(limit)
 	if w.opts.TLS == nil {
-		return tcp
+		return zkclient.CappedDialer(limit)
 	}
 	d := &tlsDialer{
-		tcp:     tcp,
 		config:  w.opts.TLS,
 		limit:   limit,
 		logger:  w.logger,
 		metrics: w.opts.Metrics,
 		failing: map[string]map[string]bool{},
 	}
-	return d.dial
+	// Capped outside TLS, where the handshake's frame can be counted.
+	return zkclient.CapHandshake(d.dial, limit)
 }
 
 // tlsDialer opens TLS connections to ZooKeeper's secure client port and
@@ -137,9 +137,8 @@ func (w *Watcher) dialer() zk.Dialer {
 // level, and a wrong CA or server name would otherwise look like a server
 // that is down.
 type tlsDialer struct {
-	tcp     zk.Dialer
 	config  *tls.Config
-	limit   time.Duration // the read-deadline cap, also the least time a handshake gets
+	limit   time.Duration // the read-deadline cap, also the least time a TLS handshake gets
 	logger  *slog.Logger
 	metrics *Metrics
 
@@ -155,7 +154,7 @@ type tlsDialer struct {
 const maxFailureKinds = 4
 
 func (d *tlsDialer) dial(network, address string, timeout time.Duration) (net.Conn, error) {
-	raw, err := d.tcp(network, address, timeout)
+	raw, err := net.DialTimeout(network, address, timeout)
 	if err != nil {
 		return nil, err
 	}

@@ -5,25 +5,47 @@
 package zkclient
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 )
 
-// CappedDialer returns a dialer whose connections never wait longer than
-// limit for a read. The client waits for a server's handshake for ten read
-// timeouts, so a server that accepts but hangs (stopped, in a long GC
-// pause, or just restarted) would hold it long enough to lose the session;
-// with the cap it moves on to the next ensemble member in time. About 2/3
-// of the session timeout works; much less causes spurious disconnects.
+// CappedDialer returns a dialer over TCP whose connections wait at most
+// limit for a read until ZooKeeper has answered the session handshake (see
+// CapHandshake).
 func CappedDialer(limit time.Duration) zk.Dialer {
+	return CapHandshake(func(network, address string, timeout time.Duration) (net.Conn, error) {
+		return net.DialTimeout(network, address, timeout)
+	}, limit)
+}
+
+// CapHandshake returns dial with every read deadline of its connections
+// capped at limit from the moment it is set, until the server's answer to
+// the session handshake (the connection's first frame) has been read. The
+// client waits for that answer for ten read timeouts, so a server that
+// accepts but hangs (stopped, in a long GC pause, or just restarted) would
+// hold it long enough to lose the session; with the cap it moves on to
+// the next ensemble member in time. About 2/3 of the session timeout
+// works; much less causes spurious disconnects.
+//
+// After the handshake the client's own deadlines stand: they follow the
+// session timeout the server granted, which may be longer than the one
+// asked for (ZooKeeper grants at least two ticks), and a cap from the one
+// asked for would cut the reads between the client's pings short and drop
+// the connection again and again.
+//
+// The frame is counted in the bytes the client reads, so dial may return
+// any connection that carries the protocol as it is, TLS included.
+func CapHandshake(dial zk.Dialer, limit time.Duration) zk.Dialer {
 	return func(network, address string, timeout time.Duration) (net.Conn, error) {
-		c, err := net.DialTimeout(network, address, timeout)
+		c, err := dial(network, address, timeout)
 		if err != nil {
 			return nil, err
 		}
@@ -34,13 +56,48 @@ func CappedDialer(limit time.Duration) zk.Dialer {
 type cappedConn struct {
 	net.Conn
 	limit time.Duration
+
+	// handshook is set once the first frame has been read. Reads are made
+	// by one goroutine at a time (the client's connect loop, then its
+	// receive loop), which also keeps the counting below.
+	handshook atomic.Bool
+	header    [4]byte // the first frame's length, as it is read
+	seen      int     // bytes of the first frame read so far, length included
 }
 
 func (c *cappedConn) SetReadDeadline(t time.Time) error {
+	if c.handshook.Load() {
+		return c.Conn.SetReadDeadline(t)
+	}
 	if latest := time.Now().Add(c.limit); t.IsZero() || t.After(latest) {
 		t = latest
 	}
 	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *cappedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.handshook.Load() {
+		c.count(p[:n])
+	}
+	return n, err
+}
+
+// count follows the first frame through the bytes read: a 4-byte
+// big-endian length, then that many bytes.
+func (c *cappedConn) count(b []byte) {
+	for len(b) > 0 && c.seen < len(c.header) {
+		c.header[c.seen] = b[0]
+		c.seen++
+		b = b[1:]
+	}
+	if c.seen < len(c.header) {
+		return
+	}
+	c.seen += len(b)
+	if c.seen >= len(c.header)+int(binary.BigEndian.Uint32(c.header[:])) {
+		c.handshook.Store(true)
+	}
 }
 
 // Logger sends the client's connection chatter to debug level: the

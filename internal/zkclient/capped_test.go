@@ -1,0 +1,125 @@
+package zkclient_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/zkdns/zkdns/internal/testutil"
+	"github.com/zkdns/zkdns/internal/zkclient"
+)
+
+type quiet struct{}
+
+func (quiet) Printf(string, ...any) {}
+
+// TestCapLeavesAGrantedTimeoutAlone asks a server with 1 s ticks for a
+// 600 ms session. ZooKeeper grants at least two ticks, 2 s, and the client
+// then pings every 667 ms and waits up to 1.33 s for a reply; a cap of 2/3
+// of the 600 ms asked for, kept past the handshake, cut every wait between
+// pings at 400 ms and dropped the connection again and again.
+func TestCapLeavesAGrantedTimeoutAlone(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	server, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{TickTime: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Stop() })
+
+	const asked = 600 * time.Millisecond
+	var disconnects atomic.Int32
+	session := make(chan struct{}, 1)
+	conn, _, err := zk.Connect([]string{server.Addr()}, asked,
+		zk.WithLogger(quiet{}),
+		zk.WithDialer(zkclient.CappedDialer(asked*2/3)),
+		zk.WithEventCallback(func(ev zk.Event) {
+			switch ev.State {
+			case zk.StateHasSession:
+				select {
+				case session <- struct{}{}:
+				default:
+				}
+			case zk.StateDisconnected:
+				disconnects.Add(1)
+			}
+		}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	select {
+	case <-session:
+	case <-ctx.Done():
+		t.Fatal("no session within a minute")
+	}
+	// Four ping intervals of the granted session, with nothing but pings.
+	time.Sleep(3 * time.Second)
+	if _, _, err := conn.Exists("/"); err != nil {
+		t.Fatalf("exists /: %v", err)
+	}
+	if n := disconnects.Load(); n != 0 {
+		t.Errorf("the connection dropped %d times in 3 s with a granted 2 s session", n)
+	}
+}
+
+// TestCapHandshakeCountsTheFirstFrame feeds a connection the first frame
+// in pieces, the length split across reads: reads are capped until its
+// last byte and left to the deadline asked for after it.
+func TestCapHandshakeCountsTheFirstFrame(t *testing.T) {
+	const limit = 50 * time.Millisecond
+	client, server := net.Pipe()
+	defer server.Close()
+	dial := zkclient.CapHandshake(func(string, string, time.Duration) (net.Conn, error) { return client, nil }, limit)
+	conn, err := dial("tcp", "zookeeper", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+
+	capped := func(when string) {
+		t.Helper()
+		if err := conn.SetReadDeadline(time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("%s: a read with no deadline asked for ended by %v, want the cap's deadline", when, err)
+		}
+	}
+	feed := func(b []byte) {
+		t.Helper()
+		go server.Write(b)
+		if err := conn.SetReadDeadline(time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(conn, make([]byte, len(b))); err != nil {
+			t.Fatalf("read %d bytes: %v", len(b), err)
+		}
+	}
+
+	capped("before the handshake")
+	feed([]byte{0, 0})
+	capped("inside the length")
+	feed([]byte{0, 3, 'a', 'b'})
+	capped("one byte short of the frame")
+	feed([]byte{'c'})
+
+	// Past the frame a read waits as long as asked: the peer writes after
+	// several caps' time.
+	go func() {
+		time.Sleep(6 * limit)
+		server.Write([]byte{'d'})
+	}()
+	if err := conn.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("after the handshake a read with a minute's deadline ended by %v", err)
+	}
+}
