@@ -127,7 +127,8 @@ func firstQtype(r *dns.Msg) uint16 {
 //
 // Policy choices the DNS leaves open:
 //   - A query of class ANY is answered like class IN; every other class is
-//     REFUSED, since zkdns is authoritative for no zone in them.
+//     REFUSED, since zkdns is authoritative for no zone in them, but for
+//     the reserved class 0, which is FORMERR.
 //   - AXFR and IXFR are REFUSED.
 //   - An opcode other than QUERY is NOTIMP; a question count other than one
 //     is FORMERR, with the question section left empty.
@@ -278,6 +279,11 @@ func resolve(s *Snapshot, req *dns.Msg) (records, error) {
 		return records{}, errFormat
 	}
 	q := req.Question[0]
+	if q.Qclass == 0 {
+		// The reserved class 0 (RFC 6895 §3.2) is also what the DNS
+		// library reads for a question cut after its name or its type.
+		return records{}, errFormat
+	}
 	if q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY {
 		return records{}, errClass
 	}

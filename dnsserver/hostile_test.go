@@ -145,6 +145,11 @@ func hostileCases() []hostileCase {
 		{name: "question count larger than the questions", packet: cat(header(hostileID, 0, 2, 0, 0, 0), wireName(payments...), typeClass(dns.TypeA, dns.ClassINET)), rcode: dns.RcodeFormatError},
 		{name: "65535 questions and none present", packet: header(hostileID, 0, 0xffff, 0, 0, 0), rcode: dns.RcodeFormatError},
 		{name: "question cut in its type", packet: cat(header(hostileID, 0, 1, 0, 0, 0), wireName(payments...), []byte{0}), rcode: dns.RcodeFormatError},
+		// The DNS library reads a question that ends after its name or its
+		// type as one of class 0, which no query has.
+		{name: "question cut after its name", packet: cat(header(hostileID, 0, 1, 0, 0, 0), wireName(payments...)), rcode: dns.RcodeFormatError},
+		{name: "question cut after its type", packet: cat(header(hostileID, 0, 1, 0, 0, 0), wireName(payments...), []byte{0, 1}), rcode: dns.RcodeFormatError},
+		{name: "question of the reserved class 0", packet: q(flagRD, payments, dns.TypeA, 0), rcode: dns.RcodeFormatError},
 		{name: "no question", packet: header(hostileID, flagRD, 0, 0, 0, 0), rcode: dns.RcodeFormatError},
 		{name: "two OPT records", packet: cat(header(hostileID, 0, 1, 0, 0, 2), wireName(payments...), typeClass(dns.TypeA, dns.ClassINET), optRR(1232, 0), optRR(1232, 0)), rcode: dns.RcodeFormatError},
 		{name: "answer record cut short: FORMERR that echoes the question", packet: cat(header(hostileID, flagRD, 1, 1, 0, 0), wireName(payments...), typeClass(dns.TypeA, dns.ClassINET), wireName(payments...), []byte{0}),
