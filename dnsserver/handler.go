@@ -151,17 +151,24 @@ func answer(s *Snapshot, req *dns.Msg, tcp bool) (*dns.Msg, error) {
 		qname = req.Question[0].Name
 	}
 	found, err := resolve(s, req)
-	switch {
-	case err == nil:
-		reply.Authoritative = true
+	if err == nil && req.Question[0].Qtype != dns.TypeCNAME {
+		found, err = s.follow(found, req.Question[0].Qtype)
+	}
+	if len(found.answer) > 0 {
 		reply.Answer = ownedBy(found.answer, qname)
 		if found.shuffle {
 			rand.Shuffle(len(reply.Answer), func(i, j int) {
 				reply.Answer[i], reply.Answer[j] = reply.Answer[j], reply.Answer[i]
 			})
 		}
+		reply.Answer = append(reply.Answer, found.chased...)
+	}
+	switch {
+	case err == nil:
+		reply.Authoritative = true
 		reply.Extra = append(reply.Extra, found.extra...)
 	case errors.Is(err, errNoData):
+		// Also the end of a CNAME chain in found.answer.
 		reply.Authoritative = true
 		reply.Ns = []dns.RR{s.apex.negSOA}
 	case errors.Is(err, errNameNotFound):

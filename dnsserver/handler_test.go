@@ -90,6 +90,24 @@ func TestAnswer(t *testing.T) {
 		"pay-2.payments.local. 5 IN AAAA 2001:db8::2",
 	}
 	nsGlue := []string{"ns.local. 5 IN A 192.0.2.53", "ns.local. 5 IN AAAA 2001:db8::53"}
+	// Instances registered by a name inside the zone.
+	chain := NewSnapshot(fixtureZone()).Apply(Update{Full: true, Synced: true, Services: []Service{
+		{Name: "payments", Instances: []Instance{{ID: "pay-1", Address: "192.0.2.1", Port: 8080, Weight: 100}}},
+		{Name: "pool", Instances: []Instance{
+			{ID: "p1", Address: "192.0.2.21", Port: 80, Weight: 100},
+			{ID: "p2", Address: "192.0.2.22", Port: 80, Weight: 100},
+		}},
+		{Name: "alias", Instances: []Instance{
+			{ID: "to-instance", Address: "pay-1.payments.local", Port: 80, Weight: 100},
+			{ID: "to-service", Address: "POOL.local.", Port: 80, Weight: 100},
+			{ID: "to-alias", Address: "to-instance.alias.local", Port: 80, Weight: 100},
+			{ID: "dangling", Address: "gone.local", Port: 80, Weight: 100},
+			{ID: "self", Address: "self.alias.local", Port: 80, Weight: 100},
+			{ID: "ping", Address: "pong.alias.local", Port: 80, Weight: 100},
+			{ID: "pong", Address: "ping.alias.local", Port: 80, Weight: 100},
+		}},
+	}})
+	pay1A := "pay-1.payments.local. 5 IN A 192.0.2.1"
 	hinfo := func(owner string) []string { return []string{owner + ` 5 IN HINFO "RFC8482" ""`} }
 
 	cases := []answerCase{
@@ -136,6 +154,30 @@ func TestAnswer(t *testing.T) {
 		{name: "hostname instance CNAME", qname: "host-1.legacy.local.", qtype: dns.TypeCNAME, aa: true,
 			answer: []string{"host-1.legacy.local. 5 IN CNAME backend.example.com."}},
 		{name: "CNAME of an IP instance", qname: "pay-1.payments.local.", qtype: dns.TypeCNAME, aa: true, ns: []string{soaNegative}},
+		// A name with a CNAME has no other data (RFC 2181 §10.1).
+		{name: "hostname instance TXT is the CNAME", qname: "host-1.legacy.local.", qtype: dns.TypeTXT, aa: true,
+			answer: []string{"host-1.legacy.local. 5 IN CNAME backend.example.com."}},
+		{name: "hostname instance SRV is the CNAME", qname: "host-1.legacy.local.", qtype: dns.TypeSRV, aa: true,
+			answer: []string{"host-1.legacy.local. 5 IN CNAME backend.example.com."}},
+		{name: "hostname instance ANY is the CNAME", qname: "host-1.legacy.local.", qtype: dns.TypeANY, aa: true,
+			answer: []string{"host-1.legacy.local. 5 IN CNAME backend.example.com."}},
+		// A CNAME into the zone is followed (RFC 1034 §4.3.2 step 3a).
+		{name: "CNAME to an instance is followed", snap: chain, qname: "To-Instance.alias.local.", qtype: dns.TypeA, aa: true,
+			answer: []string{"To-Instance.alias.local. 5 IN CNAME pay-1.payments.local.", pay1A}},
+		{name: "CNAME to a service is followed to its whole set", snap: chain, qname: "to-service.alias.local.", qtype: dns.TypeA, aa: true,
+			answer: []string{"to-service.alias.local. 5 IN CNAME pool.local.", "pool.local. 5 IN A 192.0.2.21", "pool.local. 5 IN A 192.0.2.22"}},
+		{name: "a chain of two CNAMEs is followed", snap: chain, qname: "to-alias.alias.local.", qtype: dns.TypeA, aa: true,
+			answer: []string{"to-alias.alias.local. 5 IN CNAME to-instance.alias.local.", "to-instance.alias.local. 5 IN CNAME pay-1.payments.local.", pay1A}},
+		{name: "CNAME to a name without the type: the chain, NODATA", snap: chain, qname: "to-instance.alias.local.", qtype: dns.TypeAAAA, aa: true,
+			answer: []string{"to-instance.alias.local. 5 IN CNAME pay-1.payments.local."}, ns: []string{soaNegative}},
+		{name: "CNAME to a name that does not exist: the chain, NXDOMAIN", snap: chain, qname: "dangling.alias.local.", qtype: dns.TypeA, aa: true,
+			rcode: dns.RcodeNameError, answer: []string{"dangling.alias.local. 5 IN CNAME gone.local."}, ns: []string{soaNegative}},
+		{name: "CNAME to itself ends at once", snap: chain, qname: "self.alias.local.", qtype: dns.TypeA, aa: true,
+			answer: []string{"self.alias.local. 5 IN CNAME self.alias.local."}},
+		{name: "a CNAME loop ends where it comes back", snap: chain, qname: "ping.alias.local.", qtype: dns.TypeA, aa: true,
+			answer: []string{"ping.alias.local. 5 IN CNAME pong.alias.local.", "pong.alias.local. 5 IN CNAME ping.alias.local."}},
+		{name: "a CNAME query is not followed", snap: chain, qname: "to-instance.alias.local.", qtype: dns.TypeCNAME, aa: true,
+			answer: []string{"to-instance.alias.local. 5 IN CNAME pay-1.payments.local."}},
 
 		// NODATA: the name exists, the type does not.
 		{name: "AAAA of an IPv4-only service", qname: "ipv4only.local.", qtype: dns.TypeAAAA, aa: true, ns: []string{soaNegative}},

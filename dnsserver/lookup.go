@@ -2,6 +2,9 @@ package dnsserver
 
 import (
 	"errors"
+	"math/rand/v2"
+	"slices"
+	"strings"
 
 	"github.com/miekg/dns"
 )
@@ -36,10 +39,65 @@ func (r refusal) Unwrap() error { return errRefused }
 // ANY, were made for this query) and must be copied before they are changed.
 type records struct {
 	answer []dns.RR // every owner name is the query name, lowercased
+	// chased follows answer in the answer section: the records of the
+	// names a CNAME in answer leads to inside the zone, owned by those
+	// names (see follow).
+	chased []dns.RR
 	extra  []dns.RR
 	// shuffle says answer is a set of addresses to hand out in a fresh
 	// random order on every query, to spread load across instances.
 	shuffle bool
+}
+
+// maxChain bounds the CNAMEs follow goes through, well past any chain
+// that registrations would make on purpose.
+const maxChain = 8
+
+// follow continues found, when it is a CNAME to a name inside the zone, as
+// RFC 1034 §4.3.2 step 3a has an authoritative server do: the records of
+// the target for qtype are added in chased, and the outcome there (NODATA,
+// NXDOMAIN) becomes the reply's (RFC 6604 §2). A stub resolver (glibc's,
+// Go's) asks zkdns alone and follows no CNAME itself, and nobody else
+// answers for a name in zkdns's zone. A chain that comes back to a name
+// already in it, or grows past maxChain, ends there: the client sees the
+// loop.
+func (s *Snapshot) follow(found records, qtype uint16) (records, error) {
+	last := found.answer
+	if len(last) != 1 {
+		return found, nil
+	}
+	visited := []string{strings.ToLower(last[0].Header().Name)}
+	for range maxChain {
+		if len(last) != 1 {
+			return found, nil
+		}
+		cname, ok := last[0].(*dns.CNAME)
+		if !ok {
+			return found, nil
+		}
+		target := strings.ToLower(cname.Target)
+		if _, inZone := s.apex.relative(target); !inZone || slices.Contains(visited, target) {
+			return found, nil
+		}
+		visited = append(visited, target)
+		next, err := s.lookup(target, qtype)
+		if errors.Is(err, errNoData) || errors.Is(err, errNameNotFound) {
+			return found, err
+		}
+		if err != nil {
+			return found, nil
+		}
+		part := next.answer
+		if next.shuffle {
+			part = slices.Clone(part)
+			rand.Shuffle(len(part), func(i, j int) { part[i], part[j] = part[j], part[i] })
+		}
+		// Both may be the snapshot's own slices: never append to them.
+		found.chased = slices.Concat(found.chased, part)
+		found.extra = slices.Concat(found.extra, next.extra)
+		last = next.answer
+	}
+	return found, nil
 }
 
 // lookup finds the records of qname, a lowercase FQDN, for qtype.
@@ -162,21 +220,19 @@ func (svc *service) srvAnswer(a *apex, qname string, qtype uint16, srv []dns.RR)
 
 // lookup answers <instance>.<service>.<origin>.
 func (inst *instance) lookup(a *apex, qname string, qtype uint16) (records, error) {
+	if inst.cname != nil {
+		// The address is a hostname: point at it, for every type, since
+		// a name with a CNAME has no other data (RFC 2181 §10.1). A
+		// resolver that met the CNAME asking for the address follows it
+		// for every other type too, so a TXT of the instance's own could
+		// not be reached through it anyway.
+		return records{answer: inst.cname}, nil
+	}
 	switch qtype {
-	case dns.TypeA, dns.TypeAAAA, dns.TypeCNAME:
-		switch {
-		case inst.cname != nil:
-			// The address is a hostname: point at it and let the
-			// client's resolver follow; it is outside what zkdns knows.
-			// Only address queries (and CNAME's own) get the CNAME: TXT
-			// still carries the instance's metadata, which a CNAME for
-			// every type would hide.
-			return records{answer: inst.cname}, nil
-		case qtype == dns.TypeA:
-			return existing(a, qname, qtype, inst.a)
-		case qtype == dns.TypeAAAA:
-			return existing(a, qname, qtype, inst.aaaa)
-		}
+	case dns.TypeA:
+		return existing(a, qname, qtype, inst.a)
+	case dns.TypeAAAA:
+		return existing(a, qname, qtype, inst.aaaa)
 	case dns.TypeTXT:
 		return existing(a, qname, qtype, inst.txt)
 	}

@@ -154,7 +154,12 @@ type instanceReplies struct {
 	start  uint32
 	size   [2]uint16 // A, AAAA
 	hasTXT bool      // it has a TXT record, which the slow path serves
-	slow   bool      // a reply does not fit 512 bytes: every query goes to the slow path
+	// slow sends every query to the slow path: a reply does not fit 512
+	// bytes, or the CNAME leads into the zone, to be followed there.
+	slow bool
+	// byHostname: every type is answered with the CNAME, of which only
+	// the replies to A and AAAA are packed.
+	byHostname bool
 }
 
 // serviceRecords are one service's records.
@@ -548,6 +553,12 @@ func buildService(ap *apex, src Service, base, label string) *service {
 		}
 		if !in.addr.IsValid() {
 			byHostname = true
+			r.byHostname = true
+			if _, inZone := ap.relative(in.target); inZone {
+				r.slow = true
+				svc.instances[in.label] = r
+				continue
+			}
 			cname := []dns.RR{cnameRR(in.name, in.target, ap.ttl)}
 			for i, qtype := range [2]uint16{dns.TypeA, dns.TypeAAAA} {
 				p := packOne(in.name, qtype, cname, nil)
@@ -669,7 +680,7 @@ func buildRecords(origin string, ttl uint32, src Service, label string) *service
 	instances := servedInstances(origin, src, label)
 	rec := &serviceRecords{instances: make(map[string]*instance, len(instances))}
 	for _, in := range instances {
-		built := &instance{txt: txtRR(in.name, in.TXT, ttl)}
+		built := &instance{}
 		switch {
 		case in.addr.Is4():
 			rr := addressRR(in.name, in.addr, ttl)
@@ -683,6 +694,10 @@ func buildRecords(origin string, ttl uint32, src Service, label string) *service
 			rec.aaaa = append(rec.aaaa, addressRR(owner, in.addr, ttl))
 		default:
 			built.cname = []dns.RR{cnameRR(in.name, in.target, ttl)}
+		}
+		if built.cname == nil {
+			// A name with a CNAME has no TXT (see instance.lookup).
+			built.txt = txtRR(in.name, in.TXT, ttl)
 		}
 		rec.instances[in.label] = built
 		rec.srv = append(rec.srv, srvRR(owner, in.target, in.Instance, ttl))

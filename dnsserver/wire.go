@@ -533,7 +533,8 @@ func (s *Snapshot) instanceEntry(q *fastQuery) (*service, instanceReplies, bool)
 // often than its address, and packing it for every instance would cost
 // more memory than all of its other replies.
 func (s *Snapshot) instanceReply(p, out []byte, q *fastQuery, svc *service, r instanceReplies) ([]byte, uint16, int, bool) {
-	if r.slow || q.qtype == dns.TypeTXT && r.hasTXT {
+	if r.slow || q.qtype == dns.TypeTXT && r.hasTXT ||
+		r.byHostname && q.qtype != dns.TypeA && q.qtype != dns.TypeAAAA {
 		return nil, 0, 0, false
 	}
 	var wire []byte

@@ -187,6 +187,18 @@ func TestFastPathDeclines(t *testing.T) {
 			t.Errorf("fast path answered before the first sync")
 		}
 	})
+	t.Run("a CNAME into the zone, which the slow path follows", func(t *testing.T) {
+		alias := NewSnapshot(fixtureZone()).Apply(Update{Full: true, Synced: true, Services: []Service{
+			{Name: "payments", Instances: []Instance{{ID: "pay-1", Address: "192.0.2.1", Port: 80, Weight: 100}}},
+			{Name: "alias", Instances: []Instance{{ID: "inner", Address: "pay-1.payments.local", Port: 80, Weight: 100}}},
+		}})
+		for _, qtype := range []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT} {
+			var q fastQuery
+			if _, _, _, ok := alias.fastReply(query("inner.alias.local.", qtype, nil), nil, 0, &q); ok {
+				t.Errorf("fast path answered %s with the bare CNAME", dns.TypeToString[qtype])
+			}
+		}
+	})
 	t.Run("EDNS0 size smaller than the whole reply", func(t *testing.T) {
 		var q fastQuery
 		big := bigSnapshot(60)

@@ -280,6 +280,8 @@ func TestServe(t *testing.T) {
 	testutil.CreateZnode(t, conn, base+"/payments/p2", curator("p2", "2001:db8::2", 8080, ""), zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/payments/p3", curator("p3", "192.0.2.3", 8080, `,"instance_status":"OUT_OF_SERVICE"`), zk.FlagEphemeral)
 	testutil.CreateZnode(t, conn, base+"/found/orders/o1", "192.0.2.11:9000", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/found/aliases/inzone", "p1.payments.local:8080", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, base+"/found/aliases/elsewhere", "backend.example.com:7000", zk.FlagEphemeral)
 	testutil.MkdirAll(t, conn, base+"/empty")
 	testutil.CreateZnode(t, conn, base+"/dubbo/providers/dubbo%3A%2F%2F192.0.2.21%3A20880%2Fcom.example.Demo%3Fweight%3D50",
 		"", zk.FlagEphemeral)
@@ -339,6 +341,10 @@ format = "hostport"
 		{"out of service instance is not served", "p3.payments.local", dns.TypeA, dns.RcodeNameError, "", true},
 		{"discovered service", "orders.local", dns.TypeSRV, dns.RcodeSuccess,
 			"orders.local.\t0\tIN\tSRV\t0 100 9000 o1.orders.local.", false},
+		{"an instance registered by a name in the zone: zkdns follows it", "inzone.aliases.local", dns.TypeA, dns.RcodeSuccess,
+			"inzone.aliases.local.\t0\tIN\tCNAME\tp1.payments.local.\np1.payments.local.\t0\tIN\tA\t192.0.2.1", false},
+		{"an instance registered by a hostname: its CNAME for every type", "elsewhere.aliases.local", dns.TypeTXT, dns.RcodeSuccess,
+			"elsewhere.aliases.local.\t0\tIN\tCNAME\tbackend.example.com.", false},
 		{"dubbo provider named by its decoded URL", "demo.local", dns.TypeSRV, dns.RcodeSuccess,
 			"demo.local.\t0\tIN\tSRV\t0 50 20880 dubbo-192-0-2-21-20880-com-example-demo-weight-50.demo.local.", false},
 		{"no instances is NODATA", "empty.local", dns.TypeSRV, dns.RcodeSuccess, "", true},
