@@ -489,6 +489,7 @@ func (s *run) connect() error {
 		zk.WithEventCallback(func(ev zk.Event) { s.onEvent(gen, refusals, ev) }),
 		zk.WithLogger(zkclient.Logger{L: r.logger, HandshakeFailed: refusals.HandshakeFailed, Warnings: r.warnings}),
 		zk.WithDialer(zkclient.CappedDialer(r.opts.SessionTimeout*2/3)),
+		zk.WithHostProvider(&zkclient.HostProvider{Logger: r.logger}),
 	)
 	if err != nil {
 		s.connGen.Store(gen - 1) // the running connection's events still count

@@ -380,6 +380,7 @@ func (w *Watcher) connect() error {
 		zk.WithLogger(zkclient.Logger{L: w.logger, WatchesLost: w.onWatchesLost, HandshakeFailed: refusals.HandshakeFailed, Warnings: w.warnings}),
 		zk.WithMaxBufferSize(w.opts.MaxBufferSize),
 		zk.WithDialer(w.dialer()),
+		zk.WithHostProvider(&zkclient.HostProvider{Logger: w.logger}),
 	)
 	if err != nil {
 		w.connGen.Store(gen - 1) // the running connection's events still count

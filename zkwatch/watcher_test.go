@@ -1109,3 +1109,24 @@ func TestWatcherSpecChangeWhileDisconnected(t *testing.T) {
 		return ids(m["two"]) == "j" && m["two"].Exists && !ok3 && ids(m["one"]) == "i"
 	})
 }
+
+// TestWatcherStartsWithAServerNameThatDoesNotResolve: a server listed by
+// a name that does not resolve (".invalid" never does, RFC 6761) leaves
+// the others to serve, where the client's own host provider failed the
+// connection for it.
+func TestWatcherStartsWithAServerNameThatDoesNotResolve(t *testing.T) {
+	owner := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	base := testutil.TestRoot(t, owner)
+	testutil.CreateZnode(t, owner, base+"/hp/a", "192.0.2.1:80", zk.FlagEphemeral)
+	rec := newRecorder()
+	w, err := New(Options{
+		Servers:        []string{"zk-gone.invalid:2181", zkServer.Addr()},
+		SessionTimeout: 5 * time.Second,
+		Publish:        rec.publish,
+	}, Spec{Services: []ServiceSpec{{Name: "hp", Path: base + "/hp", Format: "hostport"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWatcher(t, w)
+	rec.waitFor(t, "first sync", hasIDs("hp", "a"))
+}

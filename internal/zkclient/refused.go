@@ -152,6 +152,7 @@ func ProbeNewSession(ctx context.Context, servers []string, timeout time.Duratio
 	granted := make(chan struct{}, 1)
 	conn, _, err := zk.Connect(servers, timeout,
 		zk.WithDialer(dialer),
+		zk.WithHostProvider(&HostProvider{}), // the session's own warned of names that do not resolve
 		zk.WithLogger(Logger{L: logger}),
 		zk.WithEventCallback(func(ev zk.Event) {
 			if ev.Type == zk.EventSession && ev.State == zk.StateHasSession {
