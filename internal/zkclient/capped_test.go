@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -122,4 +124,37 @@ func TestCapHandshakeCountsTheFirstFrame(t *testing.T) {
 	if _, err := conn.Read(make([]byte, 1)); err != nil {
 		t.Fatalf("after the handshake a read with a minute's deadline ended by %v", err)
 	}
+}
+
+// TestLoggerWarnsOfAServerThatDoesNotAnswer connects to a stopped
+// (SIGSTOP) server: the kernel takes the connection, nothing answers the
+// handshake, and the read cap ends each attempt. That must warn as a
+// refused connection does, naming the server, not stay at debug level.
+func TestLoggerWarnsOfAServerThatDoesNotAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	server, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { server.Stop() })
+	if err := server.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	defer server.Resume()
+
+	logs := &testutil.LogBuffer{}
+	const session = 900 * time.Millisecond
+	conn, _, err := zk.Connect([]string{server.Addr()}, session,
+		zk.WithLogger(zkclient.Logger{L: slog.New(slog.NewTextHandler(logs, nil)), Warnings: zkclient.NewConnectWarnings()}),
+		zk.WithDialer(zkclient.CappedDialer(session*2/3)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	testutil.Eventually(t, 30*time.Second, "a warning about the silent server", func() (bool, string) {
+		out := logs.String()
+		return strings.Contains(out, "level=WARN") && strings.Contains(out, "did not answer the session handshake") &&
+			strings.Contains(out, "server="+server.Addr()), out
+	})
 }

@@ -102,8 +102,9 @@ func (c *cappedConn) count(b []byte) {
 
 // Logger sends the client's connection chatter to debug level: the
 // session changes that matter are logged by the code using the client.
-// The exception is a server that cannot be reached: the client retries
-// it every second or so and says so only in its log, and a zkdns that
+// The exception is a server that cannot be reached, or that takes the
+// connection and never answers its handshake: the client retries it every
+// second or so and says so only in its log, and a zkdns that
 // starts with ZooKeeper down would otherwise be silent until systemd's
 // start timeout. That failure is a warning: at its first occurrence,
 // then at most once every connectWarnEvery per server, with the count
@@ -166,10 +167,29 @@ func (z Logger) Printf(format string, args ...any) {
 				"server", server, "err", fmt.Sprint(args[1]), "failures", failures, "source", "zk-client")
 			return
 		}
-	case format == handshakeFailed && z.HandshakeFailed != nil && len(args) == 1:
+	case format == handshakeFailed && len(args) == 1:
 		// An expiry answer is logged the same way; it is no refusal.
-		if err, _ := args[0].(error); err != nil && !errors.Is(err, zk.ErrSessionExpired) {
+		err, _ := args[0].(error)
+		if err == nil || errors.Is(err, zk.ErrSessionExpired) {
+			break
+		}
+		if z.HandshakeFailed != nil {
 			z.HandshakeFailed(err)
+		}
+		// A server that accepts the connection and then says nothing
+		// (stopped with SIGSTOP, in a long GC pause, a proxy in front of a
+		// dead one) fails here by the read cap, not in the dial, and
+		// deserves the same warning as a server that refuses.
+		var ne net.Error
+		var op *net.OpError
+		if z.Warnings == nil || !errors.As(err, &ne) || !ne.Timeout() || !errors.As(err, &op) || op.Addr == nil {
+			break
+		}
+		server := op.Addr.String()
+		if failures, warn := z.Warnings.failed(server); warn {
+			z.L.Warn("ZooKeeper server took the connection but did not answer the session handshake in time; trying the next one (is it stopped, overloaded or in a long pause?)",
+				"server", server, "err", err.Error(), "failures", failures, "source", "zk-client")
+			return
 		}
 	}
 	z.L.Debug(msg, "source", "zk-client")
