@@ -899,7 +899,7 @@ func (w *Watcher) applySpec(ctx context.Context, events map[string]eventKind) {
 // plus those discovered under the roots) and returns the services that
 // must be listed; removals are recorded for the next publish.
 func (w *Watcher) reconcile() *changes {
-	ch := &changes{listed: map[string]*service{}}
+	ch := &changes{listed: map[string]*service{}, fresh: map[string]bool{}}
 	want := w.wanted()
 	wanted := make(map[string]bool, len(want))
 	for _, spec := range want {
@@ -913,6 +913,8 @@ func (w *Watcher) reconcile() *changes {
 		}
 		if ok {
 			w.dropService(old)
+		} else {
+			ch.fresh[spec.spec.Name] = true
 		}
 		s := w.addService(spec)
 		ch.listed[s.spec.Name] = s
@@ -930,6 +932,9 @@ type changes struct {
 	listed  map[string]*service // services to list in full
 	touched map[string]*service // services whose state changed otherwise
 	removed []string
+	// fresh names the listed services that were not watched before:
+	// published with no instances if their listing fails (see process).
+	fresh map[string]bool
 }
 
 // process handles watch events (and the spec changes in ch, if any) and
@@ -986,7 +991,21 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 		for n, s := range rc.listed {
 			ch.listed[n] = s
 		}
+		for n := range rc.fresh {
+			if ch.fresh == nil {
+				ch.fresh = map[string]bool{}
+			}
+			ch.fresh[n] = true
+		}
 		ch.removed = append(ch.removed, rc.removed...)
+	}
+	// Removals need no round trip either: a service dropped from the
+	// config (or from its root) goes now, not after listings that a
+	// server which stopped answering can hold for most of a session
+	// timeout.
+	if len(ch.removed) > 0 {
+		w.publishTouched(nil, ch.removed, time.Time{}, time.Time{})
+		ch.removed = nil
 	}
 	listed := make([]*service, 0, len(ch.listed))
 	for _, s := range ch.listed {
@@ -1058,7 +1077,11 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 		return true
 	})
 	for n, s := range ch.listed {
-		if _, bad := failed.Load(s.full); bad {
+		// A failed listing keeps what was served, but a service new to
+		// the watch had nothing served: it answers NODATA until listed,
+		// as one added while the connection is known to be lost does
+		// (publishUnlisted), never NXDOMAIN.
+		if _, bad := failed.Load(s.full); bad && !ch.fresh[n] {
 			continue
 		}
 		ch.touched[n] = s

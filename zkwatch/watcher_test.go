@@ -1130,3 +1130,78 @@ func TestWatcherStartsWithAServerNameThatDoesNotResolve(t *testing.T) {
 	runWatcher(t, w)
 	rec.waitFor(t, "first sync", hasIDs("hp", "a"))
 }
+
+// TestWatcherSpecChangeWhileListingHangs changes the spec while ZooKeeper
+// still looks connected but does not answer the listing it asks for (a
+// server that stopped, until the client's read timeout notices). A service
+// removed must go at once, not after that listing; a service added whose
+// listing then fails with the connection must answer NODATA, never
+// NXDOMAIN, until the reconnect lists it.
+func TestWatcherSpecChangeWhileListingHangs(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 20*time.Second)
+	base := testutil.TestRoot(t, conn)
+	for _, n := range []string{"one/i", "two/j", "three/k", "four/l"} {
+		testutil.CreateZnode(t, conn, base+"/"+n, "192.0.2.1:80", 0)
+	}
+	spec := func(names ...string) Spec {
+		var s Spec
+		for _, n := range names {
+			s.Services = append(s.Services, ServiceSpec{Name: n, Path: base + "/" + n})
+		}
+		return s
+	}
+	// The listing of three is held; the listing of four cuts the
+	// connection and refuses new ones until Restore.
+	hold := newListingHolder(base + "/three")
+	var proxy *testutil.TCPProxy
+	var cutArmed atomic.Bool
+	p, err := testutil.NewTCPProxyWith(zkServer.Addr(), func(dst io.Writer, src io.Reader, toServer bool) error {
+		const opGetChildren2 = 12
+		return testutil.ZKRelay(func(frame []byte, toServer bool, _ io.Writer) (bool, error) {
+			req, ok := testutil.ParseZKRequest(frame)
+			if !toServer || !ok || req.Op != opGetChildren2 {
+				return true, nil
+			}
+			switch {
+			case req.Path == hold.path && hold.armed.CompareAndSwap(true, false):
+				close(hold.held)
+				select {
+				case <-hold.release:
+				case <-time.After(waitLimit):
+				}
+			case req.Path == base+"/four" && cutArmed.CompareAndSwap(true, false):
+				proxy.Cut()
+				return false, errors.New("connection cut with the listing")
+			}
+			return true, nil
+		})(dst, src, toServer)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy = p
+	t.Cleanup(func() { _ = p.Close() })
+
+	w, rec := startWatcher(t, p.Addr(), 5*time.Second, spec("one", "two"))
+	rec.waitFor(t, "first sync", func(m map[string]ServiceState) bool { return ids(m["one"]) == "i" && ids(m["two"]) == "j" })
+
+	hold.armed.Store(true)
+	w.SetSpec(spec("one", "three"))
+	hold.waitHeld(t, "three added")
+	// Well within the hold, which lasts until release (or waitLimit).
+	rec.waitWithin(t, "two removed while three's listing is held", 3*time.Second, func(m map[string]ServiceState) bool {
+		_, two := m["two"]
+		return !two && ids(m["one"]) == "i"
+	})
+	close(hold.release)
+	rec.waitFor(t, "three listed", hasIDs("three", "k"))
+
+	cutArmed.Store(true)
+	w.SetSpec(spec("one", "three", "four"))
+	rec.waitFor(t, "four, whose listing failed with the connection, answers with no instances", func(m map[string]ServiceState) bool {
+		s4, ok := m["four"]
+		return ok && len(s4.Instances) == 0 && ids(m["one"]) == "i" && ids(m["three"]) == "k" && w.Status().State != zk.StateHasSession
+	})
+	p.Restore()
+	rec.waitFor(t, "four listed after the reconnect", hasIDs("four", "l"))
+}
