@@ -202,8 +202,45 @@ func answer(s *Snapshot, req *dns.Msg, tcp bool) (*dns.Msg, error) {
 	if errors.Is(err, errBadKey) {
 		reply.Extra = append(reply.Extra, badKey(req.IsTsig()))
 	}
-	truncate(reply, maxReplySize(req, tcp))
+	if tcp {
+		fitTCP(reply)
+	} else {
+		truncate(reply, maxReplySize(req, tcp))
+	}
 	return reply, err
+}
+
+// fitTCP cuts a reply that does not fit a TCP message (64 KiB: about a
+// thousand SRV records), leaving TC as it was. Over TCP no larger
+// transport is left to retry on, and resolvers take TC there for a
+// failure (unbound answers SERVFAIL for the whole service), so the client
+// gets a part of the set instead; the set is shuffled first, so that each
+// reply holds another part and clients spread over all of it. A CNAME
+// chain is kept in its order.
+func fitTCP(reply *dns.Msg) {
+	reply.Compress = true
+	if reply.Len() <= dns.MaxMsgSize {
+		return
+	}
+	if oneRRset(reply.Answer) {
+		rand.Shuffle(len(reply.Answer), func(i, j int) {
+			reply.Answer[i], reply.Answer[j] = reply.Answer[j], reply.Answer[i]
+		})
+	}
+	tc := reply.Truncated
+	reply.Truncate(dns.MaxMsgSize)
+	reply.Truncated = tc
+	reply.Compress = true
+}
+
+// oneRRset reports whether rrs are all of one owner and type.
+func oneRRset(rrs []dns.RR) bool {
+	for _, rr := range rrs[1:] {
+		if rr.Header().Rrtype != rrs[0].Header().Rrtype || rr.Header().Name != rrs[0].Header().Name {
+			return false
+		}
+	}
+	return len(rrs) > 1
 }
 
 // badKey is the TSIG record of the reply to a query signed with the key

@@ -1,6 +1,8 @@
 package dnsserver
 
 import (
+	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -630,4 +632,49 @@ func TestHandlerConcurrent(t *testing.T) {
 		}
 	})
 	wg.Wait()
+}
+
+// TestAnswerPastTCPLimit: an SRV set too large for one TCP message (64
+// KiB) is cut to what fits without TC, which resolvers take for a failure
+// over TCP, and each reply holds another part of the set.
+func TestAnswerPastTCPLimit(t *testing.T) {
+	const instances = 2000
+	svc := Service{Name: "huge"}
+	for i := range instances {
+		svc.Instances = append(svc.Instances, Instance{
+			ID:      fmt.Sprintf("0b7d1f3c-6a2e-4c9b-8f1d-%012d", i), // a Curator UUID's length
+			Address: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}).String(),
+			Port:    8080,
+			Weight:  100,
+		})
+	}
+	snap := NewSnapshot(fixtureZone()).Apply(Update{Full: true, Synced: true, Services: []Service{svc}})
+	var parts [2]map[string]bool
+	for i := range parts {
+		reply := Answer(snap, new(dns.Msg).SetQuestion("huge.local.", dns.TypeSRV), true)
+		wire, err := reply.Pack()
+		if err != nil {
+			t.Fatalf("pack: %v", err)
+		}
+		if len(wire) > dns.MaxMsgSize {
+			t.Fatalf("reply is %d bytes, past a TCP message", len(wire))
+		}
+		got := roundTrip(t, reply)
+		if got.Truncated || got.Rcode != dns.RcodeSuccess {
+			t.Fatalf("TC %v, rcode %s; want a NOERROR reply without TC", got.Truncated, dns.RcodeToString[got.Rcode])
+		}
+		if len(got.Answer) < instances/4 || len(got.Answer) >= instances {
+			t.Fatalf("%d SRV records of %d, want a part of the set", len(got.Answer), instances)
+		}
+		parts[i] = map[string]bool{}
+		for _, rr := range got.Answer {
+			parts[i][rr.(*dns.SRV).Target] = true
+		}
+		if len(parts[i]) != len(got.Answer) {
+			t.Errorf("%d SRV records name %d targets: a record repeated", len(got.Answer), len(parts[i]))
+		}
+	}
+	if maps.Equal(parts[0], parts[1]) {
+		t.Error("two replies hold the same part of the set: every client would use the same instances")
+	}
 }

@@ -562,7 +562,7 @@ func TestMetricsAllocs(t *testing.T) {
 	}
 }
 
-// TestTruncatedCountsUDPOnly: TC over TCP means a reply past 64 KiB, not a
+// TestTruncatedCountsUDPOnly: TC over TCP comes only in a relayed reply, not a
 // client asked to retry, so only UDP replies count as truncated.
 func TestTruncatedCountsUDPOnly(t *testing.T) {
 	cases := []struct {
