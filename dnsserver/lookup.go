@@ -116,6 +116,12 @@ func (s *Snapshot) lookup(qname string, qtype uint16) (records, error) {
 		case dns.TypeSOA:
 			return records{answer: []dns.RR{s.apex.soa}}, nil
 		case dns.TypeNS:
+			if s.services.get("ns") != nil {
+				// The NS host's name is a service's now, and answers
+				// with its instances: glue saying otherwise would
+				// contradict that answer.
+				return records{answer: s.apex.ns}, nil
+			}
 			return records{answer: s.apex.ns, extra: s.apex.nsGlue}, nil
 		}
 	}

@@ -187,6 +187,15 @@ func TestFastPathDeclines(t *testing.T) {
 			t.Errorf("fast path answered before the first sync")
 		}
 	})
+	t.Run("the apex NS beside a service named ns, which the slow path answers without glue", func(t *testing.T) {
+		nsService := NewSnapshot(fixtureZone()).Apply(Update{Full: true, Synced: true, Services: []Service{
+			{Name: "ns", Instances: []Instance{{ID: "a", Address: "198.51.100.7", Port: 53, Weight: 100}}},
+		}})
+		var q fastQuery
+		if _, _, _, ok := nsService.fastReply(query("local.", dns.TypeNS, nil), nil, 0, &q); ok {
+			t.Errorf("fast path answered with the NS glue")
+		}
+	})
 	t.Run("a CNAME into the zone, which the slow path follows", func(t *testing.T) {
 		alias := NewSnapshot(fixtureZone()).Apply(Update{Full: true, Synced: true, Services: []Service{
 			{Name: "payments", Instances: []Instance{{ID: "pay-1", Address: "192.0.2.1", Port: 80, Weight: 100}}},
