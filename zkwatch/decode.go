@@ -97,7 +97,7 @@ func describePayload(n Node) string {
 		if _, reason := parseJSONObject(data); reason != "" {
 			return "data " + reason
 		}
-		return "data is a JSON object without the keys that identify a format (curator: address; serverset: serviceEndpoint; nerve: host and port)"
+		return "data is a JSON object without the keys that identify a format (curator: address and one of registrationTimeUTC, serviceType, payload, sslPort, uriSpec; serverset: serviceEndpoint; nerve: host and port)"
 	default:
 		return "data is neither JSON nor host:port"
 	}

@@ -239,7 +239,14 @@ func TestDecodeErrors(t *testing.T) {
 			name:          "auto: JSON of no known format",
 			format:        "auto",
 			node:          Node{Name: "x", Data: []byte(`{"ip":"192.0.2.1","listen":80}`)},
-			wantErr:       "zkwatch: payload: data is a JSON object without the keys that identify a format (curator: address; serverset: serviceEndpoint; nerve: host and port), so it matches no known payload format (tried curator, serverset, nerve, dubbo, hostport); set the service's format explicitly to see why that format rejects it",
+			wantErr:       "zkwatch: payload: data is a JSON object without the keys that identify a format (curator: address and one of registrationTimeUTC, serviceType, payload, sslPort, uriSpec; serverset: serviceEndpoint; nerve: host and port), so it matches no known payload format (tried curator, serverset, nerve, dubbo, hostport); set the service's format explicitly to see why that format rejects it",
+			notThisFormat: true,
+		},
+		{
+			name:          "auto: an address alone is not enough for curator",
+			format:        "auto",
+			node:          Node{Name: "x", Data: []byte(`{"name":"payments","address":"192.0.2.1","port":80}`)},
+			wantErr:       "curator: address and one of registrationTimeUTC, serviceType, payload, sslPort, uriSpec;",
 			notThisFormat: true,
 		},
 		{
