@@ -251,6 +251,9 @@ type root struct {
 	full     string
 	exists   bool
 	children []string
+	// missingLogged: its absence was warned about, and its appearance
+	// is to be logged.
+	missingLogged bool
 }
 
 // New returns a Watcher for spec. It does not connect: Run does.
@@ -875,7 +878,7 @@ func (w *Watcher) applySpec(ctx context.Context, events map[string]eventKind) {
 		if _, ok := w.roots[full]; !ok {
 			r := &root{spec: d, full: full}
 			if o := old[full]; o != nil {
-				r.exists, r.children = o.exists, o.children
+				r.exists, r.children, r.missingLogged = o.exists, o.children, o.missingLogged
 			}
 			w.roots[full] = r
 			newRoots = append(newRoots, r)
@@ -1135,6 +1138,16 @@ func (w *Watcher) listRoot(r *root) error {
 	r.exists = exists
 	sort.Strings(children)
 	r.children = children
+	// A discover root that is missing serves nothing and answers nothing
+	// for it: a typo in its path would go unnoticed but for this line.
+	switch {
+	case !exists && !r.missingLogged:
+		w.logger.Warn("discover path does not exist; its children are served once it is created (check the [[discover]] path)", "path", r.spec.Path)
+		r.missingLogged = true
+	case exists && r.missingLogged:
+		w.logger.Info("discover path exists now", "path", r.spec.Path)
+		r.missingLogged = false
+	}
 	return nil
 }
 

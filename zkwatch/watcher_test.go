@@ -1205,3 +1205,43 @@ func TestWatcherSpecChangeWhileListingHangs(t *testing.T) {
 	p.Restore()
 	rec.waitFor(t, "four listed after the reconnect", hasIDs("four", "l"))
 }
+
+// TestWatcherWarnsOfAMissingDiscoverPath: a [[discover]] path that does
+// not exist serves nothing, so a typo in it would pass unnoticed; it is
+// warned about once, however often it is listed, and its creation is
+// logged when its services appear.
+func TestWatcherWarnsOfAMissingDiscoverPath(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 5*time.Second)
+	base := testutil.TestRoot(t, conn)
+	logs := &testutil.LogBuffer{}
+	rec := newRecorder()
+	w, err := New(Options{
+		Servers:        []string{zkServer.Addr()},
+		SessionTimeout: 5 * time.Second,
+		Publish:        rec.publish,
+		Logger:         slog.New(slog.NewTextHandler(logs, nil)),
+	}, Spec{
+		Services: []ServiceSpec{{Name: "mark", Path: base + "/mark", Format: "hostport"}},
+		Discover: []DiscoverSpec{{Path: base + "/root", Format: "hostport"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runWatcher(t, w)
+	testutil.Eventually(t, waitLimit, "the warning", func() (bool, string) {
+		return strings.Contains(logs.String(), `level=WARN msg="discover path does not exist`) &&
+			strings.Contains(logs.String(), "path="+base+"/root"), logs.String()
+	})
+	// Something else happens meanwhile: the warning stays one.
+	testutil.CreateZnode(t, conn, base+"/mark/m", "192.0.2.9:80", zk.FlagEphemeral)
+	rec.waitFor(t, "the marker", hasIDs("mark", "m"))
+	testutil.CreateZnode(t, conn, base+"/root/svc/i", "192.0.2.1:80", zk.FlagEphemeral)
+	rec.waitFor(t, "the discovered service", hasIDs("svc", "i"))
+	out := logs.String()
+	if n := strings.Count(out, "discover path does not exist"); n != 1 {
+		t.Errorf("%d warnings about the missing path, want 1:\n%s", n, out)
+	}
+	if !strings.Contains(out, `level=INFO msg="discover path exists now"`) || strings.Count(out, "path="+base+"/root") != 2 {
+		t.Errorf("no line saying the path exists now:\n%s", out)
+	}
+}
