@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -364,11 +366,32 @@ func printUsageError(err error, stderr io.Writer) error {
 }
 
 func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// By default SIGHUP and SIGPIPE end the process on the spot, which
+	// skips the offline step: the znode would stay until the session
+	// expires and the pidfile would be left behind. Both are taken from
+	// the start, before anything is registered.
+	//
+	// SIGPIPE comes from writing to a stderr nobody reads any more (a
+	// closed pipe): with it caught, the write fails with EPIPE instead,
+	// and slog drops a line it cannot write. It is caught rather than
+	// ignored because an ignored signal stays ignored in the exec checks
+	// and warm-ups, whose pipelines rely on it to end.
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	defer signal.Stop(pipe)
+	// SIGHUP comes from a terminal that closed, or from a habit of
+	// reloading daemons with it; register has nothing to reload, and
+	// going offline is SIGTERM's job.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	cfg, err := parseRegisterArgs(args, stdout, stderr)
 	if err != nil {
 		return err
 	}
-	r, err := cfg.newRegistrar(newLogger(conf.Log{Level: "info", Format: "text"}, new(slog.LevelVar), stderr))
+	logger := newLogger(conf.Log{Level: "info", Format: "text"}, new(slog.LevelVar), stderr)
+	r, err := cfg.newRegistrar(logger)
 	if err != nil {
 		return err
 	}
@@ -379,6 +402,24 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		defer remove()
 	}
+	// Answered until Run has returned, the drain included.
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-hup:
+				logger.Info("SIGHUP ignored: zkdns register has nothing to reload; SIGTERM deregisters",
+					"component", "registrar")
+			case <-done:
+				return
+			}
+		}
+	})
+	defer func() {
+		close(done)
+		wg.Wait()
+	}()
 	return r.Run(ctx)
 }
 

@@ -25,8 +25,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/miekg/dns"
 
+	"github.com/zkdns/zkdns/internal/testutil"
 	"github.com/zkdns/zkdns/registrar"
 )
 
@@ -298,6 +300,111 @@ func TestRegisterKilledLeavesWithItsSession(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "not running") {
 		t.Errorf("zkdns deregister on a stale pidfile: %v\n%s", err, out)
 	}
+}
+
+// TestRegisterOutlivesHangupAndClosedStderr: neither a SIGHUP nor a
+// stderr that nobody reads any more ends a registrar; it stays registered
+// and still goes offline properly on SIGTERM.
+func TestRegisterOutlivesHangupAndClosedStderr(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	tests := []struct {
+		name string
+		// start runs the registrar with args and brings about the event,
+		// returning once the registrar has met it, with the process and
+		// a function that waits for its exit status.
+		start func(t *testing.T, node string, args []string) (*os.Process, func() error)
+	}{
+		{"SIGHUP", func(t *testing.T, node string, args []string) (*os.Process, func() error) {
+			reg := startRegistrar(t, args...)
+			waitZnode(t, conn, node, true)
+			if err := reg.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, "the SIGHUP logged as ignored", func() (bool, string) {
+				return strings.Contains(reg.logText(), `msg="SIGHUP ignored: zkdns register has nothing to reload; SIGTERM deregisters"`) || reg.exited(),
+					reg.logText()
+			})
+			if reg.exited() {
+				t.Fatalf("zkdns register exited on SIGHUP: %v; logs:\n%s", reg.err, reg.logText())
+			}
+			return reg.cmd.Process, func() error { return reg.wait(t) }
+		}},
+		{"stderr closed", func(t *testing.T, node string, args []string) (*os.Process, func() error) {
+			// The check passes once ready exists, and only if SIGPIPE is
+			// not ignored in the command: a pipeline in a check needs it.
+			ready := filepath.Join(t.TempDir(), "ready")
+			check := "exec:test -e " + ready +
+				` && [ $(( 0x$(awk '/^SigIgn/ {print $2}' /proc/self/status) & 0x1000 )) -eq 0 ]`
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(zkdnsBin, append([]string{"register", "-check", check, "-interval", "100ms", "-rise", "1"}, args...)...)
+			cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+			cmd.Stderr = w
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			t.Cleanup(func() {
+				_ = cmd.Process.Kill()
+				<-exited
+			})
+			// As `zkdns register … 2>&1 | head -1` does: one line, then
+			// the reader goes.
+			if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
+				t.Fatalf("reading the first log line: %v", err)
+			}
+			r.Close()
+			// Going healthy and registering logs lines that cannot be
+			// written.
+			writeFile(t, ready, "")
+			waitZnode(t, conn, node, true)
+			return cmd.Process, func() error {
+				select {
+				case err := <-exited:
+					exited <- err // for the cleanup
+					return err
+				case <-time.After(waitLimit):
+					t.Fatal("zkdns register did not exit")
+					return nil
+				}
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			base := "/" + strings.ReplaceAll(t.Name(), " ", "_") + "/svc"
+			node := base + "/web-1"
+			pidfile := filepath.Join(t.TempDir(), "register.pid")
+			proc, wait := tc.start(t, node, []string{"-servers", zkServer.Addr(), "-path", base, "-id", "web-1",
+				"-address", "192.0.2.8", "-port", "8080", "-format", "hostport", "-drain", "0", "-pidfile", pidfile})
+			if err := proc.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if err := wait(); err != nil {
+				t.Errorf("zkdns register exited with %v after SIGTERM, want 0", err)
+			}
+			// Deleted by the offline step, not left to the session.
+			if ok, _, err := conn.Exists(node); err != nil || ok {
+				t.Errorf("znode %s after exit: exists %v, %v; want it deleted", node, ok, err)
+			}
+			if _, err := os.Stat(pidfile); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("pidfile still there after exit: %v", err)
+			}
+		})
+	}
+}
+
+// waitZnode waits until p exists (or, with exists false, does not).
+func waitZnode(t *testing.T, conn *zk.Conn, p string, exists bool) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%s to exist: %v", p, exists), func() (bool, string) {
+		ok, _, err := conn.Exists(p)
+		return err == nil && ok == exists, fmt.Sprint(ok, err)
+	})
 }
 
 // rollingClient resolves svc.local through zkdns, honouring the TTL of
