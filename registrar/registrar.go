@@ -408,8 +408,8 @@ func checkPath(p string) error {
 // in a row and the warm-up has succeeded. A ZooKeeper that is unreachable
 // is not an error: Run keeps trying. Run returns an error only when
 // ZooKeeper refuses the registration for a reason retrying cannot fix
-// (ACLs, authentication, a persistent znode with children in the way), and
-// then also after taking the instance offline.
+// (ACLs, authentication, a persistent znode at Path/ID), and then also
+// after taking the instance offline.
 func (r *Registrar) Run(ctx context.Context) error {
 	if !r.ran.CompareAndSwap(false, true) {
 		return errors.New("registrar: Run called twice; create a new Registrar with New")
@@ -984,9 +984,10 @@ func (s *run) register() error {
 }
 
 // replace deals with a znode already at node: this session's own (a create
-// whose answer was lost) is updated, anyone else's (a crashed earlier run
-// whose session has not expired yet) is deleted and ours created in one
-// transaction.
+// whose answer was lost) is updated, another session's (a crashed earlier
+// run whose session has not expired yet) is deleted and ours created in one
+// transaction. A persistent znode is nobody's registration but somebody's
+// data: it is refused, with errPersistentInTheWay.
 func (s *run) replace(node string, data []byte, session int64) error {
 	exists, stat, err := s.conn.Exists(node)
 	if err != nil {
@@ -998,6 +999,14 @@ func (s *run) replace(node string, data []byte, session int64) error {
 	if stat.EphemeralOwner == session {
 		_, err := s.conn.Set(node, data, stat.Version)
 		return err
+	}
+	if stat.EphemeralOwner == 0 {
+		var children string
+		if stat.NumChildren > 0 {
+			children = fmt.Sprintf(" (it has %d children)", stat.NumChildren)
+		}
+		return fmt.Errorf("%w%s: no session owns it, so it is somebody's data and is left alone; "+
+			"delete it if nothing needs it, or register this instance under another ID", errPersistentInTheWay, children)
 	}
 	s.r.logger.Warn("replacing a znode left by another session", "path", node, "owner_session", sessionHex(stat.EphemeralOwner))
 	_, err = s.conn.Multi(
@@ -1182,11 +1191,16 @@ func (s *run) deregisterBy(deadline time.Time) error {
 	}
 }
 
+// errPersistentInTheWay is the error for a persistent znode at the
+// instance's fixed-name path: retrying will not remove it.
+var errPersistentInTheWay = errors.New("a persistent znode is in the way")
+
 // fatal reports whether err is ZooKeeper refusing a request for a reason
-// that retrying will not change.
+// that retrying will not change. ErrNotEmpty is not among them: only a
+// persistent znode can have children, and the retry finds it and says so.
 func fatal(err error) bool {
 	for _, e := range []error{
-		zk.ErrNoAuth, zk.ErrInvalidACL, zk.ErrAuthFailed, zk.ErrNotEmpty,
+		zk.ErrNoAuth, zk.ErrInvalidACL, zk.ErrAuthFailed, errPersistentInTheWay,
 		zk.ErrNoChildrenForEphemerals, zk.ErrBadArguments, zk.ErrInvalidPath,
 	} {
 		if errors.Is(err, e) {

@@ -671,6 +671,56 @@ func TestStaleZnodeFromAnotherSessionReplaced(t *testing.T) {
 	}
 }
 
+// TestPersistentZnodeInTheWay: a persistent znode where the instance's
+// would go is somebody's data, not a registration left by a crash: Run
+// leaves it as it is and returns an error that names it and says what is
+// there, as for other refusals retrying cannot fix.
+func TestPersistentZnodeInTheWay(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	tests := []struct {
+		name     string
+		children []string
+		wantErr  string // after the path
+	}{
+		{"alone", nil, ": a persistent znode is in the way: no session owns it"},
+		{"with children", []string{"a", "b"}, ": a persistent znode is in the way (it has 2 children): no session owns it"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			base := "/" + strings.ReplaceAll(t.Name(), " ", "_") + "/svc"
+			node := base + "/web-1"
+			testutil.CreateZnode(t, conn, node, "somebody's data", 0)
+			for _, c := range tc.children {
+				testutil.CreateZnode(t, conn, node+"/"+c, "", 0)
+			}
+			before := stat(t, conn, node)
+			run := start(t, Options{
+				Servers: []string{zkServer.Addr()},
+				Path:    base,
+				ID:      "web-1",
+				Address: "192.0.2.51",
+				Port:    8080,
+				Drain:   NoDrain,
+			})
+			var err error
+			select {
+			case err = <-run.done:
+				run.stopped = true
+			case <-time.After(waitLimit):
+				t.Fatalf("Run did not return; logs:\n%s", run.logs)
+			}
+			if err == nil || !strings.Contains(err.Error(), "create "+node+tc.wantErr) {
+				t.Errorf("Run: %v, want an error containing %q", err, "create "+node+tc.wantErr)
+			}
+			data, after, gerr := conn.Get(node)
+			if gerr != nil || string(data) != "somebody's data" || after.Version != before.Version ||
+				after.Czxid != before.Czxid || after.NumChildren != before.NumChildren {
+				t.Errorf("the znode was changed: data %q, stat %+v (was %+v), err %v", data, after, before, gerr)
+			}
+		})
+	}
+}
+
 func TestAuthACL(t *testing.T) {
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
 	base := "/" + t.Name() + "/svc"

@@ -398,6 +398,29 @@ func TestRegisterOutlivesHangupAndClosedStderr(t *testing.T) {
 	}
 }
 
+// TestRegisterRefusesPersistentZnode: a persistent znode at the
+// instance's path is a setup error, like a path the ACLs deny: zkdns
+// register leaves it alone and exits 1 saying what is in the way.
+func TestRegisterRefusesPersistentZnode(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := "/" + t.Name() + "/svc"
+	testutil.CreateZnode(t, conn, base+"/web-1", "somebody's data", 0)
+	reg := startRegistrar(t, "-servers", zkServer.Addr(), "-path", base, "-id", "web-1",
+		"-address", "192.0.2.9", "-port", "8080", "-drain", "0")
+	err := reg.wait(t)
+	var exitErr *exec.ExitError
+	if !errors.As(err, &exitErr) || exitErr.ExitCode() != exitFailure {
+		t.Errorf("zkdns register exited with %v, want exit status %d", err, exitFailure)
+	}
+	want := "zkdns: registrar: create " + base + "/web-1: a persistent znode is in the way: "
+	if logs := reg.logText(); !strings.Contains(logs, "\n"+want) {
+		t.Errorf("stderr lacks a line starting %q:\n%s", want, logs)
+	}
+	if data, _, err := conn.Get(base + "/web-1"); err != nil || string(data) != "somebody's data" {
+		t.Errorf("the znode holds %q (%v), want it left as it was", data, err)
+	}
+}
+
 // waitZnode waits until p exists (or, with exists false, does not).
 func waitZnode(t *testing.T, conn *zk.Conn, p string, exists bool) {
 	t.Helper()
