@@ -65,16 +65,20 @@ func parseHTTPURL(spec string) (string, error) {
 // a new connection for every request, so that a check sees what a new
 // client would (a listener that stopped accepting fails at once), and it
 // ignores proxy settings in the environment: the service is on this host.
+// It follows no redirect: a health endpoint that redirects (to a login
+// page, say) is not answering for the service, however well the page it
+// points to answers.
 func newProbeClient() *http.Client {
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:             nil,
 			DisableKeepAlives: true,
 		},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
 
-// httpProbe passes when a GET of u answers 2xx.
+// httpProbe passes when a GET of u answers 2xx; a redirect fails.
 func httpProbe(client *http.Client, u string) probe {
 	return func(ctx context.Context) error {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
@@ -89,6 +93,9 @@ func httpProbe(client *http.Client, u string) probe {
 		// Read a little so that a short body can be quoted in the error;
 		// the connection is not reused, so the rest need not be drained.
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+		if loc, err := resp.Location(); err == nil && resp.StatusCode >= 300 && resp.StatusCode <= 399 {
+			return fmt.Errorf("GET %s: %s: redirected to %s (redirects are not followed)", u, resp.Status, loc)
+		}
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
 			if text := firstLine(body); text != "" {
 				return fmt.Errorf("GET %s: %s: %s", u, resp.Status, text)

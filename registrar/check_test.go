@@ -101,7 +101,8 @@ func TestProbes(t *testing.T) {
 		wantErr string // "" means the probe passes
 	}{
 		{"http 2xx passes", srv.URL + "/ok", long, ""},
-		{"http redirect to 2xx passes", srv.URL + "/redirect", long, ""},
+		{"http redirect fails, saying where to", srv.URL + "/redirect", long,
+			"302 Found: redirected to " + srv.URL + "/ok (redirects are not followed)"},
 		{"http 503 fails with the status and body", srv.URL + "/down", long, "503 Service Unavailable: database unreachable"},
 		{"http timeout names the timeout", srv.URL + "/slow", short, "check timeout of 200ms"},
 		{"http refused", "http://" + closed + "/", long, "connection refused"},

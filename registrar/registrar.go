@@ -159,10 +159,11 @@ type Options struct {
 	Weight int
 
 	// Check is the health check: "http://…" or "https://…" (healthy on a
-	// 2xx answer to GET), "tcp://host:port" (healthy when a connection
-	// opens) or "exec:COMMAND" (healthy when COMMAND, run by /bin/sh -c,
-	// exits 0; what it leaves running in its process group is killed once
-	// it exits). Zero means no check: always healthy.
+	// 2xx answer to GET; a redirect is not followed, and fails),
+	// "tcp://host:port" (healthy when a connection opens) or
+	// "exec:COMMAND" (healthy when COMMAND, run by /bin/sh -c, exits 0;
+	// what it leaves running in its process group is killed once it
+	// exits). Zero means no check: always healthy.
 	Check string
 	// Interval is the time between the starts of two checks; zero means 2s.
 	Interval time.Duration
@@ -178,9 +179,10 @@ type Options struct {
 	// Warmup runs once, after the first time the checks rise and before
 	// the first registration: "exec:COMMAND" runs COMMAND with /bin/sh -c
 	// and needs exit status 0; "http://…" or "https://…" GETs the URL
-	// WarmupRequests times and needs a 2xx answer every time. A failed
-	// warm-up is logged and tried again after the next passing check;
-	// nothing is registered until one succeeds. Zero means no warm-up.
+	// WarmupRequests times and needs a 2xx answer every time (redirects
+	// are not followed, as for Check). A failed warm-up is logged and
+	// tried again after the next passing check; nothing is registered
+	// until one succeeds. Zero means no warm-up.
 	Warmup string
 	// WarmupRequests is how many GETs an HTTP warm-up sends; zero means 10.
 	WarmupRequests int
