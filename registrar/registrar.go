@@ -51,7 +51,8 @@ var ErrInvalidOptions = errors.New("registrar: invalid options")
 // Unwrap() []error gives an *OptionError for each, and errors.As finds the
 // first.
 type OptionError struct {
-	// Option is the name of the Options field at fault, such as "Port".
+	// Option is the name of the Options field at fault, such as "Port",
+	// or of the entry of a map field, such as Metadata["weight"].
 	Option string
 	// Err says what is wrong with the field's value, worded to follow its
 	// name: "70000 is out of range (want 1-65535)".
@@ -151,7 +152,9 @@ type Options struct {
 	Format string
 	// Metadata is written as curator payload.metadata and nerve labels;
 	// serverset keeps only an integer "shard", hostport has no place for
-	// any.
+	// any. A "weight" entry is the base SRV weight to curator readers,
+	// zkdns among them, so it is held to Weight's range, 1–65535, and
+	// must be the same number when Weight is set too.
 	Metadata map[string]string
 	// Weight is the base SRV weight, written as curator
 	// payload.metadata.weight and nerve weight, 1–65535. Zero writes none,
@@ -275,6 +278,11 @@ func New(opts Options) (*Registrar, error) {
 			return nil, invalid("Metadata", "has an empty key")
 		}
 	}
+	if v, ok := opts.Metadata["weight"]; ok {
+		if err := checkMetadataWeight(v, opts.Weight); err != nil {
+			return nil, &OptionError{Option: `Metadata["weight"]`, Err: err}
+		}
+	}
 	// In the order of Options, so that of several bad fields the same one
 	// is reported every time.
 	for _, d := range []struct {
@@ -375,6 +383,24 @@ func New(opts Options) (*Registrar, error) {
 		logger:   logger,
 		warnings: zkclient.NewConnectWarnings(),
 	}, nil
+}
+
+// checkMetadataWeight checks the "weight" entry of Metadata, v, against
+// Weight, weight. zkdns reads a curator payload's metadata weight as the
+// base weight, clamping what is out of range and reading what is no
+// number as 100: unchecked, 0 would take the instance out of SRV load
+// balancing, and a typo would go unnoticed.
+func checkMetadataWeight(v string, weight int) error {
+	w, err := strconv.Atoi(v)
+	switch {
+	case errors.Is(err, strconv.ErrRange), err == nil && (w < 1 || w > 65535):
+		return fmt.Errorf("%s is out of range (want 1-65535: it is the base SRV weight)", v)
+	case err != nil:
+		return fmt.Errorf("%q is not an integer (want 1-65535: it is the base SRV weight)", v)
+	case weight != 0 && w != weight:
+		return fmt.Errorf("%d differs from the base weight set on its own, %d: give the weight once", w, weight)
+	}
+	return nil
 }
 
 func setDefault[T comparable](v *T, def T) {

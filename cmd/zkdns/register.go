@@ -57,6 +57,7 @@ type registerConfig struct {
 // that a value that cannot work is reported where its user can fix it.
 type origins struct {
 	flags map[string]bool // the flags given on the command line, by name
+	meta  map[string]bool // the metadata keys given by -meta
 	file  string          // the -config file, or "" for none
 	data  []byte          // its contents
 }
@@ -79,9 +80,10 @@ func flagName(key string) string { return strings.ReplaceAll(key, "_", "-") }
 // naming the flag; one from the -config file is a problem at the key's
 // line, worded as conf.Decode words the file's own. Flags override the
 // file, except that -meta only adds keys to its [meta], and -meta itself
-// rejects the one thing about metadata that cannot work (an empty key), so
-// a bad meta is the file's whenever the file has one. It returns nil for a
-// setting that neither gave: that holds its default.
+// rejects the one thing about the metadata as a whole that cannot work (an
+// empty key), so a bad meta is the file's whenever the file has one; a bad
+// entry is reportMeta's. It returns nil for a setting that neither gave:
+// that holds its default.
 func (o *origins) report(key, msg string) error {
 	line := o.lineOf(key)
 	switch {
@@ -91,6 +93,27 @@ func (o *origins) report(key, msg string) error {
 		return &conf.Error{File: o.file, Line: line, Msg: key + ": " + msg}
 	}
 	return nil
+}
+
+// reportMeta reports that the metadata entry with key key cannot work, msg
+// saying why, where it was given: a -meta flag, which replaces the file's
+// entry, or the entry's line in the file's [meta]. It returns nil for an
+// entry that neither gave.
+func (o *origins) reportMeta(key, msg string) error {
+	if o.meta[key] {
+		return fmt.Errorf("%w: zkdns register: -meta %s: %s", errUsage, key, msg)
+	}
+	if o.data == nil {
+		return nil
+	}
+	line := conf.KeyLine(o.data, "meta", key)
+	if line == 0 {
+		line = o.lineOf("meta")
+	}
+	if line == 0 {
+		return nil
+	}
+	return &conf.Error{File: o.file, Line: line, Msg: "meta." + key + ": " + msg}
 }
 
 // failure reports that the file named by the setting with TOML key key
@@ -127,6 +150,18 @@ func optionKey(option string) string {
 	return key
 }
 
+// metadataEntry returns the key of the Metadata entry that the
+// registrar.OptionError option names, as in Metadata["weight"], and
+// whether it names one.
+func metadataEntry(option string) (string, bool) {
+	quoted, ok := strings.CutPrefix(option, "Metadata[")
+	if !ok {
+		return "", false
+	}
+	key, err := strconv.Unquote(strings.TrimSuffix(quoted, "]"))
+	return key, err == nil
+}
+
 // newRegistrar checks cfg and makes its registrar, logging to logger. A
 // setting that cannot work is reported where it was given (see
 // origins.report).
@@ -150,7 +185,11 @@ func (cfg *registerConfig) newRegistrar(logger *slog.Logger) (*registrar.Registr
 func (cfg *registerConfig) invalidOptions(err error) error {
 	var oe *registrar.OptionError
 	if errors.As(err, &oe) {
-		if key := optionKey(oe.Option); key != "" {
+		if entry, ok := metadataEntry(oe.Option); ok {
+			if bad := cfg.from.reportMeta(entry, oe.Err.Error()); bad != nil {
+				return bad
+			}
+		} else if key := optionKey(oe.Option); key != "" {
 			if bad := cfg.from.report(key, oe.Err.Error()); bad != nil {
 				return bad
 			}
@@ -208,10 +247,12 @@ func parseRegisterArgs(args []string, stdout, stderr io.Writer) (registerConfig,
 	var (
 		cfg        registerConfig
 		configPath string
+		flagsAlone registerConfig
 	)
 	// The first pass only finds -config, so that the file can be read
-	// before the flags that override it.
-	fs := registerFlags(&registerConfig{}, &configPath)
+	// before the flags that override it, and the metadata -meta gives
+	// apart from the file's.
+	fs := registerFlags(&flagsAlone, &configPath)
 	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return cfg, err
 	}
@@ -230,6 +271,10 @@ func parseRegisterArgs(args []string, stdout, stderr io.Writer) (registerConfig,
 	}
 	cfg.from.flags = make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { cfg.from.flags[f.Name] = true })
+	cfg.from.meta = make(map[string]bool)
+	for k := range flagsAlone.Meta {
+		cfg.from.meta[k] = true
+	}
 	return cfg, nil
 }
 

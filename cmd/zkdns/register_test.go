@@ -1007,6 +1007,38 @@ func TestRegisterBadValues(t *testing.T) {
 			want: "zkdns: r.toml:4: meta: has an empty key\n",
 		},
 		{
+			name: "meta weight 0 flag",
+			args: append(slices.Clone(flags), "-meta", "weight=0"),
+			code: exitUsage,
+			want: "zkdns register: -meta weight: 0 is out of range (want 1-65535: it is the base SRV weight)\n",
+		},
+		{
+			name: "meta weight flag that is no number, beside the file's meta",
+			file: base + "[meta]\nzone = \"a\"\n",
+			args: []string{"-meta", "weight=abc"},
+			code: exitUsage,
+			want: "zkdns register: -meta weight: \"abc\" is not an integer (want 1-65535: it is the base SRV weight)\n",
+		},
+		{
+			name: "meta weight flag other than the weight flag",
+			args: append(slices.Clone(flags), "-weight", "50", "-meta", "weight=60"),
+			code: exitUsage,
+			want: "zkdns register: -meta weight: 60 differs from the base weight set on its own, 50: give the weight once\n",
+		},
+		{
+			name: "meta weight above 65535 in the file",
+			file: base + "[meta]\nzone = \"a\"\nweight = \"99999\"\n",
+			args: []string{"-meta", "rack=r1"},
+			code: exitFailure,
+			want: "zkdns: r.toml:6: meta.weight: 99999 is out of range (want 1-65535: it is the base SRV weight)\n",
+		},
+		{
+			name: "dotted meta weight in the file other than its weight",
+			file: base + "weight = 50\nmeta.weight = \"60\"\n",
+			code: exitFailure,
+			want: "zkdns: r.toml:5: meta.weight: 60 differs from the base weight set on its own, 50: give the weight once\n",
+		},
+		{
 			name: "bad address flag over a good line",
 			file: base + "address = \"192.0.2.7\"\n",
 			args: []string{"-address", "0.0.0.0"},
@@ -1056,6 +1088,7 @@ func TestRegisterFlagOverridesBadLine(t *testing.T) {
 		{"drain", "port = 80\ndrain = \"-1s\"\n", []string{"-drain", "0s"}},
 		{"rise", "port = 80\nrise = -1\n", []string{"-rise", "3"}},
 		{"check", "port = 80\ncheck = \"ping://x\"\n", []string{"-check", "tcp://127.0.0.1:80"}},
+		{"meta weight", "port = 80\n[meta]\nweight = \"0\"\n", []string{"-meta", "weight=5"}},
 		// registrar.Options documents a zero Rise as the default, 2;
 		// register keeps that, and its README says so.
 		{"rise 0 is the default", "port = 80\nrise = 0\n", nil},
