@@ -86,6 +86,13 @@ func httpProbe(client *http.Client, u string) probe {
 			return err
 		}
 		resp, err := client.Do(req)
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			// Worded as a failed status is, without the quotes url.Error
+			// puts around the URL: the reason ends up quoted in a log
+			// line, and quotes within it come out escaped.
+			return fmt.Errorf("GET %s: %w", u, uerr.Err)
+		}
 		if err != nil {
 			return err
 		}
@@ -134,14 +141,16 @@ const waitDelay = time.Second
 // which is killed as a whole when ctx ends, and also once sh has exited:
 // a check or warm-up runs every interval, so whatever it started in the
 // background and left behind would pile up, one set of processes per run.
-// A failure carries the last line of the command's output.
+// A failure carries the last line of the command's output, and not the
+// command: the lines that report it name the check or warm-up already,
+// and a command quoted inside a logged reason comes out escaped twice.
 func runShell(ctx context.Context, command string) error {
 	// The output goes to a pipe of our own rather than through exec's
 	// copying, whose Wait would wait for every process holding the pipe
 	// (a background child) before the group could be killed.
 	r, w, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("%q: %w", command, err)
+		return fmt.Errorf("pipe for the output: %w", err)
 	}
 	defer r.Close()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
@@ -184,9 +193,9 @@ func runShell(ctx context.Context, command string) error {
 		err = fmt.Errorf("%w (%w)", err, context.Cause(ctx))
 	}
 	if text := lastLine(out.Bytes()); text != "" {
-		return fmt.Errorf("%q: %w: %s", command, err, text)
+		return fmt.Errorf("%w: %s", err, text)
 	}
-	return fmt.Errorf("%q: %w", command, err)
+	return err
 }
 
 // maxTail is how much of a command's output runShell keeps: enough for

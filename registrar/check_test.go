@@ -105,7 +105,7 @@ func TestProbes(t *testing.T) {
 			"302 Found: redirected to " + srv.URL + "/ok (redirects are not followed)"},
 		{"http 503 fails with the status and body", srv.URL + "/down", long, "503 Service Unavailable: database unreachable"},
 		{"http timeout names the timeout", srv.URL + "/slow", short, "check timeout of 200ms"},
-		{"http refused", "http://" + closed + "/", long, "connection refused"},
+		{"http refused, the URL unquoted", "http://" + closed + "/", long, "GET http://" + closed + "/: dial tcp " + closed + ": connect: connection refused"},
 		{"tcp open passes", "tcp://" + open, long, ""},
 		{"tcp refused", "tcp://" + closed, long, "connection refused"},
 		{"exec exit 0 passes", "exec:true", long, ""},

@@ -183,9 +183,10 @@ type Options struct {
 	// the first registration: "exec:COMMAND" runs COMMAND with /bin/sh -c
 	// and needs exit status 0; "http://…" or "https://…" GETs the URL
 	// WarmupRequests times and needs a 2xx answer every time (redirects
-	// are not followed, as for Check). A failed warm-up is logged and
-	// tried again after the next passing check; nothing is registered
-	// until one succeeds. Zero means no warm-up.
+	// are not followed, as for Check). A failed warm-up is tried again
+	// after the next passing check (every Interval without a Check), and
+	// logged the first time and whenever its reason changes; nothing is
+	// registered until one succeeds. Zero means no warm-up.
 	Warmup string
 	// WarmupRequests is how many GETs an HTTP warm-up sends; zero means 10.
 	WarmupRequests int
@@ -581,6 +582,8 @@ type run struct {
 	sessionID     int64 // the session last seen established; 0 before the first
 	healthy       bool
 	warmedUp      bool
+	warmups       int    // warm-up attempts so far
+	warmupReason  string // why the last failed warm-up failed, as logged
 	authed        bool
 	node          string    // the znode's path while registered, else ""
 	nodeSession   int64     // the session that owns node
@@ -727,13 +730,18 @@ func (s *run) loop(ctx context.Context, verdicts <-chan verdict) error {
 
 // warmUp runs the warm-up, once it has succeeded never again, and
 // reports whether the instance is warmed up. A failure while shutting down
-// counts as success: there is nothing to retry.
+// counts as success: there is nothing to retry. As with the checks, a
+// failure is logged the first time and when its reason changes, not at
+// every retry.
 func (s *run) warmUp(ctx context.Context) bool {
 	if s.r.warmup == nil {
 		s.warmedUp = true
 		return true
 	}
-	s.r.logger.Info("warming up", "warmup", s.r.opts.Warmup)
+	s.warmups++
+	if s.warmups == 1 {
+		s.r.logger.Info("warming up", "warmup", s.r.opts.Warmup)
+	}
 	start := time.Now()
 	wctx, cancel := context.WithTimeoutCause(ctx, s.r.opts.WarmupTimeout,
 		fmt.Errorf("warm-up took longer than %v", s.r.opts.WarmupTimeout))
@@ -744,14 +752,17 @@ func (s *run) warmUp(ctx context.Context) bool {
 		// Shutting down: not a failure of the warm-up.
 		return true
 	case err != nil:
-		retry := "after the next passing check"
-		if s.r.check == nil {
-			retry = "in " + s.r.opts.Interval.String()
+		if reason := err.Error(); reason != s.warmupReason {
+			retry := "after each passing check"
+			if s.r.check == nil {
+				retry = "every " + s.r.opts.Interval.String()
+			}
+			s.r.logger.Warn("warm-up failed; not registering, will retry "+retry, "reason", reason, "attempt", s.warmups)
+			s.warmupReason = reason
 		}
-		s.r.logger.Warn("warm-up failed; not registering, will retry "+retry, "reason", err.Error())
 		return false
 	default:
-		s.r.logger.Info("warmed up", "took", time.Since(start).Round(time.Millisecond))
+		s.r.logger.Info("warmed up", "took", time.Since(start).Round(time.Millisecond), "attempts", s.warmups)
 		s.warmedUp = true
 		return true
 	}

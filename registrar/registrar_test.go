@@ -287,7 +287,7 @@ func TestWarmupBeforeRegistration(t *testing.T) {
 		{
 			name:    "failed warm-up without a health check is retried each interval",
 			warmup:  failsOnce(filepath.Join(dir, "second-try-unchecked")),
-			wantLog: "will retry in 50ms",
+			wantLog: "will retry every 50ms",
 			noCheck: true,
 		},
 	}
@@ -315,6 +315,83 @@ func TestWarmupBeforeRegistration(t *testing.T) {
 			after(t)
 			if !strings.Contains(run.logs.String(), tc.wantLog) {
 				t.Errorf("logs lack %q:\n%s", tc.wantLog, run.logs)
+			}
+		})
+	}
+}
+
+// TestWarmupFailuresLoggedOncePerReason: a warm-up that keeps failing is
+// logged when it starts, at its first failure and when the reason
+// changes, not at every retry, and its reason is quoted only by the log
+// line, not within itself.
+func TestWarmupFailuresLoggedOncePerReason(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	for _, tc := range []struct {
+		name    string
+		noCheck bool
+	}{
+		{"retried after each passing check", false},
+		{"retried every interval without a check", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			base := "/" + strings.ReplaceAll(t.Name(), " ", "_") + "/svc"
+			dir := t.TempDir()
+			attempts, reason, warm := filepath.Join(dir, "attempts"), filepath.Join(dir, "reason"), filepath.Join(dir, "warm")
+			// Replaced whole, so that no attempt reads half of it.
+			setReason := func(text string) {
+				tmp := reason + ".tmp"
+				if err := os.WriteFile(tmp, []byte(text+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(tmp, reason); err != nil {
+					t.Fatal(err)
+				}
+			}
+			setReason(`caches "cold"`)
+			count := func() int {
+				b, _ := os.ReadFile(attempts)
+				return strings.Count(string(b), "\n")
+			}
+			_, url := newHealthEndpoint(t, true)
+			if tc.noCheck {
+				url = ""
+			}
+			run := start(t, Options{
+				Servers:  []string{zkServer.Addr()},
+				Path:     base,
+				Address:  "192.0.2.13",
+				Port:     8080,
+				Check:    url,
+				Interval: 20 * time.Millisecond,
+				Rise:     1,
+				Warmup:   fmt.Sprintf("exec:echo >> %s; [ -e %s ] && exit 0; cat %s >&2; exit 1", attempts, warm, reason),
+				Drain:    NoDrain,
+			})
+			for _, text := range []string{`caches "cold"`, `database "down"`} {
+				setReason(text)
+				n := count()
+				waitFor(t, "five more warm-up attempts", func() (bool, string) {
+					return count() >= n+5, fmt.Sprint(count() - n)
+				})
+			}
+			if err := os.WriteFile(warm, nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			only(t, conn, base)
+			logs := run.logs.String()
+			for _, want := range []struct {
+				line string
+				n    int
+			}{
+				{`msg="warming up"`, 1},
+				{`msg="warm-up failed;`, 2},
+				{`reason="exit status 1: caches \"cold\""`, 1},
+				{`reason="exit status 1: database \"down\""`, 1},
+				{`msg="warmed up"`, 1},
+			} {
+				if got := strings.Count(logs, want.line); got != want.n {
+					t.Errorf("%d lines with %s, want %d; logs:\n%s", got, want.line, want.n, logs)
+				}
 			}
 		})
 	}
