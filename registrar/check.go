@@ -321,10 +321,14 @@ func (c *checker) run(ctx context.Context, out chan verdict) {
 			return
 		}
 		changed := h.observe(err)
+		if err == nil {
+			// A failure after a pass is news whatever its reason: only
+			// a failure that goes on is logged once.
+			lastReason = ""
+		}
 		switch {
 		case changed && h.healthy:
 			c.logger.Info("healthy", "passes", c.rise)
-			lastReason = ""
 		case changed:
 			c.logger.Warn("unhealthy", "reason", err.Error(), "failures", c.fall)
 			lastReason = err.Error()

@@ -174,25 +174,81 @@ func TestParseCheckAndWarmupErrors(t *testing.T) {
 }
 
 func TestCheckerReportsEveryVerdict(t *testing.T) {
-	// The test hands the checker one result per check and takes the
-	// verdict before handing the next, so no verdict is replaced unseen.
-	next := make(chan error)
 	logs := &logBuffer{}
-	c := &checker{
-		probe: func(ctx context.Context) error {
-			select {
-			case err := <-next:
-				return err
-			case <-ctx.Done():
-				return ctx.Err()
+	c := &checker{spec: "test", interval: time.Millisecond, timeout: waitLimit, rise: 2, fall: 1, logger: logs.logger()}
+	steps := []struct {
+		result error
+		want   bool
+	}{
+		{errors.New("refused"), false},
+		{nil, false},
+		{nil, true},
+		{nil, true},
+		{errors.New("503"), false},
+	}
+	results := make([]error, len(steps))
+	for i, st := range steps {
+		results[i] = st.result
+	}
+	for i, v := range feedChecker(t, c, results) {
+		if st := steps[i]; v.healthy != st.want || v.err != st.result {
+			t.Errorf("step %d: verdict healthy=%v err=%v, want healthy=%v err=%v", i, v.healthy, v.err, st.want, st.result)
+		}
+	}
+	got := logs.String()
+	for _, want := range []string{"msg=checking", `msg="check failed"`, "reason=refused", "msg=healthy", "msg=unhealthy", "reason=503"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("logs lack %q:\n%s", want, got)
+		}
+	}
+}
+
+// TestCheckerLogsFailures: a failed check is logged when it follows a
+// pass or its reason changes; a failure that goes on is logged once.
+func TestCheckerLogsFailures(t *testing.T) {
+	refused, down := errors.New("refused"), errors.New("503")
+	tests := []struct {
+		name       string
+		rise, fall int
+		results    []error
+		// wantFailed and wantUnhealthy count the "check failed" and
+		// "unhealthy" lines.
+		wantFailed, wantUnhealthy int
+	}{
+		{"a failure that goes on, once", 1, 3, []error{nil, down, down, down, down, down}, 1, 1},
+		{"separate failures among passes, each", 1, 3, []error{nil, down, nil, down, nil, down}, 3, 0},
+		{"a changed reason", 1, 3, []error{nil, refused, down}, 2, 0},
+		{"failures among passes before the first rise, each", 3, 1, []error{down, nil, down, nil, down}, 3, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &logBuffer{}
+			c := &checker{spec: "test", interval: time.Millisecond, timeout: waitLimit, rise: tc.rise, fall: tc.fall, logger: logs.logger()}
+			feedChecker(t, c, tc.results)
+			got := logs.String()
+			if n := strings.Count(got, `msg="check failed"`); n != tc.wantFailed {
+				t.Errorf("%d check failed lines, want %d:\n%s", n, tc.wantFailed, got)
 			}
-		},
-		spec:     "test",
-		interval: time.Millisecond,
-		timeout:  waitLimit,
-		rise:     2,
-		fall:     1,
-		logger:   logs.logger(),
+			if n := strings.Count(got, "msg=unhealthy"); n != tc.wantUnhealthy {
+				t.Errorf("%d unhealthy lines, want %d:\n%s", n, tc.wantUnhealthy, got)
+			}
+		})
+	}
+}
+
+// feedChecker runs c with a probe that returns results one per check,
+// taking each verdict before handing over the next result, so that no
+// verdict is replaced unseen; it returns the verdicts once c has stopped.
+func feedChecker(t *testing.T, c *checker, results []error) []verdict {
+	t.Helper()
+	next := make(chan error)
+	c.probe = func(ctx context.Context) error {
+		select {
+		case err := <-next:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan verdict, 1)
@@ -205,37 +261,21 @@ func TestCheckerReportsEveryVerdict(t *testing.T) {
 		cancel()
 		<-done
 	}()
-	steps := []struct {
-		result error
-		want   bool
-	}{
-		{errors.New("refused"), false},
-		{nil, false},
-		{nil, true},
-		{nil, true},
-		{errors.New("503"), false},
-	}
-	for i, st := range steps {
+	var verdicts []verdict
+	for i, result := range results {
 		select {
-		case next <- st.result:
+		case next <- result:
 		case <-time.After(waitLimit):
-			t.Fatalf("step %d: the checker did not check", i)
+			t.Fatalf("result %d: the checker did not check", i)
 		}
 		select {
 		case v := <-out:
-			if v.healthy != st.want || v.err != st.result {
-				t.Errorf("step %d: verdict healthy=%v err=%v, want healthy=%v err=%v", i, v.healthy, v.err, st.want, st.result)
-			}
+			verdicts = append(verdicts, v)
 		case <-time.After(waitLimit):
-			t.Fatalf("step %d: no verdict", i)
+			t.Fatalf("result %d: no verdict", i)
 		}
 	}
-	got := logs.String()
-	for _, want := range []string{"msg=checking", `msg="check failed"`, "reason=refused", "msg=healthy", "msg=unhealthy", "reason=503"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("logs lack %q:\n%s", want, got)
-		}
-	}
+	return verdicts
 }
 
 // TestExecOutputIsBounded: a check or warm-up command that floods its
