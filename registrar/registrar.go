@@ -590,6 +590,14 @@ type run struct {
 	registeredAt  time.Time // written in the payload of node
 	registrations int       // successful registrations so far
 	removedAt     time.Time // when the znode last stopped being served
+	// inService is the registration time the payloads carry (curator
+	// registrationTimeUTC), from the registration that put the instance
+	// into service. It is kept across the re-registrations ZooKeeper
+	// causes (an expired session, a znode deleted or taken over), or
+	// zkdns's warm-up would ramp the weight of an instance that was
+	// healthy all along up from nothing again; it is cleared when the
+	// checks fail the instance, whose return is a new start.
+	inService time.Time
 	// orphans is set when a sequential create failed in a way that leaves
 	// open whether ZooKeeper made the znode: the next registration, or
 	// the next deregistration, first removes members of this session.
@@ -909,6 +917,9 @@ var errNoSession = errors.New("registrar: no ZooKeeper session")
 // when the instance is healthy and warmed up.
 func (s *run) reconcile() error {
 	want := s.healthy && s.warmedUp
+	if !s.healthy {
+		s.inService = time.Time{}
+	}
 	if want == (s.node != "") && (want || !s.mayHaveCreated()) {
 		return nil
 	}
@@ -972,8 +983,10 @@ func (s *run) register() error {
 		return err
 	}
 	session := s.conn.SessionID()
-	now := time.Now()
-	data, err := encodePayload(opts.Format, s.r.info, now, false)
+	if s.inService.IsZero() {
+		s.inService = time.Now()
+	}
+	data, err := encodePayload(opts.Format, s.r.info, s.inService, false)
 	if err != nil {
 		return err
 	}
@@ -1001,13 +1014,13 @@ func (s *run) register() error {
 		if err != nil {
 			if !fatal(err) {
 				// The answer may be what was lost: the znode may exist.
-				s.unconfirmed, s.unconfirmedAt = node, now
+				s.unconfirmed, s.unconfirmedAt = node, s.inService
 			}
 			return fmt.Errorf("registrar: create %s: %w", node, err)
 		}
 		s.unconfirmed = ""
 	}
-	s.node, s.nodeSession, s.registeredAt = node, session, now
+	s.node, s.nodeSession, s.registeredAt = node, session, s.inService
 	s.registrations++
 	if _, _, err := s.watchNode(node); err != nil {
 		// Registered all the same; only a deletion by someone else

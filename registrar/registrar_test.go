@@ -677,6 +677,99 @@ func TestSessionExpiryReRegisters(t *testing.T) {
 	}
 }
 
+// TestReRegistrationKeepsRegistrationTime: a znode that ZooKeeper took
+// away from a healthy instance comes back with the registration time it
+// had, so that zkdns's warm-up does not ramp the instance up from nothing
+// again; one the checks took away comes back with a new one.
+func TestReRegistrationKeepsRegistrationTime(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	tests := []struct {
+		name    string
+		session time.Duration
+		// remove takes the znode away and has it come back.
+		remove func(t *testing.T, proxy *testutil.TCPProxy, health *healthEndpoint, node string)
+		keep   bool
+	}{
+		{"deleted by hand", 4 * time.Second, func(t *testing.T, _ *testutil.TCPProxy, _ *healthEndpoint, node string) {
+			if err := conn.Delete(node, -1); err != nil {
+				t.Fatal(err)
+			}
+		}, true},
+		{"gone with an expired session", time.Second, func(t *testing.T, proxy *testutil.TCPProxy, _ *healthEndpoint, node string) {
+			proxy.Cut()
+			waitFor(t, "the znode to go with the expired session", func() (bool, string) {
+				ok, _, err := conn.Exists(node)
+				return err == nil && !ok, fmt.Sprint(ok, err)
+			})
+			proxy.Restore()
+		}, true},
+		{"taken over by a second registrar, which then stopped", 4 * time.Second, func(t *testing.T, _ *testutil.TCPProxy, _ *healthEndpoint, node string) {
+			first := stat(t, conn, node).EphemeralOwner
+			second := start(t, Options{
+				Servers: []string{zkServer.Addr()},
+				Path:    path.Dir(node),
+				ID:      path.Base(node),
+				Address: "192.0.2.43",
+				Port:    8080,
+				Drain:   NoDrain,
+			})
+			waitFor(t, "the second registrar to take the znode over", func() (bool, string) {
+				ok, st, err := conn.Exists(node)
+				return err == nil && ok && st.EphemeralOwner != first, second.logs.String()
+			})
+			if err := second.stop(t); err != nil {
+				t.Fatalf("second Run: %v", err)
+			}
+		}, true},
+		{"deregistered by the checks", 4 * time.Second, func(t *testing.T, _ *testutil.TCPProxy, health *healthEndpoint, node string) {
+			health.healthy.Store(false)
+			waitFor(t, "the znode to be deregistered", func() (bool, string) {
+				ok, _, err := conn.Exists(node)
+				return err == nil && !ok, fmt.Sprint(ok, err)
+			})
+			health.healthy.Store(true)
+		}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			proxy := testutil.ProxyTo(t, zkServer.Addr())
+			base := "/" + strings.ReplaceAll(t.Name(), " ", "_") + "/svc"
+			node := base + "/web-1"
+			health, url := newHealthEndpoint(t, true)
+			run := start(t, Options{
+				Servers:        []string{proxy.Addr()},
+				SessionTimeout: tc.session,
+				Path:           base,
+				ID:             "web-1",
+				Address:        "192.0.2.42",
+				Port:           8080,
+				Check:          url,
+				Interval:       50 * time.Millisecond,
+				Rise:           1,
+				Fall:           3,
+				Drain:          NoDrain,
+			})
+			only(t, conn, base)
+			first, before := decodeZnode(t, conn, FormatCurator, node)
+			tc.remove(t, proxy, health, node)
+			waitFor(t, "the znode back", func() (bool, string) {
+				data, st, err := conn.Get(node)
+				return err == nil && st.Czxid != before.Czxid && strings.Contains(string(data), `"address":"192.0.2.42"`),
+					fmt.Sprint(string(data), err)
+			})
+			again, _ := decodeZnode(t, conn, FormatCurator, node)
+			switch {
+			case tc.keep && !again.Registered.Equal(first.Registered):
+				t.Errorf("registration time %v after the znode came back, want the first one's, %v; logs:\n%s",
+					again.Registered, first.Registered, run.logs)
+			case !tc.keep && !again.Registered.After(first.Registered):
+				t.Errorf("registration time %v after the znode came back, want one after the first one's, %v; logs:\n%s",
+					again.Registered, first.Registered, run.logs)
+			}
+		})
+	}
+}
+
 func TestConnectionBlipKeepsTheZnode(t *testing.T) {
 	proxy := testutil.ProxyTo(t, zkServer.Addr())
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
