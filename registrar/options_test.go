@@ -29,6 +29,12 @@ func TestNewValidates(t *testing.T) {
 		},
 		{name: "missing port", edit: func(o *Options) { o.Port = 0 }, wantErr: "missing Port (the instance's port)", options: []string{"Port"}},
 		{name: "empty server", edit: func(o *Options) { o.Servers = []string{" "} }, wantErr: "Servers has an empty entry", options: []string{"Servers"}},
+		{name: "server port out of range", edit: func(o *Options) { o.Servers = []string{"127.0.0.1:2181", "127.0.0.1:99999"} },
+			wantErr: `Servers "127.0.0.1:99999": port "99999" must be a number from 1 to 65535`, options: []string{"Servers"}},
+		{name: "server with a port that is no number", edit: func(o *Options) { o.Servers = []string{"zk1:two"} },
+			wantErr: `Servers "zk1:two": port "two" must be a number from 1 to 65535`, options: []string{"Servers"}},
+		{name: "server without a host", edit: func(o *Options) { o.Servers = []string{":2181"} },
+			wantErr: `Servers ":2181": must be host:port, e.g. "127.0.0.1:2181"`, options: []string{"Servers"}},
 		{
 			name:    "relative path",
 			edit:    func(o *Options) { o.Path = "services/payments" },

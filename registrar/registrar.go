@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"path"
 	"slices"
 	"strconv"
@@ -257,6 +258,9 @@ func New(opts Options) (*Registrar, error) {
 	for _, s := range opts.Servers {
 		if strings.TrimSpace(s) == "" {
 			return nil, invalid("Servers", "has an empty entry")
+		}
+		if problem := checkServer(s); problem != "" {
+			return nil, invalid("Servers", "%q: %s", s, problem)
 		}
 	}
 	if err := checkPath(opts.Path); err != nil {
@@ -1263,3 +1267,20 @@ func fatal(err error) bool {
 }
 
 func sessionHex(id int64) string { return fmt.Sprintf("0x%x", id) }
+
+// checkServer says what is wrong with a ZooKeeper server address, or ""
+// when nothing is: a bare host takes the client's default port, but a
+// port given must be one, or the client would retry it forever.
+func checkServer(s string) string {
+	if !strings.Contains(s, ":") {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" {
+		return `must be host:port, e.g. "127.0.0.1:2181"`
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Sprintf("port %q must be a number from 1 to 65535", port)
+	}
+	return ""
+}
