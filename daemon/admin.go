@@ -19,6 +19,11 @@ import (
 // ServicesResponse is the body of GET /v1/services.
 type ServicesResponse struct {
 	Services []ServiceInfo `json:"services"`
+	// Readiness is what /readyz says ("ready", "ready (ZooKeeper
+	// connection lost, …)", "not ready: …"): anything but "ready" means
+	// Services may be the last state the daemon knew. Empty from a daemon
+	// that predates it.
+	Readiness string `json:"readiness,omitempty"`
 }
 
 // ServiceInfo is one watched service as the daemon sees it.
@@ -88,7 +93,8 @@ func (d *daemon) startAdmin(ctx context.Context, ln net.Listener) *task {
 		w.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(ServicesResponse{Services: d.pub.view()})
+		_, readiness := d.readiness()
+		_ = enc.Encode(ServicesResponse{Services: d.pub.view(), Readiness: readiness})
 	})
 	d.logger.Info("admin listening", "addr", ln.Addr().String())
 	t := d.startTask(ctx, "admin server", func(ctx context.Context) error {

@@ -369,6 +369,12 @@ func TestAdminAPIAndStatus(t *testing.T) {
 		if code != http.StatusServiceUnavailable || !strings.Contains(body, "first full sync") {
 			t.Errorf("/readyz = %d %q, want 503 with the reason", code, body)
 		}
+		// zkdns status prints the same reason above a table it cannot vouch for.
+		_, body = httpGet(t, d.admin, "/v1/services")
+		var resp daemon.ServicesResponse
+		if err := json.Unmarshal([]byte(body), &resp); err != nil || !strings.HasPrefix(resp.Readiness, "not ready: waiting for the first full sync") {
+			t.Errorf("/v1/services readiness %q (%v), want /readyz's reason", resp.Readiness, err)
+		}
 		if code, _ := httpGet(t, d.admin, "/healthz"); code != http.StatusOK {
 			t.Errorf("/healthz = %d, want 200 while alive", code)
 		}
@@ -387,6 +393,9 @@ func TestAdminAPIAndStatus(t *testing.T) {
 		}
 		if len(resp.Services) != 3 || resp.Services[0].Name != "alpha" || resp.Services[1].Name != "delta" || resp.Services[2].Name != "gamma" {
 			t.Fatalf("services = %+v", resp.Services)
+		}
+		if resp.Readiness != "ready" {
+			t.Errorf("readiness %q, want ready", resp.Readiness)
 		}
 		alpha := resp.Services[0]
 		if alpha.Invalid != 1 || alpha.Denied != 1 || alpha.AccessDenied || len(alpha.Instances) != 1 || alpha.Instances[0].Address != "192.0.2.1" ||

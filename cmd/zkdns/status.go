@@ -43,6 +43,12 @@ func status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 // service with no instances gets a line saying why, and znodes that are
 // not served get a line saying how many and why.
 func printStatus(w io.Writer, resp *daemon.ServicesResponse) {
+	// Not plainly ready, the table may be what the daemon last knew:
+	// say so before it rather than let it pass for the present.
+	stale := resp.Readiness != "" && resp.Readiness != "ready"
+	if stale {
+		fmt.Fprintf(w, "zkdns %s\n", resp.Readiness)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tADDRESS\tPORT\tWEIGHT\tHEALTHY\tREGISTERED")
 	for _, s := range resp.Services {
@@ -52,6 +58,10 @@ func printStatus(w io.Writer, resp *daemon.ServicesResponse) {
 			case s.AccessDenied:
 				// Not "no instances": there may be many, zkdns cannot list them.
 				note = "(ZooKeeper ACL denies zkdns reading path " + s.Path + ")"
+			case !s.Exists && stale:
+				// Added while ZooKeeper was out of reach, it is not
+				// listed yet, whether its path exists or not.
+				note = "(path " + s.Path + " not listed yet, or does not exist)"
 			case !s.Exists:
 				note = "(path " + s.Path + " does not exist yet)"
 			}

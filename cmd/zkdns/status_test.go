@@ -15,12 +15,27 @@ import (
 func TestPrintStatus(t *testing.T) {
 	registered := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	up := daemon.InstanceInfo{ID: "a1", Address: "192.0.2.1", Port: 80, Weight: 100, Healthy: true, Registered: registered}
+	const lost = "not ready: ZooKeeper unreachable for 12s (longer than the 10s session timeout); answering from the last known state"
 	cases := []struct {
-		name    string
-		service daemon.ServiceInfo
-		want    []string // lines after the header, with runs of spaces as one
-		absent  []string
+		name      string
+		readiness string // what /readyz says; "" from a daemon that does not say
+		service   daemon.ServiceInfo
+		want      []string // lines after the header, with runs of spaces as one
+		absent    []string
 	}{
+		{
+			name:      "ready says nothing more",
+			readiness: "ready",
+			service:   daemon.ServiceInfo{Name: "alpha", Path: "/alpha", Exists: true, Instances: []daemon.InstanceInfo{up}},
+			want:      []string{"alpha a1 192.0.2.1 80 100 true 2026-01-02T03:04:05Z"},
+		},
+		{
+			name:      "ZooKeeper lost: the table is the last state, and a path not seen may just not be listed",
+			readiness: lost,
+			service:   daemon.ServiceInfo{Name: "gamma", Path: "/gamma"},
+			want:      []string{"gamma (path /gamma not listed yet, or does not exist)"},
+			absent:    []string{"does not exist yet"},
+		},
 		{
 			name:    "serving",
 			service: daemon.ServiceInfo{Name: "alpha", Path: "/alpha", Exists: true, Instances: []daemon.InstanceInfo{up}},
@@ -62,8 +77,17 @@ func TestPrintStatus(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
-			printStatus(&buf, &daemon.ServicesResponse{Services: []daemon.ServiceInfo{tc.service}})
+			printStatus(&buf, &daemon.ServicesResponse{Services: []daemon.ServiceInfo{tc.service}, Readiness: tc.readiness})
 			lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+			if tc.readiness != "" && tc.readiness != "ready" {
+				if lines[0] != "zkdns "+tc.readiness {
+					t.Errorf("first line %q, want the daemon's readiness", lines[0])
+				}
+				lines = lines[1:]
+			}
+			if !strings.HasPrefix(lines[0], "SERVICE") {
+				t.Errorf("line %q, want the header", lines[0])
+			}
 			var got []string
 			for _, l := range lines[1:] {
 				got = append(got, strings.Join(strings.Fields(l), " "))
