@@ -730,6 +730,10 @@ func (s *run) loop(ctx context.Context, verdicts <-chan verdict) error {
 		switch {
 		case err == nil, errors.Is(err, errNoSession):
 			// A new session wakes the loop by itself.
+		case errors.Is(err, errPersistentInTheWay):
+			// zkdns's refusal, not ZooKeeper's.
+			s.r.logger.Error("cannot register: the instance's znode is taken by data no session owns", "err", err)
+			return err
 		case fatal(err):
 			s.r.logger.Error("zookeeper refused the registration", "err", err)
 			return err

@@ -882,6 +882,11 @@ func TestPersistentZnodeInTheWay(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "create "+node+tc.wantErr) {
 				t.Errorf("Run: %v, want an error containing %q", err, "create "+node+tc.wantErr)
 			}
+			// The refusal is the registrar's own, and its log says so.
+			if logs := run.logs.String(); !strings.Contains(logs, "cannot register: the instance's znode is taken by data no session owns") ||
+				strings.Contains(logs, "zookeeper refused") {
+				t.Errorf("logs do not put the refusal on the registrar:\n%s", logs)
+			}
 			data, after, gerr := conn.Get(node)
 			if gerr != nil || string(data) != "somebody's data" || after.Version != before.Version ||
 				after.Czxid != before.Czxid || after.NumChildren != before.NumChildren {
