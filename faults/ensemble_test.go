@@ -39,14 +39,7 @@ func startEnsemble(t *testing.T) *testutil.Ensemble {
 // test ends.
 func startStandalone(t *testing.T) *testutil.ZooKeeper {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	z, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = z.Stop() })
-	return z
+	return testutil.StartZooKeeperFor(t, testutil.ZooKeeperOptions{})
 }
 
 // memberAt returns the index of the member whose client address is addr.

@@ -63,13 +63,7 @@ func TestZooKeeperDataLost(t *testing.T) {
 	}{
 		{name: "standalone server", start: func(t *testing.T) ([]string, func(context.Context) error) {
 			dir := t.TempDir()
-			ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-			defer cancel()
-			z, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{Dir: dir})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = z.Stop() })
+			z := testutil.StartZooKeeperFor(t, testutil.ZooKeeperOptions{Dir: dir})
 			return []string{z.Addr()}, func(ctx context.Context) error {
 				if err := z.Kill(); err != nil {
 					return err

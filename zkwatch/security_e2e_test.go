@@ -131,15 +131,9 @@ func TestDaemonOverTLSWithDigestAuth(t *testing.T) {
 	authFile := writeFile(t, filepath.Join(dir, "zk.auth"), []byte("zkdns:"+password+"\n"), 0o600)
 	looseAuthFile := writeFile(t, filepath.Join(dir, "loose.auth"), []byte("zkdns:"+password+"\n"), 0o644)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	z, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{TLS: &testutil.ZooKeeperTLS{
+	z := testutil.StartZooKeeperFor(t, testutil.ZooKeeperOptions{TLS: &testutil.ZooKeeperTLS{
 		Server: serverKP, ClientCAPEM: ca.CertPEM, ClientAuth: "need",
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = z.Stop() })
 
 	// Set up through the plain port, as both users.
 	admin := testutil.ConnectZK(t, z.Addr(), 10*time.Second)

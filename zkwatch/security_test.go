@@ -2,7 +2,6 @@ package zkwatch
 
 import (
 	"bytes"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -360,19 +359,9 @@ func startTLSZooKeeper(t *testing.T) *tlsFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	z, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{TLS: &testutil.ZooKeeperTLS{
+	z := testutil.StartZooKeeperFor(t, testutil.ZooKeeperOptions{TLS: &testutil.ZooKeeperTLS{
 		Server: server, ClientCAPEM: ca.CertPEM, ClientAuth: "need",
 	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := z.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
 	pool := func(c *testutil.TestCA) *x509.CertPool {
 		p := x509.NewCertPool()
 		p.AppendCertsFromPEM(c.CertPEM)

@@ -136,6 +136,25 @@ func MainWithZooKeeper(m TestingM, server **ZooKeeper) int {
 	return code
 }
 
+// StartZooKeeperFor starts a server of its own for one test, failing the
+// test if it does not serve within a minute, and stops it when the test
+// ends.
+func StartZooKeeperFor(t testing.TB, opts ZooKeeperOptions) *ZooKeeper {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	z, err := StartZooKeeper(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := z.Stop(); err != nil {
+			t.Errorf("stop the test's ZooKeeper: %v", err)
+		}
+	})
+	return z
+}
+
 // StartZooKeeper starts a standalone server on a free port of 127.0.0.1 and
 // returns once it serves clients. It finds scripts/zk-local in the module
 // that holds the working directory and runs `zk-local install` first, which

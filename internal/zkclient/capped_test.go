@@ -1,7 +1,6 @@
 package zkclient_test
 
 import (
-	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -27,13 +26,7 @@ func (quiet) Printf(string, ...any) {}
 // of the 600 ms asked for, kept past the handshake, cut every wait between
 // pings at 400 ms and dropped the connection again and again.
 func TestCapLeavesAGrantedTimeoutAlone(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	server, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{TickTime: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Stop() })
+	server := testutil.StartZooKeeperFor(t, testutil.ZooKeeperOptions{TickTime: time.Second})
 
 	const asked = 600 * time.Millisecond
 	var disconnects atomic.Int32
@@ -58,7 +51,7 @@ func TestCapLeavesAGrantedTimeoutAlone(t *testing.T) {
 	defer conn.Close()
 	select {
 	case <-session:
-	case <-ctx.Done():
+	case <-time.After(time.Minute):
 		t.Fatal("no session within a minute")
 	}
 	// Four ping intervals of the granted session, with nothing but pings.
@@ -131,13 +124,7 @@ func TestCapHandshakeCountsTheFirstFrame(t *testing.T) {
 // handshake, and the read cap ends each attempt. That must warn as a
 // refused connection does, naming the server, not stay at debug level.
 func TestLoggerWarnsOfAServerThatDoesNotAnswer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	server, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { server.Stop() })
+	server := testutil.StartZooKeeperFor(t, testutil.ZooKeeperOptions{})
 	if err := server.Pause(); err != nil {
 		t.Fatal(err)
 	}
