@@ -117,7 +117,8 @@ type DNS struct {
 type Admin struct {
 	// Listen is the host:port of the HTTP endpoint serving /healthz,
 	// /readyz, /metrics and /v1/services. Empty disables it. Default
-	// "127.0.0.1:8601".
+	// "127.0.0.1:8601". It must not take a port of a DNS.Listen address:
+	// the same address, or the same port where either is a wildcard.
 	Listen string `toml:"listen"`
 
 	// Pprof also serves the Go runtime's profiles under /debug/pprof/

@@ -22,8 +22,8 @@ const maxTTL = 24 * time.Hour
 // it out yet, and reports every rule it breaks.
 func (ps *problems) check(c *Config) {
 	ps.checkZooKeeper(&c.ZooKeeper)
-	ps.checkDNS(&c.DNS)
-	ps.checkAdmin(&c.Admin)
+	listen := ps.checkDNS(&c.DNS)
+	ps.checkAdmin(&c.Admin, c.DNS.Listen, listen)
 	ps.checkLog(&c.Log)
 	servicePaths := ps.checkServices(c.Services)
 	ps.checkDiscovers(c.Discover, servicePaths)
@@ -87,7 +87,9 @@ func (ps *problems) checkZooKeeper(z *ZooKeeper) {
 	}
 }
 
-func (ps *problems) checkDNS(d *DNS) {
+// checkDNS checks the [dns] table and returns each listen address that
+// parsed, mapped to its index in dns.listen.
+func (ps *problems) checkDNS(d *DNS) map[netip.AddrPort]int {
 	listen := pathOf("dns", "listen")
 	if len(d.Listen) == 0 {
 		ps.missing(listen, `required: list at least one IP:port to serve DNS on, e.g. ["127.0.0.1:8600"]`)
@@ -140,6 +142,7 @@ func (ps *problems) checkDNS(d *DNS) {
 	}
 
 	ps.checkAllow(d)
+	return seen
 }
 
 // selfUpstream reports whether upstream reaches one of the listen
@@ -210,15 +213,71 @@ func parseAllow(s string) (netip.Prefix, bool) {
 	return prefix.Masked(), true
 }
 
-func (ps *problems) checkAdmin(a *Admin) {
+// checkAdmin checks [admin]. dnsListen is dns.listen, and parsed those of
+// its addresses that parsed, each mapped to its index: zkdns serves DNS
+// over TCP on each, so an admin address that takes one of those ports
+// cannot be bound beside it, and zkdns would fail to start, or retry a
+// reload for ever.
+func (ps *problems) checkAdmin(a *Admin, dnsListen []string, parsed map[netip.AddrPort]int) {
 	if a.Listen == "" {
 		return
 	}
+	listen := pathOf("admin", "listen")
 	host, port, err := net.SplitHostPort(a.Listen)
 	if err != nil || !validPort(port, 0) || host != "" && !isIPOrHostname(host) {
-		ps.invalid(pathOf("admin", "listen"), a.Listen,
+		ps.invalid(listen, a.Listen,
 			`must be host:port, e.g. "127.0.0.1:8601", or "" to turn the admin endpoint off`)
+		return
 	}
+	n, _ := strconv.ParseUint(port, 10, 16)
+	j, exact, clash := dnsClash(host, uint16(n), parsed)
+	if !clash {
+		return
+	}
+	const wildcard = "a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both"
+	dns := pathOf("dns", "listen").at(j)
+	switch {
+	case ps.lines.line(listen) == 0:
+		// The admin address is the default, written nowhere: the DNS
+		// address is the line to fix, or the place to add [admin].
+		const fix = `set [admin] listen to a port of its own, or "" to turn the admin API off`
+		if exact {
+			ps.invalid(dns, dnsListen[j], "is also admin.listen (%q by default), the admin API's address; %s", a.Listen, fix)
+		} else {
+			ps.invalid(dns, dnsListen[j], "overlaps admin.listen (%q by default): %s; %s", a.Listen, wildcard, fix)
+		}
+	case exact:
+		ps.invalid(listen, a.Listen, "is also %s, where zkdns serves DNS over UDP and TCP; give the admin API a port of its own", dns)
+	default:
+		ps.invalid(listen, a.Listen, "overlaps %s: %s; give the admin API a port of its own", dns, wildcard)
+	}
+}
+
+// dnsClash reports whether an admin address, host and port, takes a port
+// that one of the DNS listen addresses (each mapped to its index) takes
+// too, and which (the first listed): the same address, or the same port
+// where either side is a wildcard. Go binds a wildcard for IPv4 and IPv6
+// alike, so 0.0.0.0 takes [::1]'s port as well. Port 0 never clashes:
+// each socket gets a free port of its own. A host name is resolved only
+// when zkdns binds it, so it is found to clash with a wildcard only.
+func dnsClash(host string, port uint16, dnsListen map[netip.AddrPort]int) (index int, exact, clash bool) {
+	if port == 0 {
+		return 0, false, false
+	}
+	ip, err := netip.ParseAddr(host)
+	isIP := err == nil
+	wildcard := host == "" || isIP && ip.IsUnspecified()
+	for l, i := range dnsListen {
+		if l.Port() != port || clash && i > index {
+			continue
+		}
+		la := l.Addr().Unmap()
+		same := isIP && la == ip.Unmap()
+		if same || wildcard || la.IsUnspecified() {
+			index, exact, clash = i, same, true
+		}
+	}
+	return index, exact, clash
 }
 
 func (ps *problems) checkLog(l *Log) {

@@ -378,6 +378,60 @@ func TestParseValidation(t *testing.T) {
 			want: []string{`t.toml:4: admin.listen "127.0.0.1:65536": must be host:port, e.g. "127.0.0.1:8601", or "" to turn the admin endpoint off`},
 		},
 
+		// admin.listen beside dns.listen
+		{
+			name: "admin on a DNS address",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\", \"127.0.0.1:18773\"]\n[admin]\nlisten = \"127.0.0.1:18773\"\n",
+			want: []string{`t.toml:6: admin.listen "127.0.0.1:18773": is also dns.listen[1], where zkdns serves DNS over UDP and TCP; give the admin API a port of its own`},
+		},
+		{
+			name: "admin on every address at a DNS port",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\"]\n[admin]\nlisten = \":8600\"\n",
+			want: []string{`t.toml:6: admin.listen ":8600": overlaps dns.listen[0]: a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; give the admin API a port of its own`},
+		},
+		{
+			name: "admin on a DNS wildcard's port",
+			src:  minimalZK + "[dns]\nlisten = [\"[::1]:8600\", \"[::]:8601\"]\n[admin]\nlisten = \"127.0.0.1:8601\"\n",
+			want: []string{`t.toml:6: admin.listen "127.0.0.1:8601": overlaps dns.listen[1]: a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; give the admin API a port of its own`},
+		},
+		{
+			name: "admin on 0.0.0.0 at an IPv6 DNS port",
+			src:  minimalZK + "[dns]\nlisten = [\"[::1]:8600\"]\n[admin]\nlisten = \"0.0.0.0:8600\"\n",
+			want: []string{`t.toml:6: admin.listen "0.0.0.0:8600": overlaps dns.listen[0]: a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; give the admin API a port of its own`},
+		},
+		{
+			name: "admin host name at a DNS wildcard's port",
+			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:8601\"]\n[admin]\nlisten = \"localhost:8601\"\n",
+			want: []string{`t.toml:6: admin.listen "localhost:8601": overlaps dns.listen[0]: a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; give the admin API a port of its own`},
+		},
+		{
+			name: "default admin address as a DNS address points at the DNS address",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8601\"]\n",
+			want: []string{`t.toml:4: dns.listen[0] "127.0.0.1:8601": is also admin.listen ("127.0.0.1:8601" by default), the admin API's address; set [admin] listen to a port of its own, or "" to turn the admin API off`},
+		},
+		{
+			name: "DNS wildcard on the default admin port, with [admin] written",
+			src:  minimalZK + "[dns]\nlisten = [\"[::]:8601\"]\n[admin]\npprof = true\n",
+			want: []string{`t.toml:5: admin.listen "127.0.0.1:8601": overlaps dns.listen[0]: a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; give the admin API a port of its own`},
+		},
+		{
+			name: "DNS wildcard on the default admin port",
+			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:8601\"]\n",
+			want: []string{`t.toml:4: dns.listen[0] "0.0.0.0:8601": overlaps admin.listen ("127.0.0.1:8601" by default): a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; set [admin] listen to a port of its own, or "" to turn the admin API off`},
+		},
+		{
+			name: "admin beside DNS: other addresses on one port, one address on other ports, free ports",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\", \"[::1]:8601\", \"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.2:8600\"\n",
+		},
+		{
+			name: "admin on port 0 of a DNS address on port 0",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+		},
+		{
+			name: "admin host name at a specific DNS address's port is resolved only when bound",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8601\"]\n[admin]\nlisten = \"localhost:8601\"\n",
+		},
+
 		// log
 		{
 			name: "log levels and formats",

@@ -211,6 +211,9 @@ func (d *daemon) statusLine() string {
 		// Where systemctl status shows it, beside the error in the log.
 		line += "; the config saved last is not applied yet, retrying"
 	}
+	if d.needsRestart {
+		line += "; the config saved last needs a restart to apply"
+	}
 	return line
 }
 

@@ -13,7 +13,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
-	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -102,6 +102,9 @@ type daemon struct {
 	refused    *conf.Config
 	refusedErr string
 	retry      *time.Timer
+	// needsRestart is set while the config saved last cannot apply
+	// without a restart (see restartError).
+	needsRestart bool
 
 	// pprof is [admin] pprof, which the admin server's handlers read.
 	pprof atomic.Bool
@@ -171,6 +174,11 @@ func (d *daemon) run(ctx context.Context) error {
 	adminLn, err := listenAdmin(cfg.Admin.Listen)
 	if err != nil {
 		listeners.Close()
+		// zkdns check refuses an admin address that is a DNS address,
+		// but not one it cannot resolve.
+		if holder, _, own := ownSocket(err, listeners.Addrs(), nil); own {
+			err = fmt.Errorf("%w (zkdns itself has just bound this port %s; give the admin API a port of its own)", err, holder)
+		}
 		return err
 	}
 
@@ -300,6 +308,7 @@ func (d *daemon) reload(ctx context.Context, c conf.Change) {
 	// Whatever the file holds now replaces a refused config waiting to
 	// be tried again.
 	d.refused = nil
+	d.needsRestart = false
 	d.retry.Stop()
 	if c.Err != nil {
 		d.metrics.reloadFailed()
@@ -314,6 +323,11 @@ func (d *daemon) reload(ctx context.Context, c conf.Change) {
 	if err != nil {
 		d.metrics.reloadFailed()
 		msg := conf.OneLine(err).Error()
+		if errors.As(err, new(*restartError)) {
+			d.needsRestart = true
+			d.logger.Error("config not reloaded: it needs a restart; keeping the running config", "file", d.opts.ConfigPath, "err", msg)
+			return
+		}
 		d.logger.Error("config not reloaded; keeping the running config and trying it again until it applies or the file changes",
 			"file", d.opts.ConfigPath, "retry_every", d.opts.ReloadRetry, "err", msg)
 		d.refused, d.refusedErr = c.Config, msg
@@ -337,6 +351,14 @@ func (d *daemon) retryReload(ctx context.Context) {
 		d.refused = nil
 		d.metrics.reloadSucceeded()
 		d.logger.Info("config reloaded: what refused it is fixed", "file", d.opts.ConfigPath, "was", d.refusedErr)
+		return
+	}
+	if errors.As(err, new(*restartError)) {
+		// Seen only now that what refused it before is fixed.
+		d.refused, d.needsRestart = nil, true
+		d.metrics.reloadFailed()
+		d.logger.Error("config still not reloaded, and now it needs a restart; keeping the running config and no longer trying it",
+			"file", d.opts.ConfigPath, "err", conf.OneLine(err).Error())
 		return
 	}
 	if msg := conf.OneLine(err).Error(); msg != d.refusedErr {
@@ -376,7 +398,7 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 		// Addresses kept from the running config keep their sockets.
 		ls, err := d.dns.listeners.Relisten(next.DNS.Listen)
 		if err != nil {
-			return fmt.Errorf("bind new DNS listeners: %w", err)
+			return d.ownPort(fmt.Errorf("bind new DNS listeners: %w", err), true)
 		}
 		newDNS = ls
 	}
@@ -384,11 +406,7 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 	if adminChanged && next.Admin.Listen != "" {
 		ln, err := listenAdmin(next.Admin.Listen)
 		if err != nil {
-			if errors.Is(err, syscall.EADDRINUSE) && d.holdsAdminPort(next.Admin.Listen) {
-				err = fmt.Errorf("%w (zkdns itself serves the admin API on this port at %s; "+
-					"moving between a wildcard and a specific address on one port needs a restart)", err, d.admin.addr)
-			}
-			return undo(err)
+			return undo(d.ownPort(err, false))
 		}
 		newAdmin = ln
 	}
@@ -693,13 +711,83 @@ func sameSpec(a, b zkwatch.Spec) bool {
 	return slices.Equal(a.Services, b.Services) && slices.Equal(a.Discover, b.Discover)
 }
 
-// holdsAdminPort reports whether the served admin listener is bound to
-// the port of addr (host:port).
-func (d *daemon) holdsAdminPort(addr string) bool {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil || d.admin == nil {
-		return false
+// restartError is a reload that cannot apply while zkdns runs: an
+// address it asks for is taken by one of zkdns's own sockets, which a
+// reload lets go of only once the sockets replacing them serve, so that
+// no query or request is refused on the way. Moving an address between
+// a wildcard and a specific one on the same port, or swapping the DNS
+// and admin ports, is such a change: trying it again cannot succeed,
+// and a restart binds the new addresses from nothing.
+type restartError struct{ err error }
+
+func (e *restartError) Error() string { return e.err.Error() }
+func (e *restartError) Unwrap() error { return e.err }
+
+// ownPort returns err, a failed bind of a reload, as a *restartError
+// when the address is taken by one of zkdns's served sockets, and
+// unchanged otherwise. dnsBind says err is from binding DNS addresses,
+// whose error already says so when the holder is a DNS socket.
+func (d *daemon) ownPort(err error, dnsBind bool) error {
+	var admin net.Addr
+	if d.admin != nil {
+		admin = d.admin.addr
 	}
-	tcp, ok := d.admin.addr.(*net.TCPAddr)
-	return ok && strconv.Itoa(tcp.Port) == port
+	holder, byDNS, own := ownSocket(err, d.dnsAddrs(), admin)
+	switch {
+	case !own:
+		return err
+	case dnsBind && byDNS:
+		return &restartError{err}
+	}
+	return &restartError{fmt.Errorf("%w (zkdns itself holds this port %s, and lets its sockets go only once their replacements serve: "+
+		"this change needs a restart)", err, holder)}
+}
+
+// ownSocket reports whether err failed to bind an address that one of
+// zkdns's own sockets takes, those bound to dnsAddrs (UDP and TCP, byDNS)
+// or to admin (TCP, nil for none), and says which. A socket takes the
+// address it is bound to, and on a wildcard its port on every address:
+// Go binds 0.0.0.0 and [::] for IPv4 and IPv6 alike.
+func ownSocket(err error, dnsAddrs []string, admin net.Addr) (holder string, byDNS, own bool) {
+	var op *net.OpError
+	if !errors.Is(err, syscall.EADDRINUSE) || !errors.As(err, &op) {
+		return "", false, false
+	}
+	want, ok := addrPortOf(op.Addr)
+	if !ok || want.Port() == 0 {
+		return "", false, false
+	}
+	if have, ok := addrPortOf(admin); ok && strings.HasPrefix(op.Net, "tcp") && overlaps(want, have) {
+		return "for its admin API at " + admin.String(), false, true
+	}
+	for _, a := range dnsAddrs {
+		if have, err := netip.ParseAddrPort(a); err == nil && overlaps(want, have) {
+			return "for DNS at " + a, true, true
+		}
+	}
+	return "", false, false
+}
+
+// addrPortOf is the IP and port of a TCP or UDP address; no IP (":8601")
+// is the wildcard.
+func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
+	var ap netip.AddrPort
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		ap = a.AddrPort()
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+	default:
+		return ap, false
+	}
+	if !ap.Addr().IsValid() {
+		ap = netip.AddrPortFrom(netip.IPv6Unspecified(), ap.Port())
+	}
+	return ap, true
+}
+
+// overlaps reports whether sockets bound to a and b take the same port.
+func overlaps(a, b netip.AddrPort) bool {
+	x, y := a.Addr().Unmap(), b.Addr().Unmap()
+	return a.Port() == b.Port() && (x == y || x.IsUnspecified() || y.IsUnspecified())
 }

@@ -1,8 +1,12 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/http"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/zkdns/zkdns/conf"
 	"github.com/zkdns/zkdns/internal/testutil"
 )
 
@@ -81,5 +86,113 @@ func TestRefusedReloadRetried(t *testing.T) {
 	time.Sleep(10 * retry)
 	if slices.Contains(adminAddrs(logs), other) {
 		t.Errorf("a refused config was applied after the file was saved with another:\n%s", logs.String())
+	}
+}
+
+var dnsListening = regexp.MustCompile(`msg="dns listening" component=dnsserver addr=(\S+)`)
+
+// TestReloadNeedingRestart saves configs that move an address onto a port
+// zkdns itself holds at another address: a reload binds the new sockets
+// before it lets the old ones go, so these can never apply while zkdns
+// runs. Each is refused once with the reason and that it needs a
+// restart, shown in the status line, and not tried again; the running
+// addresses keep serving.
+func TestReloadNeedingRestart(t *testing.T) {
+	const retry = 20 * time.Millisecond
+	cases := []struct {
+		name string
+		// config is the config to save, given the running DNS and
+		// admin addresses.
+		config func(dns, admin string) string
+		want   string
+	}{
+		{
+			name:   "DNS and admin ports swapped",
+			config: func(dns, admin string) string { return listenConfig(admin, dns) },
+			want:   "for its admin API at ",
+		},
+		{
+			name: "admin moved to the wildcard address on its port",
+			config: func(dns, admin string) string {
+				_, port, _ := net.SplitHostPort(admin)
+				return adminConfig(":" + port)
+			},
+			want: "for its admin API at ",
+		},
+		{
+			name: "DNS moved to the wildcard address on its port",
+			config: func(dns, admin string) string {
+				_, port, _ := net.SplitHostPort(dns)
+				return listenConfig("0.0.0.0:"+port, admin)
+			},
+			want: "moving between a wildcard and a specific address on one port needs a restart",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			notify := testutil.ListenNotify(t)
+			t.Setenv("NOTIFY_SOCKET", notify.Path)
+			reg := prometheus.NewRegistry()
+			d := runAdminDaemon(t, Options{Registry: reg, ReloadRetry: retry})
+			admin := adminAddrs(d.logs)[0]
+			dns := dnsListening.FindStringSubmatch(d.logs.String())[1]
+
+			saveConfig(t, d.path, tc.config(dns, admin))
+			testutil.Eventually(t, waitLimit, "the reload refused", func() (bool, string) {
+				_, failed := reloadCounts(t, reg)
+				return failed == 1, d.logs.String()
+			})
+			logs := d.logs.String()
+			if !strings.Contains(logs, `msg="config not reloaded: it needs a restart; keeping the running config"`) || !strings.Contains(logs, tc.want) {
+				t.Errorf("the refusal does not say it needs a restart, %q:\n%s", tc.want, logs)
+			}
+			testutil.Eventually(t, waitLimit, "a status line saying the config needs a restart", func() (bool, string) {
+				got := notify.StatusSince(0)
+				return slices.ContainsFunc(got, func(s string) bool { return strings.Contains(s, "needs a restart") }), fmt.Sprintf("%q", got)
+			})
+			time.Sleep(10 * retry)
+			if logs := d.logs.String(); strings.Contains(logs, "config still not reloaded") {
+				t.Errorf("a config that needs a restart was tried again:\n%s", logs)
+			}
+			if _, failed := reloadCounts(t, reg); failed != 1 {
+				t.Errorf("failed reloads = %v, want 1", failed)
+			}
+			if resp, err := http.Get("http://" + admin + "/healthz"); err != nil {
+				t.Errorf("the running admin API after the refused reload: %v", err)
+			} else {
+				resp.Body.Close()
+			}
+		})
+	}
+}
+
+// listenConfig is adminConfig with DNS on dns too.
+func listenConfig(dns, admin string) string {
+	return strings.Replace(adminConfig(admin), `listen = ["127.0.0.1:0"]`, fmt.Sprintf("listen = [%q]", dns), 1)
+}
+
+// TestStartAdminOnOwnDNSPort starts zkdns with an admin address that
+// zkdns check cannot tell from a DNS address, a host name resolving to
+// one: the start fails and says the port is zkdns's own, not some other
+// program's.
+func TestStartAdminOnOwnDNSPort(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns := free.Addr().String()
+	_, port, _ := net.SplitHostPort(dns)
+	free.Close()
+	path := filepath.Join(t.TempDir(), "zkdns.toml")
+	saveConfig(t, path, listenConfig(dns, "localhost:"+port))
+	cfg, err := conf.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	err = Run(ctx, Options{Config: cfg})
+	if want := "zkdns itself has just bound this port for DNS at " + dns; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("Run = %v, want an error saying %q", err, want)
 	}
 }

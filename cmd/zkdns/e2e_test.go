@@ -633,6 +633,9 @@ func TestCheckAndVersion(t *testing.T) {
 	os.WriteFile(creds, []byte("zkdns:secret\n"), 0o644)
 	openCreds := filepath.Join(dir, "open-creds.toml")
 	os.WriteFile(openCreds, []byte("[zookeeper]\nservers = [\"127.0.0.1:2181\"]\n[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = \""+creds+"\"\n"), 0o644)
+	clash := filepath.Join(dir, "clash.toml")
+	os.WriteFile(clash, []byte("[zookeeper]\nservers = [\"127.0.0.1:2181\"]\n[dns]\nlisten = [\"127.0.0.1:18773\"]\n[admin]\nlisten = \"127.0.0.1:18773\"\n"+
+		"[[service]]\nname = \"payments\"\npath = \"/services/payments\"\n"), 0o644)
 	cases := []struct {
 		name     string
 		args     []string
@@ -640,6 +643,7 @@ func TestCheckAndVersion(t *testing.T) {
 		contains []string
 	}{
 		{"good config", []string{"check", "-config", good}, 0, []string{"ok"}},
+		{"admin on a DNS address", []string{"check", "-config", clash}, 1, []string{"clash.toml:6: admin.listen", "dns.listen[0]"}},
 		{"bad config", []string{"check", "-config", bad}, 1, []string{"bad.toml:4:", "bad.toml:6:", "bogus"}},
 		{"missing file", []string{"check", "-config", filepath.Join(dir, "nope.toml")}, 1, []string{"nope.toml"}},
 		{"credentials readable by others", []string{"check", "-config", openCreds}, 1, []string{"open-creds.toml:5: zookeeper.auth.credentials_file", "chmod 600"}},

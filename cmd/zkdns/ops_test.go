@@ -167,7 +167,8 @@ func TestLiveReloadLifecycle(t *testing.T) {
 
 	t.Run("admin port held by zkdns itself", func(t *testing.T) {
 		// Another address on the admin port zkdns serves: the bind fails,
-		// and the refusal must say that zkdns itself holds the port.
+		// and the refusal must say that zkdns itself holds the port, so
+		// that only a restart applies it.
 		_, port, err := net.SplitHostPort(d.admin)
 		if err != nil {
 			t.Fatal(err)
@@ -181,8 +182,11 @@ listen = "localhost:`+port+`"`, 1)
 			v := metricValue(t, d.admin, "zkdns_config_reloads_total", "result", "failure")
 			return v == failures+1, fmt.Sprint(v)
 		})
-		if !strings.Contains(d.logText(), "zkdns itself serves the admin API on this port at "+d.admin) {
+		if !strings.Contains(d.logText(), "zkdns itself holds this port for its admin API at "+d.admin) {
 			t.Errorf("the refusal does not say zkdns holds the port; logs:\n%s", d.logText())
+		}
+		if !strings.Contains(d.logText(), `msg="config not reloaded: it needs a restart; keeping the running config"`) {
+			t.Errorf("the refusal does not say it needs a restart; logs:\n%s", d.logText())
 		}
 	})
 
