@@ -21,7 +21,8 @@ type Config struct {
 	Services []Service `toml:"service"`
 
 	// Discover are the [[discover]] tables: paths whose every child is a
-	// service. Paths are unique.
+	// service. Paths are unique. Services and Discover are not both
+	// empty: a config that watches nothing is refused.
 	Discover []Discover `toml:"discover"`
 
 	// File is the path the configuration was read from, as given to Load
@@ -179,7 +180,7 @@ type Discover struct {
 }
 
 // Default returns a new Config holding every default. It is not valid on
-// its own: zookeeper.servers has no default.
+// its own: zookeeper.servers has no default, and it watches nothing.
 func Default() *Config {
 	return &Config{
 		ZooKeeper: ZooKeeper{

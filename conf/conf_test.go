@@ -35,13 +35,13 @@ func TestDefault(t *testing.T) {
 			get:  func(*testing.T) *Config { return Default() },
 		},
 		{
-			name: "Parse of a file that sets only the servers",
+			name: "Parse of a file that sets only the servers and a discover path",
 			get: func(t *testing.T) *Config {
-				c, err := Parse("t.toml", []byte("[zookeeper]\nservers = [\"127.0.0.1:2181\"]\n"))
+				c, err := Parse("t.toml", []byte("[zookeeper]\nservers = [\"127.0.0.1:2181\"]\n[[discover]]\npath = \"/services\"\n"))
 				if err != nil {
 					t.Fatalf("Parse: %v", err)
 				}
-				c.ZooKeeper.Servers, c.File = nil, ""
+				c.ZooKeeper.Servers, c.Discover, c.File = nil, nil, ""
 				return c
 			},
 		},
@@ -254,7 +254,7 @@ func TestErrorString(t *testing.T) {
 // read as the file's lines do, "; " between them, and each must still be
 // found as an *Error.
 func TestOneLine(t *testing.T) {
-	_, err := Parse("zkdns.toml", []byte("[zookeeper]\nservers = []\n[dns]\nttl = \"soon\"\n"))
+	_, err := Parse("zkdns.toml", []byte("[zookeeper]\nservers = []\n[dns]\nttl = \"soon\"\n"+watchOne))
 	if err == nil {
 		t.Fatal("Parse accepted a config with two problems")
 	}

@@ -22,37 +22,40 @@ func TestParseDecodeErrors(t *testing.T) {
 	}{
 		{
 			name: "misspelt top-level table",
-			src:  minimalZK + "[zookeper]\nroot = \"/x\"\n",
+			src:  minimalZK + "[zookeper]\nroot = \"/x\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeper: unknown key; did you mean "zookeeper"?`},
 		},
 		{
 			name: "services instead of service",
 			src:  minimalZK + "[[services]]\nname = \"a\"\n",
-			want: []string{`t.toml:3: services: unknown key; did you mean "service"?`},
+			want: []string{
+				`t.toml:3: services: unknown key; did you mean "service"?`,
+				`t.toml: nothing to watch: add a [[service]] or [[discover]] table; zkdns refuses a config that would serve no names, as a file read half written would be`,
+			},
 		},
 		{
 			name: "unknown table lists the top level",
-			src:  minimalZK + "[metrics]\nlisten = \":9100\"\n",
+			src:  minimalZK + "[metrics]\nlisten = \":9100\"\n" + watchOne,
 			want: []string{`t.toml:3: metrics: unknown key; the top level takes only zookeeper, dns, admin, log, service, discover`},
 		},
 		{
 			name: "misspelt key",
-			src:  minimalZK + "sesion_timeout = \"1s\"\n",
+			src:  minimalZK + "sesion_timeout = \"1s\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.sesion_timeout: unknown key; did you mean "session_timeout"?`},
 		},
 		{
 			name: "key in the wrong case",
-			src:  minimalZK + "[dns]\nTTL = \"1s\"\n",
+			src:  minimalZK + "[dns]\nTTL = \"1s\"\n" + watchOne,
 			want: []string{`t.toml:4: dns.TTL: unknown key; did you mean "ttl"?`},
 		},
 		{
 			name: "unknown key lists the table's keys",
-			src:  minimalZK + "[dns]\nport = 53\n",
+			src:  minimalZK + "[dns]\nport = 53\n" + watchOne,
 			want: []string{`t.toml:4: dns.port: unknown key; [dns] takes only listen, zone, ttl, negative_ttl, upstreams, allow`},
 		},
 		{
 			name: "unknown key in a nested table",
-			src:  minimalZK + "[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = \"/a\"\nuser = \"zkdns\"\n",
+			src:  minimalZK + "[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = \"/a\"\nuser = \"zkdns\"\n" + watchOne,
 			want: []string{`t.toml:6: zookeeper.auth.user: unknown key; [zookeeper.auth] takes only scheme, credentials_file`},
 		},
 		{
@@ -76,32 +79,32 @@ protocol = "grpc"
 		},
 		{
 			name: "unknown dotted key",
-			src:  minimalZK + "[dns]\nzone.name = \"local.\"\n",
+			src:  minimalZK + "[dns]\nzone.name = \"local.\"\n" + watchOne,
 			want: []string{`t.toml:4: dns.zone: must be a string, not a table`},
 		},
 		{
 			name: "quoted unknown key",
-			src:  minimalZK + "[admin]\n\"listen address\" = \"x\"\n",
+			src:  minimalZK + "[admin]\n\"listen address\" = \"x\"\n" + watchOne,
 			want: []string{`t.toml:4: admin."listen address": unknown key; [admin] takes only listen, pprof`},
 		},
 		{
 			name: "integer duration",
-			src:  minimalZK + "[dns]\nttl = 5\n",
+			src:  minimalZK + "[dns]\nttl = 5\n" + watchOne,
 			want: []string{`t.toml:4: dns.ttl: must be a duration string with a unit, like "5s", not the bare number 5`},
 		},
 		{
 			name: "float duration",
-			src:  minimalZK + "session_timeout = 1.5\n",
+			src:  minimalZK + "session_timeout = 1.5\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.session_timeout: must be a duration string with a unit, like "5s", not the bare number 1.5`},
 		},
 		{
 			name: "duration without unit",
-			src:  minimalZK + "session_timeout = \"10\"\n",
+			src:  minimalZK + "session_timeout = \"10\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.session_timeout: "10" is not a duration: write a number and a unit, like "5s" or "250ms"`},
 		},
 		{
 			name: "boolean duration",
-			src:  minimalZK + "[dns]\nnegative_ttl = false\n",
+			src:  minimalZK + "[dns]\nnegative_ttl = false\n" + watchOne,
 			want: []string{`t.toml:4: dns.negative_ttl: must be a duration string with a unit, like "5s", not the boolean false`},
 		},
 		{
@@ -114,22 +117,22 @@ protocol = "grpc"
 		},
 		{
 			name: "string where an array belongs",
-			src:  "[zookeeper]\nservers = \"192.0.2.10:2181\"\n",
+			src:  "[zookeeper]\nservers = \"192.0.2.10:2181\"\n" + watchOne,
 			want: []string{`t.toml:2: zookeeper.servers: must be an array of strings, not a string: write ["192.0.2.10:2181"]`},
 		},
 		{
 			name: "integer in an array of strings",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:53\", 53]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:53\", 53]\n" + watchOne,
 			want: []string{`t.toml:4: dns.listen: must be an array of strings, not an array`},
 		},
 		{
 			name: "integer where a string belongs",
-			src:  minimalZK + "[admin]\nlisten = 8601\n",
+			src:  minimalZK + "[admin]\nlisten = 8601\n" + watchOne,
 			want: []string{`t.toml:4: admin.listen: must be a string, not the integer 8601`},
 		},
 		{
 			name: "value where a table belongs",
-			src:  "zookeeper = \"192.0.2.10:2181\"\n",
+			src:  "zookeeper = \"192.0.2.10:2181\"\n" + watchOne,
 			want: []string{`t.toml:1: zookeeper: must be a table, not a string`},
 		},
 		{
@@ -139,7 +142,7 @@ protocol = "grpc"
 		},
 		{
 			name: "key in the wrong table",
-			src:  minimalZK + "discover = [\"/services\"]\n",
+			src:  minimalZK + "discover = [\"/services\"]\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.discover: unknown key; [zookeeper] takes only servers, session_timeout, root, auth, tls`},
 		},
 		{
@@ -166,12 +169,12 @@ protocol = "grpc"
 		},
 		{
 			name: "syntax error",
-			src:  minimalZK + "[dns\nzone = \"local.\"\n",
+			src:  minimalZK + "[dns\nzone = \"local.\"\n" + watchOne,
 			want: []string{`t.toml:3: invalid TOML: expected '.' or ']' to end table name, but got '\n' instead`},
 		},
 		{
 			name: "unterminated string",
-			src:  minimalZK + "[dns]\nzone = \"local.\nttl = \"5s\"\n",
+			src:  minimalZK + "[dns]\nzone = \"local.\nttl = \"5s\"\n" + watchOne,
 			want: []string{`t.toml:4: invalid TOML: strings cannot contain newlines`},
 		},
 		{
@@ -181,12 +184,12 @@ protocol = "grpc"
 		},
 		{
 			name: "invalid UTF-8",
-			src:  minimalZK + "[dns]\nzone = \"\xff\"\n",
+			src:  minimalZK + "[dns]\nzone = \"\xff\"\n" + watchOne,
 			want: []string{`t.toml:4: invalid TOML: invalid UTF-8 byte: 0xff`},
 		},
 		{
 			name: "key written twice",
-			src:  minimalZK + "[dns]\nzone = \"a.\"\nzone = \"b.\"\n",
+			src:  minimalZK + "[dns]\nzone = \"a.\"\nzone = \"b.\"\n" + watchOne,
 			want: []string{`t.toml:5: invalid TOML: Key 'dns.zone' has already been defined.`},
 		},
 	}
@@ -239,7 +242,7 @@ level = "loud"
 format = "xml"
 [zookeeper]
 servers = ["192.0.2.10:0"]
-`,
+` + watchOne,
 			want: []string{
 				`t.toml:2: log.format "xml": must be text or json`,
 				`t.toml:4: zookeeper.servers[0] "192.0.2.10:0": port "0" must be a number from 1 to 65535`,

@@ -10,6 +10,11 @@ import (
 // source built as minimalZK+rest, line n of rest is line n+2 of the file.
 const minimalZK = "[zookeeper]\nservers = [\"192.0.2.10:2181\"]\n"
 
+// watchOne is a [[service]] table. A config must watch something, so a
+// source about anything else ends with it: in minimalZK+rest+watchOne,
+// every line of rest stays where it was.
+const watchOne = "[[service]]\nname = \"watched\"\npath = \"/watched\"\n"
+
 // messages returns the Error() of each *Error joined in err, in order. It
 // fails the test if err holds anything but *Error values.
 func messages(t *testing.T, err error) []string {

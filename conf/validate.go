@@ -27,6 +27,21 @@ func (ps *problems) check(c *Config) {
 	ps.checkLog(&c.Log)
 	servicePaths := ps.checkServices(c.Services)
 	ps.checkDiscovers(c.Discover, servicePaths)
+	ps.checkWatched(c)
+}
+
+// checkWatched refuses a config that watches nothing. zkdns would serve
+// no name at all, which no one means; but a file read while it is being
+// written (cut off before its first [[service]]) looks just like that,
+// and applied live it would take every name out of DNS until the rest
+// was written.
+func (ps *problems) checkWatched(c *Config) {
+	if len(c.Services) > 0 || len(c.Discover) > 0 || ps.quiet(pathOf("service")) || ps.quiet(pathOf("discover")) {
+		return
+	}
+	ps.errs = append(ps.errs, &Error{File: ps.file,
+		Msg: "nothing to watch: add a [[service]] or [[discover]] table; zkdns refuses a config that would serve no names, " +
+			"as a file read half written would be"})
 }
 
 func (ps *problems) checkZooKeeper(z *ZooKeeper) {

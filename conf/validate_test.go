@@ -18,137 +18,137 @@ func TestParseValidation(t *testing.T) {
 		// zookeeper.servers
 		{
 			name: "no zookeeper table at all",
-			src:  "[dns]\nzone = \"local.\"\n",
+			src:  "[dns]\nzone = \"local.\"\n" + watchOne,
 			want: []string{`t.toml: zookeeper.servers: required: list at least one ZooKeeper server as host:port, e.g. ["127.0.0.1:2181"]`},
 		},
 		{
 			name: "zookeeper table without servers points at its header",
-			src:  "# comment\n[zookeeper]\nroot = \"/zkdns\"\n",
+			src:  "# comment\n[zookeeper]\nroot = \"/zkdns\"\n" + watchOne,
 			want: []string{`t.toml:2: zookeeper.servers: required: list at least one ZooKeeper server as host:port, e.g. ["127.0.0.1:2181"]`},
 		},
 		{
 			name: "empty servers",
-			src:  "[zookeeper]\nservers = []\n",
+			src:  "[zookeeper]\nservers = []\n" + watchOne,
 			want: []string{`t.toml:2: zookeeper.servers: required: list at least one ZooKeeper server as host:port, e.g. ["127.0.0.1:2181"]`},
 		},
 		{
 			name: "servers as host names, IPs and bare hosts",
-			src:  "[zookeeper]\nservers = [\"zk1.example.net:2181\", \"zk2.example.net\", \"192.0.2.11\", \"2001:db8::12\", \"[2001:db8::13]:2182\"]\n",
+			src:  "[zookeeper]\nservers = [\"zk1.example.net:2181\", \"zk2.example.net\", \"192.0.2.11\", \"2001:db8::12\", \"[2001:db8::13]:2182\"]\n" + watchOne,
 		},
 		{
 			name: "server port 0",
-			src:  "[zookeeper]\nservers = [\"192.0.2.10:0\"]\n",
+			src:  "[zookeeper]\nservers = [\"192.0.2.10:0\"]\n" + watchOne,
 			want: []string{`t.toml:2: zookeeper.servers[0] "192.0.2.10:0": port "0" must be a number from 1 to 65535`},
 		},
 		{
 			name: "server port too big",
-			src:  "[zookeeper]\nservers = [\"192.0.2.10:65536\"]\n",
+			src:  "[zookeeper]\nservers = [\"192.0.2.10:65536\"]\n" + watchOne,
 			want: []string{`t.toml:2: zookeeper.servers[0] "192.0.2.10:65536": port "65536" must be a number from 1 to 65535`},
 		},
 		{
 			name: "server port 65535",
-			src:  "[zookeeper]\nservers = [\"192.0.2.10:65535\"]\n",
+			src:  "[zookeeper]\nservers = [\"192.0.2.10:65535\"]\n" + watchOne,
 		},
 		{
 			name: "server port not a number",
-			src:  "[zookeeper]\nservers = [\"zk1.example.net:zk\"]\n",
+			src:  "[zookeeper]\nservers = [\"zk1.example.net:zk\"]\n" + watchOne,
 			want: []string{`t.toml:2: zookeeper.servers[0] "zk1.example.net:zk": port "zk" must be a number from 1 to 65535`},
 		},
 		{
 			name: "server without host",
-			src:  "[zookeeper]\nservers = [\":2181\"]\n",
+			src:  "[zookeeper]\nservers = [\":2181\"]\n" + watchOne,
 			want: []string{`t.toml:2: zookeeper.servers[0] ":2181": host "" is neither an IP nor a host name; must be host:port, e.g. "127.0.0.1:2181"`},
 		},
 		{
 			name: "server that is not an address",
-			src:  "[zookeeper]\nservers = [\"zk1 zk2:2181\"]\n",
+			src:  "[zookeeper]\nservers = [\"zk1 zk2:2181\"]\n" + watchOne,
 			want: []string{`t.toml:2: zookeeper.servers[0] "zk1 zk2:2181": host "zk1 zk2" is neither an IP nor a host name; must be host:port, e.g. "127.0.0.1:2181"`},
 		},
 		{
 			name: "empty server",
-			src:  "[zookeeper]\nservers = [\"  \"]\n",
+			src:  "[zookeeper]\nservers = [\"  \"]\n" + watchOne,
 			want: []string{`t.toml:2: zookeeper.servers[0] "  ": must be host:port, e.g. "127.0.0.1:2181"`},
 		},
 		{
 			name: "duplicate server after normalising, on its own line",
-			src:  "[zookeeper]\nservers = [\n  \"zk1.example.net\",\n  \"ZK1.example.net:2181\",\n]\n",
+			src:  "[zookeeper]\nservers = [\n  \"zk1.example.net\",\n  \"ZK1.example.net:2181\",\n]\n" + watchOne,
 			want: []string{`t.toml:4: zookeeper.servers[1] "ZK1.example.net:2181": already listed as zookeeper.servers[0]; list each server once`},
 		},
 
 		// zookeeper.session_timeout
 		{
 			name: "session timeout at its bounds",
-			src:  minimalZK + "session_timeout = \"100ms\"\n",
+			src:  minimalZK + "session_timeout = \"100ms\"\n" + watchOne,
 		},
 		{
 			name: "session timeout at its upper bound",
-			src:  minimalZK + "session_timeout = \"5m\"\n",
+			src:  minimalZK + "session_timeout = \"5m\"\n" + watchOne,
 		},
 		{
 			name: "session timeout too short",
-			src:  minimalZK + "session_timeout = \"99ms\"\n",
+			src:  minimalZK + "session_timeout = \"99ms\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.session_timeout "99ms": must be from 100ms to 5m`},
 		},
 		{
 			name: "session timeout too long",
-			src:  minimalZK + "session_timeout = \"5m1s\"\n",
+			src:  minimalZK + "session_timeout = \"5m1s\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.session_timeout "5m1s": must be from 100ms to 5m`},
 		},
 
 		// zookeeper.root
 		{
 			name: "root",
-			src:  minimalZK + "root = \"/zkdns/prod\"\n",
+			src:  minimalZK + "root = \"/zkdns/prod\"\n" + watchOne,
 		},
 		{
 			name: "relative root",
-			src:  minimalZK + "root = \"zkdns\"\n",
+			src:  minimalZK + "root = \"zkdns\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.root "zkdns": must be empty for no chroot, or an absolute ZooKeeper path like "/zkdns" (it must start with "/")`},
 		},
 		{
 			name: "root with trailing slash",
-			src:  minimalZK + "root = \"/zkdns/\"\n",
+			src:  minimalZK + "root = \"/zkdns/\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.root "/zkdns/": must be empty for no chroot, or an absolute ZooKeeper path like "/zkdns" (it must not end with "/")`},
 		},
 		{
 			name: "root slash alone",
-			src:  minimalZK + "root = \"/\"\n",
+			src:  minimalZK + "root = \"/\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.root "/": must be empty for no chroot, or an absolute ZooKeeper path like "/zkdns" (it must not end with "/")`},
 		},
 		{
 			name: "root with empty element",
-			src:  minimalZK + "root = \"/a//b\"\n",
+			src:  minimalZK + "root = \"/a//b\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.root "/a//b": must be empty for no chroot, or an absolute ZooKeeper path like "/zkdns" (it has an empty element ("//"))`},
 		},
 		{
 			name: "root with dot element",
-			src:  minimalZK + "root = \"/a/./b\"\n",
+			src:  minimalZK + "root = \"/a/./b\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.root "/a/./b": must be empty for no chroot, or an absolute ZooKeeper path like "/zkdns" (it has a "." or ".." element)`},
 		},
 		{
 			name: "root with dot-dot element",
-			src:  minimalZK + "root = \"/a/..\"\n",
+			src:  minimalZK + "root = \"/a/..\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.root "/a/..": must be empty for no chroot, or an absolute ZooKeeper path like "/zkdns" (it has a "." or ".." element)`},
 		},
 		{
 			name: "root with control character",
-			src:  minimalZK + "root = \"/a\\tb\"\n",
+			src:  minimalZK + "root = \"/a\\tb\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.root "/a\tb": must be empty for no chroot, or an absolute ZooKeeper path like "/zkdns" (it has the character U+0009, which ZooKeeper does not allow)`},
 		},
 
 		// zookeeper.auth
 		{
 			name: "digest auth",
-			src:  minimalZK + "[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = \"/etc/zkdns/zk.auth\"\n",
+			src:  minimalZK + "[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = \"/etc/zkdns/zk.auth\"\n" + watchOne,
 		},
 		{
 			name: "auth scheme other than digest",
-			src:  minimalZK + "[zookeeper.auth]\nscheme = \"sasl\"\ncredentials_file = \"/etc/zkdns/zk.auth\"\n",
+			src:  minimalZK + "[zookeeper.auth]\nscheme = \"sasl\"\ncredentials_file = \"/etc/zkdns/zk.auth\"\n" + watchOne,
 			want: []string{`t.toml:4: zookeeper.auth.scheme "sasl": must be "digest", the only scheme zkdns supports`},
 		},
 		{
 			name: "auth without scheme or credentials points at its header",
-			src:  minimalZK + "[zookeeper.auth]\n",
+			src:  minimalZK + "[zookeeper.auth]\n" + watchOne,
 			want: []string{
 				`t.toml:3: zookeeper.auth.scheme: required: set scheme = "digest"`,
 				`t.toml:3: zookeeper.auth.credentials_file: required: the path of a file holding "user:password"`,
@@ -156,115 +156,115 @@ func TestParseValidation(t *testing.T) {
 		},
 		{
 			name: "auth as an inline table",
-			src:  minimalZK + "auth = { scheme = \"digest\" }\n",
+			src:  minimalZK + "auth = { scheme = \"digest\" }\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.auth.credentials_file: required: the path of a file holding "user:password"`},
 		},
 
 		// zookeeper.tls
 		{
 			name: "tls with a CA only",
-			src:  minimalZK + "[zookeeper.tls]\nca_file = \"/etc/zkdns/ca.pem\"\n",
+			src:  minimalZK + "[zookeeper.tls]\nca_file = \"/etc/zkdns/ca.pem\"\n" + watchOne,
 		},
 		{
 			name: "tls with client certificate",
-			src:  minimalZK + "[zookeeper.tls]\nca_file = \"/etc/zkdns/ca.pem\"\ncert_file = \"/etc/zkdns/c.pem\"\nkey_file = \"/etc/zkdns/c.key\"\nserver_name = \"zk.example.net\"\n",
+			src:  minimalZK + "[zookeeper.tls]\nca_file = \"/etc/zkdns/ca.pem\"\ncert_file = \"/etc/zkdns/c.pem\"\nkey_file = \"/etc/zkdns/c.key\"\nserver_name = \"zk.example.net\"\n" + watchOne,
 		},
 		{
 			name: "tls without CA",
-			src:  minimalZK + "[zookeeper.tls]\nserver_name = \"zk.example.net\"\n",
+			src:  minimalZK + "[zookeeper.tls]\nserver_name = \"zk.example.net\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.tls.ca_file: required: the PEM file of the CA that signed the servers' certificates`},
 		},
 		{
 			name: "tls key without certificate",
-			src:  minimalZK + "[zookeeper.tls]\nca_file = \"/etc/zkdns/ca.pem\"\nkey_file = \"/etc/zkdns/c.key\"\n",
+			src:  minimalZK + "[zookeeper.tls]\nca_file = \"/etc/zkdns/ca.pem\"\nkey_file = \"/etc/zkdns/c.key\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.tls.cert_file: required because key_file is set: give the client certificate and its key, or neither`},
 		},
 		{
 			name: "tls certificate without key",
-			src:  minimalZK + "[zookeeper.tls]\nca_file = \"/etc/zkdns/ca.pem\"\ncert_file = \"/etc/zkdns/c.pem\"\n",
+			src:  minimalZK + "[zookeeper.tls]\nca_file = \"/etc/zkdns/ca.pem\"\ncert_file = \"/etc/zkdns/c.pem\"\n" + watchOne,
 			want: []string{`t.toml:3: zookeeper.tls.key_file: required because cert_file is set: give the client certificate and its key, or neither`},
 		},
 
 		// dns.listen
 		{
 			name: "listen on IPv4, IPv6 and port 0",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:53\", \"[::1]:53\", \"127.0.0.1:0\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:53\", \"[::1]:53\", \"127.0.0.1:0\"]\n" + watchOne,
 		},
 		{
 			name: "no listen address",
-			src:  minimalZK + "[dns]\nlisten = []\n",
+			src:  minimalZK + "[dns]\nlisten = []\n" + watchOne,
 			want: []string{`t.toml:4: dns.listen: required: list at least one IP:port to serve DNS on, e.g. ["127.0.0.1:8600"]`},
 		},
 		{
 			name: "listen on a host name",
-			src:  minimalZK + "[dns]\nlisten = [\"localhost:53\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"localhost:53\"]\n" + watchOne,
 			want: []string{`t.toml:4: dns.listen[0] "localhost:53": must be IP:port with a literal IP, e.g. "127.0.0.1:8600" or "[::1]:8600", not a host name`},
 		},
 		{
 			name: "listen without IP",
-			src:  minimalZK + "[dns]\nlisten = [\":53\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\":53\"]\n" + watchOne,
 			want: []string{`t.toml:4: dns.listen[0] ":53": must be IP:port with a literal IP, e.g. "127.0.0.1:8600" or "[::1]:8600"; for every address use "0.0.0.0:53" or "[::]:53"`},
 		},
 		{
 			name: "listen without port",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1\"]\n" + watchOne,
 			want: []string{`t.toml:4: dns.listen[0] "127.0.0.1": must be IP:port with a literal IP, e.g. "127.0.0.1:8600" or "[::1]:8600"`},
 		},
 		{
 			name: "listen port too big",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:65536\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:65536\"]\n" + watchOne,
 			want: []string{`t.toml:4: dns.listen[0] "127.0.0.1:65536": port "65536" must be a number from 0 to 65535 (0 picks a free port)`},
 		},
 		{
 			name: "duplicate listen address written differently",
-			src:  minimalZK + "[dns]\nlisten = [\"[::1]:8600\", \"[0:0::1]:8600\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"[::1]:8600\", \"[0:0::1]:8600\"]\n" + watchOne,
 			want: []string{`t.toml:4: dns.listen[1] "[0:0::1]:8600": already listed as dns.listen[0]; list each address once`},
 		},
 
 		// dns.zone
 		{
 			name: "zone of several labels",
-			src:  minimalZK + "[dns]\nzone = \"svc.example.com.\"\n",
+			src:  minimalZK + "[dns]\nzone = \"svc.example.com.\"\n" + watchOne,
 		},
 		{
 			name: "empty zone",
-			src:  minimalZK + "[dns]\nzone = \"\"\n",
+			src:  minimalZK + "[dns]\nzone = \"\"\n" + watchOne,
 			want: []string{`t.toml:4: dns.zone: required: the domain zkdns answers for, e.g. "local."`},
 		},
 		{
 			name: "root zone",
-			src:  minimalZK + "[dns]\nzone = \".\"\n",
+			src:  minimalZK + "[dns]\nzone = \".\"\n" + watchOne,
 			want: []string{`t.toml:4: dns.zone ".": must not be the root: give the domain zkdns answers for, e.g. "local."`},
 		},
 		{
 			name: "zone with empty label",
-			src:  minimalZK + "[dns]\nzone = \"svc..example\"\n",
+			src:  minimalZK + "[dns]\nzone = \"svc..example\"\n" + watchOne,
 			want: []string{`t.toml:4: dns.zone "svc..example": must be a domain name like "local." or "svc.example.com." (it has an empty label)`},
 		},
 		{
 			name: "zone with bad label",
-			src:  minimalZK + "[dns]\nzone = \"my_zone.\"\n",
+			src:  minimalZK + "[dns]\nzone = \"my_zone.\"\n" + watchOne,
 			want: []string{`t.toml:4: dns.zone "my_zone.": must be a domain name like "local." or "svc.example.com." (label "my_zone" is not a-z, 0-9 and '-' of at most 63 bytes with no '-' at either end)`},
 		},
 		{
 			name: "zone label too long",
-			src:  minimalZK + "[dns]\nzone = \"" + long + ".example.\"\n",
+			src:  minimalZK + "[dns]\nzone = \"" + long + ".example.\"\n" + watchOne,
 			want: []string{`t.toml:4: dns.zone "` + long + `.example.": must be a domain name like "local." or "svc.example.com." (label "` + long + `" is not a-z, 0-9 and '-' of at most 63 bytes with no '-' at either end)`},
 		},
 
 		// dns.ttl, dns.negative_ttl
 		{
 			name: "TTLs at their bounds",
-			src:  minimalZK + "[dns]\nttl = \"24h\"\nnegative_ttl = \"0s\"\n",
+			src:  minimalZK + "[dns]\nttl = \"24h\"\nnegative_ttl = \"0s\"\n" + watchOne,
 		},
 		{
 			name: "negative TTL",
-			src:  minimalZK + "[dns]\nttl = \"-1s\"\n",
+			src:  minimalZK + "[dns]\nttl = \"-1s\"\n" + watchOne,
 			want: []string{`t.toml:4: dns.ttl "-1s": must be from 0s to 24h`},
 		},
 		{
 			name: "a TTL in parts of a second",
-			src:  minimalZK + "[dns]\nttl = \"1500ms\"\nnegative_ttl = \"300ms\"\n",
+			src:  minimalZK + "[dns]\nttl = \"1500ms\"\nnegative_ttl = \"300ms\"\n" + watchOne,
 			want: []string{
 				`t.toml:4: dns.ttl "1.5s": must be whole seconds (DNS carries TTLs in seconds), like "2s"`,
 				`t.toml:5: dns.negative_ttl "300ms": must be whole seconds (DNS carries TTLs in seconds), like "0s"`,
@@ -272,69 +272,69 @@ func TestParseValidation(t *testing.T) {
 		},
 		{
 			name: "negative_ttl too long",
-			src:  minimalZK + "[dns]\nnegative_ttl = \"24h0m1s\"\n",
+			src:  minimalZK + "[dns]\nnegative_ttl = \"24h0m1s\"\n" + watchOne,
 			want: []string{`t.toml:4: dns.negative_ttl "24h0m1s": must be from 0s to 24h`},
 		},
 
 		// dns.upstreams
 		{
 			name: "upstreams",
-			src:  minimalZK + "[dns]\nupstreams = [\"192.0.2.53\", \"198.51.100.53:5353\", \"[2001:db8::53]\"]\n",
+			src:  minimalZK + "[dns]\nupstreams = [\"192.0.2.53\", \"198.51.100.53:5353\", \"[2001:db8::53]\"]\n" + watchOne,
 		},
 		{
 			name: "upstream host name",
-			src:  minimalZK + "[dns]\nupstreams = [\"192.0.2.53\",\n  \"resolver.example.net:53\"]\n",
+			src:  minimalZK + "[dns]\nupstreams = [\"192.0.2.53\",\n  \"resolver.example.net:53\"]\n" + watchOne,
 			want: []string{`t.toml:5: dns.upstreams[1] "resolver.example.net:53": must be an IP, or IP:port with a port from 1 to 65535, e.g. "192.0.2.53" or "[2001:db8::53]:53"`},
 		},
 		{
 			name: "upstream port 0",
-			src:  minimalZK + "[dns]\nupstreams = [\"192.0.2.53:0\"]\n",
+			src:  minimalZK + "[dns]\nupstreams = [\"192.0.2.53:0\"]\n" + watchOne,
 			want: []string{`t.toml:4: dns.upstreams[0] "192.0.2.53:0": must be an IP, or IP:port with a port from 1 to 65535, e.g. "192.0.2.53" or "[2001:db8::53]:53"`},
 		},
 
 		// dns.upstreams that are zkdns itself
 		{
 			name: "upstream equal to a listen address",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:53\", \"[::1]:5353\"]\nupstreams = [\"192.0.2.53\", \"[::1]:5353\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:53\", \"[::1]:5353\"]\nupstreams = [\"192.0.2.53\", \"[::1]:5353\"]\n" + watchOne,
 			want: []string{`t.toml:5: dns.upstreams[1] "[::1]:5353": is zkdns itself (dns.listen[1]): forwarding to it would loop; list other resolvers`},
 		},
 		{
 			name: "bare upstream IP gets port 53 and so equals the listen address",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:53\"]\nupstreams = [\"127.0.0.1\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:53\"]\nupstreams = [\"127.0.0.1\"]\n" + watchOne,
 			want: []string{`t.toml:5: dns.upstreams[0] "127.0.0.1": is zkdns itself (dns.listen[0]): forwarding to it would loop; list other resolvers`},
 		},
 		{
 			name: "loopback upstream on the port of a wildcard listener",
-			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:53\"]\nupstreams = [\"127.0.0.53:53\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:53\"]\nupstreams = [\"127.0.0.53:53\"]\n" + watchOne,
 			want: []string{`t.toml:5: dns.upstreams[0] "127.0.0.53:53": is zkdns itself (dns.listen[0]): forwarding to it would loop; list other resolvers`},
 		},
 		{
 			name: "IPv6 loopback upstream on the port of an IPv4 wildcard listener",
-			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:53\"]\nupstreams = [\"[::1]:53\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:53\"]\nupstreams = [\"[::1]:53\"]\n" + watchOne,
 		},
 		{
 			name: "unspecified upstream on a listen port",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\"]\nupstreams = [\"0.0.0.0:8600\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\"]\nupstreams = [\"0.0.0.0:8600\"]\n" + watchOne,
 			want: []string{`t.toml:5: dns.upstreams[0] "0.0.0.0:8600": is zkdns itself (dns.listen[0]): forwarding to it would loop; list other resolvers`},
 		},
 		{
 			name: "upstream on this host at another port",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:53\"]\nupstreams = [\"127.0.0.1:5353\", \"127.0.0.53\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:53\"]\nupstreams = [\"127.0.0.1:5353\", \"127.0.0.53\"]\n" + watchOne,
 		},
 
 		// dns.allow
 		{
 			name: "allow networks and single addresses",
-			src:  minimalZK + "[dns]\nallow = [\"127.0.0.0/8\", \"::1/128\", \"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\", \"0.0.0.0/0\"]\n",
+			src:  minimalZK + "[dns]\nallow = [\"127.0.0.0/8\", \"::1/128\", \"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/32\", \"0.0.0.0/0\"]\n" + watchOne,
 		},
 		{
 			name: "empty allow",
-			src:  minimalZK + "[dns]\nallow = []\n",
+			src:  minimalZK + "[dns]\nallow = []\n" + watchOne,
 			want: []string{`t.toml:4: dns.allow "[]": must list at least one network, e.g. ["127.0.0.0/8", "::1/128"]; remove the key for the default (every source when listening on loopback only, else loopback only)`},
 		},
 		{
 			name: "allow entries that are not networks",
-			src:  minimalZK + "[dns]\nallow = [\"10.0.0.0/33\",\n  \"localhost\",\n  \"fe80::1%eth0\",\n  \"192.0.2.0/\",\n  \"\"]\n",
+			src:  minimalZK + "[dns]\nallow = [\"10.0.0.0/33\",\n  \"localhost\",\n  \"fe80::1%eth0\",\n  \"192.0.2.0/\",\n  \"\"]\n" + watchOne,
 			want: []string{
 				`t.toml:4: dns.allow[0] "10.0.0.0/33": must be a network in CIDR form or a single IP, e.g. "10.0.0.0/8", "2001:db8::/32" or "192.0.2.7"`,
 				`t.toml:5: dns.allow[1] "localhost": must be a network in CIDR form or a single IP, e.g. "10.0.0.0/8", "2001:db8::/32" or "192.0.2.7"`,
@@ -345,101 +345,101 @@ func TestParseValidation(t *testing.T) {
 		},
 		{
 			name: "allow lists one network twice once masked",
-			src:  minimalZK + "[dns]\nallow = [\"198.51.100.0/24\", \"198.51.100.9/24\"]\n",
+			src:  minimalZK + "[dns]\nallow = [\"198.51.100.0/24\", \"198.51.100.9/24\"]\n" + watchOne,
 			want: []string{`t.toml:4: dns.allow[1] "198.51.100.9/24": already listed as dns.allow[0]; list each network once`},
 		},
 		{
 			name: "allow as a string",
-			src:  minimalZK + "[dns]\nallow = \"10.0.0.0/8\"\n",
+			src:  minimalZK + "[dns]\nallow = \"10.0.0.0/8\"\n" + watchOne,
 			want: []string{`t.toml:4: dns.allow: must be an array of strings, not a string: write ["10.0.0.0/8"]`},
 		},
 
 		// admin.listen
 		{
 			name: "admin off",
-			src:  minimalZK + "[admin]\nlisten = \"\"\n",
+			src:  minimalZK + "[admin]\nlisten = \"\"\n" + watchOne,
 		},
 		{
 			name: "admin on every address",
-			src:  minimalZK + "[admin]\nlisten = \":8601\"\n",
+			src:  minimalZK + "[admin]\nlisten = \":8601\"\n" + watchOne,
 		},
 		{
 			name: "admin on a host name",
-			src:  minimalZK + "[admin]\nlisten = \"localhost:8601\"\n",
+			src:  minimalZK + "[admin]\nlisten = \"localhost:8601\"\n" + watchOne,
 		},
 		{
 			name: "admin without port",
-			src:  minimalZK + "[admin]\nlisten = \"127.0.0.1\"\n",
+			src:  minimalZK + "[admin]\nlisten = \"127.0.0.1\"\n" + watchOne,
 			want: []string{`t.toml:4: admin.listen "127.0.0.1": must be host:port, e.g. "127.0.0.1:8601", or "" to turn the admin endpoint off`},
 		},
 		{
 			name: "admin port too big",
-			src:  minimalZK + "[admin]\nlisten = \"127.0.0.1:65536\"\n",
+			src:  minimalZK + "[admin]\nlisten = \"127.0.0.1:65536\"\n" + watchOne,
 			want: []string{`t.toml:4: admin.listen "127.0.0.1:65536": must be host:port, e.g. "127.0.0.1:8601", or "" to turn the admin endpoint off`},
 		},
 
 		// admin.listen beside dns.listen
 		{
 			name: "admin on a DNS address",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\", \"127.0.0.1:18773\"]\n[admin]\nlisten = \"127.0.0.1:18773\"\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\", \"127.0.0.1:18773\"]\n[admin]\nlisten = \"127.0.0.1:18773\"\n" + watchOne,
 			want: []string{`t.toml:6: admin.listen "127.0.0.1:18773": is also dns.listen[1], where zkdns serves DNS over UDP and TCP; give the admin API a port of its own`},
 		},
 		{
 			name: "admin on every address at a DNS port",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\"]\n[admin]\nlisten = \":8600\"\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\"]\n[admin]\nlisten = \":8600\"\n" + watchOne,
 			want: []string{`t.toml:6: admin.listen ":8600": overlaps dns.listen[0]: a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; give the admin API a port of its own`},
 		},
 		{
 			name: "admin on a DNS wildcard's port",
-			src:  minimalZK + "[dns]\nlisten = [\"[::1]:8600\", \"[::]:8601\"]\n[admin]\nlisten = \"127.0.0.1:8601\"\n",
+			src:  minimalZK + "[dns]\nlisten = [\"[::1]:8600\", \"[::]:8601\"]\n[admin]\nlisten = \"127.0.0.1:8601\"\n" + watchOne,
 			want: []string{`t.toml:6: admin.listen "127.0.0.1:8601": overlaps dns.listen[1]: a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; give the admin API a port of its own`},
 		},
 		{
 			name: "admin on 0.0.0.0 at an IPv6 DNS port",
-			src:  minimalZK + "[dns]\nlisten = [\"[::1]:8600\"]\n[admin]\nlisten = \"0.0.0.0:8600\"\n",
+			src:  minimalZK + "[dns]\nlisten = [\"[::1]:8600\"]\n[admin]\nlisten = \"0.0.0.0:8600\"\n" + watchOne,
 			want: []string{`t.toml:6: admin.listen "0.0.0.0:8600": overlaps dns.listen[0]: a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; give the admin API a port of its own`},
 		},
 		{
 			name: "admin host name at a DNS wildcard's port",
-			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:8601\"]\n[admin]\nlisten = \"localhost:8601\"\n",
+			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:8601\"]\n[admin]\nlisten = \"localhost:8601\"\n" + watchOne,
 			want: []string{`t.toml:6: admin.listen "localhost:8601": overlaps dns.listen[0]: a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; give the admin API a port of its own`},
 		},
 		{
 			name: "default admin address as a DNS address points at the DNS address",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8601\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8601\"]\n" + watchOne,
 			want: []string{`t.toml:4: dns.listen[0] "127.0.0.1:8601": is also admin.listen ("127.0.0.1:8601" by default), the admin API's address; set [admin] listen to a port of its own, or "" to turn the admin API off`},
 		},
 		{
 			name: "DNS wildcard on the default admin port, with [admin] written",
-			src:  minimalZK + "[dns]\nlisten = [\"[::]:8601\"]\n[admin]\npprof = true\n",
+			src:  minimalZK + "[dns]\nlisten = [\"[::]:8601\"]\n[admin]\npprof = true\n" + watchOne,
 			want: []string{`t.toml:5: admin.listen "127.0.0.1:8601": overlaps dns.listen[0]: a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; give the admin API a port of its own`},
 		},
 		{
 			name: "DNS wildcard on the default admin port",
-			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:8601\"]\n",
+			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:8601\"]\n" + watchOne,
 			want: []string{`t.toml:4: dns.listen[0] "0.0.0.0:8601": overlaps admin.listen ("127.0.0.1:8601" by default): a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; set [admin] listen to a port of its own, or "" to turn the admin API off`},
 		},
 		{
 			name: "admin beside DNS: other addresses on one port, one address on other ports, free ports",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\", \"[::1]:8601\", \"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.2:8600\"\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\", \"[::1]:8601\", \"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.2:8600\"\n" + watchOne,
 		},
 		{
 			name: "admin on port 0 of a DNS address on port 0",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = \"127.0.0.1:0\"\n" + watchOne,
 		},
 		{
 			name: "admin host name at a specific DNS address's port is resolved only when bound",
-			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8601\"]\n[admin]\nlisten = \"localhost:8601\"\n",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8601\"]\n[admin]\nlisten = \"localhost:8601\"\n" + watchOne,
 		},
 
 		// log
 		{
 			name: "log levels and formats",
-			src:  minimalZK + "[log]\nlevel = \"warn\"\nformat = \"json\"\n",
+			src:  minimalZK + "[log]\nlevel = \"warn\"\nformat = \"json\"\n" + watchOne,
 		},
 		{
 			name: "unknown log level and format",
-			src:  minimalZK + "[log]\nlevel = \"verbose\"\nformat = \"logfmt\"\n",
+			src:  minimalZK + "[log]\nlevel = \"verbose\"\nformat = \"logfmt\"\n" + watchOne,
 			want: []string{
 				`t.toml:4: log.level "verbose": must be one of debug, info, warn, error`,
 				`t.toml:5: log.format "logfmt": must be text or json`,
@@ -449,7 +449,17 @@ func TestParseValidation(t *testing.T) {
 		// service
 		{
 			name: "no services and no discovers",
-			src:  minimalZK,
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\"]\n",
+			want: []string{`t.toml: nothing to watch: add a [[service]] or [[discover]] table; zkdns refuses a config that would serve no names, as a file read half written would be`},
+		},
+		{
+			name: "empty service and discover arrays",
+			src:  "service = []\ndiscover = []\n" + minimalZK,
+			want: []string{`t.toml: nothing to watch: add a [[service]] or [[discover]] table; zkdns refuses a config that would serve no names, as a file read half written would be`},
+		},
+		{
+			name: "discovers only",
+			src:  minimalZK + "[[discover]]\npath = \"/services\"\n",
 		},
 		{
 			name: "service of each format",

@@ -293,32 +293,32 @@ func TestCheckPlacesFileProblems(t *testing.T) {
 		wantErr string   // "" for a config that checks
 		more    []string // the lines after the first, each as it starts
 	}{
-		{name: "readable credentials", src: minimalZK + "[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = " + fmt.Sprintf("%q", creds) + "\n"},
+		{name: "readable credentials", src: minimalZK + "[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = " + fmt.Sprintf("%q", creds) + "\n" + watchOne},
 		{
 			name:    "missing credentials file",
-			src:     minimalZK + "[zookeeper.auth]\nscheme = \"digest\"\n\ncredentials_file = " + fmt.Sprintf("%q", missing) + "\n",
+			src:     minimalZK + "[zookeeper.auth]\nscheme = \"digest\"\n\ncredentials_file = " + fmt.Sprintf("%q", missing) + "\n" + watchOne,
 			wantErr: "c.toml:6: zookeeper.auth.credentials_file: open " + missing + ": no such file or directory",
 		},
 		{
 			name:    "credentials readable by others",
-			src:     minimalZK + "[zookeeper.auth]\ncredentials_file = " + fmt.Sprintf("%q", openCreds) + "\nscheme = \"digest\"\n",
+			src:     minimalZK + "[zookeeper.auth]\ncredentials_file = " + fmt.Sprintf("%q", openCreds) + "\nscheme = \"digest\"\n" + watchOne,
 			wantErr: "c.toml:4: zookeeper.auth.credentials_file " + openCreds + " is accessible by group or others",
 		},
 		{
 			name:    "missing CA file",
-			src:     minimalZK + "[zookeeper.tls]\nserver_name = \"zk\"\nca_file = " + fmt.Sprintf("%q", missing) + "\n",
+			src:     minimalZK + "[zookeeper.tls]\nserver_name = \"zk\"\nca_file = " + fmt.Sprintf("%q", missing) + "\n" + watchOne,
 			wantErr: "c.toml:5: zookeeper.tls.ca_file: open " + missing,
 		},
 		{
 			name: "loose credentials and a missing CA file",
 			src: minimalZK + "[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = " + q(openCreds) + "\n" +
-				"[zookeeper.tls]\nca_file = " + q(missing) + "\n",
+				"[zookeeper.tls]\nca_file = " + q(missing) + "\n" + watchOne,
 			wantErr: "c.toml:5: zookeeper.auth.credentials_file " + openCreds + " is accessible by group or others",
 			more:    []string{"c.toml:7: zookeeper.tls.ca_file: open " + missing},
 		},
 		{
 			name:    "every TLS file, in line order",
-			src:     minimalZK + "[zookeeper.tls]\nkey_file = " + q(looseKey) + "\ncert_file = " + q(missing) + "\nca_file = " + q(missing) + "\n",
+			src:     minimalZK + "[zookeeper.tls]\nkey_file = " + q(looseKey) + "\ncert_file = " + q(missing) + "\nca_file = " + q(missing) + "\n" + watchOne,
 			wantErr: "c.toml:4: zookeeper.tls.key_file " + looseKey + " is accessible by group or others",
 			more: []string{
 				"c.toml:5: zookeeper.tls.cert_file: open " + missing,
@@ -327,7 +327,7 @@ func TestCheckPlacesFileProblems(t *testing.T) {
 		},
 		{
 			name:    "a good CA beside a loose key",
-			src:     minimalZK + "[zookeeper.tls]\nca_file = " + q(caFile) + "\ncert_file = " + q(certFile) + "\nkey_file = " + q(looseKey) + "\n",
+			src:     minimalZK + "[zookeeper.tls]\nca_file = " + q(caFile) + "\ncert_file = " + q(certFile) + "\nkey_file = " + q(looseKey) + "\n" + watchOne,
 			wantErr: "c.toml:6: zookeeper.tls.key_file " + looseKey + " is accessible by group or others",
 		},
 	}

@@ -103,10 +103,11 @@ func runAdminDaemon(t *testing.T, opts Options) *adminDaemon {
 	return d
 }
 
-// adminConfig is a config with pprof on and the admin API on listen.
+// adminConfig is a config with pprof on and the admin API on listen. Its
+// one service, which a config needs, has no znode: it answers NODATA.
 func adminConfig(listen string) string {
-	return fmt.Sprintf("[zookeeper]\nservers = [%q]\nsession_timeout = \"5s\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = %q\npprof = true\n",
-		zkServer.Addr(), listen)
+	return fmt.Sprintf("[zookeeper]\nservers = [%q]\nsession_timeout = \"5s\"\n[dns]\nlisten = [\"127.0.0.1:0\"]\n[admin]\nlisten = %q\npprof = true\n"+
+		"[[service]]\nname = \"absent\"\npath = \"/admin-test/absent\"\n", zkServer.Addr(), listen)
 }
 
 // adminGoroutines returns the stacks of the goroutines that belong to an

@@ -209,6 +209,9 @@ func (c rmConfig) clone() rmConfig {
 	return c
 }
 
+// watches counts the services and discovers c watches.
+func (c rmConfig) watches() int { return len(c.services) + len(c.discover) }
+
 func (c rmConfig) render(zkAddr, base string, step string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# step %s\n[zookeeper]\nservers = [%q]\nsession_timeout = %q\nroot = %q\n", step, zkAddr, c.sessionTimeout, base+"/"+c.root)
@@ -296,6 +299,9 @@ func (c *rmConfig) mutate(rnd *rand.Rand) string {
 	case 0, 1, 2: // a [[service]] comes or goes
 		i := rnd.Intn(len(rmServicePool))
 		if j := slices.IndexFunc(c.services, func(s rmService) bool { return s.slot == i }); j >= 0 {
+			if c.watches() == 1 {
+				return "keep the last service: a config must watch something"
+			}
 			gone := c.services[j]
 			c.services = slices.Delete(c.services, j, j+1)
 			return "remove service " + gone.name
@@ -325,6 +331,9 @@ func (c *rmConfig) mutate(rnd *rand.Rand) string {
 			c.discover = slices.Insert(c.discover, rnd.Intn(len(c.discover)+1), d)
 			return fmt.Sprintf("add discover %s:%s/%q", d.path, d.format, d.endpoint)
 		case rnd.Intn(3) == 0:
+			if c.watches() == 1 {
+				return "keep the last discover: a config must watch something"
+			}
 			c.discover = slices.Delete(c.discover, j, j+1)
 			return "remove discover " + rmDiscoverPool[i].path
 		case rnd.Intn(2) == 0 && len(c.discover) > 1:
@@ -1039,7 +1048,7 @@ func TestReloadModel(t *testing.T) {
 		}
 	}
 	for i := range rmDiscoverPool {
-		if r.rnd.Intn(2) == 0 {
+		if r.rnd.Intn(2) == 0 || i == len(rmDiscoverPool)-1 && r.cfg.watches() == 0 {
 			r.cfg.discover = append(r.cfg.discover, drawDiscover(r.rnd, i))
 		}
 	}

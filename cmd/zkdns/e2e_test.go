@@ -223,12 +223,20 @@ func eventually(t *testing.T, what string, cond func() (bool, string)) {
 }
 
 // runZkdns runs the zkdns binary with args and returns what it printed
-// (stdout and stderr) and its exit code.
+// (stdout and stderr) and its exit code. Each command run so is meant to
+// exit at once: one still running after waitLimit (a serve that started
+// when it should have refused its config) is killed and fails the test.
 func runZkdns(t *testing.T, args ...string) (string, int) {
 	t.Helper()
-	out, err := exec.Command(zkdnsBin, args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, zkdnsBin, args...)
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
 	var exitErr *exec.ExitError
 	switch {
+	case ctx.Err() != nil:
+		t.Fatalf("zkdns %v still running after %s; output:\n%s", args, waitLimit, out)
 	case errors.As(err, &exitErr):
 		return string(out), exitErr.ExitCode()
 	case err != nil:
@@ -632,10 +640,15 @@ func TestCheckAndVersion(t *testing.T) {
 	creds := filepath.Join(dir, "zk.auth")
 	os.WriteFile(creds, []byte("zkdns:secret\n"), 0o644)
 	openCreds := filepath.Join(dir, "open-creds.toml")
-	os.WriteFile(openCreds, []byte("[zookeeper]\nservers = [\"127.0.0.1:2181\"]\n[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = \""+creds+"\"\n"), 0o644)
+	os.WriteFile(openCreds, []byte("[zookeeper]\nservers = [\"127.0.0.1:2181\"]\n[zookeeper.auth]\nscheme = \"digest\"\ncredentials_file = \""+creds+"\"\n"+
+		"[[service]]\nname = \"payments\"\npath = \"/services/payments\"\n"), 0o644)
 	clash := filepath.Join(dir, "clash.toml")
 	os.WriteFile(clash, []byte("[zookeeper]\nservers = [\"127.0.0.1:2181\"]\n[dns]\nlisten = [\"127.0.0.1:18773\"]\n[admin]\nlisten = \"127.0.0.1:18773\"\n"+
 		"[[service]]\nname = \"payments\"\npath = \"/services/payments\"\n"), 0o644)
+	// The good config cut off before its [[service]], as a save caught
+	// half written.
+	half := filepath.Join(dir, "half.toml")
+	os.WriteFile(half, []byte("[zookeeper]\nservers = [\"127.0.0.1:2181\"]\n[dns]\nlisten = [\"127.0.0.1:0\"]\n"), 0o644)
 	cases := []struct {
 		name     string
 		args     []string
@@ -643,6 +656,8 @@ func TestCheckAndVersion(t *testing.T) {
 		contains []string
 	}{
 		{"good config", []string{"check", "-config", good}, 0, []string{"ok"}},
+		{"config that watches nothing", []string{"check", "-config", half}, 1, []string{"half.toml: nothing to watch: add a [[service]] or [[discover]]"}},
+		{"serve on a config that watches nothing", []string{"serve", "-config", half}, 1, []string{"half.toml: nothing to watch"}},
 		{"admin on a DNS address", []string{"check", "-config", clash}, 1, []string{"clash.toml:6: admin.listen", "dns.listen[0]"}},
 		{"bad config", []string{"check", "-config", bad}, 1, []string{"bad.toml:4:", "bad.toml:6:", "bogus"}},
 		{"missing file", []string{"check", "-config", filepath.Join(dir, "nope.toml")}, 1, []string{"nope.toml"}},

@@ -224,8 +224,8 @@ func TestServeFailedStartLeavesNothing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "zkdns.toml")
-			writeFile(t, path, fmt.Sprintf("[zookeeper]\nservers = [%q]\n[dns]\nlisten = [%q]\n[admin]\nlisten = %q\n",
-				zkServer.Addr(), tc.dns, tc.admin))
+			writeFile(t, path, fmt.Sprintf("[zookeeper]\nservers = [%q]\n[dns]\nlisten = [%q]\n[admin]\nlisten = %q\n"+
+				"[[service]]\nname = \"payments\"\npath = \"/services/payments\"\n", zkServer.Addr(), tc.dns, tc.admin))
 			var stderr bytes.Buffer
 			err := serve(context.Background(), []string{"-config", path}, io.Discard, &stderr)
 			if err == nil || !strings.Contains(err.Error(), "bind") {

@@ -165,6 +165,21 @@ func TestLiveReloadLifecycle(t *testing.T) {
 		}
 	})
 
+	t.Run("file cut off before its services keeps the running config", func(t *testing.T) {
+		failures := metricValue(t, d.admin, "zkdns_config_reloads_total", "result", "failure")
+		writeFile(t, d.config, opsConfig(zkServer.Addr(), base))
+		eventually(t, "failure counted", func() (bool, string) {
+			v := metricValue(t, d.admin, "zkdns_config_reloads_total", "result", "failure")
+			return v == failures+1, fmt.Sprint(v)
+		})
+		if ok, s := resolves(t, d.dns, "alpha.local"); !ok {
+			t.Errorf("alpha not served after a save that watches nothing: %s", s)
+		}
+		if !strings.Contains(d.logText(), "zkdns.toml: nothing to watch") {
+			t.Errorf("the refusal does not say the file watches nothing:\n%s", d.logText())
+		}
+	})
+
 	t.Run("admin port held by zkdns itself", func(t *testing.T) {
 		// Another address on the admin port zkdns serves: the bind fails,
 		// and the refusal must say that zkdns itself holds the port, so
