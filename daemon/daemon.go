@@ -432,13 +432,11 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 	if running := d.opts.Config.Log.Format; next.Log.Format != prev.Log.Format && next.Log.Format != running {
 		d.logger.Warn("log.format changes take effect at the next restart", "running", running, "configured", next.Log.Format)
 	}
-	var changed []string
 	if newDNS != nil {
 		// The new sockets serve before the old ones close: no gap.
 		old := d.dns
 		d.dns = d.startDNS(ctx, newDNS)
 		old.stop()
-		changed = append(changed, "dns.listen")
 	}
 	if adminChanged {
 		if d.admin != nil {
@@ -448,28 +446,25 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 		if newAdmin != nil {
 			d.admin = d.startAdmin(ctx, newAdmin)
 		}
-		changed = append(changed, "admin.listen")
 	}
 	if prev.Admin.Pprof != next.Admin.Pprof {
 		d.pprof.Store(next.Admin.Pprof)
-		changed = append(changed, "admin.pprof")
 	}
 	addrs := d.dnsAddrs()
 	if zone := zoneOf(next, addrs); !sameZone(zone, zoneOf(prev, addrs)) || newDNS != nil {
 		d.pub.setZone(zone)
-		changed = append(changed, "dns zone settings")
 	}
 	if zkChanged {
 		d.switchEnsemble(ctx, newWatch)
-		changed = append(changed, "zookeeper")
 	} else if spec := specOf(next); !sameSpec(spec, specOf(prev)) {
 		d.watch.watcher.SetSpec(spec)
 		if d.next != nil {
 			d.next.watcher.SetSpec(spec)
 		}
-		changed = append(changed, "services")
 	}
-	d.logger.Info("config reloaded", "changed", changed,
+	// What the file changed, not what had to be redone for it: a key
+	// applied in place (log.level, dns.allow, a warm-up) is named too.
+	d.logger.Info("config reloaded", "changed", conf.Changed(prev, next),
 		"services", len(next.Services), "discover", len(next.Discover))
 	return nil
 }

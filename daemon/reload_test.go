@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -194,5 +195,59 @@ func TestStartAdminOnOwnDNSPort(t *testing.T) {
 	err = Run(ctx, Options{Config: cfg})
 	if want := "zkdns itself has just bound this port for DNS at " + dns; err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("Run = %v, want an error saying %q", err, want)
+	}
+}
+
+var configReloaded = regexp.MustCompile(`msg="config reloaded" changed=(\[[^]]*\]|"\[[^]]*\]")`)
+
+// TestReloadLogsWhatChanged saves one change after another, each of a
+// kind applied in its own way (or at the next restart), and wants each
+// reload's log line to name exactly what the save changed.
+func TestReloadLogsWhatChanged(t *testing.T) {
+	d := runAdminDaemon(t, Options{})
+	settings := map[string]string{}
+	config := func() string {
+		var dns, log, service string
+		for _, k := range slices.Sorted(maps.Keys(settings)) {
+			table, key, _ := strings.Cut(k, ".")
+			line := key + " = " + settings[k] + "\n"
+			switch table {
+			case "dns":
+				dns += line
+			case "log":
+				log += line
+			case "service":
+				service += line
+			}
+		}
+		c := strings.Replace(adminConfig("127.0.0.1:0"), "[admin]\n", dns+"[admin]\n", 1) + service
+		if log != "" {
+			c += "[log]\n" + log
+		}
+		return c
+	}
+	steps := []struct {
+		key, value string
+		want       string
+	}{
+		{"log.level", `"debug"`, "[log.level]"},
+		{"log.format", `"json"`, "[log.format]"},
+		{"dns.ttl", `"7s"`, "[dns.ttl]"},
+		{"dns.allow", `["127.0.0.0/8"]`, "[dns.allow]"},
+		{"dns.upstreams", `["192.0.2.53"]`, "[dns.upstreams]"},
+		{"service.warmup", `"30s"`, "[service]"},
+		{"log.level", `"info"`, "[log.level]"},
+	}
+	for i, step := range steps {
+		settings[step.key] = step.value
+		saveConfig(t, d.path, config())
+		var got [][]string
+		testutil.Eventually(t, waitLimit, fmt.Sprintf("reload %d, of %s", i+1, step.key), func() (bool, string) {
+			got = configReloaded.FindAllStringSubmatch(d.logs.String(), -1)
+			return len(got) == i+1, d.logs.String()
+		})
+		if changed := strings.Trim(got[i][1], `"`); changed != step.want {
+			t.Errorf("setting %s = %s logged changed=%s, want %s", step.key, step.value, changed, step.want)
+		}
 	}
 }
