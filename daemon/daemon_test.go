@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zkdns/zkdns/dnsserver"
+	"github.com/zkdns/zkdns/internal/testutil"
 	"github.com/zkdns/zkdns/zkwatch"
 )
 
@@ -287,5 +289,49 @@ func TestPublisherSwitch(t *testing.T) {
 	}
 	if served := p.beginSwitch(p.reserveGen(), nil, time.Second); served != third {
 		t.Errorf("beginSwitch = %d, want %d: the replacement that took over", served, third)
+	}
+}
+
+// TestPublisherLogsLabels: a service added is logged with the DNS label
+// it is served under, and a served service that another name moves off
+// its label (or gives it back to) gets one warning naming both labels
+// and the taker; updates that move nothing log no such line.
+func TestPublisherLogsLabels(t *testing.T) {
+	p := testPublisher(t, warmups{})
+	svc := func(name string) zkwatch.ServiceState {
+		return zkwatch.ServiceState{ServiceSpec: zkwatch.ServiceSpec{Name: name, Path: "/services/" + name}, Instances: []zkwatch.Instance{
+			{ID: "i", Format: "hostport", Address: "192.0.2.1", Port: 80, Weight: 1, Healthy: true},
+		}}
+	}
+	// apply publishes u and returns what it logged.
+	apply := func(u zkwatch.Update) string {
+		logs := &testutil.LogBuffer{}
+		p.logger = slog.New(slog.NewTextHandler(logs, nil))
+		p.apply(p.current(), u)
+		return logs.String()
+	}
+	moves := func(out string) int { return strings.Count(out, "moved to another DNS label") }
+
+	for _, u := range []zkwatch.Update{
+		{Full: true, Synced: true, Services: []zkwatch.ServiceState{svc("payments.v2")}},
+		{Services: []zkwatch.ServiceState{svc("payments.v2")}},
+	} {
+		if out := apply(u); moves(out) != 0 {
+			t.Errorf("an update that moves nothing logged a move:\n%s", out)
+		}
+	}
+	out := apply(zkwatch.Update{Services: []zkwatch.ServiceState{svc("payments-v2")}})
+	suffixed, _ := p.handler.Current().Label("payments.v2")
+	for _, want := range []string{
+		`level=WARN msg="service moved to another DNS label" service=payments.v2 old_label=payments-v2 new_label=` + suffixed + ` taken_by=payments-v2`,
+		`level=INFO msg="service added" service=payments-v2 label=payments-v2 path=/services/payments-v2`,
+	} {
+		if suffixed == "payments-v2" || !strings.Contains(out, want) || moves(out) != 1 {
+			t.Errorf("a name that is its own label takes it: want %q in:\n%s", want, out)
+		}
+	}
+	out = apply(zkwatch.Update{Removed: []string{"payments-v2"}})
+	if want := `service=payments.v2 old_label=` + suffixed + ` new_label=payments-v2` + "\n"; !strings.Contains(out, want) || moves(out) != 1 {
+		t.Errorf("the taker goes: want %q in:\n%s", want, out)
 	}
 }

@@ -160,13 +160,14 @@ func (p *publisher) apply(gen int, u zkwatch.Update) {
 	for _, s := range u.Services {
 		du.Services = append(du.Services, p.serviceOf(s, now))
 	}
-	p.handler.Publish(p.handler.Current().Apply(du))
+	snap := p.handler.Current().Apply(du)
+	p.handler.Publish(snap)
 	if !u.EventTime.IsZero() {
 		published := time.Now()
 		p.metrics.eventToPublish.Observe(published.Sub(u.EventTime).Seconds())
 		p.metrics.readToPublish.Observe(published.Sub(u.ReadTime).Seconds())
 	}
-	p.updateView(u)
+	p.updateView(u, snap)
 	p.mu.Unlock()
 
 	if u.Full {
@@ -185,11 +186,21 @@ func (p *publisher) apply(gen int, u zkwatch.Update) {
 	}
 }
 
-// updateView applies u to the admin view and the per-service gauges, and
-// logs instances joining and leaving. Called with mu held. The view is
-// changed in place (view copies it under mu), so an update costs what it
-// changes, not the number of services.
-func (p *publisher) updateView(u zkwatch.Update) {
+// updateView applies u, now served by snap, to the admin view and the
+// per-service gauges, and logs services added and removed, instances
+// joining and leaving, and services moved to another DNS label. Called
+// with mu held. The view is changed in place (view copies it under mu),
+// so an update costs what it changes, not the number of services.
+func (p *publisher) updateView(u zkwatch.Update, snap *dnsserver.Snapshot) {
+	// Whoever resolved a moved service's old name now reaches another
+	// service, or none: worth a warning, which a full sync gets too.
+	for _, r := range snap.Relabelled() {
+		attrs := []any{"service", r.Service, "old_label", r.From, "new_label", r.To}
+		if r.TakenBy != "" {
+			attrs = append(attrs, "taken_by", r.TakenBy)
+		}
+		p.logger.Warn("service moved to another DNS label", attrs...)
+	}
 	if u.Full {
 		// A full sync is logged once, as a whole, by the watcher.
 		next := make(map[string]zkwatch.ServiceState, len(u.Services))
@@ -218,7 +229,8 @@ func (p *publisher) updateView(u zkwatch.Update) {
 		p.healthy += healthyIn(s) - healthyIn(old)
 		p.metrics.setInstances(s)
 		if !had {
-			p.logger.Info("service added", "service", s.Name, "path", s.Path, "instances", len(s.Instances))
+			label, _ := snap.Label(s.Name)
+			p.logger.Info("service added", "service", s.Name, "label", label, "path", s.Path, "instances", len(s.Instances))
 		} else {
 			logMembership(p.logger, old, s)
 		}

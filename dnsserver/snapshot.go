@@ -98,6 +98,65 @@ type Snapshot struct {
 	// byBase maps a base label (Label of a raw name) to the raw names that
 	// have it: the collision groups, settled one at a time by Apply.
 	byBase *index[[]string]
+
+	// relabelled lists the services the Apply that made this snapshot
+	// moved to another label (see Relabelled).
+	relabelled []Relabel
+}
+
+// Relabel is a service served before and after an update under different
+// labels: another name took its label (or gave one back) when the update
+// settled their collision group again. Whoever resolved the old name
+// reaches TakenBy now, or nothing.
+type Relabel struct {
+	Service  string // the service's raw name
+	From, To string // its label before and after
+	TakenBy  string // the service now served under From; "" for none
+}
+
+// Relabelled returns the services that the Apply which made s moved to
+// another label, in name order; nil for almost every update, which moves
+// none.
+func (s *Snapshot) Relabelled() []Relabel { return s.relabelled }
+
+// Label returns the label service is served under, and false for a
+// service the snapshot does not hold.
+func (s *Snapshot) Label(service string) (string, bool) {
+	if svc := s.byName.get(service); svc != nil {
+		return svc.label, true
+	}
+	return "", false
+}
+
+// noteRelabels records in s, just built from prev, the services of names
+// whose label moved; before holds the labels in prev of those that Apply
+// rebuilt from nothing, which prev's index no longer tells once removed.
+func (s *Snapshot) noteRelabels(prev *Snapshot, names []string, before map[string]string) {
+	seen := make(map[string]bool, len(names)) // a group may be settled twice
+	for _, name := range names {
+		svc := s.byName.get(name)
+		if svc == nil || seen[name] {
+			continue
+		}
+		seen[name] = true
+		from, ok := before[name]
+		if !ok {
+			old := prev.byName.get(name)
+			if old == nil {
+				continue
+			}
+			from = old.label
+		}
+		if from == svc.label {
+			continue
+		}
+		r := Relabel{Service: name, From: from, To: svc.label}
+		if holder := s.services.get(from); holder != nil {
+			r.TakenBy = holder.src.Name
+		}
+		s.relabelled = append(s.relabelled, r)
+	}
+	slices.SortFunc(s.relabelled, func(a, b Relabel) int { return strings.Compare(a.Service, b.Service) })
 }
 
 // apex holds the records of the zone apex and of its NS host, and what a
@@ -237,13 +296,20 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 	if u.Full {
 		e := newEdit()
 		bases := make(map[string]string, len(changed))
+		var grouped []string // names that share a base label: only they can move
 		for name := range changed {
 			bases[name] = Label(name)
 		}
 		for name, label := range resolveLabels(bases) {
 			e.add(buildService(next.apex, cloneService(changed[name]), bases[name], label))
+			if label != bases[name] {
+				grouped = append(grouped, name)
+			} else if old := s.byName.get(name); old != nil && old.label != label {
+				grouped = append(grouped, name)
+			}
 		}
 		e.finish(next)
+		next.noteRelabels(s, grouped, nil)
 		return next
 	}
 
@@ -252,14 +318,22 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 	for _, name := range u.Removed {
 		e.remove(name, affected)
 	}
+	var before map[string]string // labels of changed services rebuilt from nothing
 	for name, svc := range changed {
 		// A service already served under the same name keeps its base
 		// label, so its collision group and label stay as they are unless
 		// another change moves the group: rebuild it in place. This is
 		// almost every update.
-		if old := e.byName.get(name); old != nil && !affected[old.base] && e.services.get(old.label) == old {
+		old := e.byName.get(name)
+		if old != nil && !affected[old.base] && e.services.get(old.label) == old {
 			e.replace(old, buildService(next.apex, cloneService(svc), old.base, old.label))
 			continue
+		}
+		if old != nil {
+			if before == nil {
+				before = map[string]string{}
+			}
+			before[name] = old.label
 		}
 		e.remove(name, affected)
 		base := Label(name)
@@ -272,6 +346,7 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 	for base := range affected {
 		work = append(work, base)
 	}
+	var settled []string // names whose groups were settled again
 	for len(work) > 0 {
 		base := work[len(work)-1]
 		work = work[:len(work)-1]
@@ -291,6 +366,7 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 			work = append(work, holder.base)
 		}
 		labels := resolveLabelsBeside(bases, func(l string) bool { return e.services.get(l) != nil || e.byBase.get(l) != nil })
+		settled = append(settled, group...)
 		for _, name := range group {
 			label := labels[name]
 			old := e.byName.get(name)
@@ -307,6 +383,7 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 		}
 	}
 	e.finish(next)
+	next.noteRelabels(s, settled, before)
 	return next
 }
 

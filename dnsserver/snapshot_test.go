@@ -537,3 +537,40 @@ func matchesFull(t *testing.T, when string, snap *Snapshot, current map[string]S
 		}
 	}
 }
+
+// TestRelabelled: an update whose collision group is settled again
+// reports each served service that moved to another label, and which
+// service took the old one; every other update reports none.
+func TestRelabelled(t *testing.T) {
+	svc := func(name, addr string) Service { return Service{Name: name, Instances: []Instance{inst("i", addr)}} }
+	moved := Relabel{Service: "payments.v2", From: "payments-v2", To: "payments-v2-" + fmt.Sprintf("%06x", hash32("payments.v2", 0)>>8), TakenBy: "payments-v2"}
+	base := NewSnapshot(fixtureZone()).Apply(Update{Full: true, Synced: true, Services: []Service{svc("payments.v2", "192.0.2.1"), svc("other", "192.0.2.9")}})
+	taken := base.Apply(Update{Services: []Service{svc("payments-v2", "192.0.2.2")}})
+	cases := []struct {
+		name string
+		snap *Snapshot
+		want []Relabel
+	}{
+		{"a first build moves nothing", base, nil},
+		{"a name that is its own label takes it", taken, []Relabel{moved}},
+		{"the taker going gives the label back", taken.Apply(Update{Removed: []string{"payments-v2"}}),
+			[]Relabel{{Service: "payments.v2", From: moved.To, To: "payments-v2"}}},
+		{"an update to another service moves nothing", taken.Apply(Update{Services: []Service{svc("other", "192.0.2.10")}}), nil},
+		{"the moved service changed in the same update", base.Apply(Update{Services: []Service{svc("payments.v2", "192.0.2.3"), svc("payments-v2", "192.0.2.2")}}), []Relabel{moved}},
+		{"a full sync that brings the taker", base.Apply(Update{Full: true, Synced: true, Services: []Service{svc("payments.v2", "192.0.2.1"), svc("payments-v2", "192.0.2.2")}}), []Relabel{moved}},
+		{"a full sync after the move moves nothing", taken.Apply(Update{Full: true, Synced: true, Services: []Service{svc("payments.v2", "192.0.2.1"), svc("payments-v2", "192.0.2.2")}}), nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := tc.snap.Relabelled(); !slices.Equal(got, tc.want) {
+				t.Errorf("Relabelled() = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	if label, ok := taken.Label("payments.v2"); !ok || label != moved.To {
+		t.Errorf("Label(payments.v2) = %q, %v; want %q", label, ok, moved.To)
+	}
+	if _, ok := taken.Label("nope"); ok {
+		t.Error("Label of a service not served says it is")
+	}
+}
