@@ -117,7 +117,22 @@ func configFlag(name string, args []string, stdout, stderr io.Writer) (string, e
 	return *path, nil
 }
 
+// catchBrokenStderr keeps a long-running command alive when its stderr
+// is a pipe nobody reads any more (a log shipper restarted, `| head`):
+// by default the next log line's SIGPIPE ends the process on the spot,
+// skipping its clean stop. With the signal caught the write fails with
+// EPIPE instead, and slog drops the line. It is caught rather than
+// ignored because an ignored signal stays ignored in the commands the
+// process runs (register's exec checks), whose pipelines rely on it to
+// end. The returned function lets it go.
+func catchBrokenStderr() (release func()) {
+	pipe := make(chan os.Signal, 1)
+	signal.Notify(pipe, syscall.SIGPIPE)
+	return func() { signal.Stop(pipe) }
+}
+
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	defer catchBrokenStderr()()
 	path, err := configFlag("serve", args, stdout, stderr)
 	if err != nil {
 		return err

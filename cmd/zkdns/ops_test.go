@@ -6,6 +6,7 @@ package main
 // or new addresses without a restart.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -895,5 +896,66 @@ warmup = "4s"
 	}
 	if seen[0] >= 80/2 {
 		t.Errorf("first weight seen %d; a fresh instance should start near 1", seen[0])
+	}
+}
+
+// TestServeOutlivesClosedStderr reads zkdns serve's log until its DNS
+// address and then goes, as a log shipper that restarts or `| head`
+// does: the lines zkdns logs after that cannot be written, and it must
+// go on answering (with its SIGPIPE left to kill it, the first of them
+// did), then stop cleanly on SIGTERM.
+func TestServeOutlivesClosedStderr(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
+	file := filepath.Join(t.TempDir(), "zkdns.toml")
+	writeFile(t, file, opsConfig(zkServer.Addr(), base, "alpha"))
+	cmd := exec.Command(zkdnsBin, "serve", "-config", file)
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		select {
+		case <-exited:
+		case <-time.After(waitLimit):
+		}
+	})
+	var addr string
+	for sc := bufio.NewScanner(r); addr == "" && sc.Scan(); {
+		if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
+			addr = m[1]
+		}
+	}
+	r.Close()
+	if addr == "" {
+		t.Fatal("zkdns did not report its DNS address")
+	}
+	// Each of these is logged, to a stderr nobody reads.
+	for _, n := range []string{"a1", "a2"} {
+		testutil.CreateZnode(t, conn, base+"/alpha/"+n, "192.0.2.1:80", zk.FlagEphemeral)
+		eventually(t, n+" served", func() (bool, string) {
+			return resolves(t, addr, n+".alpha.local")
+		})
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("zkdns serve ended by %v after SIGTERM, want exit 0", err)
+		}
+		exited <- err // for the cleanup
+	case <-time.After(waitLimit):
+		t.Fatal("zkdns serve did not stop on SIGTERM")
 	}
 }

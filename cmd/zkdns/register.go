@@ -414,16 +414,8 @@ func runRegister(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	// By default SIGHUP and SIGPIPE end the process on the spot, which
 	// skips the offline step: the znode would stay until the session
 	// expires and the pidfile would be left behind. Both are taken from
-	// the start, before anything is registered.
-	//
-	// SIGPIPE comes from writing to a stderr nobody reads any more (a
-	// closed pipe): with it caught, the write fails with EPIPE instead,
-	// and slog drops a line it cannot write. It is caught rather than
-	// ignored because an ignored signal stays ignored in the exec checks
-	// and warm-ups, whose pipelines rely on it to end.
-	pipe := make(chan os.Signal, 1)
-	signal.Notify(pipe, syscall.SIGPIPE)
-	defer signal.Stop(pipe)
+	// the start, before anything is registered (see catchBrokenStderr).
+	defer catchBrokenStderr()()
 	// SIGHUP comes from a terminal that closed, or from a habit of
 	// reloading daemons with it; register has nothing to reload, and
 	// going offline is SIGTERM's job.
