@@ -7,7 +7,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -545,13 +544,7 @@ func TestAdminPprof(t *testing.T) {
 // ensemble and [dns].listen to another port, live: answers never stop, come
 // from the new ensemble once it has synced, and move to the new port.
 func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	other, err := testutil.StartZooKeeper(ctx, testutil.ZooKeeperOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = other.Stop() })
+	other := testutil.StartZooKeeperFor(t, testutil.ZooKeeperOptions{})
 	oldConn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
 	base := testutil.TestRoot(t, oldConn)
 	newConn := testutil.ConnectZK(t, other.Addr(), 10*time.Second)
