@@ -216,6 +216,53 @@ func answers(r *dns.Msg) string {
 	return strings.Join(out, "\n")
 }
 
+// piped is a command started by startWithStderrPipe.
+type piped struct {
+	t      *testing.T
+	proc   *os.Process
+	exited chan error
+}
+
+// startWithStderrPipe starts cmd with its stderr on a pipe and returns the
+// pipe's reading end, which the caller may close to leave the command a
+// stderr nobody reads. The command is killed at the test's end if it still
+// runs.
+func startWithStderrPipe(t *testing.T, cmd *exec.Cmd) (*os.File, *piped) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
+	cmd.Stderr = w
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	p := &piped{t: t, proc: cmd.Process, exited: make(chan error, 1)}
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		select {
+		case <-p.exited:
+		case <-time.After(waitLimit):
+		}
+	})
+	return r, p
+}
+
+// exit waits for the command to end and returns how it ended.
+func (p *piped) exit() error {
+	select {
+	case err := <-p.exited:
+		p.exited <- err // for the cleanup
+		return err
+	case <-time.After(waitLimit):
+		p.t.Fatal("the command did not exit")
+		return nil
+	}
+}
+
 // eventually polls until cond holds, failing after waitLimit.
 func eventually(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()

@@ -902,26 +902,7 @@ func TestServeOutlivesClosedStderr(t *testing.T) {
 	base := testutil.TestRoot(t, conn)
 	file := filepath.Join(t.TempDir(), "zkdns.toml")
 	writeFile(t, file, opsConfig(zkServer.Addr(), base, "alpha"))
-	cmd := exec.Command(zkdnsBin, "serve", "-config", file)
-	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = w
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		select {
-		case <-exited:
-		case <-time.After(waitLimit):
-		}
-	})
+	r, run := startWithStderrPipe(t, exec.Command(zkdnsBin, "serve", "-config", file))
 	var addr string
 	for sc := bufio.NewScanner(r); addr == "" && sc.Scan(); {
 		if m := listenLine.FindStringSubmatch(sc.Text()); m != nil {
@@ -939,16 +920,10 @@ func TestServeOutlivesClosedStderr(t *testing.T) {
 			return resolves(t, addr, n+".alpha.local")
 		})
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := run.proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("zkdns serve ended by %v after SIGTERM, want exit 0", err)
-		}
-		exited <- err // for the cleanup
-	case <-time.After(waitLimit):
-		t.Fatal("zkdns serve did not stop on SIGTERM")
+	if err := run.exit(); err != nil {
+		t.Errorf("zkdns serve ended by %v after SIGTERM, want exit 0", err)
 	}
 }

@@ -335,23 +335,7 @@ func TestRegisterOutlivesHangupAndClosedStderr(t *testing.T) {
 			ready := filepath.Join(t.TempDir(), "ready")
 			check := "exec:test -e " + ready +
 				` && [ $(( 0x$(awk '/^SigIgn/ {print $2}' /proc/self/status) & 0x1000 )) -eq 0 ]`
-			r, w, err := os.Pipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(zkdnsBin, append([]string{"register", "-check", check, "-interval", "100ms", "-rise", "1"}, args...)...)
-			cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0")
-			cmd.Stderr = w
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			w.Close()
-			exited := make(chan error, 1)
-			go func() { exited <- cmd.Wait() }()
-			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				<-exited
-			})
+			r, wait := startWithStderrPipe(t, exec.Command(zkdnsBin, append([]string{"register", "-check", check, "-interval", "100ms", "-rise", "1"}, args...)...))
 			// As `zkdns register … 2>&1 | head -1` does: one line, then
 			// the reader goes.
 			if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
@@ -362,16 +346,7 @@ func TestRegisterOutlivesHangupAndClosedStderr(t *testing.T) {
 			// written.
 			writeFile(t, ready, "")
 			waitZnode(t, conn, node, true)
-			return cmd.Process, func() error {
-				select {
-				case err := <-exited:
-					exited <- err // for the cleanup
-					return err
-				case <-time.After(waitLimit):
-					t.Fatal("zkdns register did not exit")
-					return nil
-				}
-			}
+			return wait.proc, wait.exit
 		}},
 	}
 	for _, tc := range tests {
