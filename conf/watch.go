@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -74,7 +75,10 @@ type WatchOptions struct {
 // deleted file emits one Change with a not-exist error; when it
 // reappears, its content is emitted as usual. Watch
 // returns nil when ctx ends, and an error only when it cannot start (e.g. the
-// directory does not exist or fsnotify cannot be set up).
+// directory does not exist or fsnotify cannot be set up). A directory
+// missing at the start while opts.Loaded is set is not such a case: the
+// file was there for the caller, so it is handled as a directory removed
+// just after the start (see below).
 //
 // Watch watches the directory holding the file, not the file itself,
 // because a watch on a file follows its inode, and most ways of updating a
@@ -177,18 +181,26 @@ func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, er
 		return nil, fmt.Errorf("conf: watch config %s: %w", path, err)
 	}
 	dir := filepath.Dir(abs)
+	// A directory gone since the caller loaded the file (replaced whole
+	// by a deploy just then) is no reason to fail: it is missing as if it
+	// had gone after the start, and looked for again at every read.
+	gone := func(err error) bool { return errors.Is(err, fs.ErrNotExist) && opts.Loaded != nil }
 	info, err := os.Stat(dir)
-	if err != nil {
+	switch {
+	case gone(err):
+	case err != nil:
 		return nil, fmt.Errorf("conf: watch config directory: %w", err)
-	}
-	if !info.IsDir() {
+	case !info.IsDir():
 		return nil, fmt.Errorf("conf: watch config directory: %s is not a directory", dir)
 	}
 	notify, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, fmt.Errorf("conf: watch config directory %s: set up fsnotify: %w", dir, err)
 	}
-	if err := notify.Add(dir); err != nil {
+	dirLost := false
+	if err := notify.Add(dir); gone(err) {
+		dirLost = true
+	} else if err != nil {
 		notify.Close()
 		return nil, fmt.Errorf("conf: watch config directory %s: %w", dir, err)
 	}
@@ -201,6 +213,7 @@ func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, er
 		log:      opts.Logger,
 		emit:     emit,
 		notify:   notify,
+		dirLost:  dirLost,
 	}
 	if w.debounce <= 0 {
 		w.debounce = defaultDebounce
@@ -352,7 +365,7 @@ func (w *watcher) run(ctx context.Context) {
 		quiet.Reset(min(w.debounce, burst.Add(maxDebounces*w.debounce).Sub(now)))
 	}
 	relink := time.NewTimer(relinkEvery)
-	if len(w.unwatched) == 0 {
+	if len(w.unwatched) == 0 && !w.dirLost {
 		relink.Stop()
 	}
 	defer relink.Stop()

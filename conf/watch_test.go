@@ -435,6 +435,44 @@ func TestWatchSinceLoaded(t *testing.T) {
 	}
 }
 
+// TestWatchDirectoryGoneSinceLoaded: a directory removed between the
+// caller's load and the watch's start (replaced whole by a deploy just
+// then) does not fail the start when the caller loaded the file: it is
+// warned about and the file reported missing, as for a directory removed
+// later, and a directory made again there is watched, its config emitted.
+func TestWatchDirectoryGoneSinceLoaded(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "etc")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "zkdns.toml")
+	writeInPlace(t, path, serviceConfig("before"))
+	loaded, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	h := startWatcher(t, path, WatchOptions{Debounce: 50 * time.Millisecond, Loaded: loaded})
+	for _, s := range []step{
+		{name: "start", do: func(*testing.T, string) {}, want: wantNotExist},
+		{name: "the directory is back with a config", do: func(t *testing.T, path string) {
+			if err := os.Mkdir(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			writeInPlace(t, path, serviceConfig("after"))
+		}, want: wantService("after")},
+		{name: "a save in it", do: save(writeInPlace, serviceConfig("later")), want: wantService("later")},
+	} {
+		h.run(t, s)
+	}
+	logs := h.logs.String()
+	if !strings.Contains(logs, `level=WARN msg="config directory removed or renamed`) || !strings.Contains(logs, `level=INFO msg="config directory is back`) {
+		t.Errorf("want the warning and the line saying the directory is back:\n%s", logs)
+	}
+}
+
 // TestWatchFileStates checks what is emitted, and what is not, as the file
 // becomes invalid, unchanged, missing and present again.
 func TestWatchFileStates(t *testing.T) {
