@@ -812,7 +812,9 @@ func TestWatchDirectoryLinkSwapped(t *testing.T) {
 	current := filepath.Join(dir, "current")
 	symlink(t, filepath.Join("releases", "1"), current)
 	path := filepath.Join(current, "zkdns.toml")
-	h := startWatcher(t, path, WatchOptions{Debounce: 50 * time.Millisecond})
+	// Long enough that the link is made again within it even when the
+	// test is descheduled between the unlink and the link (a loaded host).
+	h := startWatcher(t, path, WatchOptions{Debounce: 500 * time.Millisecond})
 	for _, s := range []step{
 		{name: "link swapped atomically", do: func(t *testing.T, _ string) {
 			symlink(t, filepath.Join("releases", "2"), current+".tmp")

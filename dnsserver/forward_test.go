@@ -276,6 +276,10 @@ func TestForward(t *testing.T) {
 		// askedAgain, when set, is the upstream asked after asked, once
 		// or more, until the forward's time ran out.
 		askedAgain string
+		// budgetBound: the forward's time may run out before the last
+		// of asked, on a host that wakes the forward late; asked must
+		// then be a part of it from the first, never one upstream more.
+		budgetBound bool
 		// relayed says the client must get the bytes of the last
 		// upstream's reply, but for ID and RA.
 		relayed bool
@@ -322,7 +326,7 @@ func TestForward(t *testing.T) {
 		{name: "the whole budget spent: SERVFAIL without asking the rest", proto: "udp", rcode: dns.RcodeServerFailure,
 			opts:      ServeOptions{ForwardTryTimeout: 200 * time.Millisecond, ForwardTimeout: 300 * time.Millisecond},
 			upstreams: []spec{{"silent-1", silent}, {"silent-2", silent}, {"good", answerA(1, false)}},
-			asked:     []string{"silent-1", "silent-2"}},
+			asked:     []string{"silent-1", "silent-2"}, budgetBound: true},
 		{name: "TC from the upstream is relayed over UDP", upstreams: []spec{{"big", answerA(40, true)}}, proto: "udp",
 			rcode: dns.RcodeSuccess, truncated: true, asked: []string{"big"}, relayed: true},
 		{name: "the TCP retry is forwarded over TCP", upstreams: []spec{{"big", answerA(40, true)}}, proto: "tcp",
@@ -386,7 +390,11 @@ func TestForward(t *testing.T) {
 					t.Errorf("%s was not asked again", tc.askedAgain)
 				}
 			}
-			if !slices.Equal(asked, tc.asked) {
+			want := tc.asked
+			if tc.budgetBound && len(asked) > 0 && len(asked) < len(want) {
+				want = want[:len(asked)]
+			}
+			if !slices.Equal(asked, want) {
 				t.Errorf("upstreams asked %v (and %s %d more times), want %v", asked, tc.askedAgain, again, tc.asked)
 			}
 			if tc.relayed {
