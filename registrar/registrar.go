@@ -1147,6 +1147,12 @@ func (s *run) deregister(reason string) error {
 		if stat != nil && stat.EphemeralOwner != 0 {
 			s.r.logger.Warn("not deleting the znode: another session re-created it (a second registrar with the same ID?)",
 				"path", s.node, "owner_session", sessionHex(stat.EphemeralOwner))
+			// Taken over before its watch told so: left to that one, as
+			// checkNode leaves it, or the next registration would take it
+			// back as if a crashed run had left it. checkNode watches it,
+			// to register again once it is gone.
+			s.takenOver = s.node
+			s.lookAgain()
 		}
 		s.node = ""
 		return nil
