@@ -219,28 +219,28 @@ func answer(s *Snapshot, req *dns.Msg, tcp bool) (*dns.Msg, error) {
 // chain is kept in its order.
 func fitTCP(reply *dns.Msg) {
 	reply.Compress = true
-	if reply.Len() <= dns.MaxMsgSize {
-		return
-	}
-	if oneRRset(reply.Answer) {
+	if oneRRset(reply.Answer) && reply.Len() > dns.MaxMsgSize {
 		rand.Shuffle(len(reply.Answer), func(i, j int) {
 			reply.Answer[i], reply.Answer[j] = reply.Answer[j], reply.Answer[i]
 		})
 	}
 	tc := reply.Truncated
-	reply.Truncate(dns.MaxMsgSize)
+	truncate(reply, dns.MaxMsgSize)
 	reply.Truncated = tc
-	reply.Compress = true
 }
 
-// oneRRset reports whether rrs are all of one owner and type.
+// oneRRset reports whether rrs are two or more records of one owner and
+// type.
 func oneRRset(rrs []dns.RR) bool {
+	if len(rrs) < 2 {
+		return false
+	}
 	for _, rr := range rrs[1:] {
 		if rr.Header().Rrtype != rrs[0].Header().Rrtype || rr.Header().Name != rrs[0].Header().Name {
 			return false
 		}
 	}
-	return len(rrs) > 1
+	return true
 }
 
 // badKey is the TSIG record of the reply to a query signed with the key

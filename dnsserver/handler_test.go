@@ -666,6 +666,10 @@ func TestAnswerPastTCPLimit(t *testing.T) {
 		if len(got.Answer) < instances/4 || len(got.Answer) >= instances {
 			t.Fatalf("%d SRV records of %d, want a part of the set", len(got.Answer), instances)
 		}
+		// What the READMEs say a TCP message holds.
+		if n := len(got.Answer); n < 800 || n > 1200 {
+			t.Errorf("%d SRV records of Curator-length IDs in a TCP message, want about a thousand", n)
+		}
 		parts[i] = map[string]bool{}
 		for _, rr := range got.Answer {
 			parts[i][rr.(*dns.SRV).Target] = true

@@ -68,9 +68,6 @@ func (s *Snapshot) follow(found records, qtype uint16) (records, error) {
 	}
 	visited := []string{strings.ToLower(last[0].Header().Name)}
 	for range maxChain {
-		if len(last) != 1 {
-			return found, nil
-		}
 		cname, ok := last[0].(*dns.CNAME)
 		if !ok {
 			return found, nil
@@ -95,7 +92,9 @@ func (s *Snapshot) follow(found records, qtype uint16) (records, error) {
 		// Both may be the snapshot's own slices: never append to them.
 		found.chased = slices.Concat(found.chased, part)
 		found.extra = slices.Concat(found.extra, next.extra)
-		last = next.answer
+		if last = next.answer; len(last) != 1 {
+			return found, nil
+		}
 	}
 	return found, nil
 }

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"bytes"
 	"encoding/binary"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -128,30 +129,22 @@ func (s *Snapshot) Label(service string) (string, bool) {
 	return "", false
 }
 
-// noteRelabels records in s, just built from prev, the services of names
-// whose label moved; before holds the labels in prev of those that Apply
-// rebuilt from nothing, which prev's index no longer tells once removed.
-func (s *Snapshot) noteRelabels(prev *Snapshot, names []string, before map[string]string) {
-	seen := make(map[string]bool, len(names)) // a group may be settled twice
+// noteRelabels records in s, just built from prev, the services among
+// names whose label moved. prev's indexes are as they were: an edit
+// copies what it changes.
+func (s *Snapshot) noteRelabels(prev *Snapshot, names []string) {
+	var seen map[string]bool // a group may be settled twice
 	for _, name := range names {
-		svc := s.byName.get(name)
-		if svc == nil || seen[name] {
+		svc, old := s.byName.get(name), prev.byName.get(name)
+		if svc == nil || old == nil || seen[name] || old.label == svc.label {
 			continue
+		}
+		if seen == nil {
+			seen = map[string]bool{}
 		}
 		seen[name] = true
-		from, ok := before[name]
-		if !ok {
-			old := prev.byName.get(name)
-			if old == nil {
-				continue
-			}
-			from = old.label
-		}
-		if from == svc.label {
-			continue
-		}
-		r := Relabel{Service: name, From: from, To: svc.label}
-		if holder := s.services.get(from); holder != nil {
+		r := Relabel{Service: name, From: old.label, To: svc.label}
+		if holder := s.services.get(old.label); holder != nil {
 			r.TakenBy = holder.src.Name
 		}
 		s.relabelled = append(s.relabelled, r)
@@ -296,20 +289,14 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 	if u.Full {
 		e := newEdit()
 		bases := make(map[string]string, len(changed))
-		var grouped []string // names that share a base label: only they can move
 		for name := range changed {
 			bases[name] = Label(name)
 		}
 		for name, label := range resolveLabels(bases) {
 			e.add(buildService(next.apex, cloneService(changed[name]), bases[name], label))
-			if label != bases[name] {
-				grouped = append(grouped, name)
-			} else if old := s.byName.get(name); old != nil && old.label != label {
-				grouped = append(grouped, name)
-			}
 		}
 		e.finish(next)
-		next.noteRelabels(s, grouped, nil)
+		next.noteRelabels(s, slices.Collect(maps.Keys(changed)))
 		return next
 	}
 
@@ -318,22 +305,14 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 	for _, name := range u.Removed {
 		e.remove(name, affected)
 	}
-	var before map[string]string // labels of changed services rebuilt from nothing
 	for name, svc := range changed {
 		// A service already served under the same name keeps its base
 		// label, so its collision group and label stay as they are unless
 		// another change moves the group: rebuild it in place. This is
 		// almost every update.
-		old := e.byName.get(name)
-		if old != nil && !affected[old.base] && e.services.get(old.label) == old {
+		if old := e.byName.get(name); old != nil && !affected[old.base] && e.services.get(old.label) == old {
 			e.replace(old, buildService(next.apex, cloneService(svc), old.base, old.label))
 			continue
-		}
-		if old != nil {
-			if before == nil {
-				before = map[string]string{}
-			}
-			before[name] = old.label
 		}
 		e.remove(name, affected)
 		base := Label(name)
@@ -383,7 +362,7 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 		}
 	}
 	e.finish(next)
-	next.noteRelabels(s, settled, before)
+	next.noteRelabels(s, settled)
 	return next
 }
 
