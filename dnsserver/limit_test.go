@@ -293,14 +293,19 @@ func TestServeTCPClientThatDoesNotRead(t *testing.T) {
 		check func(t *testing.T, srv served)
 	}{
 		{name: "a new client gets in", check: func(t *testing.T, srv served) {
-			deadline := time.Now().Add(3 * ioTimeout)
+			// The write times out only once the buffers are full, and
+			// filling them takes building a hundred or more large
+			// replies: seconds with the race detector on a busy host.
+			// A connection that kept its place forever fails any bound.
+			const wait = 10 * ioTimeout
+			deadline := time.Now().Add(wait)
 			for {
 				_, err := exchange("tcp", srv.addr, "payments.local.", dns.TypeA)
 				if err == nil {
 					return
 				}
 				if time.Now().After(deadline) {
-					t.Fatalf("TCP query %v after the non-reader began: %v", 3*ioTimeout, err)
+					t.Fatalf("TCP query %v after the non-reader began: %v", wait, err)
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
