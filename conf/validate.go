@@ -270,29 +270,37 @@ func (ps *problems) checkAdmin(a *Admin, dnsListen []string, parsed map[netip.Ad
 
 // dnsClash reports whether an admin address, host and port, takes a port
 // that one of the DNS listen addresses (each mapped to its index) takes
-// too, and which (the first listed): the same address, or the same port
-// where either side is a wildcard. Go binds a wildcard for IPv4 and IPv6
-// alike, so 0.0.0.0 takes [::1]'s port as well. Port 0 never clashes:
-// each socket gets a free port of its own. A host name is resolved only
-// when zkdns binds it, so it is found to clash with a wildcard only.
+// too, and which (the first listed), and whether it is the same address.
+// A host name is resolved only when zkdns binds it, so it is found to
+// clash with a wildcard only.
 func dnsClash(host string, port uint16, dnsListen map[netip.AddrPort]int) (index int, exact, clash bool) {
-	if port == 0 {
-		return 0, false, false
-	}
 	ip, err := netip.ParseAddr(host)
-	isIP := err == nil
-	wildcard := host == "" || isIP && ip.IsUnspecified()
+	switch {
+	case host == "":
+		ip = netip.IPv6Unspecified()
+	case err != nil:
+		ip = netip.Addr{}
+	}
+	admin := netip.AddrPortFrom(ip, port)
 	for l, i := range dnsListen {
-		if l.Port() != port || clash && i > index {
+		if !BindsOverlap(admin, l) || clash && i > index {
 			continue
 		}
-		la := l.Addr().Unmap()
-		same := isIP && la == ip.Unmap()
-		if same || wildcard || la.IsUnspecified() {
-			index, exact, clash = i, same, true
-		}
+		index, exact, clash = i, host != "" && l.Addr().Unmap() == ip.Unmap(), true
 	}
 	return index, exact, clash
+}
+
+// BindsOverlap reports whether sockets bound to a and b take the same
+// port, so that the second cannot be bound beside the first: the same
+// address, or the same port where either is a wildcard, since Go binds
+// 0.0.0.0 and [::] for IPv4 and IPv6 alike. Port 0 never overlaps: each
+// socket gets a free port of its own. An address without an IP (a host
+// name not resolved yet) overlaps a wildcard only.
+func BindsOverlap(a, b netip.AddrPort) bool {
+	x, y := a.Addr().Unmap(), b.Addr().Unmap()
+	return a.Port() != 0 && a.Port() == b.Port() &&
+		(x.IsValid() && x == y || x.IsUnspecified() || y.IsUnspecified())
 }
 
 func (ps *problems) checkLog(l *Log) {

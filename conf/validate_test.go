@@ -1,6 +1,7 @@
 package conf
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -644,6 +645,39 @@ warmup = "24h1s"
 			}
 			if tt.want != nil && c != nil {
 				t.Errorf("Parse returned a *Config along with errors")
+			}
+		})
+	}
+}
+
+func TestBindsOverlap(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	hostName := netip.AddrPortFrom(netip.Addr{}, 53) // a host name not resolved yet
+	cases := []struct {
+		name string
+		a, b netip.AddrPort
+		want bool
+	}{
+		{"same address", ap("127.0.0.1:53"), ap("127.0.0.1:53"), true},
+		{"other port", ap("127.0.0.1:53"), ap("127.0.0.1:54"), false},
+		{"other address", ap("127.0.0.1:53"), ap("127.0.0.2:53"), false},
+		{"IPv4 wildcard takes an IPv4 address's port", ap("0.0.0.0:53"), ap("127.0.0.1:53"), true},
+		{"IPv4 wildcard takes an IPv6 address's port", ap("[::1]:53"), ap("0.0.0.0:53"), true},
+		{"IPv6 wildcard", ap("[::]:53"), ap("127.0.0.1:53"), true},
+		{"IPv4-mapped is the IPv4 address", ap("[::ffff:127.0.0.1]:53"), ap("127.0.0.1:53"), true},
+		{"port 0 gets a port of its own", ap("127.0.0.1:0"), ap("127.0.0.1:0"), false},
+		{"wildcard port 0", ap("0.0.0.0:0"), ap("127.0.0.1:0"), false},
+		{"host name and wildcard", hostName, ap("[::]:53"), true},
+		{"host name and an address", hostName, ap("127.0.0.1:53"), false},
+		{"two host names", hostName, hostName, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := BindsOverlap(tc.a, tc.b); got != tc.want {
+				t.Errorf("BindsOverlap(%v, %v) = %v, want %v", tc.a, tc.b, got, tc.want)
+			}
+			if got := BindsOverlap(tc.b, tc.a); got != tc.want {
+				t.Errorf("BindsOverlap(%v, %v) = %v, want %v", tc.b, tc.a, got, tc.want)
 			}
 		})
 	}

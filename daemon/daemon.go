@@ -740,23 +740,21 @@ func (d *daemon) ownPort(err error, dnsBind bool) error {
 
 // ownSocket reports whether err failed to bind an address that one of
 // zkdns's own sockets takes, those bound to dnsAddrs (UDP and TCP, byDNS)
-// or to admin (TCP, nil for none), and says which. A socket takes the
-// address it is bound to, and on a wildcard its port on every address:
-// Go binds 0.0.0.0 and [::] for IPv4 and IPv6 alike.
+// or to admin (TCP, nil for none), and says which.
 func ownSocket(err error, dnsAddrs []string, admin net.Addr) (holder string, byDNS, own bool) {
 	var op *net.OpError
 	if !errors.Is(err, syscall.EADDRINUSE) || !errors.As(err, &op) {
 		return "", false, false
 	}
 	want, ok := addrPortOf(op.Addr)
-	if !ok || want.Port() == 0 {
+	if !ok {
 		return "", false, false
 	}
-	if have, ok := addrPortOf(admin); ok && strings.HasPrefix(op.Net, "tcp") && overlaps(want, have) {
+	if have, ok := addrPortOf(admin); ok && strings.HasPrefix(op.Net, "tcp") && conf.BindsOverlap(want, have) {
 		return "for its admin API at " + admin.String(), false, true
 	}
 	for _, a := range dnsAddrs {
-		if have, err := netip.ParseAddrPort(a); err == nil && overlaps(want, have) {
+		if have, err := netip.ParseAddrPort(a); err == nil && conf.BindsOverlap(want, have) {
 			return "for DNS at " + a, true, true
 		}
 	}
@@ -779,10 +777,4 @@ func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
 		ap = netip.AddrPortFrom(netip.IPv6Unspecified(), ap.Port())
 	}
 	return ap, true
-}
-
-// overlaps reports whether sockets bound to a and b take the same port.
-func overlaps(a, b netip.AddrPort) bool {
-	x, y := a.Addr().Unmap(), b.Addr().Unmap()
-	return a.Port() == b.Port() && (x == y || x.IsUnspecified() || y.IsUnspecified())
 }
