@@ -871,14 +871,22 @@ func (s *run) checkNode() error {
 		s.node = ""
 		s.removedAt = time.Now()
 	case s.node != "" && stat.EphemeralOwner != s.nodeSession:
-		log.Warn("another session re-created the znode (a second registrar with the same ID?); leaving it to that one until it goes",
-			"path", p, "owner_session", sessionHex(stat.EphemeralOwner))
-		s.node, s.takenOver = "", p
+		s.leaveTakenOver(stat.EphemeralOwner)
 	case s.node == "" && (!exists || stat.EphemeralOwner == s.sessionID):
 		log.Info("the session that took the znode over is gone; registering again while healthy", "path", p)
 		s.takenOver = ""
 	}
 	return nil
+}
+
+// leaveTakenOver leaves the registered znode, which the session owner
+// re-created, to that session: it is no longer this registration's to
+// mark draining or delete, and taking it back would treat it as a crashed
+// run's leftover. checkNode watches it, to register again once it goes.
+func (s *run) leaveTakenOver(owner int64) {
+	s.r.logger.Warn("another session re-created the znode (a second registrar with the same ID?); leaving it to that one until it goes",
+		"path", s.node, "owner_session", sessionHex(owner))
+	s.node, s.takenOver = "", s.node
 }
 
 // watchNode stats p under an exists watch, so that its deletion or
@@ -1145,13 +1153,8 @@ func (s *run) deregister(reason string) error {
 	}
 	if !owned {
 		if stat != nil && stat.EphemeralOwner != 0 {
-			s.r.logger.Warn("not deleting the znode: another session re-created it (a second registrar with the same ID?)",
-				"path", s.node, "owner_session", sessionHex(stat.EphemeralOwner))
-			// Taken over before its watch told so: left to that one, as
-			// checkNode leaves it, or the next registration would take it
-			// back as if a crashed run had left it. checkNode watches it,
-			// to register again once it is gone.
-			s.takenOver = s.node
+			// Taken over before its watch told so, which set no watch.
+			s.leaveTakenOver(stat.EphemeralOwner)
 			s.lookAgain()
 		}
 		s.node = ""

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"path"
 	"sort"
 	"strings"
@@ -945,7 +946,7 @@ type changes struct {
 // stepMu held, and lets it go while it waits for its reads.
 func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *changes, eventTime time.Time) {
 	if ch == nil {
-		ch = &changes{listed: map[string]*service{}}
+		ch = &changes{listed: map[string]*service{}, fresh: map[string]bool{}}
 	}
 	ch.touched = map[string]*service{}
 	dataReads := map[string]*service{} // full path of an instance → its service
@@ -991,15 +992,8 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 	}
 	if len(rootEvents) > 0 {
 		rc := w.reconcile()
-		for n, s := range rc.listed {
-			ch.listed[n] = s
-		}
-		for n := range rc.fresh {
-			if ch.fresh == nil {
-				ch.fresh = map[string]bool{}
-			}
-			ch.fresh[n] = true
-		}
+		maps.Copy(ch.listed, rc.listed)
+		maps.Copy(ch.fresh, rc.fresh)
 		ch.removed = append(ch.removed, rc.removed...)
 	}
 	// Removals need no round trip either: a service dropped from the
