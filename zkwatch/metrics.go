@@ -54,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"service"}),
 		tlsFailures: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "zkdns_zookeeper_tls_handshake_failures_total",
-			Help: "TLS handshakes with a ZooKeeper server that failed (wrong CA, server name or client certificate); zkdns keeps retrying.",
+			Help: "TLS handshakes with a ZooKeeper server that failed (wrong CA, server name or client certificate; not those that timed out); zkdns keeps retrying.",
 		}),
 		expirations: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "zkdns_zookeeper_session_expirations_total",

@@ -6,7 +6,9 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -431,5 +433,58 @@ func TestWatcherTLS(t *testing.T) {
 				t.Errorf("after failed handshakes: status %+v, %d updates published; want no session and nothing published", st, published)
 			}
 		})
+	}
+}
+
+// TestWatcherTLSHandshakeTimeout: a server that takes connections and
+// never answers the TLS handshake is logged once, with advice that fits a
+// slow server rather than a certificate, and is not counted as a TLS
+// failure: the counter is for settings to fix.
+func TestWatcherTLSHandshakeTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accepted atomic.Int32
+	held := make(chan net.Conn, 64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			select {
+			case held <- c: // kept open, unanswered, until the test ends
+			default:
+				c.Close()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		<-done
+		close(held)
+		for c := range held {
+			c.Close()
+		}
+	})
+
+	sw := startSecuredWatcher(t, Options{
+		Servers: []string{l.Addr().String()}, SessionTimeout: 1500 * time.Millisecond,
+		TLS: &tls.Config{ServerName: "zookeeper.test"},
+	}, Spec{Services: []ServiceSpec{{Name: "svc", Path: "/svc"}}}, nil)
+	// A third connection comes only after the first two timed out.
+	eventually(t, "three handshake attempts", func() bool { return accepted.Load() >= 3 })
+	if n := sw.logs.count("level=WARN", "TLS handshake failed", "server="+l.Addr().String(), "did not answer in time"); n != 1 {
+		t.Errorf("%d warnings naming a slow server for repeated handshake timeouts, want 1\n%s", n, sw.logs)
+	}
+	if n := sw.logs.count("ca_file"); n != 0 {
+		t.Errorf("a handshake timeout blamed on the TLS settings:\n%s", sw.logs)
+	}
+	if n := counterValue(t, sw.metrics.tlsFailures); n != 0 {
+		t.Errorf("%v TLS failures counted for handshakes that timed out, want 0", n)
 	}
 }

@@ -188,12 +188,17 @@ func (d *tlsDialer) dial(network, address string, timeout time.Duration) (net.Co
 }
 
 func (d *tlsDialer) failed(address string, err error) {
-	d.metrics.tlsHandshakeFailed()
-	// A timeout's message names the local port, new on every attempt.
-	kind := err.Error()
+	// A handshake that times out is a server too slow or busy to answer
+	// (or a port that does not speak TLS), not a certificate to fix: it
+	// is logged as such and not counted, so an alert on the counter means
+	// the TLS settings. Its message names the local port, new on every
+	// attempt, so it is one kind.
+	kind, advice := err.Error(), "check [zookeeper.tls] ca_file, server_name and the client certificate"
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
-		kind = "timeout"
+		kind, advice = "timeout", "the server did not answer in time: it is busy, or the port does not speak TLS"
+	} else {
+		d.metrics.tlsHandshakeFailed()
 	}
 	d.mu.Lock()
 	kinds := d.failing[address]
@@ -207,8 +212,7 @@ func (d *tlsDialer) failed(address string, err error) {
 	}
 	d.mu.Unlock()
 	if report {
-		d.logger.Warn("zookeeper TLS handshake failed; retrying (check [zookeeper.tls] ca_file, server_name and the client certificate)",
-			"server", address, "err", err)
+		d.logger.Warn("zookeeper TLS handshake failed; retrying ("+advice+")", "server", address, "err", err)
 	}
 }
 
