@@ -116,8 +116,11 @@ func (ps *problems) checkDNS(d *DNS) map[netip.AddrPort]int {
 			ps.invalid(listen.at(i), l, "%s", problem)
 			continue
 		}
-		if j, dup := seen[addr]; dup {
+		if j, same, overlap := firstOverlap(addr, seen); same {
 			ps.invalid(listen.at(i), l, "already listed as %s; list each address once", listen.at(j))
+			continue
+		} else if overlap {
+			ps.invalid(listen.at(i), l, "overlaps %s %q: %s; list the wildcard alone, or specific addresses only", listen.at(j), d.Listen[j], wildcardOverlap)
 			continue
 		}
 		seen[addr] = i
@@ -249,7 +252,6 @@ func (ps *problems) checkAdmin(a *Admin, dnsListen []string, parsed map[netip.Ad
 	if !clash {
 		return
 	}
-	const wildcard = "a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both"
 	dns := pathOf("dns", "listen").at(j)
 	switch {
 	case ps.lines.line(listen) == 0:
@@ -259,14 +261,18 @@ func (ps *problems) checkAdmin(a *Admin, dnsListen []string, parsed map[netip.Ad
 		if exact {
 			ps.invalid(dns, dnsListen[j], "is also admin.listen (%q by default), the admin API's address; %s", a.Listen, fix)
 		} else {
-			ps.invalid(dns, dnsListen[j], "overlaps admin.listen (%q by default): %s; %s", a.Listen, wildcard, fix)
+			ps.invalid(dns, dnsListen[j], "overlaps admin.listen (%q by default): %s; %s", a.Listen, wildcardOverlap, fix)
 		}
 	case exact:
 		ps.invalid(listen, a.Listen, "is also %s, where zkdns serves DNS over UDP and TCP; give the admin API a port of its own", dns)
 	default:
-		ps.invalid(listen, a.Listen, "overlaps %s: %s; give the admin API a port of its own", dns, wildcard)
+		ps.invalid(listen, a.Listen, "overlaps %s: %s; give the admin API a port of its own", dns, wildcardOverlap)
 	}
 }
+
+// wildcardOverlap says why two listen addresses that differ cannot both
+// be bound.
+const wildcardOverlap = "a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both"
 
 // dnsClash reports whether an admin address, host and port, takes a port
 // that one of the DNS listen addresses (each mapped to its index) takes
@@ -281,14 +287,21 @@ func dnsClash(host string, port uint16, dnsListen map[netip.AddrPort]int) (index
 	case err != nil:
 		ip = netip.Addr{}
 	}
-	admin := netip.AddrPortFrom(ip, port)
-	for l, i := range dnsListen {
-		if !BindsOverlap(admin, l) || clash && i > index {
+	index, same, clash := firstOverlap(netip.AddrPortFrom(ip, port), dnsListen)
+	return index, same && host != "", clash
+}
+
+// firstOverlap reports which of the listen addresses (each mapped to its
+// index, the first listed wins) a socket bound to addr would overlap, if
+// any, and whether it is addr itself, however written.
+func firstOverlap(addr netip.AddrPort, listen map[netip.AddrPort]int) (index int, same, found bool) {
+	for l, i := range listen {
+		if !BindsOverlap(addr, l) || found && i > index {
 			continue
 		}
-		index, exact, clash = i, host != "" && l.Addr().Unmap() == ip.Unmap(), true
+		index, same, found = i, l.Addr().Unmap() == addr.Addr().Unmap(), true
 	}
-	return index, exact, clash
+	return index, same, found
 }
 
 // BindsOverlap reports whether sockets bound to a and b take the same

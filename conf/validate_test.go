@@ -221,6 +221,30 @@ func TestParseValidation(t *testing.T) {
 			src:  minimalZK + "[dns]\nlisten = [\"[::1]:8600\", \"[0:0::1]:8600\"]\n" + watchOne,
 			want: []string{`t.toml:4: dns.listen[1] "[0:0::1]:8600": already listed as dns.listen[0]; list each address once`},
 		},
+		{
+			name: "duplicate listen address written IPv4-mapped",
+			src:  minimalZK + "[dns]\nlisten = [\"127.0.0.1:8600\", \"[::ffff:127.0.0.1]:8600\"]\n" + watchOne,
+			want: []string{`t.toml:4: dns.listen[1] "[::ffff:127.0.0.1]:8600": already listed as dns.listen[0]; list each address once`},
+		},
+		{
+			name: "specific listen address beside a wildcard on its port",
+			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:8600\", \"127.0.0.1:8600\"]\n" + watchOne,
+			want: []string{`t.toml:4: dns.listen[1] "127.0.0.1:8600": overlaps dns.listen[0] "0.0.0.0:8600": a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; list the wildcard alone, or specific addresses only`},
+		},
+		{
+			name: "wildcard listed after a specific address on its port",
+			src:  minimalZK + "[dns]\nlisten = [\"[::1]:8600\", \"[::]:8600\"]\n" + watchOne,
+			want: []string{`t.toml:4: dns.listen[1] "[::]:8600": overlaps dns.listen[0] "[::1]:8600": a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; list the wildcard alone, or specific addresses only`},
+		},
+		{
+			name: "IPv4 and IPv6 wildcards on one port",
+			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:8600\", \"[::]:8600\"]\n" + watchOne,
+			want: []string{`t.toml:4: dns.listen[1] "[::]:8600": overlaps dns.listen[0] "0.0.0.0:8600": a wildcard address (0.0.0.0, [::] or no host) takes its port on every address, so zkdns could not bind both; list the wildcard alone, or specific addresses only`},
+		},
+		{
+			name: "wildcard and a specific address on other ports",
+			src:  minimalZK + "[dns]\nlisten = [\"0.0.0.0:8600\", \"127.0.0.1:8700\", \"0.0.0.0:0\", \"127.0.0.1:0\"]\n" + watchOne,
+		},
 
 		// dns.zone
 		{
