@@ -884,8 +884,14 @@ func (s *run) checkNode() error {
 // mark draining or delete, and taking it back would treat it as a crashed
 // run's leftover. checkNode watches it, to register again once it goes.
 func (s *run) leaveTakenOver(owner int64) {
-	s.r.logger.Warn("another session re-created the znode (a second registrar with the same ID?); leaving it to that one until it goes",
-		"path", s.node, "owner_session", sessionHex(owner))
+	if owner == 0 {
+		// Nobody's registration but somebody's data, as replace finds it.
+		s.r.logger.Warn("a persistent znode replaced the registered one; leaving it alone, and registering again once it is deleted",
+			"path", s.node)
+	} else {
+		s.r.logger.Warn("another session re-created the znode (a second registrar with the same ID?); leaving it to that one until it goes",
+			"path", s.node, "owner_session", sessionHex(owner))
+	}
 	s.node, s.takenOver = "", s.node
 }
 

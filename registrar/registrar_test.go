@@ -1205,6 +1205,43 @@ func TestTakenOverSurvivesSessionExpiry(t *testing.T) {
 	}
 }
 
+// TestReplacedByPersistentZnode: a registered znode that someone replaced
+// with a persistent one is somebody's data, as a registration finds it:
+// the registrar leaves it alone, says so without blaming another
+// registrar, and registers again once it is deleted.
+func TestReplacedByPersistentZnode(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn) + "/svc"
+	node := base + "/web-1"
+	r := start(t, Options{Servers: []string{zkServer.Addr()}, Path: base, ID: "web-1", Address: "192.0.2.72", Port: 8080, Format: FormatHostport, Drain: NoDrain})
+	only(t, conn, base)
+	registered := stat(t, conn, node).EphemeralOwner
+	if _, err := conn.Multi(
+		&zk.DeleteRequest{Path: node, Version: -1},
+		&zk.CreateRequest{Path: node, Data: []byte("192.0.2.99:1"), Acl: zk.WorldACL(zk.PermAll)},
+	); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the registrar to see the persistent znode", func() (bool, string) {
+		return strings.Contains(r.logs.String(), "a persistent znode replaced the registered one"), r.logs.String()
+	})
+	if strings.Contains(r.logs.String(), "another session") {
+		t.Errorf("a persistent znode blamed on another session:\n%s", r.logs)
+	}
+	// Had it deleted or replaced it, it would have done so at once.
+	time.Sleep(time.Second)
+	if st := stat(t, conn, node); st.EphemeralOwner != 0 {
+		t.Fatalf("the persistent znode was replaced by session %x; logs:\n%s", st.EphemeralOwner, r.logs)
+	}
+	if err := conn.Delete(node, -1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the registrar to register again", func() (bool, string) {
+		ok, st, err := conn.Exists(node)
+		return err == nil && ok && st.EphemeralOwner == registered, r.logs.String()
+	})
+}
+
 // handOver starts a registrar with first, then a second one with second
 // for the same fixed-name znode node, and returns them once the second
 // has replaced the first's znode and the first has seen it, with the
