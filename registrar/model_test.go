@@ -59,16 +59,20 @@ const (
 	// registrar's session while the registrar is cut off; its serverset
 	// walk cuts and flaps.
 	regModelDefaultSeed = 3
-	// regModelDefaultSteps per format keeps a run under about 30 s under
+	// regModelDefaultSteps per format keeps a run under about 40 s under
 	// the race detector on a busy two-core machine: an expiry step alone
-	// takes about 5 s.
+	// takes about 7 s.
 	regModelDefaultSteps = 10
 	// regModelSession is the registrar's session timeout. A brief cut
 	// must not expire it: go-zookeeper sleeps 1 s after a failed pass
 	// over its servers before it dials again, so a cut of a few hundred
-	// milliseconds costs over a second without a connection. 2 s leaves
-	// room for that; the server's tickTime of 200 ms grants it as asked.
-	regModelSession = 2 * time.Second
+	// milliseconds costs over a second without a connection, and more
+	// on a host whose hypervisor steals half the CPU. An expiry the
+	// model did not plan breaks it: a takeover made during the cut then
+	// dies unseen with the session's watches, and the registrar rightly
+	// replaces the znode as a crashed run's. 4 s leaves room for that; it
+	// is the most the server's tickTime of 200 ms grants (20 ticks).
+	regModelSession = 4 * time.Second
 	// regModelSettle bounds the wait for ZooKeeper to show what the
 	// model expects after a step. The longest legitimate path: the
 	// reconnect after an expiry (up to the client's 1 s pause, then a
