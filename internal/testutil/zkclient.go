@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"context"
 	"errors"
 	"path"
 	"strings"
@@ -22,12 +23,8 @@ const sessionWait = 30 * time.Second
 
 // ConnectZK opens a client session to addr (comma-separated for several
 // servers) that is closed when the test ends, and returns once the session
-// is set up. The client's connection chatter is discarded.
-//
-// It waits because the client fails every request queued while it
-// connects as soon as one attempt fails, as one does when the handshake
-// outlasts the dialer's cap: a test's first create would fail with "could
-// not connect to a server" where a moment later it would succeed.
+// is set up (see zkclient.AwaitSession). The client's connection chatter
+// is discarded.
 func ConnectZK(t testing.TB, addr string, sessionTimeout time.Duration) *zk.Conn {
 	t.Helper()
 	conn, _, err := zk.Connect(strings.Split(addr, ","), sessionTimeout, zk.WithLogger(discardZKLogger{}),
@@ -36,14 +33,10 @@ func ConnectZK(t testing.TB, addr string, sessionTimeout time.Duration) *zk.Conn
 		t.Fatalf("connect to ZooKeeper %s: %v", addr, err)
 	}
 	t.Cleanup(conn.Close)
-	// State, not the event channel: the client drops events once its
-	// small buffer is full, as failed attempts may fill it.
-	deadline := time.Now().Add(sessionWait)
-	for conn.State() != zk.StateHasSession {
-		if time.Now().After(deadline) {
-			t.Fatalf("no session with ZooKeeper %s after %v (state %v)", addr, sessionWait, conn.State())
-		}
-		time.Sleep(10 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), sessionWait)
+	defer cancel()
+	if err := zkclient.AwaitSession(ctx, conn); err != nil {
+		t.Fatalf("connect to ZooKeeper %s: %v", addr, err)
 	}
 	return conn
 }

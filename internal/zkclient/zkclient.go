@@ -1,10 +1,12 @@
 // Package zkclient holds what every ZooKeeper client in zkdns sets up the
 // same way: a dialer that keeps a hung server from stalling the client
-// past its session, a logger adapter for the client's chatter, and
-// Refusals, which tells when no server will take the session back.
+// past its session, a logger adapter for the client's chatter, Refusals,
+// which tells when no server will take the session back, and
+// AwaitSession, for tools that must not send before there is a session.
 package zkclient
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -268,4 +270,25 @@ func ConnectionEnded(err error) bool {
 	// ZooKeeper. ZooKeeper's own refusals are never network errors.
 	var netErr net.Error
 	return errors.As(err, &netErr)
+}
+
+// AwaitSession waits until conn has a session, or ctx ends (its error,
+// wrapped). A tool that sends requests as soon as zk.Connect returns
+// needs it: the client fails every request queued while it connects as
+// soon as one connection attempt fails, as one does when a busy server
+// answers the handshake after the read cap, so a first create fails with
+// "could not connect to a server" where a moment later it would succeed.
+// It polls State, not the event channel, whose small buffer drops what
+// failed attempts fill it with.
+func AwaitSession(ctx context.Context, conn *zk.Conn) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for conn.State() != zk.StateHasSession {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("zkclient: no ZooKeeper session yet (state %v): %w", conn.State(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/zkdns/zkdns/internal/testutil"
+	"github.com/zkdns/zkdns/internal/zkclient"
 )
 
 // pipelineDepth is how many requests the bench keeps in flight on one
@@ -56,7 +57,7 @@ func startZooKeeper(ctx context.Context, dir string) (*zkServer, error) {
 // connectZK opens a session and waits until it is established, so the
 // first request does not pay for the handshake.
 func connectZK(ctx context.Context, servers string, session time.Duration) (*zk.Conn, error) {
-	conn, events, err := zk.Connect(strings.Split(servers, ","), session,
+	conn, _, err := zk.Connect(strings.Split(servers, ","), session,
 		zk.WithLogger(log.New(io.Discard, "", 0)),
 		// Child lists of 10,000 services exceed the default 1.5 MiB
 		// comfortably only with headroom.
@@ -64,23 +65,13 @@ func connectZK(ctx context.Context, servers string, session time.Duration) (*zk.
 	if err != nil {
 		return nil, fmt.Errorf("zkbench: connect to ZooKeeper %s: %w", servers, err)
 	}
-	timeout := time.After(15 * time.Second)
-	for {
-		select {
-		case ev := <-events:
-			// Later events need no reader: the client drops what its
-			// channel cannot hold.
-			if ev.State == zk.StateHasSession {
-				return conn, nil
-			}
-		case <-timeout:
-			conn.Close()
-			return nil, fmt.Errorf("zkbench: no ZooKeeper session with %s within 15s", servers)
-		case <-ctx.Done():
-			conn.Close()
-			return nil, ctx.Err()
-		}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := zkclient.AwaitSession(ctx, conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("zkbench: connect to ZooKeeper %s: %w", servers, err)
 	}
+	return conn, nil
 }
 
 // ensurePath creates p and its missing parents as persistent znodes.

@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
-	conn, err := connect(*servers, *session)
+	conn, err := connect(ctx, *servers, *session)
 	if err != nil {
 		return err
 	}

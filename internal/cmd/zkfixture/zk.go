@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,12 +12,24 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/zkdns/zkdns/internal/zkclient"
 )
 
-func connect(servers string, session time.Duration) (*zk.Conn, error) {
+// sessionWait bounds how long connect waits for a session.
+const sessionWait = 30 * time.Second
+
+// connect opens a session and returns once it is set up, so that the
+// first create cannot fail for a slow handshake.
+func connect(ctx context.Context, servers string, session time.Duration) (*zk.Conn, error) {
 	conn, _, err := zk.Connect(strings.Split(servers, ","), session,
 		zk.WithLogger(log.New(io.Discard, "", 0)))
 	if err != nil {
+		return nil, fmt.Errorf("connect to ZooKeeper %s: %w", servers, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, sessionWait)
+	defer cancel()
+	if err := zkclient.AwaitSession(ctx, conn); err != nil {
+		conn.Close()
 		return nil, fmt.Errorf("connect to ZooKeeper %s: %w", servers, err)
 	}
 	return conn, nil
