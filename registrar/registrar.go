@@ -1151,15 +1151,16 @@ func (s *run) ensureParents() error {
 }
 
 // deregister deletes the znode, if it is still this registration's: one
-// another session re-created is that session's to delete.
+// another session re-created is that session's to delete, and a
+// persistent one that replaced it is somebody's data.
 func (s *run) deregister(reason string) error {
 	stat, owned, err := s.owned()
 	if err != nil {
 		return err
 	}
 	if !owned {
-		if stat != nil && stat.EphemeralOwner != 0 {
-			// Taken over before its watch told so, which set no watch.
+		if stat != nil {
+			// Replaced before its watch told so, which set no watch.
 			s.leaveTakenOver(stat.EphemeralOwner)
 			s.lookAgain()
 		}

@@ -1242,6 +1242,59 @@ func TestReplacedByPersistentZnode(t *testing.T) {
 	})
 }
 
+// TestDeregisterLeavesAReplacedZnode: a deregistration that finds the
+// znode replaced before the watch said so (the instance went unhealthy in
+// between) treats it as the watch would: another session's or a
+// persistent znode is left standing and watched, so that the instance
+// registers again only once it goes; only the registration's own znode
+// is deleted.
+func TestDeregisterLeavesAReplacedZnode(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	other := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
+	cases := []struct {
+		name      string
+		by        *zk.Conn // the session that creates the znode
+		flags     int32
+		wantLog   string
+		wantTaken bool // left standing and watched, not deleted
+	}{
+		{"its own znode", conn, zk.FlagEphemeral, "deregistered", false},
+		{"re-created by another session", other, zk.FlagEphemeral, "another session re-created the znode", true},
+		{"replaced by a persistent znode", conn, 0, "a persistent znode replaced the registered one", true},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := fmt.Sprintf("%s/svc/web-%d", base, i)
+			testutil.CreateZnode(t, tc.by, p, "192.0.2.1:80", tc.flags)
+			logs := &logBuffer{}
+			s := &run{r: &Registrar{logger: logs.logger()}, conn: conn, node: p, nodeSession: conn.SessionID()}
+			if err := s.deregister("test"); err != nil {
+				t.Fatal(err)
+			}
+			ok, _, err := conn.Exists(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok != tc.wantTaken {
+				t.Errorf("znode stands after deregister: %v, want %v", ok, tc.wantTaken)
+			}
+			if s.node != "" {
+				t.Errorf("node %q after deregister, want none", s.node)
+			}
+			if want := map[bool]string{true: p}[tc.wantTaken]; s.takenOver != want || s.nodeEvent != tc.wantTaken {
+				t.Errorf("takenOver %q, watch looked at again %v; want %q, %v", s.takenOver, s.nodeEvent, want, tc.wantTaken)
+			}
+			if !strings.Contains(logs.String(), tc.wantLog) {
+				t.Errorf("log lacks %q:\n%s", tc.wantLog, logs)
+			}
+			if ok {
+				_ = tc.by.Delete(p, -1)
+			}
+		})
+	}
+}
+
 // handOver starts a registrar with first, then a second one with second
 // for the same fixed-name znode node, and returns them once the second
 // has replaced the first's znode and the first has seen it, with the
