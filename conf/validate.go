@@ -116,14 +116,14 @@ func (ps *problems) checkDNS(d *DNS) map[netip.AddrPort]int {
 			ps.invalid(listen.at(i), l, "%s", problem)
 			continue
 		}
-		if j, same, overlap := firstOverlap(addr, seen); same {
+		switch j, same, overlap := firstOverlap(addr, seen); {
+		case same:
 			ps.invalid(listen.at(i), l, "already listed as %s; list each address once", listen.at(j))
-			continue
-		} else if overlap {
+		case overlap:
 			ps.invalid(listen.at(i), l, "overlaps %s %q: %s; list the wildcard alone, or specific addresses only", listen.at(j), d.Listen[j], wildcardOverlap)
-			continue
+		default:
+			seen[addr] = i
 		}
-		seen[addr] = i
 	}
 
 	zonePath := pathOf("dns", "zone")

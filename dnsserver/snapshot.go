@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"bytes"
 	"encoding/binary"
+	"iter"
 	"maps"
 	"net/netip"
 	"slices"
@@ -132,9 +133,9 @@ func (s *Snapshot) Label(service string) (string, bool) {
 // noteRelabels records in s, just built from prev, the services among
 // names whose label moved. prev's indexes are as they were: an edit
 // copies what it changes.
-func (s *Snapshot) noteRelabels(prev *Snapshot, names []string) {
+func (s *Snapshot) noteRelabels(prev *Snapshot, names iter.Seq[string]) {
 	var seen map[string]bool // a group may be settled twice
-	for _, name := range names {
+	for name := range names {
 		svc, old := s.byName.get(name), prev.byName.get(name)
 		if svc == nil || old == nil || seen[name] || old.label == svc.label {
 			continue
@@ -296,7 +297,7 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 			e.add(buildService(next.apex, cloneService(changed[name]), bases[name], label))
 		}
 		e.finish(next)
-		next.noteRelabels(s, slices.Collect(maps.Keys(changed)))
+		next.noteRelabels(s, maps.Keys(changed))
 		return next
 	}
 
@@ -362,7 +363,7 @@ func (s *Snapshot) Apply(u Update) *Snapshot {
 		}
 	}
 	e.finish(next)
-	next.noteRelabels(s, settled)
+	next.noteRelabels(s, slices.Values(settled))
 	return next
 }
 
