@@ -9,11 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/zkdns/zkdns/zkwatch"
 )
 
 // ServicesResponse is the body of GET /v1/services.
@@ -24,6 +27,22 @@ type ServicesResponse struct {
 	// Services may be the last state the daemon knew. Empty from a daemon
 	// that predates it.
 	Readiness string `json:"readiness,omitempty"`
+	// Switching is set while a reload's move to another ZooKeeper
+	// ensemble waits for the new ensemble's first full sync; Services
+	// and Readiness are still the current ensemble's.
+	Switching *SwitchInfo `json:"switching,omitempty"`
+}
+
+// SwitchInfo is a move to another ZooKeeper ensemble that a reload began
+// and that waits for the new ensemble's first full sync. Answers come from
+// the current ensemble until then; a new ensemble that cannot be reached
+// or read keeps it waiting.
+type SwitchInfo struct {
+	Servers []string  `json:"servers"`
+	Since   time.Time `json:"since"` // when the reload began the move
+	// Connection is the new ensemble's: "connected to host:port" (its
+	// watched tree being read), "disconnected for 5s", or "no session yet".
+	Connection string `json:"connection"`
 }
 
 // ServiceInfo is one watched service as the daemon sees it.
@@ -94,7 +113,8 @@ func (d *daemon) startAdmin(ctx context.Context, ln net.Listener) *task {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_, readiness := d.readiness()
-		_ = enc.Encode(ServicesResponse{Services: d.pub.view(), Readiness: readiness})
+		switching, _ := d.pub.switching()
+		_ = enc.Encode(ServicesResponse{Services: d.pub.view(), Readiness: readiness, Switching: switching})
 	})
 	d.logger.Info("admin listening", "addr", ln.Addr().String())
 	t := d.startTask(ctx, "admin server", func(ctx context.Context) error {
@@ -194,18 +214,18 @@ func (d *daemon) readiness() (bool, string) {
 // statusLine is the one-line summary shown by systemctl status.
 func (d *daemon) statusLine() string {
 	services, instances := d.pub.summary()
+	now := time.Now()
 	zkState := "no session yet"
 	if st, _, ok := d.pub.servedStatus(); ok {
-		switch {
-		case st.State == zk.StateHasSession:
-			zkState = "connected to " + st.Server
-		case !st.DisconnectedSince.IsZero():
-			zkState = fmt.Sprintf("disconnected for %s", time.Since(st.DisconnectedSince).Round(time.Second))
-		}
+		zkState = connectionState(st, now)
 	}
 	line := fmt.Sprintf("serving %d services, %d instances; ZooKeeper %s", services, instances, zkState)
 	if !d.handler.Current().Synced() {
 		line = "waiting for the first sync; ZooKeeper " + zkState
+	}
+	if sw, ok := d.pub.switching(); ok {
+		line += fmt.Sprintf("; moving to ZooKeeper %s for %s (%s), answering from the current one until it has synced",
+			strings.Join(sw.Servers, ","), now.Sub(sw.Since).Round(time.Second), sw.Connection)
 	}
 	if d.refused != nil {
 		// Where systemctl status shows it, beside the error in the log.
@@ -215,6 +235,17 @@ func (d *daemon) statusLine() string {
 		line += "; the config saved last needs a restart to apply"
 	}
 	return line
+}
+
+// connectionState says where a watcher's ZooKeeper connection stands.
+func connectionState(st zkwatch.Status, now time.Time) string {
+	switch {
+	case st.State == zk.StateHasSession:
+		return "connected to " + st.Server
+	case !st.DisconnectedSince.IsZero():
+		return fmt.Sprintf("disconnected for %s", now.Sub(st.DisconnectedSince).Round(time.Second))
+	}
+	return "no session yet"
 }
 
 // FetchServices asks the admin API at addr (host:port) for the services,

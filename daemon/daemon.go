@@ -124,6 +124,15 @@ func (d *daemon) zooKeeperConnected() bool {
 	return ok && st.State == zk.StateHasSession
 }
 
+func (d *daemon) ensembleSwitchPending() bool {
+	p := d.served.Load()
+	if p == nil {
+		return false
+	}
+	_, pending := p.switching()
+	return pending
+}
+
 func newDaemon(opts Options) (*daemon, error) {
 	if opts.Config == nil {
 		return nil, errors.New("daemon: no config given")
@@ -151,7 +160,7 @@ func newDaemon(opts Options) (*daemon, error) {
 		d.opts.ReloadRetry = defaultReloadRetry
 	}
 	var err error
-	if d.metrics, err = newMetrics(reg, opts.Version, d.zooKeeperConnected); err != nil {
+	if d.metrics, err = newMetrics(reg, opts.Version, d.zooKeeperConnected, d.ensembleSwitchPending); err != nil {
 		return nil, err
 	}
 	if d.dnsMetrics, err = dnsserver.NewMetrics(reg); err != nil {
@@ -202,7 +211,7 @@ func (d *daemon) run(ctx context.Context) error {
 		d.stopAll()
 		return err
 	}
-	d.pub.setServed(w.gen, w.watcher, w.sessionTimeout)
+	d.pub.setServed(w.gen, w.watched())
 	d.watch = d.start(ctx, w)
 	var configWatch *task
 	if d.opts.ConfigPath != "" {
@@ -477,7 +486,7 @@ func (d *daemon) switchEnsemble(ctx context.Context, w *watchRun) {
 	// over; it may have done so already, without the run loop having
 	// heard: then it is what DNS serves, and it becomes the running
 	// watcher instead of being stopped as an unfinished one.
-	served := d.pub.beginSwitch(w.gen, w.watcher, w.sessionTimeout)
+	served := d.pub.beginSwitch(w.gen, w.watched())
 	if d.next != nil {
 		if served == d.next.gen {
 			d.retire()
@@ -572,6 +581,11 @@ type watchRun struct {
 	gen            int
 	sessionTimeout time.Duration
 	servers        []string
+}
+
+// watched is what the publisher keeps of w for readiness and status.
+func (w *watchRun) watched() watched {
+	return watched{watcher: w.watcher, sessionTimeout: w.sessionTimeout, servers: w.servers}
 }
 
 // newWatcher builds, without starting, the watcher of generation gen for

@@ -243,7 +243,7 @@ func TestPublisherViewDuringReload(t *testing.T) {
 // handler of its own.
 func testPublisher(t *testing.T, w warmups) *publisher {
 	t.Helper()
-	m, err := newMetrics(prometheus.NewRegistry(), "test", nil)
+	m, err := newMetrics(prometheus.NewRegistry(), "test", nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,21 +264,40 @@ func TestPublisherSwitch(t *testing.T) {
 			Instances:   []zkwatch.Instance{{ID: "a1", Address: addr, Port: 80, Weight: 100, Healthy: true}},
 		}}}
 	}
+	began := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	p.now = func() time.Time { return began }
+	// switching reports the replacement that can still take over, for
+	// the status line, the admin API and the pending-switch gauge.
+	switchingTo := func(want string) {
+		t.Helper()
+		sw, ok := p.switching()
+		switch {
+		case want == "" && ok:
+			t.Errorf("switching to %v with no switch pending", sw.Servers)
+		case want != "" && !ok:
+			t.Errorf("no switch pending, want one to %s", want)
+		case want != "" && (strings.Join(sw.Servers, ",") != want || !sw.Since.Equal(began) || sw.Connection != "no session yet"):
+			t.Errorf("switching = %+v, want to %s since %s with no session yet", sw, want, began)
+		}
+	}
 	first := p.current()
 	p.apply(first, full("192.0.2.1"))
+	switchingTo("")
 
 	second := p.reserveGen()
-	if served := p.beginSwitch(second, nil, time.Second); served != first {
+	if served := p.beginSwitch(second, watched{sessionTimeout: time.Second, servers: []string{"192.0.2.20:2181"}}); served != first {
 		t.Fatalf("beginSwitch = %d, want the first generation %d served", served, first)
 	}
+	switchingTo("192.0.2.20:2181")
 	p.apply(second, zkwatch.Update{Services: full("192.0.2.9").Services}) // not a full sync: no takeover
 	if p.current() != first {
 		t.Fatalf("served %d after a partial update of the replacement", p.current())
 	}
 	third := p.reserveGen()
-	if served := p.beginSwitch(third, nil, time.Second); served != first {
+	if served := p.beginSwitch(third, watched{sessionTimeout: time.Second, servers: []string{"192.0.2.30:2181", "192.0.2.31:2181"}}); served != first {
 		t.Fatalf("beginSwitch = %d, want %d", served, first)
 	}
+	switchingTo("192.0.2.30:2181,192.0.2.31:2181")
 	p.apply(second, full("192.0.2.2")) // too late: a newer replacement has begun
 	if p.current() != first {
 		t.Fatalf("the superseded replacement took over (served %d)", p.current())
@@ -287,7 +306,8 @@ func TestPublisherSwitch(t *testing.T) {
 	if p.current() != third {
 		t.Fatalf("served %d, want the replacement %d after its full sync", p.current(), third)
 	}
-	if served := p.beginSwitch(p.reserveGen(), nil, time.Second); served != third {
+	switchingTo("")
+	if served := p.beginSwitch(p.reserveGen(), watched{sessionTimeout: time.Second}); served != third {
 		t.Errorf("beginSwitch = %d, want %d: the replacement that took over", served, third)
 	}
 }

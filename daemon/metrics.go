@@ -25,8 +25,9 @@ type metrics struct {
 
 // newMetrics registers the daemon's metrics on reg. connected reports
 // whether the watcher DNS is served from has its ZooKeeper session, for
-// zkdns_zookeeper_connected; nil counts as not.
-func newMetrics(reg prometheus.Registerer, version string, connected func() bool) (*metrics, error) {
+// zkdns_zookeeper_connected, and switching whether a move to another
+// ensemble waits for its first sync; nil counts as not.
+func newMetrics(reg prometheus.Registerer, version string, connected, switching func() bool) (*metrics, error) {
 	m := &metrics{
 		instances: &instancesCollector{
 			desc: prometheus.NewDesc("zkdns_service_instances",
@@ -72,7 +73,19 @@ func newMetrics(reg prometheus.Registerer, version string, connected func() bool
 		}
 		return 0
 	})
-	for _, c := range []prometheus.Collector{m.instances, m.reloads, m.lastReloadOK, m.eventToPublish, m.readToPublish, buildInfo, zkConnected} {
+	// A reload that names another ensemble is applied once that ensemble
+	// has synced; one that cannot be reached or read keeps this at 1 for
+	// as long as the config says so, with no other outward sign.
+	zkSwitching := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "zkdns_zookeeper_ensemble_switch_pending",
+		Help: "1 while a reload's move to another ZooKeeper ensemble waits for the new ensemble's first full sync (answers come from the current one meanwhile), else 0.",
+	}, func() float64 {
+		if switching != nil && switching() {
+			return 1
+		}
+		return 0
+	})
+	for _, c := range []prometheus.Collector{m.instances, m.reloads, m.lastReloadOK, m.eventToPublish, m.readToPublish, buildInfo, zkConnected, zkSwitching} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("daemon: register metrics: %w", err)
 		}

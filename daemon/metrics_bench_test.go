@@ -15,7 +15,7 @@ import (
 // the Prometheus registry validates, sorts and formats on every scrape.
 func BenchmarkMetricsScrape(b *testing.B) {
 	reg := prometheus.NewRegistry()
-	m, err := newMetrics(reg, "bench", nil)
+	m, err := newMetrics(reg, "bench", nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

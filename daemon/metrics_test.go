@@ -62,7 +62,7 @@ zkdns_service_instances{health="unhealthy",service="orders"} 0
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			m, err := newMetrics(reg, "test", nil)
+			m, err := newMetrics(reg, "test", nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -84,32 +85,59 @@ func (p *publisher) reserveGen() int {
 
 // setServed records w, of generation gen, as the watcher being served
 // (at start), for readiness and status.
-func (p *publisher) setServed(gen int, w *zkwatch.Watcher, sessionTimeout time.Duration) {
+func (p *publisher) setServed(gen int, w watched) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.watchers[gen] = watched{w, sessionTimeout}
+	p.watchers[gen] = w
 }
 
 // beginSwitch makes w, of generation gen, the replacement whose first full
 // sync will take over, forgetting any earlier replacement that never
 // synced: from here on, that one can no longer take over. It returns the
 // generation served, which tells whether the earlier one already did.
-func (p *publisher) beginSwitch(gen int, w *zkwatch.Watcher, sessionTimeout time.Duration) (served int) {
+func (p *publisher) beginSwitch(gen int, w watched) (served int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.pending != 0 {
 		delete(p.watchers, p.pending)
 	}
 	p.pending = gen
-	p.watchers[gen] = watched{w, sessionTimeout}
+	w.since = p.now()
+	p.watchers[gen] = w
 	return p.gen
 }
 
-// watched is a watcher and the session timeout it was configured with,
-// which readiness judges its disconnections by.
+// watched is a watcher, the session timeout it was configured with, which
+// readiness judges its disconnections by, and the ensemble it watches.
 type watched struct {
-	watcher        *zkwatch.Watcher
+	watcher        *zkwatch.Watcher // nil in tests of the publisher alone
 	sessionTimeout time.Duration
+	servers        []string
+	since          time.Time // for a replacement: when the switch to it began
+}
+
+// switching describes the move to another ensemble under way, if any: a
+// reload started it and it waits for the new ensemble's first full sync,
+// while answers come from the current one. A new ensemble that cannot be
+// reached leaves it waiting for good, and only this says so.
+func (p *publisher) switching() (*SwitchInfo, bool) {
+	p.mu.Lock()
+	w, ok := p.watchers[p.pending]
+	ok = ok && p.pending != 0
+	now := p.now()
+	p.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	var st zkwatch.Status
+	if w.watcher != nil {
+		st = w.watcher.Status()
+	}
+	return &SwitchInfo{
+		Servers:    slices.Clone(w.servers),
+		Since:      w.since,
+		Connection: connectionState(st, now),
+	}, true
 }
 
 func (p *publisher) readyC() <-chan struct{}    { return p.ready }

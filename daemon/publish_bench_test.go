@@ -17,7 +17,7 @@ import (
 // of 10,000 such services, and the update is applied as the watcher
 // hands it over (snapshot, admin view, metrics and membership log).
 func BenchmarkPublishOne(b *testing.B) {
-	m, err := newMetrics(prometheus.NewRegistry(), "bench", nil)
+	m, err := newMetrics(prometheus.NewRegistry(), "bench", nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

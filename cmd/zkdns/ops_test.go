@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -296,9 +297,9 @@ func TestSystemdNotify(t *testing.T) {
 			messages <- string(buf[:n])
 		}
 	}()
-	// expect waits for a datagram containing want, returning what came
-	// before it.
-	expect := func(want string) []string {
+	// waitFor waits for a datagram with a line that match accepts,
+	// returning what came before it.
+	waitFor := func(want string, match func(line string) bool) []string {
 		t.Helper()
 		var seen []string
 		deadline := time.After(waitLimit)
@@ -308,16 +309,22 @@ func TestSystemdNotify(t *testing.T) {
 				if !ok {
 					t.Fatalf("notify socket closed waiting for %q; seen %q", want, seen)
 				}
-				for _, line := range strings.Split(m, "\n") {
-					if line == want {
-						return seen
-					}
+				if slices.ContainsFunc(strings.Split(m, "\n"), match) {
+					return seen
 				}
 				seen = append(seen, m)
 			case <-deadline:
 				t.Fatalf("no %q within %s; seen %q", want, waitLimit, seen)
 			}
 		}
+	}
+	expect := func(want string) []string {
+		t.Helper()
+		return waitFor(want, func(line string) bool { return line == want })
+	}
+	expectPrefix := func(want string) []string {
+		t.Helper()
+		return waitFor(want+"…", func(line string) bool { return strings.HasPrefix(line, want) })
 	}
 
 	proxy := testutil.ProxyTo(t, zkServer.Addr())
@@ -354,6 +361,11 @@ func TestSystemdNotify(t *testing.T) {
 	}
 	expect("RELOADING=1")
 	expect("READY=1")
+
+	// A reload to an ensemble that does not answer keeps the current
+	// one serving; the status line says both.
+	writeFile(t, d.config, strings.ReplaceAll(opsConfig("%ZK%", base, "alpha"), "%ZK%", "127.0.0.1:1"))
+	expectPrefix("STATUS=serving 1 services, 1 instances; ZooKeeper connected to " + proxy.Addr() + "; moving to ZooKeeper 127.0.0.1:1 for ")
 
 	d.stop(t)
 	expect("STOPPING=1")
@@ -574,6 +586,9 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 		if got := answers(r); got != "alpha.local.\t0\tIN\tA\t192.0.2.1" {
 			t.Errorf("answer while the new ensemble is unreachable: %s", r)
 		}
+		// The config names an ensemble that is not the one answered
+		// from: the admin API, zkdns status and a gauge say so.
+		wantSwitching(t, d, "127.0.0.1:1")
 	})
 
 	t.Run("new ensemble that cannot start", func(t *testing.T) {
@@ -641,6 +656,7 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 			r := query(t, d.dns, "alpha.local", dns.TypeA, false)
 			return answers(r) == "alpha.local.\t0\tIN\tA\t192.0.2.2\nalpha.local.\t0\tIN\tA\t192.0.2.4", r.String()
 		})
+		wantSwitching(t, d, "")
 	})
 
 	t.Run("added DNS address", func(t *testing.T) {
@@ -684,6 +700,39 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 			return strings.Contains(d.logText(), `msg="dns no longer listening" component=dnsserver addr=`+oldAddr), d.logText()
 		})
 	})
+}
+
+// wantSwitching checks what the admin API, zkdns status and
+// zkdns_zookeeper_ensemble_switch_pending say of a move to another
+// ensemble: under way to servers, or none when servers is "".
+func wantSwitching(t *testing.T, d *runningDaemon, servers string) {
+	t.Helper()
+	_, body := httpGet(t, d.admin, "/v1/services")
+	var resp daemon.ServicesResponse
+	if err := json.Unmarshal([]byte(body), &resp); err != nil {
+		t.Fatalf("/v1/services is not JSON: %v\n%s", err, body)
+	}
+	status, code := runZkdns(t, "status", "-admin", d.admin)
+	f := scrape(t, d.admin)["zkdns_zookeeper_ensemble_switch_pending"]
+	pending := len(f.GetMetric()) == 1 && f.GetMetric()[0].GetGauge().GetValue() == 1
+	if servers == "" {
+		if resp.Switching != nil || strings.Contains(status, "moving to ZooKeeper") || pending {
+			t.Errorf("a switch still shows as pending: /v1/services %+v, gauge %v, zkdns status:\n%s", resp.Switching, f, status)
+		}
+		return
+	}
+	if sw := resp.Switching; sw == nil || strings.Join(sw.Servers, ",") != servers || sw.Since.IsZero() || sw.Connection == "" {
+		t.Errorf("/v1/services switching = %+v, want the move to %s", resp.Switching, servers)
+	}
+	if resp.Readiness != "ready" {
+		t.Errorf("readiness %q while the current ensemble serves, want ready", resp.Readiness)
+	}
+	if code != 0 || !strings.Contains(status, "zkdns is moving to ZooKeeper "+servers+" (since ") {
+		t.Errorf("zkdns status (exit %d) does not say it is moving to %s:\n%s", code, servers, status)
+	}
+	if !pending {
+		t.Errorf("zkdns_zookeeper_ensemble_switch_pending = %v, want 1", f)
+	}
 }
 
 // boundDNS waits for the daemon to log a DNS socket bound on ip, and

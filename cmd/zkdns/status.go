@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -48,6 +49,12 @@ func printStatus(w io.Writer, resp *daemon.ServicesResponse) {
 	stale := resp.Readiness != "" && resp.Readiness != "ready"
 	if stale {
 		fmt.Fprintf(w, "zkdns %s\n", resp.Readiness)
+	}
+	if sw := resp.Switching; sw != nil {
+		// Otherwise nothing shows that the ensemble the config names is
+		// not the one answered from.
+		fmt.Fprintf(w, "zkdns is moving to ZooKeeper %s (since %s; %s); the table is the current ensemble's until the new one has synced\n",
+			strings.Join(sw.Servers, ","), sw.Since.Format(time.RFC3339), sw.Connection)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tADDRESS\tPORT\tWEIGHT\tHEALTHY\tREGISTERED")

@@ -103,3 +103,25 @@ func TestPrintStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestPrintStatusSwitching: while a move to another ensemble waits for
+// its first sync, zkdns status says so above the table, which is still
+// the current ensemble's.
+func TestPrintStatusSwitching(t *testing.T) {
+	since := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var buf bytes.Buffer
+	printStatus(&buf, &daemon.ServicesResponse{
+		Readiness: "ready",
+		Services:  []daemon.ServiceInfo{{Name: "alpha", Path: "/alpha", Exists: true}},
+		Switching: &daemon.SwitchInfo{Servers: []string{"192.0.2.7:2181", "192.0.2.8:2181"}, Since: since, Connection: "no session yet"},
+	})
+	lines := strings.Split(buf.String(), "\n")
+	const want = "zkdns is moving to ZooKeeper 192.0.2.7:2181,192.0.2.8:2181 (since 2026-01-02T03:04:05Z; no session yet); " +
+		"the table is the current ensemble's until the new one has synced"
+	if lines[0] != want {
+		t.Errorf("first line %q, want %q", lines[0], want)
+	}
+	if len(lines) < 2 || !strings.HasPrefix(lines[1], "SERVICE") {
+		t.Errorf("the table does not follow:\n%s", buf.String())
+	}
+}
