@@ -64,27 +64,15 @@ func newMetrics(reg prometheus.Registerer, version string, connected, switching 
 	// Read at scrape time from the served watcher alone: while zkdns moves
 	// to another ensemble, the new watcher still connecting must not say
 	// that zkdns is cut off, nor a retired one's late disconnection.
-	zkConnected := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "zkdns_zookeeper_connected",
-		Help: "1 while the ZooKeeper session zkdns serves answers from is established, 0 while it is cut off (answers then come from the last known state).",
-	}, func() float64 {
-		if connected != nil && connected() {
-			return 1
-		}
-		return 0
-	})
+	zkConnected := flagGauge("zkdns_zookeeper_connected",
+		"1 while the ZooKeeper session zkdns serves answers from is established, 0 while it is cut off (answers then come from the last known state).",
+		connected)
 	// A reload that names another ensemble is applied once that ensemble
 	// has synced; one that cannot be reached or read keeps this at 1 for
-	// as long as the config says so, with no other outward sign.
-	zkSwitching := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "zkdns_zookeeper_ensemble_switch_pending",
-		Help: "1 while a reload's move to another ZooKeeper ensemble waits for the new ensemble's first full sync (answers come from the current one meanwhile), else 0.",
-	}, func() float64 {
-		if switching != nil && switching() {
-			return 1
-		}
-		return 0
-	})
+	// as long as the config names it.
+	zkSwitching := flagGauge("zkdns_zookeeper_ensemble_switch_pending",
+		"1 while a reload's move to another ZooKeeper ensemble waits for the new ensemble's first full sync (answers come from the current one meanwhile), else 0.",
+		switching)
 	for _, c := range []prometheus.Collector{m.instances, m.reloads, m.lastReloadOK, m.eventToPublish, m.readToPublish, buildInfo, zkConnected, zkSwitching} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("daemon: register metrics: %w", err)
@@ -93,6 +81,17 @@ func newMetrics(reg prometheus.Registerer, version string, connected, switching 
 	m.reloadOK = m.reloads.WithLabelValues("success")
 	m.reloadFail = m.reloads.WithLabelValues("failure")
 	return m, nil
+}
+
+// flagGauge is a gauge read at scrape time: 1 while f reports true, 0
+// otherwise or when f is nil.
+func flagGauge(name, help string, f func() bool) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+		if f != nil && f() {
+			return 1
+		}
+		return 0
+	})
 }
 
 func (m *metrics) reloadSucceeded() {
