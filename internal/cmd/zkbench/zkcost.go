@@ -337,7 +337,9 @@ func settle2(ctx context.Context, admin string, proxy *zkProxy) (metricSet, wire
 }
 
 // waitSRV queries name's SRV set until ok accepts it, every pause (0: in a
-// tight loop).
+// tight loop). Only a whole NOERROR reply is a set: a SERVFAIL or a cut
+// reply with no records must not pass for a service that lost an
+// instance.
 func waitSRV(ctx context.Context, c *dnsClient, name string, pause time.Duration, ok func([]string) bool) error {
 	deadline := time.Now().Add(settle)
 	q := question(name, dns.TypeSRV)
@@ -350,7 +352,7 @@ func waitSRV(ctx context.Context, c *dnsClient, name string, pause time.Duration
 			time.Sleep(pause)
 		}
 		r, err := c.exchange(q, time.Second)
-		if err != nil {
+		if err != nil || r.Rcode != dns.RcodeSuccess || r.Truncated {
 			continue
 		}
 		if last = srvTargets(r); ok(last) {
