@@ -38,7 +38,10 @@ type ServicesResponse struct {
 // the current ensemble until then; a new ensemble that cannot be reached
 // or read keeps it waiting.
 type SwitchInfo struct {
-	Servers []string  `json:"servers"`
+	Servers []string `json:"servers"`
+	// Changed names the [zookeeper] keys the move changes from the
+	// session answers come from ("zookeeper.servers", "zookeeper.tls", …).
+	Changed []string  `json:"changed"`
 	Since   time.Time `json:"since"` // when the reload began the move
 	// Connection is the new ensemble's: "connected to host:port" (its
 	// watched tree being read), "disconnected for 5s", or "no session yet".
@@ -113,8 +116,8 @@ func (d *daemon) startAdmin(ctx context.Context, ln net.Listener) *task {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		_, readiness := d.readiness()
-		switching, _ := d.pub.switching()
-		_ = enc.Encode(ServicesResponse{Services: d.pub.view(), Readiness: readiness, Switching: switching})
+		services, switching := d.pub.view()
+		_ = enc.Encode(ServicesResponse{Services: services, Readiness: readiness, Switching: switching})
 	})
 	d.logger.Info("admin listening", "addr", ln.Addr().String())
 	t := d.startTask(ctx, "admin server", func(ctx context.Context) error {
@@ -224,8 +227,10 @@ func (d *daemon) statusLine() string {
 		line = "waiting for the first sync; ZooKeeper " + zkState
 	}
 	if sw, ok := d.pub.switching(); ok {
-		line += fmt.Sprintf("; moving to ZooKeeper %s for %s (%s), answering from the current one until it has synced",
-			strings.Join(sw.Servers, ","), now.Sub(sw.Since).Round(time.Second), sw.Connection)
+		line += fmt.Sprintf("; moving to ZooKeeper %s for %s: %s", sw.Describe(), now.Sub(sw.Since).Round(time.Second), sw.Connection)
+		if d.handler.Current().Synced() {
+			line += "; answering from the current session until the new one has synced"
+		}
 	}
 	if d.refused != nil {
 		// Where systemctl status shows it, beside the error in the log.
@@ -237,11 +242,25 @@ func (d *daemon) statusLine() string {
 	return line
 }
 
-// connectionState says where a watcher's ZooKeeper connection stands.
+// Describe names where the switch goes and what it changes, as in
+// "192.0.2.7:2181 (zookeeper.tls changed)".
+func (s *SwitchInfo) Describe() string {
+	out := strings.Join(s.Servers, ",")
+	if len(s.Changed) > 0 {
+		out += " (" + strings.Join(s.Changed, ", ") + " changed)"
+	}
+	return out
+}
+
+// connectionState says where a watcher's ZooKeeper connection stands. A
+// watcher that never had a session says so: one that cannot reach its
+// ensemble at all is not one that lost it.
 func connectionState(st zkwatch.Status, now time.Time) string {
 	switch {
 	case st.State == zk.StateHasSession:
 		return "connected to " + st.Server
+	case st.SessionID == 0:
+		return "no session yet"
 	case !st.DisconnectedSince.IsZero():
 		return fmt.Sprintf("disconnected for %s", now.Sub(st.DisconnectedSince).Round(time.Second))
 	}

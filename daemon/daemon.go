@@ -211,7 +211,7 @@ func (d *daemon) run(ctx context.Context) error {
 		d.stopAll()
 		return err
 	}
-	d.pub.setServed(w.gen, w.watched())
+	d.pub.setServed(w.gen, w.watched(nil))
 	d.watch = d.start(ctx, w)
 	var configWatch *task
 	if d.opts.ConfigPath != "" {
@@ -279,6 +279,7 @@ func (d *daemon) loop(ctx context.Context) error {
 			sendStatus()
 		case <-d.pub.switchedC():
 			d.finishSwitch()
+			sendStatus()
 		case c := <-d.changes:
 			d.reload(ctx, c)
 			sendStatus()
@@ -486,7 +487,7 @@ func (d *daemon) switchEnsemble(ctx context.Context, w *watchRun) {
 	// over; it may have done so already, without the run loop having
 	// heard: then it is what DNS serves, and it becomes the running
 	// watcher instead of being stopped as an unfinished one.
-	served := d.pub.beginSwitch(w.gen, w.watched())
+	served := d.pub.beginSwitch(w.gen, w.watched(&d.watch.zk))
 	if d.next != nil {
 		if served == d.next.gen {
 			d.retire()
@@ -497,7 +498,7 @@ func (d *daemon) switchEnsemble(ctx context.Context, w *watchRun) {
 	}
 	d.next = d.start(ctx, w)
 	d.logger.Info("moving to a new ZooKeeper ensemble; serving from the current one until it has synced",
-		"zookeeper", w.servers)
+		"zookeeper", w.zk.Servers)
 }
 
 // finishSwitch retires the old watcher once the replacement has taken
@@ -515,7 +516,7 @@ func (d *daemon) retire() {
 	old := d.watch
 	d.watch, d.next = d.next, nil
 	old.stop()
-	d.logger.Info("now serving from the new ZooKeeper ensemble", "zookeeper", d.watch.servers)
+	d.logger.Info("now serving from the new ZooKeeper ensemble", "zookeeper", d.watch.zk.Servers)
 }
 
 func (d *daemon) stopAll() {
@@ -577,15 +578,23 @@ func (d *daemon) dnsAddrs() []string {
 // watchRun is one watcher and the generation of updates it publishes.
 type watchRun struct {
 	*task
-	watcher        *zkwatch.Watcher
-	gen            int
-	sessionTimeout time.Duration
-	servers        []string
+	watcher *zkwatch.Watcher
+	gen     int
+	zk      conf.ZooKeeper // the settings it was built from
 }
 
-// watched is what the publisher keeps of w for readiness and status.
-func (w *watchRun) watched() watched {
-	return watched{watcher: w.watcher, sessionTimeout: w.sessionTimeout, servers: w.servers}
+// watched is what the publisher keeps of w for readiness and status;
+// from is the [zookeeper] section of the watcher w replaces, if any.
+func (w *watchRun) watched(from *conf.ZooKeeper) watched {
+	out := watched{watcher: w.watcher, sessionTimeout: w.zk.SessionTimeout.Duration, servers: w.zk.Servers}
+	if from != nil {
+		for _, key := range conf.Changed(&conf.Config{ZooKeeper: *from}, &conf.Config{ZooKeeper: w.zk}) {
+			if strings.HasPrefix(key, "zookeeper.") {
+				out.changed = append(out.changed, key)
+			}
+		}
+	}
+	return out
 }
 
 // newWatcher builds, without starting, the watcher of generation gen for
@@ -612,7 +621,7 @@ func (d *daemon) newWatcher(cfg *conf.Config, gen int) (*watchRun, error) {
 	if err != nil {
 		return nil, fmt.Errorf("daemon: %w", err)
 	}
-	return &watchRun{watcher: w, gen: gen, sessionTimeout: cfg.ZooKeeper.SessionTimeout.Duration, servers: cfg.ZooKeeper.Servers}, nil
+	return &watchRun{watcher: w, gen: gen, zk: cfg.ZooKeeper}, nil
 }
 
 // start runs w's watcher until w is stopped.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zkdns/zkdns/dnsserver"
 	"github.com/zkdns/zkdns/internal/testutil"
@@ -142,7 +143,8 @@ func TestPublisherSummary(t *testing.T) {
 	for _, step := range steps {
 		p.apply(p.current(), step.u)
 		wantHealthy := 0
-		for _, info := range p.view() {
+		v, _ := p.view()
+		for _, info := range v {
 			for _, in := range info.Instances {
 				if in.Healthy {
 					wantHealthy++
@@ -150,8 +152,8 @@ func TestPublisherSummary(t *testing.T) {
 			}
 		}
 		services, healthy := p.summary()
-		if services != len(p.view()) || healthy != wantHealthy {
-			t.Errorf("after %s: summary %d services, %d healthy; the view has %d, %d", step.name, services, healthy, len(p.view()), wantHealthy)
+		if services != len(v) || healthy != wantHealthy {
+			t.Errorf("after %s: summary %d services, %d healthy; the view has %d, %d", step.name, services, healthy, len(v), wantHealthy)
 		}
 	}
 }
@@ -228,7 +230,7 @@ func TestPublisherViewDuringReload(t *testing.T) {
 		}
 	}()
 	for range 200 {
-		v := p.view()
+		v, _ := p.view()
 		if len(v) != 1 || len(v[0].Instances) != 1 {
 			t.Fatalf("view = %+v, want service a with one instance", v)
 		}
@@ -276,8 +278,9 @@ func TestPublisherSwitch(t *testing.T) {
 			t.Errorf("switching to %v with no switch pending", sw.Servers)
 		case want != "" && !ok:
 			t.Errorf("no switch pending, want one to %s", want)
-		case want != "" && (strings.Join(sw.Servers, ",") != want || !sw.Since.Equal(began) || sw.Connection != "no session yet"):
-			t.Errorf("switching = %+v, want to %s since %s with no session yet", sw, want, began)
+		case want != "" && (strings.Join(sw.Servers, ",") != want || !sw.Since.Equal(began) || sw.Connection != "no session yet" ||
+			strings.Join(sw.Changed, ",") != "zookeeper.servers"):
+			t.Errorf("switching = %+v, want to %s (zookeeper.servers changed) since %s with no session yet", sw, want, began)
 		}
 	}
 	first := p.current()
@@ -285,7 +288,7 @@ func TestPublisherSwitch(t *testing.T) {
 	switchingTo("")
 
 	second := p.reserveGen()
-	if served := p.beginSwitch(second, watched{sessionTimeout: time.Second, servers: []string{"192.0.2.20:2181"}}); served != first {
+	if served := p.beginSwitch(second, watched{sessionTimeout: time.Second, servers: []string{"192.0.2.20:2181"}, changed: []string{"zookeeper.servers"}}); served != first {
 		t.Fatalf("beginSwitch = %d, want the first generation %d served", served, first)
 	}
 	switchingTo("192.0.2.20:2181")
@@ -294,7 +297,7 @@ func TestPublisherSwitch(t *testing.T) {
 		t.Fatalf("served %d after a partial update of the replacement", p.current())
 	}
 	third := p.reserveGen()
-	if served := p.beginSwitch(third, watched{sessionTimeout: time.Second, servers: []string{"192.0.2.30:2181", "192.0.2.31:2181"}}); served != first {
+	if served := p.beginSwitch(third, watched{sessionTimeout: time.Second, servers: []string{"192.0.2.30:2181", "192.0.2.31:2181"}, changed: []string{"zookeeper.servers"}}); served != first {
 		t.Fatalf("beginSwitch = %d, want %d", served, first)
 	}
 	switchingTo("192.0.2.30:2181,192.0.2.31:2181")
@@ -309,6 +312,48 @@ func TestPublisherSwitch(t *testing.T) {
 	switchingTo("")
 	if served := p.beginSwitch(p.reserveGen(), watched{sessionTimeout: time.Second}); served != third {
 		t.Errorf("beginSwitch = %d, want %d: the replacement that took over", served, third)
+	}
+}
+
+// TestConnectionState: how the status line and the admin API put a
+// watcher's connection. One that never had a session says so, however
+// long it has been trying; only one that had a session was disconnected.
+func TestConnectionState(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	cases := []struct {
+		name string
+		st   zkwatch.Status
+		want string
+	}{
+		{"connected", zkwatch.Status{State: zk.StateHasSession, Server: "192.0.2.1:2181", SessionID: 7}, "connected to 192.0.2.1:2181"},
+		{"never reached", zkwatch.Status{State: zk.StateConnecting, DisconnectedSince: now.Add(-10 * time.Minute)}, "no session yet"},
+		{"nothing yet", zkwatch.Status{}, "no session yet"},
+		{"lost", zkwatch.Status{State: zk.StateConnecting, DisconnectedSince: now.Add(-5 * time.Second), SessionID: 7}, "disconnected for 5s"},
+	}
+	for _, tc := range cases {
+		if got := connectionState(tc.st, now); got != tc.want {
+			t.Errorf("%s: connectionState = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestStatusLineSwitching: the status line names a waiting switch, what
+// it changes and how its connection stands, and says answers come from
+// the current session only when that session has synced: before that,
+// names in the zone answer SERVFAIL.
+func TestStatusLineSwitching(t *testing.T) {
+	p := testPublisher(t, warmups{})
+	d := &daemon{pub: p, handler: p.handler}
+	p.beginSwitch(p.reserveGen(), watched{sessionTimeout: time.Second, servers: []string{"192.0.2.7:2181"}, changed: []string{"zookeeper.tls"}})
+	const moving = "; moving to ZooKeeper 192.0.2.7:2181 (zookeeper.tls changed) for "
+	const waiting = ": no session yet"
+	const answering = "; answering from the current session until the new one has synced"
+	if got := d.statusLine(); !strings.Contains(got, moving) || !strings.HasSuffix(got, waiting) {
+		t.Errorf("before the first sync: status line %q, want %q…%q at its end", got, moving, waiting)
+	}
+	p.apply(p.current(), zkwatch.Update{Full: true, Synced: true})
+	if got := d.statusLine(); !strings.Contains(got, moving) || !strings.HasSuffix(got, waiting+answering) {
+		t.Errorf("synced: status line %q, want %q…%q at its end", got, moving, waiting+answering)
 	}
 }
 

@@ -113,21 +113,28 @@ type watched struct {
 	watcher        *zkwatch.Watcher // nil in tests of the publisher alone
 	sessionTimeout time.Duration
 	servers        []string
-	since          time.Time // for a replacement: when the switch to it began
+	// For a replacement: the [zookeeper] keys it changes from the watcher
+	// served when the switch began, and when that was.
+	changed []string
+	since   time.Time
 }
 
 // switching describes the move to another ensemble under way, if any: a
 // reload started it and it waits for the new ensemble's first full sync,
 // while answers come from the current one. A new ensemble that cannot be
-// reached leaves it waiting for good, and only this says so.
+// reached or read leaves it waiting for good.
 func (p *publisher) switching() (*SwitchInfo, bool) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	sw := p.switchingLocked()
+	return sw, sw != nil
+}
+
+// switchingLocked is switching with mu held; nil when no switch waits.
+func (p *publisher) switchingLocked() *SwitchInfo {
 	w, ok := p.watchers[p.pending]
-	ok = ok && p.pending != 0
-	now := p.now()
-	p.mu.Unlock()
-	if !ok {
-		return nil, false
+	if p.pending == 0 || !ok {
+		return nil
 	}
 	var st zkwatch.Status
 	if w.watcher != nil {
@@ -135,9 +142,10 @@ func (p *publisher) switching() (*SwitchInfo, bool) {
 	}
 	return &SwitchInfo{
 		Servers:    slices.Clone(w.servers),
+		Changed:    slices.Clone(w.changed),
 		Since:      w.since,
-		Connection: connectionState(st, now),
-	}, true
+		Connection: connectionState(st, p.now()),
+	}
 }
 
 func (p *publisher) readyC() <-chan struct{}    { return p.ready }
@@ -382,8 +390,9 @@ func healthyIn(s zkwatch.ServiceState) int {
 }
 
 // view returns the services as the served watcher sees them, sorted by
-// name, with the labels the current snapshot serves them under.
-func (p *publisher) view() []ServiceInfo {
+// name, with the labels the current snapshot serves them under, and the
+// switch to another ensemble waiting at that moment, if any.
+func (p *publisher) view() (_ []ServiceInfo, switching *SwitchInfo) {
 	p.mu.Lock()
 	services := make([]zkwatch.ServiceState, 0, len(p.services))
 	for _, s := range p.services {
@@ -391,8 +400,11 @@ func (p *publisher) view() []ServiceInfo {
 	}
 	now := p.now()
 	warmups := p.warmups // a reload replaces it under mu
-	p.mu.Unlock()
+	// Taken with the services: a takeover in between would show the new
+	// ensemble's services beside a switch still waiting.
+	switching = p.switchingLocked()
 	snap := p.handler.Current()
+	p.mu.Unlock()
 	out := make([]ServiceInfo, 0, len(services))
 	for _, s := range services {
 		label, labels, _ := snap.Labels(s.Name)
@@ -425,7 +437,7 @@ func (p *publisher) view() []ServiceInfo {
 		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
+	return out, switching
 }
 
 // serviceOf is serviceAt with the service's warm-up window, noting

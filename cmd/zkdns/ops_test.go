@@ -322,10 +322,6 @@ func TestSystemdNotify(t *testing.T) {
 		t.Helper()
 		return waitFor(want, func(line string) bool { return line == want })
 	}
-	expectPrefix := func(want string) []string {
-		t.Helper()
-		return waitFor(want+"…", func(line string) bool { return strings.HasPrefix(line, want) })
-	}
 
 	proxy := testutil.ProxyTo(t, zkServer.Addr())
 	proxy.Cut() // no ZooKeeper at first: no READY=1 may be sent
@@ -365,7 +361,9 @@ func TestSystemdNotify(t *testing.T) {
 	// A reload to an ensemble that does not answer keeps the current
 	// one serving; the status line says both.
 	writeFile(t, d.config, strings.ReplaceAll(opsConfig("%ZK%", base, "alpha"), "%ZK%", "127.0.0.1:1"))
-	expectPrefix("STATUS=serving 1 services, 1 instances; ZooKeeper connected to " + proxy.Addr() + "; moving to ZooKeeper 127.0.0.1:1 for ")
+	moving := "STATUS=serving 1 services, 1 instances; ZooKeeper connected to " + proxy.Addr() + "; moving to ZooKeeper 127.0.0.1:1 (zookeeper.servers changed) for "
+	const waiting = ": no session yet; answering from the current session until the new one has synced"
+	waitFor(moving+"…"+waiting, func(line string) bool { return strings.HasPrefix(line, moving) && strings.HasSuffix(line, waiting) })
 
 	d.stop(t)
 	expect("STOPPING=1")
@@ -721,13 +719,15 @@ func wantSwitching(t *testing.T, d *runningDaemon, servers string) {
 		}
 		return
 	}
-	if sw := resp.Switching; sw == nil || strings.Join(sw.Servers, ",") != servers || sw.Since.IsZero() || sw.Connection == "" {
-		t.Errorf("/v1/services switching = %+v, want the move to %s", resp.Switching, servers)
+	// Only the servers change here, to ones that never answer.
+	if sw := resp.Switching; sw == nil || strings.Join(sw.Servers, ",") != servers || sw.Since.IsZero() ||
+		strings.Join(sw.Changed, ",") != "zookeeper.servers" || sw.Connection != "no session yet" {
+		t.Errorf("/v1/services switching = %+v, want the move to %s, zookeeper.servers changed, with no session yet", resp.Switching, servers)
 	}
 	if resp.Readiness != "ready" {
 		t.Errorf("readiness %q while the current ensemble serves, want ready", resp.Readiness)
 	}
-	if code != 0 || !strings.Contains(status, "zkdns is moving to ZooKeeper "+servers+" (since ") {
+	if code != 0 || !strings.Contains(status, "zkdns is moving to ZooKeeper "+servers+" (zookeeper.servers changed) since ") {
 		t.Errorf("zkdns status (exit %d) does not say it is moving to %s:\n%s", code, servers, status)
 	}
 	if !pending {

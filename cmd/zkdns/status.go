@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -53,8 +52,8 @@ func printStatus(w io.Writer, resp *daemon.ServicesResponse) {
 	if sw := resp.Switching; sw != nil {
 		// Otherwise nothing shows that the ensemble the config names is
 		// not the one answered from.
-		fmt.Fprintf(w, "zkdns is moving to ZooKeeper %s (since %s; %s); the table is the current ensemble's until the new one has synced\n",
-			strings.Join(sw.Servers, ","), sw.Since.Format(time.RFC3339), sw.Connection)
+		fmt.Fprintf(w, "zkdns is moving to ZooKeeper %s since %s: %s; the table is the current session's until the new one has synced\n",
+			sw.Describe(), sw.Since.Format(time.RFC3339), sw.Connection)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tINSTANCE\tADDRESS\tPORT\tWEIGHT\tHEALTHY\tREGISTERED")

@@ -113,11 +113,12 @@ func TestPrintStatusSwitching(t *testing.T) {
 	printStatus(&buf, &daemon.ServicesResponse{
 		Readiness: "ready",
 		Services:  []daemon.ServiceInfo{{Name: "alpha", Path: "/alpha", Exists: true}},
-		Switching: &daemon.SwitchInfo{Servers: []string{"192.0.2.7:2181", "192.0.2.8:2181"}, Since: since, Connection: "no session yet"},
+		Switching: &daemon.SwitchInfo{Servers: []string{"192.0.2.7:2181", "192.0.2.8:2181"}, Changed: []string{"zookeeper.servers", "zookeeper.tls"},
+			Since: since, Connection: "no session yet"},
 	})
 	lines := strings.Split(buf.String(), "\n")
-	const want = "zkdns is moving to ZooKeeper 192.0.2.7:2181,192.0.2.8:2181 (since 2026-01-02T03:04:05Z; no session yet); " +
-		"the table is the current ensemble's until the new one has synced"
+	const want = "zkdns is moving to ZooKeeper 192.0.2.7:2181,192.0.2.8:2181 (zookeeper.servers, zookeeper.tls changed) since 2026-01-02T03:04:05Z: " +
+		"no session yet; the table is the current session's until the new one has synced"
 	if lines[0] != want {
 		t.Errorf("first line %q, want %q", lines[0], want)
 	}
