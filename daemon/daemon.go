@@ -465,7 +465,9 @@ func (d *daemon) apply(ctx context.Context, next *conf.Config) error {
 		d.pub.setZone(zone)
 	}
 	if zkChanged {
-		d.switchEnsemble(ctx, newWatch)
+		if !d.callOffSwitch(next) {
+			d.switchEnsemble(ctx, newWatch)
+		}
 	} else if spec := specOf(next); !sameSpec(spec, specOf(prev)) {
 		d.watch.watcher.SetSpec(spec)
 		if d.next != nil {
@@ -499,6 +501,27 @@ func (d *daemon) switchEnsemble(ctx context.Context, w *watchRun) {
 	d.next = d.start(ctx, w)
 	d.logger.Info("moving to a new ZooKeeper ensemble; serving from the current one until it has synced",
 		"zookeeper", w.zk.Servers)
+}
+
+// callOffSwitch abandons the switch under way when next names the
+// [zookeeper] settings of the session served, and reports whether it did.
+// Reverting a change that could not take over (a mistyped server address,
+// a wrong CA) then leaves zkdns on the session it never left, instead of
+// opening a third one to the same ensemble and serving the old one until
+// that has synced. A replacement that has taken over already is not
+// called off: moving back is then a switch like any other.
+func (d *daemon) callOffSwitch(next *conf.Config) bool {
+	if d.next == nil || !sameZooKeeper(d.watch.zk, next.ZooKeeper) || !d.pub.cancelSwitch(d.next.gen) {
+		return false
+	}
+	d.next.stop()
+	d.next = nil
+	// Spec changes made while the switch waited went to both watchers;
+	// the one that started it may have changed the spec too.
+	d.watch.watcher.SetSpec(specOf(next))
+	d.logger.Info("move to new ZooKeeper settings called off: the config names those of the session served again",
+		"zookeeper", d.watch.zk.Servers)
+	return true
 }
 
 // finishSwitch retires the old watcher once the replacement has taken

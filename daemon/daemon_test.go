@@ -310,8 +310,27 @@ func TestPublisherSwitch(t *testing.T) {
 		t.Fatalf("served %d, want the replacement %d after its full sync", p.current(), third)
 	}
 	switchingTo("")
-	if served := p.beginSwitch(p.reserveGen(), watched{sessionTimeout: time.Second}); served != third {
+	fourth := p.reserveGen()
+	if served := p.beginSwitch(fourth, watched{sessionTimeout: time.Second}); served != third {
 		t.Errorf("beginSwitch = %d, want %d: the replacement that took over", served, third)
+	}
+
+	// A switch called off (the config went back) is forgotten, and its
+	// late full sync does not take over.
+	if !p.cancelSwitch(fourth) {
+		t.Fatal("cancelSwitch of the waiting replacement = false")
+	}
+	switchingTo("")
+	p.apply(fourth, full("192.0.2.4"))
+	if p.current() != third {
+		t.Fatalf("served %d after the called-off replacement synced, want %d", p.current(), third)
+	}
+	// One that has taken over is not called off: moving back is a switch.
+	fifth := p.reserveGen()
+	p.beginSwitch(fifth, watched{sessionTimeout: time.Second})
+	p.apply(fifth, full("192.0.2.5"))
+	if p.cancelSwitch(fifth) || p.current() != fifth {
+		t.Errorf("called off the replacement %d after it took over (served %d)", fifth, p.current())
 	}
 }
 

@@ -107,6 +107,21 @@ func (p *publisher) beginSwitch(gen int, w watched) (served int) {
 	return p.gen
 }
 
+// cancelSwitch drops the replacement of generation gen while it waits
+// for its first full sync, and reports whether it did: false when it is
+// not the one waiting, or has taken over already (and the run loop has
+// not heard yet). Its updates are ignored from here on.
+func (p *publisher) cancelSwitch(gen int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if gen == 0 || p.pending != gen {
+		return false
+	}
+	delete(p.watchers, gen)
+	p.pending = 0
+	return true
+}
+
 // watched is a watcher, the session timeout it was configured with, which
 // readiness judges its disconnections by, and the ensemble it watches.
 type watched struct {

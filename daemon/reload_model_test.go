@@ -396,6 +396,7 @@ type rmDaemon struct {
 	// Moves to a new session begun, and reloads applied while one was
 	// under way (the replacement had not synced yet).
 	switches, duringMove int
+	calledOff            int // moves called off by a reload back to the served settings
 	switching, moved     bool
 }
 
@@ -442,6 +443,12 @@ func (d *rmDaemon) see(rec slog.Record) {
 	case "now serving from the new ZooKeeper ensemble":
 		d.mu.Lock()
 		d.switching = false
+		d.mu.Unlock()
+		return
+	case "move to new ZooKeeper settings called off: the config names those of the session served again":
+		d.mu.Lock()
+		d.switching = false
+		d.calledOff++
 		d.mu.Unlock()
 		return
 	default:
@@ -1092,9 +1099,9 @@ func TestReloadModel(t *testing.T) {
 		t.Fatalf("the running daemon's Run: %v", err)
 	}
 	r.running.mu.Lock()
-	switches, duringMove := r.running.switches, r.running.duringMove
+	switches, duringMove, calledOff := r.running.switches, r.running.duringMove, r.running.calledOff
 	r.running.mu.Unlock()
 	t.Logf("%d comparisons, %d questions each on average; at %d the running daemon was still catching up at first; "+
-		"it moved to a new session %d times, and applied %d reloads while a move was under way",
-		steps+1, r.asked/(steps+1), r.waited, switches, duringMove)
+		"it moved to a new session %d times, called off %d moves, and applied %d reloads while a move was under way",
+		steps+1, r.asked/(steps+1), r.waited, switches, calledOff, duringMove)
 }

@@ -589,6 +589,32 @@ func TestReloadMovesEnsembleAndAddresses(t *testing.T) {
 		wantSwitching(t, d, "127.0.0.1:1")
 	})
 
+	t.Run("reverted before the new ensemble answered", func(t *testing.T) {
+		// Back to the ensemble served: the waiting move is called off,
+		// and no new session is opened to the one zkdns never left.
+		moves := strings.Count(d.logText(), "moving to a new ZooKeeper ensemble")
+		writeFile(t, d.config, opsConfig(zkServer.Addr(), base, "alpha"))
+		eventually(t, "the move called off", func() (bool, string) {
+			return strings.Contains(d.logText(), "move to new ZooKeeper settings called off"), d.logText()
+		})
+		if n := strings.Count(d.logText(), "moving to a new ZooKeeper ensemble"); n != moves {
+			t.Errorf("the revert began a move of its own; logs:\n%s", d.logText())
+		}
+		wantSwitching(t, d, "")
+		testutil.CreateZnode(t, oldConn, base+"/alpha/a5", "192.0.2.5:80", zk.FlagEphemeral)
+		eventually(t, "still following the first ensemble", func() (bool, string) {
+			r := query(t, d.dns, "alpha.local", dns.TypeA, false)
+			return answers(r) == "alpha.local.\t0\tIN\tA\t192.0.2.1\nalpha.local.\t0\tIN\tA\t192.0.2.5", r.String()
+		})
+		if err := oldConn.Delete(base+"/alpha/a5", -1); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "a5 gone", func() (bool, string) {
+			r := query(t, d.dns, "alpha.local", dns.TypeA, false)
+			return answers(r) == "alpha.local.\t0\tIN\tA\t192.0.2.1", r.String()
+		})
+	})
+
 	t.Run("new ensemble that cannot start", func(t *testing.T) {
 		// The new ensemble's credentials file is missing: the reload must
 		// be refused whole (the DNS address added beside it stays unbound),
