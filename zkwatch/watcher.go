@@ -1175,16 +1175,22 @@ func (w *Watcher) listService(ctx context.Context, s *service) error {
 	var fresh, gone []string
 	for _, c := range children {
 		present[c] = true
+		// Deleted before this listing was answered, yet listed: a new
+		// znode of the same name (an instance restarted under a fixed
+		// ID). Its own deletion event would otherwise drop it after this,
+		// with no child event left to bring it back. That holds for a
+		// child the service did not have too: a service added again (a
+		// reload changed its format) is listed afresh, while the data
+		// watches set for the one it replaces still fire.
+		recreated := w.takeDeletion(s.full + "/" + c)
+		if recreated {
+			w.forgetNode(s.full + "/" + c)
+		}
 		if _, had := s.version(c); !had {
 			fresh = append(fresh, c)
-		} else if w.takeDeletion(s.full + "/" + c) {
-			// Deleted before this listing was answered, yet listed: a new
-			// znode of the same name (an instance restarted under a fixed
-			// ID). Its own deletion event would otherwise drop it after
-			// this, with no child event left to bring it back.
+		} else if recreated {
 			gone = append(gone, c)
 			fresh = append(fresh, c)
-			w.forgetNode(s.full + "/" + c)
 		}
 	}
 	for name := range s.children() {

@@ -965,6 +965,77 @@ func TestWatcherInstanceRecreatedDuringListing(t *testing.T) {
 	}
 }
 
+// TestWatcherRecreatedWhileReaddedServiceIsListed: a reload adds a
+// service again (its format changed) in the step that also handles its
+// child event, and while the new service's listing is in flight an
+// instance is deleted and re-created under the same name. The data watch
+// set for the service replaced reports the deletion; the listing shows
+// the new znode, new to the new service. That deletion is older than the
+// znode listed and must not drop it afterwards, when no child event is
+// left to bring it back.
+func TestWatcherRecreatedWhileReaddedServiceIsListed(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
+	svc, other := base+"/svc", base+"/other"
+	testutil.CreateZnode(t, conn, svc+"/a", "192.0.2.1:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, svc+"/b", "192.0.2.2:80", zk.FlagEphemeral)
+	testutil.CreateZnode(t, conn, other+"/x", "192.0.2.9:80", zk.FlagEphemeral)
+	holdOther, holdSvc := newListingHolder(other), newListingHolder(svc)
+	spec := func(format string) Spec {
+		return Spec{Services: []ServiceSpec{
+			{Name: "svc", Path: svc, Format: format},
+			{Name: "other", Path: other, Format: "hostport"},
+		}}
+	}
+	w, rec := startWatcher(t, proxyThrough(t, holdOther, holdSvc), 8*time.Second, spec("hostport"))
+	rec.waitFor(t, "first sync", hasIDs("svc", "a,b"))
+
+	// The run loop waits on a listing of other, so that the reload and
+	// svc's child event are handled in one step.
+	holdOther.armed.Store(true)
+	testutil.CreateZnode(t, conn, other+"/y", "192.0.2.10:80", zk.FlagEphemeral)
+	holdOther.waitHeld(t, "other/y joined")
+	w.SetSpec(spec("auto"))
+	testutil.CreateZnode(t, conn, svc+"/c", "192.0.2.3:80", zk.FlagEphemeral)
+	waitPending(t, w, svc)
+	holdSvc.armed.Store(true)
+	close(holdOther.release)
+	holdSvc.waitHeld(t, "the reload")
+
+	if err := conn.Delete(svc+"/a", -1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CreateZnode(t, conn, svc+"/a", "192.0.2.1:81", zk.FlagEphemeral)
+	waitPending(t, w, svc+"/a")
+	close(holdSvc.release)
+
+	rec.waitFor(t, "a re-created, beside b and c", hasIDs("svc", "a,b,c"))
+	// And it stays: the old znode's deletion must not take it away in the
+	// step after.
+	time.Sleep(time.Second)
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if got := ids(rec.services["svc"]); got != "a,b,c" {
+		t.Errorf("svc = %q after the old a's deletion event, while znode a exists; want a,b,c", got)
+	}
+}
+
+// waitPending waits until an event for p waits for the run loop.
+func waitPending(t *testing.T, w *Watcher, p string) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for time.Now().Before(deadline) {
+		w.mu.Lock()
+		_, ok := w.pending[p]
+		w.mu.Unlock()
+		if ok {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no event pending for %s", p)
+}
+
 // TestWatcherDeletionDuringRead deletes instances while the watcher waits
 // for ZooKeeper to answer its re-listing of another service: a deletion
 // in a service that listing leaves alone must be published as it
@@ -1030,7 +1101,14 @@ func newListingHolder(path string) *listingTrap {
 // closed when the test ends, and returns its address.
 func (h *listingTrap) proxy(t *testing.T) string {
 	t.Helper()
-	p, err := testutil.NewTCPProxyWith(zkServer.Addr(), h.relay)
+	return proxyThrough(t, h)
+}
+
+// proxyThrough is proxy for several traps on one connection: the first
+// armed one whose path a listing names catches it.
+func proxyThrough(t *testing.T, traps ...*listingTrap) string {
+	t.Helper()
+	p, err := testutil.NewTCPProxyWith(zkServer.Addr(), trapListings(traps))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1049,23 +1127,32 @@ func (h *listingTrap) waitHeld(t *testing.T, what string) {
 	}
 }
 
-func (h *listingTrap) relay(dst io.Writer, src io.Reader, toServer bool) error {
+// trapListings relays ZooKeeper frames through traps.
+func trapListings(traps []*listingTrap) func(dst io.Writer, src io.Reader, toServer bool) error {
 	const opGetChildren2 = 12
-	return testutil.ZKRelay(func(frame []byte, toServer bool, _ io.Writer) (bool, error) {
-		req, ok := testutil.ParseZKRequest(frame)
-		if !toServer || !ok || req.Op != opGetChildren2 || req.Path != h.path || !h.armed.CompareAndSwap(true, false) {
+	return func(dst io.Writer, src io.Reader, toServer bool) error {
+		return testutil.ZKRelay(func(frame []byte, toServer bool, _ io.Writer) (bool, error) {
+			req, ok := testutil.ParseZKRequest(frame)
+			if !toServer || !ok || req.Op != opGetChildren2 {
+				return true, nil
+			}
+			for _, h := range traps {
+				if req.Path != h.path || !h.armed.CompareAndSwap(true, false) {
+					continue
+				}
+				if h.drop {
+					return false, errors.New("connection dropped with the listing")
+				}
+				close(h.held)
+				select {
+				case <-h.release:
+				case <-time.After(waitLimit):
+				}
+				return true, nil
+			}
 			return true, nil
-		}
-		if h.drop {
-			return false, errors.New("connection dropped with the listing")
-		}
-		close(h.held)
-		select {
-		case <-h.release:
-		case <-time.After(waitLimit):
-		}
-		return true, nil
-	})(dst, src, toServer)
+		})(dst, src, toServer)
+	}
 }
 
 // TestWatcherSpecChangeWhileDisconnected adds services while ZooKeeper
