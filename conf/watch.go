@@ -222,12 +222,13 @@ func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, er
 		w.log = slog.New(slog.DiscardHandler)
 	}
 	w.log = w.log.With("component", "conf", "file", path)
+	// Watched before the first read, as on every later one (see run).
+	w.followLinks()
 	if opts.Loaded != nil {
 		w.loaded = opts.Loaded // last stays zero, which no read matches
 	} else {
 		w.last = versionOf(os.ReadFile(abs))
 	}
-	w.followLinks()
 	return w, nil
 }
 
@@ -391,8 +392,11 @@ func (w *watcher) run(ctx context.Context) {
 					"dir", w.dir)
 			}
 		}
-		w.check()
+		// The directories the path now leads through too: a link
+		// re-pointed into one not watched yet, and the file there
+		// edited just after the read, must not go unseen.
 		w.followLinks()
+		w.check()
 		if len(w.unwatched) > 0 || w.dirLost {
 			relink.Reset(relinkEvery)
 		}

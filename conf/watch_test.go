@@ -794,6 +794,61 @@ func TestWatchSymlinkRepointed(t *testing.T) {
 	}
 }
 
+// TestWatchEditWhileRepointIsEmitted: the link is re-pointed into a
+// directory not watched yet, and the file there is edited while the
+// daemon takes the read that followed (emit runs on Watch's goroutine).
+// The new directory must be watched before that read, or the edit would
+// go unseen until some other event.
+func TestWatchEditWhileRepointIsEmitted(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "zkdns.toml")
+	target := func(sub string) string { return filepath.Join(dir, sub, "zkdns.toml") }
+	for _, sub := range []string{"old", "new"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeInPlace(t, target("old"), serviceConfig("before"))
+	symlink(t, target("old"), path)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan string, 16)
+	w, err := newWatcher(path, WatchOptions{Debounce: 50 * time.Millisecond}, func(c Change) {
+		if c.Config != nil && len(c.Config.Services) == 1 && c.Config.Services[0].Name == "moved" {
+			writeInPlace(t, target("new"), serviceConfig("edited"))
+		}
+		got <- describe(c)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.run(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+	writeInPlace(t, target("new"), serviceConfig("moved"))
+	symlink(t, target("new"), path+".tmp")
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
+	want := `config with services ["edited"]`
+	var seen []string
+	deadline := time.After(waitLimit)
+	for {
+		select {
+		case d := <-got:
+			if seen = append(seen, d); d == want {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("the file holds service \"edited\"; emitted only %q", seen)
+		}
+	}
+}
+
 // TestWatchDirectoryLinkSwapped watches a config whose directory is a
 // symlink, as a deploy tool lays out releases (current -> releases/N):
 // swapping the link to another release, atomically or by removing and
