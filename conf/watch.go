@@ -64,6 +64,12 @@ type WatchOptions struct {
 	// longer holds Loaded. Nil takes whatever the file holds when Watch
 	// starts as loaded.
 	Loaded *Config
+	// Reread, when set, makes Watch read the file at once for each value
+	// received, and emit what it holds whether it changed or not: the
+	// reload a SIGHUP asks for. Reading it here rather than beside Watch
+	// keeps Watch's idea of the content applied true, so a file saved
+	// back to its earlier content afterwards is emitted again.
+	Reread <-chan struct{}
 }
 
 // Watch watches the config file at path until ctx ends, calling emit (from
@@ -155,6 +161,7 @@ type watcher struct {
 	// loaded is WatchOptions.Loaded until the first read, which emits
 	// the file only if it no longer holds that config.
 	loaded *Config
+	reread <-chan struct{} // WatchOptions.Reread
 
 	// settled, when set, is called after each debounced read. Tests use it
 	// to know that a burst of events has been dealt with.
@@ -214,6 +221,7 @@ func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, er
 		emit:     emit,
 		notify:   notify,
 		dirLost:  dirLost,
+		reread:   opts.Reread,
 	}
 	if w.debounce <= 0 {
 		w.debounce = defaultDebounce
@@ -370,7 +378,7 @@ func (w *watcher) run(ctx context.Context) {
 		relink.Stop()
 	}
 	defer relink.Stop()
-	read := func() {
+	read := func(force bool) {
 		burst = time.Time{}
 		// Watched again before the read, so that a change made just
 		// after it is seen.
@@ -396,7 +404,7 @@ func (w *watcher) run(ctx context.Context) {
 		// re-pointed into one not watched yet, and the file there
 		// edited just after the read, must not go unseen.
 		w.followLinks()
-		w.check()
+		w.check(force)
 		if len(w.unwatched) > 0 || w.dirLost {
 			relink.Reset(relinkEvery)
 		}
@@ -442,19 +450,21 @@ func (w *watcher) run(ctx context.Context) {
 			w.log.Warn("watching config directory", "dir", w.dir, "err", err)
 			arm()
 		case <-quiet.C:
-			read()
+			read(false)
 		case <-relink.C:
-			read()
+			read(false)
+		case <-w.reread:
+			read(true)
 		}
 	}
 }
 
 // check reads the file and emits what it holds if that differs from what
-// the last read found.
-func (w *watcher) check() {
+// the last read found, or in any case when force is set.
+func (w *watcher) check(force bool) {
 	data, err := os.ReadFile(w.abs)
 	now := versionOf(data, err)
-	if now == w.last {
+	if now == w.last && !force {
 		w.log.Debug("config file unchanged")
 		return
 	}
@@ -467,7 +477,7 @@ func (w *watcher) check() {
 	c, err := Parse(w.path, data)
 	if loaded := w.loaded; loaded != nil {
 		w.loaded = nil
-		if err == nil && sameConfig(c, loaded) {
+		if err == nil && sameConfig(c, loaded) && !force {
 			w.log.Debug("config file holds the config loaded at start")
 			return
 		}

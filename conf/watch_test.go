@@ -849,6 +849,46 @@ func TestWatchEditWhileRepointIsEmitted(t *testing.T) {
 	}
 }
 
+// TestWatchReread: each value on Reread emits what the file holds at
+// once, changed or not (a SIGHUP's reload), and what it read counts as
+// emitted: a save back to the content before is emitted after it.
+func TestWatchReread(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "zkdns.toml")
+	writeInPlace(t, path, serviceConfig("before"))
+	reread := make(chan struct{})
+	got := make(chan string, 16)
+	w, err := newWatcher(path, WatchOptions{Debounce: 50 * time.Millisecond, Reread: reread}, func(c Change) { got <- describe(c) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.run(ctx)
+	}()
+	defer func() { cancel(); <-done }()
+	next := func(want string) {
+		t.Helper()
+		select {
+		case d := <-got:
+			if d != want {
+				t.Fatalf("emitted %s, want %s", d, want)
+			}
+		case <-time.After(waitLimit):
+			t.Fatalf("nothing emitted, want %s", want)
+		}
+	}
+	reread <- struct{}{}
+	next(`config with services ["before"]`)
+	writeInPlace(t, path, serviceConfig("during"))
+	reread <- struct{}{}
+	next(`config with services ["during"]`)
+	writeInPlace(t, path, serviceConfig("before"))
+	next(`config with services ["before"]`)
+}
+
 // TestWatchDirectoryLinkSwapped watches a config whose directory is a
 // symlink, as a deploy tool lays out releases (current -> releases/N):
 // swapping the link to another release, atomically or by removing and

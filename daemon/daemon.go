@@ -105,6 +105,9 @@ type daemon struct {
 	// needsRestart is set while the config saved last cannot apply
 	// without a restart (see restartError).
 	needsRestart bool
+	// reread asks the config watcher to read the file at once (SIGHUP);
+	// nil when no config file is watched.
+	reread chan struct{}
 
 	// pprof is [admin] pprof, which the admin server's handlers read.
 	pprof atomic.Bool
@@ -215,9 +218,10 @@ func (d *daemon) run(ctx context.Context) error {
 	d.watch = d.start(ctx, w)
 	var configWatch *task
 	if d.opts.ConfigPath != "" {
+		d.reread = make(chan struct{}, 1)
 		configWatch = d.startTask(ctx, "config watcher", func(ctx context.Context) error {
 			// Loaded: an edit made while zkdns was starting is applied too.
-			opts := conf.WatchOptions{Logger: d.logger, Loaded: d.opts.Config}
+			opts := conf.WatchOptions{Logger: d.logger, Loaded: d.opts.Config, Reread: d.reread}
 			return conf.Watch(ctx, d.opts.ConfigPath, opts, func(c conf.Change) {
 				select {
 				case d.changes <- c:
@@ -288,6 +292,18 @@ func (d *daemon) loop(ctx context.Context) error {
 			sendStatus()
 		case <-d.opts.Reload:
 			d.logger.Info("reload requested (SIGHUP)")
+			if d.reread != nil {
+				// The config watcher reads the file now and hands it
+				// over as a change, changed or not. Read here instead,
+				// content it never saw could be applied behind its back,
+				// and a save back to what it saw last would then go
+				// unapplied.
+				select {
+				case d.reread <- struct{}{}:
+				default: // one is waiting already
+				}
+				continue
+			}
 			cfg, err := conf.Load(d.opts.ConfigPath)
 			d.reload(ctx, conf.Change{Config: cfg, Err: err})
 			sendStatus()

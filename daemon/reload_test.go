@@ -253,3 +253,29 @@ func TestReloadLogsWhatChanged(t *testing.T) {
 		}
 	}
 }
+
+// TestSighupReadsThroughTheWatcher: a SIGHUP while the file briefly holds
+// other content (an edit undone within the watcher's debounce) applies
+// that content, and the save back must then be applied too. Were the file
+// read beside the watcher, the watcher would find the bytes it read last
+// and emit nothing, leaving the daemon on a config the file no longer
+// holds.
+func TestSighupReadsThroughTheWatcher(t *testing.T) {
+	reload := make(chan struct{})
+	d := runAdminDaemon(t, Options{Reload: reload})
+	orig := adminConfig("127.0.0.1:0")
+	// The watcher's first read, a debounce after its start, finds the
+	// config loaded at start and emits nothing.
+	testutil.Eventually(t, waitLimit, "the watcher's first read", func() (bool, string) {
+		return strings.Contains(d.logs.String(), `msg="config file holds the config loaded at start"`), d.logs.String()
+	})
+	saveConfig(t, d.path, strings.Replace(orig, `name = "absent"`, `name = "transient"`, 1))
+	reload <- struct{}{}
+	testutil.Eventually(t, waitLimit, "the SIGHUP's reload", func() (bool, string) {
+		return strings.Contains(d.logs.String(), `msg="service added" service=transient`), d.logs.String()
+	})
+	saveConfig(t, d.path, orig)
+	testutil.Eventually(t, waitLimit, "the save back applied", func() (bool, string) {
+		return strings.Contains(d.logs.String(), `msg="service added" service=absent`), d.logs.String()
+	})
+}
