@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -202,14 +203,14 @@ func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, er
 	}
 	notify, err := fsnotify.NewWatcher()
 	if err != nil {
-		return nil, fmt.Errorf("conf: watch config directory %s: set up fsnotify: %w", dir, err)
+		return nil, fmt.Errorf("conf: watch config directory %s: set up fsnotify: %w", dir, inotifyLimit(err))
 	}
 	dirLost := false
 	if err := notify.Add(dir); gone(err) {
 		dirLost = true
 	} else if err != nil {
 		notify.Close()
-		return nil, fmt.Errorf("conf: watch config directory %s: %w", dir, err)
+		return nil, fmt.Errorf("conf: watch config directory %s: %w", dir, inotifyLimit(err))
 	}
 
 	w := &watcher{
@@ -266,7 +267,7 @@ func (w *watcher) followLinks() {
 		if err := w.notify.Add(dir); err != nil {
 			if !slices.Contains(w.unwatched, dir) {
 				w.log.Warn("cannot watch a directory on the way to the config through its symlinks; reading the config every second until it can",
-					"dir", dir, "err", err)
+					"dir", dir, "err", inotifyLimit(err))
 			}
 			missing = append(missing, dir)
 			continue
@@ -335,6 +336,21 @@ func walkPath(abs string) (names map[string]bool, dirs []string) {
 // directory, or a watched directory itself) may change the config.
 func (w *watcher) concerns(name string) bool {
 	return name == w.dir || w.names[filepath.Base(name)]
+}
+
+// inotifyLimit adds to err, when it is the kernel refusing an inotify
+// instance or watch for a limit, which limit and how to raise it: the
+// errno alone ("no space left on device", "too many open files") sends
+// an operator to the disk or to ulimit -n, and busy hosts (many
+// containers watching files) reach these limits first.
+func inotifyLimit(err error) error {
+	switch {
+	case errors.Is(err, syscall.ENOSPC):
+		return fmt.Errorf("%w: the limit on inotify watches is reached; raise it with sysctl fs.inotify.max_user_watches", err)
+	case errors.Is(err, syscall.EMFILE):
+		return fmt.Errorf("%w: the limit on inotify instances (sysctl fs.inotify.max_user_instances) or on open files is reached", err)
+	}
+	return err
 }
 
 // rewatchDir watches dir again after it was removed or renamed, if a

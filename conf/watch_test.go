@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -887,6 +888,28 @@ func TestWatchReread(t *testing.T) {
 	next(`config with services ["during"]`)
 	writeInPlace(t, path, serviceConfig("before"))
 	next(`config with services ["before"]`)
+}
+
+// TestInotifyLimit: the errnos the kernel gives for its inotify limits
+// name the limit to raise; other errors pass as they are.
+func TestInotifyLimit(t *testing.T) {
+	cases := []struct {
+		err  error
+		want string // in the message; "" for the error unchanged
+	}{
+		{syscall.ENOSPC, "sysctl fs.inotify.max_user_watches"},
+		{fmt.Errorf("couldn't initialize inotify: %w", syscall.EMFILE), "sysctl fs.inotify.max_user_instances"},
+		{syscall.EACCES, ""},
+	}
+	for _, tc := range cases {
+		got := inotifyLimit(tc.err)
+		if !errors.Is(got, tc.err) {
+			t.Errorf("inotifyLimit(%v) = %v, which no longer wraps it", tc.err, got)
+		}
+		if tc.want == "" && got.Error() != tc.err.Error() || tc.want != "" && !strings.Contains(got.Error(), tc.want) {
+			t.Errorf("inotifyLimit(%v) = %q, want it to name %q", tc.err, got, tc.want)
+		}
+	}
 }
 
 // TestWatchDirectoryLinkSwapped watches a config whose directory is a
