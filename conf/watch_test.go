@@ -757,13 +757,13 @@ func TestWatchStops(t *testing.T) {
 	}
 }
 
-// TestWatchSymlinkRepointed points the config symlink at a file in a new
-// directory: that file's edits must be seen from then on, and the old
-// target's no longer.
-func TestWatchSymlinkRepointed(t *testing.T) {
+// linkedConfig makes a config path that is a symlink to target("old"),
+// which holds service "before", beside an empty target("new") directory.
+func linkedConfig(t *testing.T) (path string, target func(sub string) string) {
+	t.Helper()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "zkdns.toml")
-	target := func(sub string) string { return filepath.Join(dir, sub, "zkdns.toml") }
+	path = filepath.Join(dir, "zkdns.toml")
+	target = func(sub string) string { return filepath.Join(dir, sub, "zkdns.toml") }
 	for _, sub := range []string{"old", "new"} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			t.Fatal(err)
@@ -771,6 +771,14 @@ func TestWatchSymlinkRepointed(t *testing.T) {
 	}
 	writeInPlace(t, target("old"), serviceConfig("before"))
 	symlink(t, target("old"), path)
+	return path, target
+}
+
+// TestWatchSymlinkRepointed points the config symlink at a file in a new
+// directory: that file's edits must be seen from then on, and the old
+// target's no longer.
+func TestWatchSymlinkRepointed(t *testing.T) {
+	path, target := linkedConfig(t)
 	h := startWatcher(t, path, WatchOptions{Debounce: 50 * time.Millisecond})
 	for _, s := range []step{
 		{name: "old target edited", do: func(t *testing.T, _ string) { writeInPlace(t, target("old"), serviceConfig("edited")) },
@@ -801,16 +809,7 @@ func TestWatchSymlinkRepointed(t *testing.T) {
 // The new directory must be watched before that read, or the edit would
 // go unseen until some other event.
 func TestWatchEditWhileRepointIsEmitted(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "zkdns.toml")
-	target := func(sub string) string { return filepath.Join(dir, sub, "zkdns.toml") }
-	for _, sub := range []string{"old", "new"} {
-		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	writeInPlace(t, target("old"), serviceConfig("before"))
-	symlink(t, target("old"), path)
+	path, target := linkedConfig(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	got := make(chan string, 16)
