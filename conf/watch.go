@@ -156,6 +156,10 @@ type watcher struct {
 	// dirWarned is set once the loss has been logged as a warning: when
 	// dir is still missing at the read after the event's debounce.
 	dirLost, dirWarned bool
+	// dirRefused is set while the warning logged was the kernel refusing
+	// the directory's watch, not the directory going away.
+	dirRefused bool
+	add        func(n *fsnotify.Watcher, name string) error // fsnotify's Add, but in tests
 
 	// last is what the file held at the last read, emitted or not.
 	last version
@@ -181,6 +185,12 @@ type version struct {
 // opts.Loaded, or the file's content. The watch is added before the
 // file is read, so that a change made just after the read is still seen.
 func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, error) {
+	return newWatcherAdding(path, opts, emit, nil)
+}
+
+// newWatcherAdding is newWatcher with add in place of fsnotify's Add when
+// it is not nil, for tests of a kernel that refuses watches.
+func newWatcherAdding(path string, opts WatchOptions, emit func(Change), add func(n *fsnotify.Watcher, name string) error) (*watcher, error) {
 	if emit == nil {
 		return nil, errors.New("conf: watch config: emit is nil; pass a function to receive changes")
 	}
@@ -205,10 +215,21 @@ func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, er
 	if err != nil {
 		return nil, fmt.Errorf("conf: watch config directory %s: set up fsnotify: %w", dir, inotifyLimit(err))
 	}
+	if add == nil {
+		add = (*fsnotify.Watcher).Add
+	}
 	dirLost := false
-	if err := notify.Add(dir); gone(err) {
+	var refused error
+	switch err := add(notify, dir); {
+	case gone(err):
 		dirLost = true
-	} else if err != nil {
+	case errors.Is(err, syscall.ENOSPC):
+		// The kernel's limit on inotify watches, reached on a busy host:
+		// the file is read every second instead, as for a directory gone
+		// (see run), until a watch is free. A daemon that stopped over
+		// it would serve nothing at all.
+		dirLost, refused = true, err
+	case err != nil:
 		notify.Close()
 		return nil, fmt.Errorf("conf: watch config directory %s: %w", dir, inotifyLimit(err))
 	}
@@ -223,6 +244,7 @@ func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, er
 		notify:   notify,
 		dirLost:  dirLost,
 		reread:   opts.Reread,
+		add:      add,
 	}
 	if w.debounce <= 0 {
 		w.debounce = defaultDebounce
@@ -231,6 +253,9 @@ func newWatcher(path string, opts WatchOptions, emit func(Change)) (*watcher, er
 		w.log = slog.New(slog.DiscardHandler)
 	}
 	w.log = w.log.With("component", "conf", "file", path)
+	if refused != nil {
+		w.warnRefused(refused)
+	}
 	// Watched before the first read, as on every later one (see run).
 	w.followLinks()
 	if opts.Loaded != nil {
@@ -264,7 +289,7 @@ func (w *watcher) followLinks() {
 		// Added at every read, not only when new: a directory deleted and
 		// made again is another inode, which the old watch does not
 		// follow. Adding one still watched changes nothing.
-		if err := w.notify.Add(dir); err != nil {
+		if err := w.add(w.notify, dir); err != nil {
 			if !slices.Contains(w.unwatched, dir) {
 				w.log.Warn("cannot watch a directory on the way to the config through its symlinks; reading the config every second until it can",
 					"dir", dir, "err", inotifyLimit(err))
@@ -353,15 +378,24 @@ func inotifyLimit(err error) error {
 	return err
 }
 
-// rewatchDir watches dir again after it was removed or renamed, if a
-// directory of that name exists; it reports whether one does.
-func (w *watcher) rewatchDir() bool {
+// rewatchDir watches dir again after it was removed or renamed, or its
+// watch was refused; it returns why it cannot (fs.ErrNotExist while no
+// directory of that name exists).
+func (w *watcher) rewatchDir() error {
 	_ = w.notify.Remove(w.dir) // dropped already, as a rule
-	if err := w.notify.Add(w.dir); err != nil {
-		return false
+	if err := w.add(w.notify, w.dir); err != nil {
+		return err
 	}
 	w.dirLost = false
-	return true
+	return nil
+}
+
+// warnRefused logs that the directory's watch was refused for err, once
+// until it is watched again.
+func (w *watcher) warnRefused(err error) {
+	w.dirWarned, w.dirRefused = true, true
+	w.log.Warn("cannot watch the config directory; reading the config every second until it can",
+		"dir", w.dir, "err", inotifyLimit(err))
 }
 
 // close stops fsnotify, and with it the goroutine fsnotify runs.
@@ -399,8 +433,11 @@ func (w *watcher) run(ctx context.Context) {
 		// Watched again before the read, so that a change made just
 		// after it is seen.
 		if w.dirLost {
-			back := w.rewatchDir()
-			switch {
+			err := w.rewatchDir()
+			switch back := err == nil; {
+			case back && w.dirRefused:
+				w.dirWarned, w.dirRefused = false, false
+				w.log.Info("config directory watched again", "dir", w.dir)
 			case back && w.dirWarned:
 				w.dirWarned = false
 				w.log.Info("config directory is back; watching it again", "dir", w.dir)
@@ -410,6 +447,8 @@ func (w *watcher) run(ctx context.Context) {
 				// even in two steps as ln -sfn does, or the directory
 				// replaced in one go. Nothing to warn about.
 				w.log.Debug("config directory replaced; watching the one the path leads to now", "dir", w.dir)
+			case !w.dirWarned && !errors.Is(err, fs.ErrNotExist):
+				w.warnRefused(err)
 			case !w.dirWarned:
 				w.dirWarned = true
 				w.log.Warn("config directory removed or renamed; reading the config every second until it is back",

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/zkdns/zkdns/internal/testutil"
 )
 
@@ -274,6 +276,12 @@ type harness struct {
 // that it returns, when the test ends.
 func startWatcher(t *testing.T, path string, opts WatchOptions) *harness {
 	t.Helper()
+	return startWatcherAdding(t, path, opts, nil)
+}
+
+// startWatcherAdding is startWatcher with add in place of fsnotify's Add.
+func startWatcherAdding(t *testing.T, path string, opts WatchOptions, add func(*fsnotify.Watcher, string) error) *harness {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{
 		path:    path,
@@ -282,12 +290,12 @@ func startWatcher(t *testing.T, path string, opts WatchOptions) *harness {
 		logs:    &testutil.LogBuffer{},
 	}
 	opts.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(t.Output(), h.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	w, err := newWatcher(path, opts, func(c Change) {
+	w, err := newWatcherAdding(path, opts, func(c Change) {
 		select {
 		case h.changes <- c:
 		case <-ctx.Done():
 		}
-	})
+	}, add)
 	if err != nil {
 		cancel()
 		t.Fatalf("newWatcher: %v", err)
@@ -471,6 +479,43 @@ func TestWatchDirectoryGoneSinceLoaded(t *testing.T) {
 	logs := h.logs.String()
 	if !strings.Contains(logs, `level=WARN msg="config directory removed or renamed`) || !strings.Contains(logs, `level=INFO msg="config directory is back`) {
 		t.Errorf("want the warning and the line saying the directory is back:\n%s", logs)
+	}
+}
+
+// TestWatchDirectoryWatchRefused: a kernel out of inotify watches (a busy
+// host) refuses the config directory's watch at the start. The watch
+// still starts: it reads the file every second, warns once naming the
+// sysctl, and watches the directory as soon as the kernel allows.
+func TestWatchDirectoryWatchRefused(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "zkdns.toml")
+	writeInPlace(t, path, serviceConfig("before"))
+	var refuse atomic.Bool
+	refuse.Store(true)
+	add := func(n *fsnotify.Watcher, name string) error {
+		if name == dir && refuse.Load() {
+			return syscall.ENOSPC
+		}
+		return n.Add(name)
+	}
+	h := startWatcherAdding(t, path, WatchOptions{Debounce: 50 * time.Millisecond}, add)
+	for _, s := range []step{
+		{name: "saved while the watch is refused", do: save(writeInPlace, serviceConfig("polled")), want: wantService("polled")},
+		{name: "saved again", do: save(writeInPlace, serviceConfig("repolled")), want: wantService("repolled")},
+	} {
+		h.run(t, s)
+	}
+	refuse.Store(false)
+	testutil.Eventually(t, waitLimit, "the directory watched", func() (bool, string) {
+		return strings.Contains(h.logs.String(), `level=INFO msg="config directory watched again"`), h.logs.String()
+	})
+	h.run(t, step{name: "saved once watched", do: save(writeInPlace, serviceConfig("watched")), want: wantService("watched")})
+	logs := h.logs.String()
+	if n := strings.Count(logs, `level=WARN msg="cannot watch the config directory`); n != 1 || !strings.Contains(logs, "fs.inotify.max_user_watches") {
+		t.Errorf("%d warnings about the refused watch, want one naming fs.inotify.max_user_watches:\n%s", n, logs)
+	}
+	if strings.Contains(logs, "removed or renamed") {
+		t.Errorf("a refused watch is logged as a directory gone:\n%s", logs)
 	}
 }
 
