@@ -1163,6 +1163,8 @@ func (s *run) deregister(reason string) error {
 			// Replaced before its watch told so, which set no watch.
 			s.leaveTakenOver(stat.EphemeralOwner)
 			s.lookAgain()
+		} else {
+			s.noteGone()
 		}
 		s.node = ""
 		return nil
@@ -1174,6 +1176,44 @@ func (s *run) deregister(reason string) error {
 	s.node = ""
 	s.removedAt = time.Now()
 	return nil
+}
+
+// noteGone records that the znode was found gone before zkdns could
+// delete it: the session expired (a session timeout after the connection
+// was lost, at the latest) or someone deleted it. The drain on the way
+// out counts from then, as from a delete.
+func (s *run) noteGone() {
+	gone := time.Now()
+	s.mu.Lock()
+	lost := s.lostAt
+	s.mu.Unlock()
+	if expired := lost.Add(s.r.opts.SessionTimeout); !lost.IsZero() && expired.Before(gone) {
+		gone = expired
+	}
+	if gone.After(s.removedAt) {
+		s.removedAt = gone
+	}
+}
+
+// closeToRemove closes the session, so that a znode it holds goes with
+// it, and counts the drain from when it does: at once if a server hears
+// of the close, or else when the session expires, a session timeout after
+// the connection was lost. Closed now, not after the drain: an open
+// connection would find its way back to the ensemble and keep the
+// session, and the znode, alive all through the drain.
+func (s *run) closeToRemove() {
+	s.removedAt = time.Now()
+	if s.conn.State() != zk.StateHasSession {
+		s.mu.Lock()
+		lost := s.lostAt
+		s.mu.Unlock()
+		if lost.IsZero() {
+			lost = s.removedAt
+		}
+		s.removedAt = lost.Add(s.r.opts.SessionTimeout)
+	}
+	s.conn.Close()
+	s.node = ""
 }
 
 // offline takes the instance out of service on the way out: mark
@@ -1188,9 +1228,17 @@ func (s *run) offline() {
 	giveUp := time.AfterFunc(opts.SessionTimeout, s.conn.Close)
 	defer giveUp.Stop()
 	s.sessionEvents()
-	if s.mayHaveCreated() && s.conn.State() == zk.StateHasSession {
-		if err := s.adoptUnconfirmed(); err != nil {
-			log.Warn("could not look for a znode whose creation was not confirmed; closing the session removes it", "err", err)
+	if s.mayHaveCreated() {
+		// A create whose answer was lost: ZooKeeper may have made the
+		// znode. Taken over if it can be looked for, else removed with
+		// the session, before the drain rather than after it.
+		err := errors.New("no connection to ZooKeeper")
+		if s.conn.State() == zk.StateHasSession {
+			err = s.adoptUnconfirmed()
+		}
+		if err != nil {
+			log.Warn("could not look for a znode whose creation was not confirmed; closing the session to remove it", "err", err)
+			s.closeToRemove()
 		}
 	}
 	if s.node != "" {
@@ -1200,26 +1248,8 @@ func (s *run) offline() {
 			}
 		}
 		if err := s.deregisterBy(deadline); err != nil {
-			// Closed now, not after the drain: an open connection would
-			// find its way back to the ensemble and keep the session, and
-			// the znode, alive all through the drain. Closing deletes the
-			// znode if a server hears of it; if none does, it goes when
-			// the session expires, a session timeout after the server
-			// last heard from it, which was no later than when the
-			// connection was lost. The drain counts from then.
 			log.Warn("could not delete the znode; closing the session to remove it", "path", s.node, "err", err)
-			s.removedAt = time.Now()
-			if s.conn.State() != zk.StateHasSession {
-				s.mu.Lock()
-				lost := s.lostAt
-				s.mu.Unlock()
-				if lost.IsZero() {
-					lost = s.removedAt
-				}
-				s.removedAt = lost.Add(opts.SessionTimeout)
-			}
-			s.conn.Close()
-			s.node = ""
+			s.closeToRemove()
 		}
 	}
 	giveUp.Stop()

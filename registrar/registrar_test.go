@@ -1315,3 +1315,81 @@ func handOver(t *testing.T, conn *zk.Conn, node string, first, second Options) (
 	})
 	return a, b, secondOwner
 }
+
+// TestStopWithUnconfirmedCreateWhileUnreachable: ZooKeeper made the
+// znode but the create's answer was lost with the connection, and the
+// stop comes while ZooKeeper is still unreachable. The znode cannot be
+// looked for, yet it may exist: the stop closes the session to remove it
+// and drains after it goes, rather than return at once and leave it
+// served for a session timeout after the process is gone.
+func TestStopWithUnconfirmedCreateWhileUnreachable(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := "/" + t.Name() + "/svc"
+	node := base + "/web-1"
+	lose := &lostRequest{op: opCreate, path: node, answerOnly: true, thenCut: true}
+	proxy := lose.start(t)
+	const drain = 2 * time.Second
+	run := start(t, Options{
+		Servers: []string{proxy.Addr()}, SessionTimeout: 4 * time.Second,
+		Path: base, ID: "web-1", Address: "192.0.2.90", Port: 8080, Drain: drain,
+	})
+	waitFor(t, "the create's answer lost", func() (bool, string) {
+		return strings.Contains(run.logs.String(), "zookeeper connection lost"), run.logs.String()
+	})
+	if exists, _, err := conn.Exists(node); err != nil || !exists {
+		t.Fatalf("the znode whose answer was lost: exists %v, %v", exists, err)
+	}
+	if err := run.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	// The drain runs from when the session expires, so the znode went
+	// a drain's length before Run returned.
+	if exists, _, err := conn.Exists(node); err != nil || exists {
+		t.Errorf("znode still there (%v) when Run returned, want it gone and drained after; logs:\n%s", err, run.logs)
+	}
+	if !strings.Contains(run.logs.String(), `msg=draining`) {
+		t.Errorf("no drain; logs:\n%s", run.logs)
+	}
+}
+
+// TestStopAcrossSessionExpiry: the stop comes while ZooKeeper is
+// unreachable, the session expires (taking the znode) before the
+// connection is back, and the delete then finds the znode gone. The drain
+// still runs, counted from the expiry, not cut to however long the
+// reconnect took.
+func TestStopAcrossSessionExpiry(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	proxy := testutil.ProxyTo(t, zkServer.Addr())
+	base := "/" + t.Name() + "/svc"
+	const session, drain = 4 * time.Second, 5 * time.Second
+	run := start(t, Options{
+		Servers: []string{proxy.Addr()}, SessionTimeout: session,
+		Path: base, Address: "192.0.2.91", Port: 8080, Format: FormatHostport, Drain: drain,
+	})
+	node := only(t, conn, base)
+	_, _, watch, err := conn.ExistsW(node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut()
+	time.Sleep(session - time.Second)
+	stopped := make(chan time.Time, 1)
+	go func() {
+		if err := run.stop(t); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		stopped <- time.Now()
+	}()
+	if ev := <-watch; ev.Type != zk.EventNodeDeleted {
+		t.Fatalf("znode event %v, want it deleted by the expiry", ev.Type)
+	}
+	deleted := time.Now()
+	time.Sleep(500 * time.Millisecond)
+	proxy.Restore()
+	// The drain counts from the expiry as the registrar reckons it, a
+	// session timeout after the loss, which may be a little before the
+	// server got to it: a second of slack.
+	if took := (<-stopped).Sub(deleted); took < drain-time.Second {
+		t.Errorf("Run returned %v after the znode went, want about the %v drain; logs:\n%s", took.Round(time.Millisecond), drain, run.logs)
+	}
+}
