@@ -151,15 +151,14 @@ type watcher struct {
 	// last read: an event for any other name does not concern the config.
 	names map[string]bool
 
-	// dirLost is set when dir was removed or renamed: fsnotify has
-	// dropped its watch, and no event will say a new one is there.
-	// dirWarned is set once the loss has been logged as a warning: when
-	// dir is still missing at the read after the event's debounce.
-	dirLost, dirWarned bool
-	// dirRefused is set while the warning logged was the kernel refusing
-	// the directory's watch, not the directory going away.
-	dirRefused bool
-	add        func(n *fsnotify.Watcher, name string) error // fsnotify's Add, but in tests
+	// dirLost is set when dir was removed or renamed, or the kernel
+	// refused its watch: no event will say a new one is there. dirWarned
+	// says which of the two was logged as a warning (when dir is still
+	// unwatched at the read after the event's debounce), until it is
+	// watched again.
+	dirLost   bool
+	dirWarned dirWarning
+	add       func(n *fsnotify.Watcher, name string) error // fsnotify's Add, but in tests
 
 	// last is what the file held at the last read, emitted or not.
 	last version
@@ -390,10 +389,20 @@ func (w *watcher) rewatchDir() error {
 	return nil
 }
 
+// dirWarning is the warning logged about the config directory while it
+// is not watched.
+type dirWarning uint8
+
+const (
+	dirNotWarned dirWarning = iota
+	dirWarnedGone
+	dirWarnedRefused
+)
+
 // warnRefused logs that the directory's watch was refused for err, once
 // until it is watched again.
 func (w *watcher) warnRefused(err error) {
-	w.dirWarned, w.dirRefused = true, true
+	w.dirWarned = dirWarnedRefused
 	w.log.Warn("cannot watch the config directory; reading the config every second until it can",
 		"dir", w.dir, "err", inotifyLimit(err))
 }
@@ -435,11 +444,11 @@ func (w *watcher) run(ctx context.Context) {
 		if w.dirLost {
 			err := w.rewatchDir()
 			switch back := err == nil; {
-			case back && w.dirRefused:
-				w.dirWarned, w.dirRefused = false, false
+			case back && w.dirWarned == dirWarnedRefused:
+				w.dirWarned = dirNotWarned
 				w.log.Info("config directory watched again", "dir", w.dir)
-			case back && w.dirWarned:
-				w.dirWarned = false
+			case back && w.dirWarned == dirWarnedGone:
+				w.dirWarned = dirNotWarned
 				w.log.Info("config directory is back; watching it again", "dir", w.dir)
 			case back:
 				// There again within the debounce: a symlink on the way
@@ -447,10 +456,12 @@ func (w *watcher) run(ctx context.Context) {
 				// even in two steps as ln -sfn does, or the directory
 				// replaced in one go. Nothing to warn about.
 				w.log.Debug("config directory replaced; watching the one the path leads to now", "dir", w.dir)
-			case !w.dirWarned && !errors.Is(err, fs.ErrNotExist):
+			case w.dirWarned != dirNotWarned:
+				// Said already; said again only after it is watched.
+			case !errors.Is(err, fs.ErrNotExist):
 				w.warnRefused(err)
-			case !w.dirWarned:
-				w.dirWarned = true
+			default:
+				w.dirWarned = dirWarnedGone
 				w.log.Warn("config directory removed or renamed; reading the config every second until it is back",
 					"dir", w.dir)
 			}

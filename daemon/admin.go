@@ -222,13 +222,14 @@ func (d *daemon) statusLine() string {
 	if st, _, ok := d.pub.servedStatus(); ok {
 		zkState = connectionState(st, now)
 	}
+	synced := d.handler.Current().Synced()
 	line := fmt.Sprintf("serving %d services, %d instances; ZooKeeper %s", services, instances, zkState)
-	if !d.handler.Current().Synced() {
+	if !synced {
 		line = "waiting for the first sync; ZooKeeper " + zkState
 	}
 	if sw, ok := d.pub.switching(); ok {
 		line += fmt.Sprintf("; moving to ZooKeeper %s for %s: %s", sw.Describe(), now.Sub(sw.Since).Round(time.Second), sw.Connection)
-		if d.handler.Current().Synced() {
+		if synced {
 			line += "; answering from the current session until the new one has synced"
 		}
 	}
@@ -259,9 +260,7 @@ func connectionState(st zkwatch.Status, now time.Time) string {
 	switch {
 	case st.State == zk.StateHasSession:
 		return "connected to " + st.Server
-	case st.SessionID == 0:
-		return "no session yet"
-	case !st.DisconnectedSince.IsZero():
+	case st.SessionID != 0 && !st.DisconnectedSince.IsZero():
 		return fmt.Sprintf("disconnected for %s", now.Sub(st.DisconnectedSince).Round(time.Second))
 	}
 	return "no session yet"

@@ -1184,15 +1184,25 @@ func (s *run) deregister(reason string) error {
 // out counts from then, as from a delete.
 func (s *run) noteGone() {
 	gone := time.Now()
-	s.mu.Lock()
-	lost := s.lostAt
-	s.mu.Unlock()
-	if expired := lost.Add(s.r.opts.SessionTimeout); !lost.IsZero() && expired.Before(gone) {
+	if expired := s.expiresBy(gone); expired.Before(gone) {
 		gone = expired
 	}
 	if gone.After(s.removedAt) {
 		s.removedAt = gone
 	}
+}
+
+// expiresBy is when the session expires at the latest if it has no
+// connection from now on: a session timeout after the connection was
+// lost, or after now while it has not been.
+func (s *run) expiresBy(now time.Time) time.Time {
+	s.mu.Lock()
+	lost := s.lostAt
+	s.mu.Unlock()
+	if lost.IsZero() {
+		lost = now
+	}
+	return lost.Add(s.r.opts.SessionTimeout)
 }
 
 // closeToRemove closes the session, so that a znode it holds goes with
@@ -1204,13 +1214,7 @@ func (s *run) noteGone() {
 func (s *run) closeToRemove() {
 	s.removedAt = time.Now()
 	if s.conn.State() != zk.StateHasSession {
-		s.mu.Lock()
-		lost := s.lostAt
-		s.mu.Unlock()
-		if lost.IsZero() {
-			lost = s.removedAt
-		}
-		s.removedAt = lost.Add(s.r.opts.SessionTimeout)
+		s.removedAt = s.expiresBy(s.removedAt)
 	}
 	s.conn.Close()
 	s.node = ""

@@ -1019,7 +1019,7 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 	// service they leave alone is applied as it arrives (applyDeletion),
 	// rather than wait for them: stepMu is let go, and busy names the
 	// services the reads change, whose deletions stay pending for the
-	// next step (listService's takeDeletion counts on seeing them there).
+	// next step (listService's takeDeletions counts on seeing them there).
 	reading := len(listed)+len(dataReads) > 0
 	if reading {
 		w.busy = make(map[*service]bool, len(listed)+len(dataReads))
@@ -1172,23 +1172,23 @@ func (w *Watcher) listService(ctx context.Context, s *service) error {
 	w.allow(s.full)
 	s.setPath(exists, false)
 	present := make(map[string]bool, len(children))
+	// Deleted before this listing was answered, yet listed: a new znode
+	// of the same name (an instance restarted under a fixed ID). Its own
+	// deletion event would otherwise drop it after this, with no child
+	// event left to bring it back. That holds for a child the service did
+	// not have too: a service added again (a reload changed its format)
+	// is listed afresh, while the data watches set for the one it
+	// replaces still fire.
+	recreated := w.takeDeletions(s.full, children)
 	var fresh, gone []string
 	for _, c := range children {
 		present[c] = true
-		// Deleted before this listing was answered, yet listed: a new
-		// znode of the same name (an instance restarted under a fixed
-		// ID). Its own deletion event would otherwise drop it after this,
-		// with no child event left to bring it back. That holds for a
-		// child the service did not have too: a service added again (a
-		// reload changed its format) is listed afresh, while the data
-		// watches set for the one it replaces still fire.
-		recreated := w.takeDeletion(s.full + "/" + c)
-		if recreated {
+		if recreated[c] {
 			w.forgetNode(s.full + "/" + c)
 		}
 		if _, had := s.version(c); !had {
 			fresh = append(fresh, c)
-		} else if recreated {
+		} else if recreated[c] {
 			gone = append(gone, c)
 			fresh = append(fresh, c)
 		}
@@ -1221,18 +1221,31 @@ func (w *Watcher) listService(ctx context.Context, s *service) error {
 	return firstErr
 }
 
-// takeDeletion reports whether a deletion of full is pending, and if so
-// takes it: the caller has handled it. Events are recorded on the client's
-// receive goroutine before it reads the next reply, so a deletion pending
-// when a listing's reply is in hand came before that reply.
-func (w *Watcher) takeDeletion(full string) bool {
+// takeDeletions takes the deletions pending for the children of dir
+// named in names, and returns those names: the caller has handled them.
+// Events are recorded on the client's receive goroutine before it reads
+// the next reply, so a deletion pending when a listing's reply is in hand
+// came before that reply. Nothing is pending in a sync, as a rule, which
+// then costs one lock per listing.
+func (w *Watcher) takeDeletions(dir string, names []string) map[string]bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.pending[full]&evDeleted == 0 {
-		return false
+	var taken map[string]bool
+	for _, name := range names {
+		if len(w.pending) == 0 {
+			break
+		}
+		full := dir + "/" + name
+		if w.pending[full]&evDeleted == 0 {
+			continue
+		}
+		delete(w.pending, full)
+		if taken == nil {
+			taken = map[string]bool{}
+		}
+		taken[name] = true
 	}
-	delete(w.pending, full)
-	return true
+	return taken
 }
 
 // childrenOrExists lists path under a child watch; a missing path gets an
