@@ -257,8 +257,11 @@ func (t *upstreamTry) ask(ctx context.Context, timeout time.Duration, wire []byt
 		err := t.dial(ctx, dctx)
 		cancel()
 		if err != nil {
-			t.done = true
-			return nil, nil, err
+			// A connect that ran out of this try's time (a TCP
+			// upstream with a full accept queue, or a dial that lost
+			// its core for longer than a try) is a wait like any
+			// other: the next round dials again.
+			return nil, nil, t.failed(ctx, err)
 		}
 	}
 	conn := t.conn // failed may close t's and forget it
@@ -303,7 +306,7 @@ func (t *upstreamTry) dial(ctx, dialCtx context.Context) error {
 	var d net.Dialer
 	conn, err := d.DialContext(dialCtx, network, t.up.String())
 	if err != nil {
-		return fmt.Errorf("dnsserver: forward to %s: %w", t.up, err)
+		return err
 	}
 	t.local = sourceOf(conn.LocalAddr())
 	t.outbound.add(t.local)

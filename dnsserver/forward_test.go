@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -630,7 +632,7 @@ func TestForwardRoundsWaitTheirTry(t *testing.T) {
 	defer pc.Close()
 	// Room for every send of the test, should the reader below fall
 	// behind on a loaded machine: a drop would read as a missing forward.
-	_ = pc.(*net.UDPConn).SetReadBuffer(4 << 20)
+	growReceiveBuffer(pc)
 	var mu sync.Mutex
 	// One forward's sends share a socket and a query ID; the pair tells
 	// forwards apart (either alone may repeat across 80 of them).
@@ -690,5 +692,98 @@ func TestForwardRoundsWaitTheirTry(t *testing.T) {
 	}
 	if len(sends) != 80 {
 		t.Errorf("%d forwards reached the upstream, want 80", len(sends))
+	}
+}
+
+// listenFull listens on TCP on loopback with an accept queue of one,
+// filled by a connection that is never used: until release is closed, a
+// connect to it hangs, the kernel dropping its SYNs. After release the
+// listener accepts and answers every query with an A record.
+func listenFull(t *testing.T, release <-chan struct{}) netip.AddrPort {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		syscall.Close(fd)
+		t.Fatal(err)
+	}
+	// A backlog of 0 holds one connection not yet accepted.
+	if err := syscall.Listen(fd, 0); err != nil {
+		syscall.Close(fd)
+		t.Fatal(err)
+	}
+	f := os.NewFile(uintptr(fd), "full listener")
+	ln, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	filler, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
+	if err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		filler.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		select {
+		case <-release:
+		case <-t.Context().Done():
+			return
+		}
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer conn.Close()
+				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+				dc := &dns.Conn{Conn: conn}
+				for {
+					q, err := dc.ReadMsg()
+					if err != nil {
+						return
+					}
+					if err := dc.WriteMsg(answerA(1, false)(q, true)); err != nil {
+						return
+					}
+				}
+			})
+		}
+	})
+	return netip.MustParseAddrPort(ln.Addr().String())
+}
+
+// TestForwardRedialsAConnectThatRanOutOfTime forwards over TCP to an
+// upstream whose accept queue is full for the first few tries: a connect
+// that runs out of a try's time is a wait like an unanswered query, and
+// the forward dials again in its next round, where it used to give the
+// upstream up at once.
+func TestForwardRedialsAConnectThatRanOutOfTime(t *testing.T) {
+	release := make(chan struct{})
+	up := listenFull(t, release)
+	const (
+		try    = 50 * time.Millisecond
+		budget = 5 * time.Second
+	)
+	time.AfterFunc(4*try, func() { close(release) })
+	h := NewHandler(nil, nil)
+	env := &serveEnv{ctx: context.Background(), forwardTimeout: budget, forwardTryTimeout: try}
+	pol := &policy{upstreams: []netip.AddrPort{up}}
+	start := time.Now()
+	q := new(dns.Msg).SetQuestion("example.org.", dns.TypeA)
+	_, reply, err := h.exchange(env, pol, q, true)
+	if err != nil {
+		t.Fatalf("forward failed after %v, the upstream accepting from %v: %v", time.Since(start).Round(time.Millisecond), 4*try, err)
+	}
+	if len(reply.Answer) != 1 {
+		t.Errorf("reply %v, want the upstream's one A record", reply)
 	}
 }

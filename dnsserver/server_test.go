@@ -690,8 +690,33 @@ func TestServeGrowsUDPReceiveBuffer(t *testing.T) {
 // 36,000 small queries arriving while nothing reads the socket (a reader
 // off its core) all wait in the kernel, none dropped. It needs the whole
 // buffer granted, which takes CAP_NET_ADMIN or a raised rmem_max.
+//
+// On a loaded machine the kernel may lose some of the burst before it
+// reaches any socket (loopback's input backlog, its softirq starved):
+// those say nothing of the buffer, so the burst is sent again, a few
+// times at most. A drop at the socket is always a failure.
 func TestUDPReceiveBufferHoldsAStall(t *testing.T) {
-	const queries = 36_000
+	const queries, attempts = 36_000, 3
+	for attempt := 1; ; attempt++ {
+		held, socketDrops := stallUDP(t, queries)
+		if socketDrops > 0 {
+			t.Fatalf("the socket dropped %d of %d queries while unread, holding %d: the buffer overflowed", socketDrops, queries, held)
+		}
+		if held == queries {
+			return
+		}
+		if attempt == attempts {
+			t.Skipf("the kernel lost queries before the socket on all %d bursts (the last: %d of %d), so the buffer could not be filled", attempts, queries-held, queries)
+		}
+		t.Logf("burst %d: %d of %d queries lost before the socket, none at it; sending again", attempt, queries-held, queries)
+	}
+}
+
+// stallUDP sends queries to a socket with udpReceiveBuffer that nothing
+// reads, then reads them all: how many the socket held, and how many the
+// kernel dropped at it.
+func stallUDP(t *testing.T, queries int) (held int, socketDrops int64) {
+	t.Helper()
 	server, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -711,6 +736,8 @@ func TestUDPReceiveBufferHoldsAStall(t *testing.T) {
 	if granted < 2*udpReceiveBuffer { // Linux reports twice what was granted
 		t.Skipf("receive buffer %d bytes, not the %d asked for: no CAP_NET_ADMIN, and net.core.rmem_max is lower", granted/2, udpReceiveBuffer)
 	}
+	port := server.LocalAddr().(*net.UDPAddr).Port
+	dropsBefore := testutil.UDPDrops(port)
 	client, err := net.DialUDP("udp", nil, server.LocalAddr().(*net.UDPAddr))
 	if err != nil {
 		t.Fatal(err)
@@ -726,7 +753,6 @@ func TestUDPReceiveBufferHoldsAStall(t *testing.T) {
 		}
 	}
 	buf := make([]byte, 512)
-	got := 0
 	for {
 		if err := server.SetReadDeadline(time.Now().Add(200 * time.Millisecond)); err != nil {
 			t.Fatal(err)
@@ -734,11 +760,9 @@ func TestUDPReceiveBufferHoldsAStall(t *testing.T) {
 		if _, _, err := server.ReadFromUDP(buf); err != nil {
 			break // all read: nothing more within the deadline
 		}
-		got++
+		held++
 	}
-	if got != queries {
-		t.Errorf("%d of %d queries held while the socket went unread; %d dropped", got, queries, queries-got)
-	}
+	return held, testutil.UDPDrops(port) - dropsBefore
 }
 
 // TestServeUDPAllocatesNothing holds the whole UDP path of a fast-path

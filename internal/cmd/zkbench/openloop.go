@@ -12,13 +12,14 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/zkdns/zkdns/internal/testutil"
 )
 
 // openLoopResult is what one open-loop run measured. It travels from the
@@ -278,41 +279,12 @@ func runOpenLoopCommand(ctx context.Context, args []string, stdout io.Writer) er
 	_ = conn.(*net.UDPConn).SetReadBuffer(8 << 20)
 	serverPort := conn.RemoteAddr().(*net.UDPAddr).Port
 	clientPort := conn.LocalAddr().(*net.UDPAddr).Port
-	before, _ := os.ReadFile("/proc/net/udp")
+	serverBefore, clientBefore := testutil.UDPDrops(serverPort), testutil.UDPDrops(clientPort)
 	res, err := openLoop(ctx, conn, queries, *rate, *duration, *timeout)
 	if err != nil {
 		return err
 	}
-	if after, err := os.ReadFile("/proc/net/udp"); err == nil {
-		res.ServerDrops = udpDrops(after, serverPort) - udpDrops(before, serverPort)
-		res.ClientDrops = udpDrops(after, clientPort) - udpDrops(before, clientPort)
-	}
+	res.ServerDrops = testutil.UDPDrops(serverPort) - serverBefore
+	res.ClientDrops = testutil.UDPDrops(clientPort) - clientBefore
 	return json.NewEncoder(stdout).Encode(res)
-}
-
-// udpDrops sums the drops column of /proc/net/udp over the sockets bound
-// to local port. Lines look like
-//
-//	sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
-//	12: 0100007F:9C4F 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4711 2 0000000000000000 3
-func udpDrops(table []byte, port int) int64 {
-	var total int64
-	for line := range strings.SplitSeq(string(table), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 13 || !strings.HasSuffix(f[0], ":") {
-			continue
-		}
-		_, hexPort, ok := strings.Cut(f[1], ":")
-		if !ok {
-			continue
-		}
-		p, err := strconv.ParseUint(hexPort, 16, 16)
-		if err != nil || int(p) != port {
-			continue
-		}
-		if n, err := strconv.ParseInt(f[len(f)-1], 10, 64); err == nil {
-			total += n
-		}
-	}
-	return total
 }

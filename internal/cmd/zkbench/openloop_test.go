@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/zkdns/zkdns/internal/testutil"
 )
 
 func TestReadQueries(t *testing.T) {
@@ -57,29 +59,6 @@ func TestReadQueries(t *testing.T) {
 	}
 }
 
-func TestUDPDrops(t *testing.T) {
-	table := "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n" +
-		"  101: 0100007F:4A15 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1001 2 0000000000000000 17\n" +
-		"  102: 0100007F:4A15 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1002 2 0000000000000000 3\n" +
-		"  103: 0100007F:D6A5 0100007F:4A15 01 00000000:00000000 00:00000000 00000000     0        0 1003 2 0000000000000000 0\n"
-	tests := []struct {
-		name string
-		port int
-		want int64
-	}{
-		{"two sockets on one port add up", 0x4A15, 20},
-		{"a socket without drops", 0xD6A5, 0},
-		{"a port nobody has", 53, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := udpDrops([]byte(table), tt.port); got != tt.want {
-				t.Errorf("udpDrops(%d) = %d, want %d", tt.port, got, tt.want)
-			}
-		})
-	}
-}
-
 // echoDNS answers every query on 127.0.0.1 by echoing it with the QR bit,
 // except those drop says to ignore. It stops when the test ends.
 func echoDNS(t *testing.T, drop func(id uint16) bool) string {
@@ -88,6 +67,9 @@ func echoDNS(t *testing.T, drop func(id uint16) bool) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Room for a stall of the echo goroutine on a loaded machine; the
+	// kernel caps it at net.core.rmem_max.
+	_ = pc.(*net.UDPConn).SetReadBuffer(4 << 20)
 	done := make(chan struct{})
 	t.Cleanup(func() {
 		pc.Close()
@@ -139,6 +121,10 @@ func TestOpenLoop(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer conn.Close()
+			_ = conn.(*net.UDPConn).SetReadBuffer(4 << 20)
+			serverPort := conn.RemoteAddr().(*net.UDPAddr).Port
+			clientPort := conn.LocalAddr().(*net.UDPAddr).Port
+			dropsBefore := testutil.UDPDrops(serverPort) + testutil.UDPDrops(clientPort) + testutil.BacklogDrops()
 			// A reply counts as lost only after this: long enough for an
 			// echo server on a loaded machine under -race, so that only
 			// the queries it ignores are lost.
@@ -150,8 +136,15 @@ func TestOpenLoop(t *testing.T) {
 			if res.Sent != scheduled {
 				t.Errorf("sent %d, want the %d the schedule holds", res.Sent, scheduled)
 			}
-			if res.Lost != tt.wantLost || res.Answered != res.Sent-tt.wantLost {
-				t.Errorf("answered %d, lost %d; want lost %d", res.Answered, res.Lost, tt.wantLost)
+			// The kernel may drop datagrams too, on a machine loaded
+			// enough: each such drop is one more query lost, and the
+			// count must own up to it, but no query may be lost beyond
+			// the ignored ones and those.
+			kernelDrops := testutil.UDPDrops(serverPort) + testutil.UDPDrops(clientPort) + testutil.BacklogDrops() - dropsBefore
+			if res.Answered+res.Lost != res.Sent || res.Lost < tt.wantLost || res.Lost > tt.wantLost+kernelDrops {
+				t.Errorf("answered %d, lost %d of %d; want lost %d and at most the kernel's %d drops more", res.Answered, res.Lost, res.Sent, tt.wantLost, kernelDrops)
+			} else if res.Lost > tt.wantLost {
+				t.Logf("%d more lost, as the kernel dropped %d datagrams", res.Lost-tt.wantLost, kernelDrops)
 			}
 			if res.Answered > 0 && (res.P50 <= 0 || res.P50 > res.P99 || res.P99 > res.P999 || res.P999 > res.Max) {
 				t.Errorf("percentiles out of order: p50 %v p99 %v p99.9 %v max %v", res.P50, res.P99, res.P999, res.Max)
