@@ -83,8 +83,8 @@ func noExpiry(t *testing.T, d *daemon) {
 // TestConnectedMemberFails takes away the member zkdns is connected to,
 // by SIGKILL (the connection breaks at once) and by SIGSTOP (a hung JVM
 // that keeps its port open and answers nothing, as in a long GC pause).
-// zkdns must move to another member within the session timeout and keep
-// its session, and its answers must never change or stop.
+// zkdns must move to another member in time to keep its session, and its
+// answers must never change or stop.
 func TestConnectedMemberFails(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -138,9 +138,14 @@ func TestConnectedMemberFails(t *testing.T) {
 			if err := tt.fail(victim); err != nil {
 				t.Fatal(err)
 			}
+			// How long the move may take is the ensemble's to say: it
+			// expires the session a session timeout after it last heard
+			// from zkdns, or after a new leader took over when the
+			// victim led, which on a loaded machine can take seconds of
+			// its own. noExpiry below checks the session was kept.
 			for len(d.sessionServers()) == len(sessions) {
-				if time.Since(failedAt) > sessionTimeout {
-					t.Fatalf("zkdns found no other member within the %s session timeout", sessionTimeout)
+				if time.Since(failedAt) > waitLimit {
+					t.Fatalf("zkdns found no other member within %s", waitLimit)
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
@@ -149,7 +154,7 @@ func TestConnectedMemberFails(t *testing.T) {
 			if next := now[len(now)-1]; next == victim.Addr() {
 				t.Errorf("zkdns reconnected to the failed member %s", next)
 			}
-			t.Logf("after %s of member %d (the %s) zkdns moved to %s in %s (bound: the %s session timeout)",
+			t.Logf("after %s of member %d (the %s) zkdns moved to %s in %s (session timeout %s)",
 				tt.cause, victim.Index(), role, now[len(now)-1], moved.Round(time.Millisecond), sessionTimeout)
 			p.waitRounds(t, 20)
 
