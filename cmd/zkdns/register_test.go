@@ -378,7 +378,7 @@ func TestRegisterOutlivesHangupAndClosedStderr(t *testing.T) {
 // register leaves it alone and exits 1 saying what is in the way.
 func TestRegisterRefusesPersistentZnode(t *testing.T) {
 	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
-	base := "/" + t.Name() + "/svc"
+	base := testutil.TestRoot(t, conn) + "/svc" // the persistent znode outlives the test
 	testutil.CreateZnode(t, conn, base+"/web-1", "somebody's data", 0)
 	reg := startRegistrar(t, "-servers", zkServer.Addr(), "-path", base, "-id", "web-1",
 		"-address", "192.0.2.9", "-port", "8080", "-drain", "0")
