@@ -697,8 +697,8 @@ func TestForwardRoundsWaitTheirTry(t *testing.T) {
 
 // listenFull listens on TCP on loopback with an accept queue of one,
 // filled by a connection that is never used: until release is closed, a
-// connect to it hangs, the kernel dropping its SYNs. After release the
-// listener accepts and answers every query with an A record.
+// connect to it hangs, the kernel dropping its SYNs. After release a DNS
+// server on it answers every query with an A record.
 func listenFull(t *testing.T, release <-chan struct{}) netip.AddrPort {
 	t.Helper()
 	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
@@ -725,38 +725,22 @@ func listenFull(t *testing.T, release <-chan struct{}) netip.AddrPort {
 		ln.Close()
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
+	srv := &dns.Server{Listener: ln, ReadTimeout: 5 * time.Second, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		_ = w.WriteMsg(answerA(1, false)(r, true))
+	})}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		select {
+		case <-release:
+			_ = srv.ActivateAndServe() // until the listener closes
+		case <-t.Context().Done():
+		}
+	}()
 	t.Cleanup(func() {
 		ln.Close()
 		filler.Close()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		select {
-		case <-release:
-		case <-t.Context().Done():
-			return
-		}
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Go(func() {
-				defer conn.Close()
-				_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-				dc := &dns.Conn{Conn: conn}
-				for {
-					q, err := dc.ReadMsg()
-					if err != nil {
-						return
-					}
-					if err := dc.WriteMsg(answerA(1, false)(q, true)); err != nil {
-						return
-					}
-				}
-			})
-		}
+		<-served
 	})
 	return netip.MustParseAddrPort(ln.Addr().String())
 }

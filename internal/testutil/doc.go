@@ -10,5 +10,8 @@
 // restarted; NewTCPProxy stands between a client and a server so a test can
 // cut the connection while the server keeps running. Dig runs the
 // real dig, Resolver is Go's own resolver aimed at one server, and
-// BuildBinary builds the daemon for end-to-end tests.
+// BuildBinary builds the daemon for end-to-end tests. UDPDrops and
+// BacklogDrops read the kernel's drop counters, so that a test (or the
+// bench) counting datagrams can tell what the kernel dropped from what
+// the code lost.
 package testutil

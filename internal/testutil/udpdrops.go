@@ -2,31 +2,32 @@ package testutil
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
 
 // UDPDrops is how many datagrams the kernel dropped at the UDP sockets
-// bound to the local port, IPv4 and IPv6, since each opened: a full
+// bound to the local ports, IPv4 and IPv6, since each opened: a full
 // receive buffer, mostly. A test that counts datagrams subtracts two
 // readings to tell a datagram the code lost from one the socket never
 // took. It reads 0 where /proc/net/udp cannot be read.
-func UDPDrops(port int) int64 {
+func UDPDrops(ports ...int) int64 {
 	var total int64
 	for _, file := range []string{"/proc/net/udp", "/proc/net/udp6"} {
 		if table, err := os.ReadFile(file); err == nil {
-			total += udpDropsIn(table, port)
+			total += udpDropsIn(table, ports)
 		}
 	}
 	return total
 }
 
 // udpDropsIn sums the drops column of a /proc/net/udp table over the
-// sockets bound to local port. Lines look like
+// sockets bound to the local ports. Lines look like
 //
 //	sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
 //	12: 0100007F:9C4F 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4711 2 0000000000000000 3
-func udpDropsIn(table []byte, port int) int64 {
+func udpDropsIn(table []byte, ports []int) int64 {
 	var total int64
 	for line := range strings.SplitSeq(string(table), "\n") {
 		f := strings.Fields(line)
@@ -38,7 +39,7 @@ func udpDropsIn(table []byte, port int) int64 {
 			continue
 		}
 		p, err := strconv.ParseUint(hexPort, 16, 16)
-		if err != nil || int(p) != port {
+		if err != nil || !slices.Contains(ports, int(p)) {
 			continue
 		}
 		if n, err := strconv.ParseInt(f[len(f)-1], 10, 64); err == nil {

@@ -12,19 +12,21 @@ func TestUDPDropsIn(t *testing.T) {
 		"  103: 0100007F:D6A5 0100007F:4A15 01 00000000:00000000 00:00000000 00000000     0        0 1003 2 0000000000000000 0\n" +
 		"  104: 00000000000000000000000001000000:4A16 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1004 2 0000000000000000 5\n"
 	tests := []struct {
-		name string
-		port int
-		want int64
+		name  string
+		ports []int
+		want  int64
 	}{
-		{"two sockets on one port add up", 0x4A15, 20},
-		{"a socket without drops", 0xD6A5, 0},
-		{"an IPv6 socket", 0x4A16, 5},
-		{"a port nobody has", 53, 0},
+		{"two sockets on one port add up", []int{0x4A15}, 20},
+		{"a socket without drops", []int{0xD6A5}, 0},
+		{"an IPv6 socket", []int{0x4A16}, 5},
+		{"two ports add up", []int{0x4A15, 0x4A16}, 25},
+		{"a port nobody has", []int{53}, 0},
+		{"no port", nil, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := udpDropsIn([]byte(table), tt.port); got != tt.want {
-				t.Errorf("udpDropsIn(%d) = %d, want %d", tt.port, got, tt.want)
+			if got := udpDropsIn([]byte(table), tt.ports); got != tt.want {
+				t.Errorf("udpDropsIn(%v) = %d, want %d", tt.ports, got, tt.want)
 			}
 		})
 	}

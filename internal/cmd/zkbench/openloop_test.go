@@ -124,7 +124,7 @@ func TestOpenLoop(t *testing.T) {
 			_ = conn.(*net.UDPConn).SetReadBuffer(4 << 20)
 			serverPort := conn.RemoteAddr().(*net.UDPAddr).Port
 			clientPort := conn.LocalAddr().(*net.UDPAddr).Port
-			dropsBefore := testutil.UDPDrops(serverPort) + testutil.UDPDrops(clientPort) + testutil.BacklogDrops()
+			dropsBefore := testutil.UDPDrops(serverPort, clientPort) + testutil.BacklogDrops()
 			// A reply counts as lost only after this: long enough for an
 			// echo server on a loaded machine under -race, so that only
 			// the queries it ignores are lost.
@@ -140,7 +140,7 @@ func TestOpenLoop(t *testing.T) {
 			// enough: each such drop is one more query lost, and the
 			// count must own up to it, but no query may be lost beyond
 			// the ignored ones and those.
-			kernelDrops := testutil.UDPDrops(serverPort) + testutil.UDPDrops(clientPort) + testutil.BacklogDrops() - dropsBefore
+			kernelDrops := testutil.UDPDrops(serverPort, clientPort) + testutil.BacklogDrops() - dropsBefore
 			if res.Answered+res.Lost != res.Sent || res.Lost < tt.wantLost || res.Lost > tt.wantLost+kernelDrops {
 				t.Errorf("answered %d, lost %d of %d; want lost %d and at most the kernel's %d drops more", res.Answered, res.Lost, res.Sent, tt.wantLost, kernelDrops)
 			} else if res.Lost > tt.wantLost {
