@@ -1,0 +1,290 @@
+package zkclient
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// PersistentWatches sets ZooKeeper's persistent recursive watches (the
+// addWatch request of ZooKeeper 3.6 and later) on a go-zookeeper/zk
+// connection, which has no call for them. Such a watch on a path fires for
+// every znode below it, and its events name that znode: a NodeCreated
+// event names the new child, where a child watch's event names only the
+// parent, so a watcher can read a new child at once instead of listing
+// its parent first. The events reach the client's event callback
+// (zk.WithEventCallback) like any other.
+//
+// It rides on the connection: the client dials through Dialer, the
+// requests are written between the client's own under an xid the client
+// never uses, and their replies are taken out of what the client reads.
+// ZooKeeper drops a connection's watches with the connection, and the
+// client does not give these back after a reconnect as it does its own:
+// add them again on every new connection (every zk.StateHasSession).
+//
+// Make one per zk.Conn. Its zero value is ready to use, with no Reply.
+type PersistentWatches struct {
+	// Reply, when set, receives the outcome of each request whose reply
+	// arrives: nil, ErrPersistentWatchesUnsupported, or another refusal
+	// (zk.ErrNoAuth, ...). It runs on the client's receive goroutine and
+	// must not block. A request whose connection ends first gets no reply.
+	Reply func(op WatchOp, path string, err error)
+
+	// mu guards conn: the latest connection whose session handshake is
+	// done, the only one requests may be written to.
+	mu          sync.Mutex
+	conn        *sideConn
+	unsupported atomic.Bool
+}
+
+// WatchOp is a request PersistentWatches sends.
+type WatchOp uint8
+
+const (
+	// AddWatch sets a persistent recursive watch on a path.
+	AddWatch WatchOp = iota
+	// RemoveWatches removes every watch the connection holds on a path:
+	// the persistent one, and any child or exists watch the client set
+	// there, which the client goes on counting as set.
+	RemoveWatches
+)
+
+func (op WatchOp) String() string {
+	if op == AddWatch {
+		return "addWatch"
+	}
+	return "removeWatches"
+}
+
+// ErrPersistentWatchesUnsupported is the reply of a ZooKeeper server older
+// than 3.6, which does not know addWatch. Such a server also closes the
+// connection (the client reconnects, keeping its session); after it,
+// Add and Remove fail at once with this error.
+var ErrPersistentWatchesUnsupported = errors.New("zkclient: this ZooKeeper server has no persistent watches (they need ZooKeeper 3.6 or later)")
+
+// errNoConnection is what Add and Remove return between connections: the
+// caller adds its watches again once there is a session.
+var errNoConnection = fmt.Errorf("zkclient: no ZooKeeper connection to set watches on: %w", zk.ErrConnectionClosed)
+
+// The wire protocol's parts used here.
+const (
+	// sidebandXid marks the requests written here. The client numbers its
+	// own from 1 up and uses -1, -2, -4 and -8 for events, pings, auth and
+	// setWatches; ZooKeeper echoes any xid.
+	sidebandXid int32 = -16
+
+	opAddWatch      = 106
+	opRemoveWatches = 18
+
+	addWatchModePersistentRecursive = 1
+	watcherTypeAny                  = 3
+
+	codeUnimplemented = -6
+	codeNoNode        = -101
+	codeNoAuth        = -102
+	codeNoWatcher     = -121
+
+	// A reply's header: length, xid, zxid, error code.
+	replyHeaderLen = 4 + 4 + 8 + 4
+)
+
+// Dialer returns dial with its connections carrying these requests.
+func (p *PersistentWatches) Dialer(dial zk.Dialer) zk.Dialer {
+	return func(network, address string, timeout time.Duration) (net.Conn, error) {
+		c, err := dial(network, address, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return &sideConn{Conn: c, owner: p, r: bufio.NewReader(c)}, nil
+	}
+}
+
+// Add sets a persistent recursive watch on path on the current
+// connection. It only writes the request; Reply gets the outcome.
+func (p *PersistentWatches) Add(path string) error {
+	return p.send(AddWatch, path)
+}
+
+// Remove removes every watch the current connection holds on path (see
+// RemoveWatches). It only writes the request; Reply gets the outcome, a
+// refusal when there was nothing to remove.
+func (p *PersistentWatches) Remove(path string) error {
+	return p.send(RemoveWatches, path)
+}
+
+func (p *PersistentWatches) send(op WatchOp, path string) error {
+	if p.unsupported.Load() {
+		return ErrPersistentWatchesUnsupported
+	}
+	p.mu.Lock()
+	c := p.conn
+	p.mu.Unlock()
+	if c == nil {
+		return errNoConnection
+	}
+	return c.send(op, path)
+}
+
+// handshook makes c the connection requests go to.
+func (p *PersistentWatches) handshook(c *sideConn) {
+	p.mu.Lock()
+	p.conn = c
+	p.mu.Unlock()
+}
+
+// ended forgets c when it is still the current connection.
+func (p *PersistentWatches) ended(c *sideConn) {
+	p.mu.Lock()
+	if p.conn == c {
+		p.conn = nil
+	}
+	p.mu.Unlock()
+}
+
+func (p *PersistentWatches) replied(op WatchOp, path string, code int32) {
+	var err error
+	switch code {
+	case 0:
+	case codeUnimplemented:
+		p.unsupported.Store(true)
+		err = ErrPersistentWatchesUnsupported
+	case codeNoNode:
+		err = zk.ErrNoNode
+	case codeNoAuth:
+		err = zk.ErrNoAuth
+	case codeNoWatcher:
+		err = fmt.Errorf("zkclient: no watch on %s to remove", path)
+	default:
+		err = fmt.Errorf("zkclient: ZooKeeper refused %v on %s with error code %d", op, path, code)
+	}
+	if p.Reply != nil {
+		p.Reply(op, path, err)
+	}
+}
+
+// sideConn is one connection of the client. Reads are made by one
+// goroutine at a time (the client's connect loop, then its receive
+// loop), which also keeps the framing state below.
+type sideConn struct {
+	net.Conn
+	owner *PersistentWatches
+	r     *bufio.Reader
+
+	handshook bool // the first frame, the handshake's answer, is past
+	left      int  // bytes of the current frame the client has still to read
+
+	// writeMu keeps the order of sent in step with the order of writes,
+	// which is the order of the replies; sentMu guards sent alone, so the
+	// receive goroutine never waits on a write.
+	writeMu sync.Mutex
+	sentMu  sync.Mutex
+	sent    []sentRequest
+}
+
+type sentRequest struct {
+	op   WatchOp
+	path string
+}
+
+func (c *sideConn) send(op WatchOp, path string) error {
+	frame := make([]byte, 0, 4+4+4+4+len(path)+4)
+	frame = binary.BigEndian.AppendUint32(frame, 0) // length, below
+	xid := sidebandXid                              // converted at run time: a negative constant has no uint32
+	frame = binary.BigEndian.AppendUint32(frame, uint32(xid))
+	opcode, arg := int32(opAddWatch), int32(addWatchModePersistentRecursive)
+	if op == RemoveWatches {
+		opcode, arg = opRemoveWatches, watcherTypeAny
+	}
+	frame = binary.BigEndian.AppendUint32(frame, uint32(opcode))
+	frame = binary.BigEndian.AppendUint32(frame, uint32(len(path)))
+	frame = append(frame, path...)
+	frame = binary.BigEndian.AppendUint32(frame, uint32(arg))
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	c.sentMu.Lock()
+	c.sent = append(c.sent, sentRequest{op, path})
+	c.sentMu.Unlock()
+	// A Write is whole: the client's own frames, each one Write, never
+	// interleave with this one.
+	if _, err := c.Conn.Write(frame); err != nil {
+		// The connection is failing; the client sees it too and
+		// reconnects. Nothing more goes to it.
+		c.owner.ended(c)
+		return fmt.Errorf("zkclient: send %v on %s: %w", op, path, err)
+	}
+	return nil
+}
+
+// Read hands the client the connection's bytes, less the replies to the
+// requests written here.
+func (c *sideConn) Read(b []byte) (int, error) {
+	for c.left == 0 {
+		if err := c.nextFrame(); err != nil {
+			c.owner.ended(c)
+			return 0, err
+		}
+	}
+	n, err := c.r.Read(b[:min(len(b), c.left)])
+	c.left -= n
+	if c.left == 0 && !c.handshook {
+		c.handshook = true
+		c.owner.handshook(c)
+	}
+	if err != nil {
+		c.owner.ended(c)
+	}
+	return n, err
+}
+
+// nextFrame looks at the frame about to be read: one of the client's it
+// lets through (left is set), a reply to a request written here it
+// consumes.
+func (c *sideConn) nextFrame() error {
+	head, err := c.r.Peek(4)
+	if err != nil {
+		return err
+	}
+	length := int(binary.BigEndian.Uint32(head))
+	if !c.handshook || length < replyHeaderLen-4 {
+		// The handshake's answer has no reply header; a frame too short
+		// for one is the client's to reject.
+		c.left = 4 + length
+		return nil
+	}
+	head, err = c.r.Peek(replyHeaderLen)
+	if err != nil {
+		return err
+	}
+	if int32(binary.BigEndian.Uint32(head[4:])) != sidebandXid {
+		c.left = 4 + length
+		return nil
+	}
+	code := int32(binary.BigEndian.Uint32(head[16:]))
+	if _, err := c.r.Discard(4 + length); err != nil {
+		return err
+	}
+	c.sentMu.Lock()
+	if len(c.sent) == 0 {
+		c.sentMu.Unlock()
+		return fmt.Errorf("zkclient: ZooKeeper answered a request zkdns did not send (xid %d)", sidebandXid)
+	}
+	req := c.sent[0]
+	c.sent = c.sent[1:]
+	c.sentMu.Unlock()
+	c.owner.replied(req.op, req.path, code)
+	return nil
+}
+
+func (c *sideConn) Close() error {
+	c.owner.ended(c)
+	return c.Conn.Close()
+}

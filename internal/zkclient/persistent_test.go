@@ -1,0 +1,185 @@
+package zkclient_test
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/zkdns/zkdns/internal/testutil"
+	"github.com/zkdns/zkdns/internal/zkclient"
+)
+
+// watchRecorder collects what a connection with PersistentWatches reports.
+type watchRecorder struct {
+	mu      sync.Mutex
+	events  []zk.Event
+	replies []string // "op path: err"
+	session chan struct{}
+}
+
+func (r *watchRecorder) event(ev zk.Event) {
+	if ev.Type == zk.EventSession {
+		if ev.State == zk.StateHasSession {
+			select {
+			case r.session <- struct{}{}:
+			default:
+			}
+		}
+		return
+	}
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+}
+
+func (r *watchRecorder) reply(op zkclient.WatchOp, path string, err error) {
+	r.mu.Lock()
+	r.replies = append(r.replies, op.String()+" "+path+": "+errString(err))
+	r.mu.Unlock()
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+// take returns what was recorded and forgets it.
+func (r *watchRecorder) take() (events []zk.Event, replies []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	events, replies = r.events, r.replies
+	r.events, r.replies = nil, nil
+	return events, replies
+}
+
+// TestPersistentWatches sets a persistent recursive watch through the
+// client's connection on a real ZooKeeper, and checks that its events
+// name the znode that changed, that the client's own requests and watches
+// carry on beside it, and that removing it stops its events.
+func TestPersistentWatches(t *testing.T) {
+	server := testutil.StartZooKeeperFor(t, testutil.ZooKeeperOptions{})
+	writer := testutil.ConnectZK(t, server.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, writer)
+	svc := base + "/svc"
+	testutil.MkdirAll(t, writer, svc)
+
+	rec := &watchRecorder{session: make(chan struct{}, 1)}
+	pw := &zkclient.PersistentWatches{Reply: rec.reply}
+	conn, _, err := zk.Connect([]string{server.Addr()}, 10*time.Second,
+		zk.WithLogger(quiet{}),
+		zk.WithEventCallback(rec.event),
+		zk.WithDialer(pw.Dialer(zkclient.CappedDialer(time.Second))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	select {
+	case <-rec.session:
+	case <-time.After(time.Minute):
+		t.Fatal("no session within a minute")
+	}
+
+	if err := pw.Add(svc); err != nil {
+		t.Fatal(err)
+	}
+	// A child watch of the client's own, on the same path.
+	_, _, childEvents, err := conn.ChildrenW(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.CreateZnode(t, writer, svc+"/a", "one", 0)
+	if _, err := writer.Set(svc+"/a", []byte("two"), -1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CreateZnode(t, writer, svc+"/a/deep", "", 0)
+	if err := writer.Delete(svc+"/a/deep", -1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-childEvents:
+		if ev.Type != zk.EventNodeChildrenChanged || ev.Path != svc {
+			t.Errorf("the client's own child watch fired %+v", ev)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the client's own child watch did not fire")
+	}
+	// The client's requests still get their own replies.
+	if data, _, err := conn.Get(svc + "/a"); err != nil || string(data) != "two" {
+		t.Fatalf("Get beside the persistent watch: %q, %v", data, err)
+	}
+	want := []zk.Event{
+		{Type: zk.EventNodeCreated, Path: svc + "/a"},
+		{Type: zk.EventNodeChildrenChanged, Path: svc},
+		{Type: zk.EventNodeDataChanged, Path: svc + "/a"},
+		{Type: zk.EventNodeCreated, Path: svc + "/a/deep"},
+		{Type: zk.EventNodeDeleted, Path: svc + "/a/deep"},
+	}
+	events, replies := rec.take()
+	if got := summarize(events); !containsInOrder(got, summarize(want)) {
+		t.Errorf("events %v, want %v among them in order", got, summarize(want))
+	}
+	if len(replies) != 1 || replies[0] != "addWatch "+svc+": ok" {
+		t.Errorf("replies %q, want one addWatch ok", replies)
+	}
+
+	if err := pw.Remove(svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := pw.Remove(svc); err != nil {
+		t.Fatal(err)
+	}
+	if err := writer.Delete(svc+"/a", -1); err != nil {
+		t.Fatal(err)
+	}
+	testutil.CreateZnode(t, writer, svc+"/b", "", 0)
+	// A request after both, whose reply comes after theirs and after any
+	// event the removed watch would still have fired.
+	if _, _, err := conn.Exists(svc); err != nil {
+		t.Fatal(err)
+	}
+	events, replies = rec.take()
+	for _, ev := range events {
+		if ev.Path == svc+"/b" {
+			t.Errorf("event %+v after the watch was removed", ev)
+		}
+	}
+	if len(replies) != 2 || replies[0] != "removeWatches "+svc+": ok" || replies[1] == "removeWatches "+svc+": ok" {
+		t.Errorf("replies %q, want one removal and one refusal (nothing left to remove)", replies)
+	}
+}
+
+// TestPersistentWatchesBetweenConnections checks that a request with no
+// connection to go to fails at once with an error that says so.
+func TestPersistentWatchesBetweenConnections(t *testing.T) {
+	var pw zkclient.PersistentWatches
+	err := pw.Add("/svc")
+	if !zkclient.ConnectionEnded(err) {
+		t.Fatalf("Add with no connection: %v, want a connection error", err)
+	}
+	if errors.Is(err, zkclient.ErrPersistentWatchesUnsupported) {
+		t.Fatalf("Add with no connection: %v, not an unsupported server", err)
+	}
+}
+
+func summarize(events []zk.Event) []string {
+	out := make([]string, len(events))
+	for i, ev := range events {
+		out[i] = ev.Type.String() + " " + ev.Path
+	}
+	return out
+}
+
+// containsInOrder reports whether want is a subsequence of got.
+func containsInOrder(got, want []string) bool {
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
