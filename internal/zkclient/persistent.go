@@ -29,13 +29,20 @@ import (
 // client does not give these back after a reconnect as it does its own:
 // add them again on every new connection (every zk.StateHasSession).
 //
+// ZooKeeper 3.8 keeps one mode per session and path: a persistent
+// recursive watch set on a path after a child watch of the same session
+// silences that child watch, which fires again only once a read sets it
+// anew. zkwatch, whose child watches are what keeps its instance sets
+// right, does not use these watches for that reason (see SCALING.md);
+// the bench measures what they would save.
+//
 // Make one per zk.Conn. Its zero value is ready to use, with no Reply.
 type PersistentWatches struct {
 	// Reply, when set, receives the outcome of each request whose reply
 	// arrives: nil, ErrPersistentWatchesUnsupported, or another refusal
 	// (zk.ErrNoAuth, ...). It runs on the client's receive goroutine and
 	// must not block. A request whose connection ends first gets no reply.
-	Reply func(op WatchOp, path string, err error)
+	Reply func(path string, err error)
 
 	// mu guards conn: the latest connection whose session handshake is
 	// done, the only one requests may be written to.
@@ -44,32 +51,13 @@ type PersistentWatches struct {
 	unsupported atomic.Bool
 }
 
-// WatchOp is a request PersistentWatches sends.
-type WatchOp uint8
-
-const (
-	// AddWatch sets a persistent recursive watch on a path.
-	AddWatch WatchOp = iota
-	// RemoveWatches removes every watch the connection holds on a path:
-	// the persistent one, and any child or exists watch the client set
-	// there, which the client goes on counting as set.
-	RemoveWatches
-)
-
-func (op WatchOp) String() string {
-	if op == AddWatch {
-		return "addWatch"
-	}
-	return "removeWatches"
-}
-
 // ErrPersistentWatchesUnsupported is the reply of a ZooKeeper server older
 // than 3.6, which does not know addWatch. Such a server also closes the
 // connection (the client reconnects, keeping its session); after it,
-// Add and Remove fail at once with this error.
+// Add fails at once with this error.
 var ErrPersistentWatchesUnsupported = errors.New("zkclient: this ZooKeeper server has no persistent watches (they need ZooKeeper 3.6 or later)")
 
-// errNoConnection is what Add and Remove return between connections: the
+// errNoConnection is what Add returns between connections: the
 // caller adds its watches again once there is a session.
 var errNoConnection = fmt.Errorf("zkclient: no ZooKeeper connection to set watches on: %w", zk.ErrConnectionClosed)
 
@@ -80,16 +68,12 @@ const (
 	// setWatches; ZooKeeper echoes any xid.
 	sidebandXid int32 = -16
 
-	opAddWatch      = 106
-	opRemoveWatches = 18
-
+	opAddWatch                      = 106
 	addWatchModePersistentRecursive = 1
-	watcherTypeAny                  = 3
 
 	codeUnimplemented = -6
 	codeNoNode        = -101
 	codeNoAuth        = -102
-	codeNoWatcher     = -121
 
 	// A reply's header: length, xid, zxid, error code.
 	replyHeaderLen = 4 + 4 + 8 + 4
@@ -109,17 +93,6 @@ func (p *PersistentWatches) Dialer(dial zk.Dialer) zk.Dialer {
 // Add sets a persistent recursive watch on path on the current
 // connection. It only writes the request; Reply gets the outcome.
 func (p *PersistentWatches) Add(path string) error {
-	return p.send(AddWatch, path)
-}
-
-// Remove removes every watch the current connection holds on path (see
-// RemoveWatches). It only writes the request; Reply gets the outcome, a
-// refusal when there was nothing to remove.
-func (p *PersistentWatches) Remove(path string) error {
-	return p.send(RemoveWatches, path)
-}
-
-func (p *PersistentWatches) send(op WatchOp, path string) error {
 	if p.unsupported.Load() {
 		return ErrPersistentWatchesUnsupported
 	}
@@ -129,7 +102,7 @@ func (p *PersistentWatches) send(op WatchOp, path string) error {
 	if c == nil {
 		return errNoConnection
 	}
-	return c.send(op, path)
+	return c.send(path)
 }
 
 // handshook makes c the connection requests go to.
@@ -148,7 +121,7 @@ func (p *PersistentWatches) ended(c *sideConn) {
 	p.mu.Unlock()
 }
 
-func (p *PersistentWatches) replied(op WatchOp, path string, code int32) {
+func (p *PersistentWatches) replied(path string, code int32) {
 	var err error
 	switch code {
 	case 0:
@@ -159,13 +132,11 @@ func (p *PersistentWatches) replied(op WatchOp, path string, code int32) {
 		err = zk.ErrNoNode
 	case codeNoAuth:
 		err = zk.ErrNoAuth
-	case codeNoWatcher:
-		err = fmt.Errorf("zkclient: no watch on %s to remove", path)
 	default:
-		err = fmt.Errorf("zkclient: ZooKeeper refused %v on %s with error code %d", op, path, code)
+		err = fmt.Errorf("zkclient: ZooKeeper refused a persistent watch on %s with error code %d", path, code)
 	}
 	if p.Reply != nil {
-		p.Reply(op, path, err)
+		p.Reply(path, err)
 	}
 }
 
@@ -180,38 +151,30 @@ type sideConn struct {
 	handshook bool // the first frame, the handshake's answer, is past
 	left      int  // bytes of the current frame the client has still to read
 
-	// writeMu keeps the order of sent in step with the order of writes,
-	// which is the order of the replies; sentMu guards sent alone, so the
-	// receive goroutine never waits on a write.
+	// writeMu keeps the order of sent (the paths of the requests written)
+	// in step with the order of writes, which is the order of the
+	// replies; sentMu guards sent alone, so the receive goroutine never
+	// waits on a write.
 	writeMu sync.Mutex
 	sentMu  sync.Mutex
-	sent    []sentRequest
+	sent    []string
 }
 
-type sentRequest struct {
-	op   WatchOp
-	path string
-}
-
-func (c *sideConn) send(op WatchOp, path string) error {
+func (c *sideConn) send(path string) error {
 	frame := make([]byte, 0, 4+4+4+4+len(path)+4)
 	frame = binary.BigEndian.AppendUint32(frame, 0) // length, below
 	xid := sidebandXid                              // converted at run time: a negative constant has no uint32
 	frame = binary.BigEndian.AppendUint32(frame, uint32(xid))
-	opcode, arg := int32(opAddWatch), int32(addWatchModePersistentRecursive)
-	if op == RemoveWatches {
-		opcode, arg = opRemoveWatches, watcherTypeAny
-	}
-	frame = binary.BigEndian.AppendUint32(frame, uint32(opcode))
+	frame = binary.BigEndian.AppendUint32(frame, opAddWatch)
 	frame = binary.BigEndian.AppendUint32(frame, uint32(len(path)))
 	frame = append(frame, path...)
-	frame = binary.BigEndian.AppendUint32(frame, uint32(arg))
+	frame = binary.BigEndian.AppendUint32(frame, addWatchModePersistentRecursive)
 	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
 
 	c.writeMu.Lock()
 	defer c.writeMu.Unlock()
 	c.sentMu.Lock()
-	c.sent = append(c.sent, sentRequest{op, path})
+	c.sent = append(c.sent, path)
 	c.sentMu.Unlock()
 	// A Write is whole: the client's own frames, each one Write, never
 	// interleave with this one.
@@ -219,7 +182,7 @@ func (c *sideConn) send(op WatchOp, path string) error {
 		// The connection is failing; the client sees it too and
 		// reconnects. Nothing more goes to it.
 		c.owner.ended(c)
-		return fmt.Errorf("zkclient: send %v on %s: %w", op, path, err)
+		return fmt.Errorf("zkclient: send a persistent watch on %s: %w", path, err)
 	}
 	return nil
 }
@@ -277,10 +240,10 @@ func (c *sideConn) nextFrame() error {
 		c.sentMu.Unlock()
 		return fmt.Errorf("zkclient: ZooKeeper answered a request zkdns did not send (xid %d)", sidebandXid)
 	}
-	req := c.sent[0]
+	path := c.sent[0]
 	c.sent = c.sent[1:]
 	c.sentMu.Unlock()
-	c.owner.replied(req.op, req.path, code)
+	c.owner.replied(path, code)
 	return nil
 }
 
