@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"github.com/miekg/dns"
+
+	"github.com/zkdns/zkdns/internal/zkclient"
 )
 
 // settle bounds the wait for one expected change, in ZooKeeper or in DNS.
@@ -45,6 +49,11 @@ func (b *bench) propagation(ctx context.Context, fl *fleet) (*section, error) {
 		return sec, err
 	}
 	defer watcher.Close()
+	recursive, err := watchRecursively(ctx, b.zk.Addr(), svc)
+	if err != nil {
+		return sec, err
+	}
+	defer recursive.conn.Close()
 	probe, err := dialDNS(z.addr)
 	if err != nil {
 		return sec, err
@@ -67,15 +76,19 @@ func (b *bench) propagation(ctx context.Context, fl *fleet) (*section, error) {
 	}
 
 	var viaDNS, viaWatch, viaRead [2][]time.Duration // [0] create, [1] delete
+	var viaRecursive []time.Duration                 // creations only
 	for trial := range b.plan.propagationTrials {
 		for k, op := range []func() error{create, remove} {
-			dnsTook, watchTook, readTook, err := b.propagationTrial(ctx, watcher, probe, svc, name, k == 0, op)
+			took, err := b.propagationTrial(ctx, watcher, recursive, probe, svc, name, k == 0, op)
 			if err != nil {
 				return sec, fmt.Errorf("zkbench: propagation trial %d: %w", trial+1, err)
 			}
-			viaDNS[k] = append(viaDNS[k], dnsTook)
-			viaWatch[k] = append(viaWatch[k], watchTook)
-			viaRead[k] = append(viaRead[k], readTook)
+			viaDNS[k] = append(viaDNS[k], took.dns)
+			viaWatch[k] = append(viaWatch[k], took.watch)
+			viaRead[k] = append(viaRead[k], took.read)
+			if k == 0 {
+				viaRecursive = append(viaRecursive, took.recursiveRead)
+			}
 		}
 		if (trial+1)%100 == 0 {
 			b.log.Info("propagation", "trials", trial+1)
@@ -93,17 +106,24 @@ func (b *bench) propagation(ctx context.Context, fl *fleet) (*section, error) {
 			fmtDelta(z.p99-w.p99), "≤ raw + 2ms", z.p99 <= w.p99+2*time.Millisecond)
 	}
 	sec.details = append(sec.details, titledTable{title: "Latency from the call:", table: details})
-	zc, rc := summarize(viaDNS[0]), summarize(viaRead[0])
+	zc, rc, w0 := summarize(viaDNS[0]), summarize(viaRead[0]), summarize(viaWatch[0])
 	sec.info("Create → DNS answer, p50, beside the raw watcher having listed and read the new child", fmtDuration(zc.p50),
 		fmtDuration(rc.p50)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(zc.p50-rc.p50))
 	sec.info("Create → DNS answer, p99, beside the same", fmtDuration(zc.p99),
 		fmtDuration(rc.p99)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(zc.p99-rc.p99))
+	pc := summarize(viaRecursive)
+	sec.info("Create → the new child read, p50, by a raw watcher with a persistent recursive watch", fmtDuration(pc.p50),
+		fmtDuration(w0.p50)+" (raw ChildrenW); "+fmtDuration(rc.p50)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(pc.p50-w0.p50)+" over raw ChildrenW")
+	sec.info("Create → the new child read, p99, by the same", fmtDuration(pc.p99),
+		fmtDuration(w0.p99)+" (raw ChildrenW); "+fmtDuration(rc.p99)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(pc.p99-w0.p99)+" over raw ChildrenW")
 	sec.notes = append(sec.notes, "A child event names the parent, not the child: to serve a new instance any "+
-		"watcher using this client must list the children and read the new one, two round trips after the "+
+		"watcher using child watches must list the children and read the new one, two round trips after the "+
 		"notification that the raw ChildrenW column stops at (a deletion needs none: the instance's own data "+
 		"watch fires). The reported rows set zkdns beside a raw watcher doing exactly those two reads in the "+
-		"same trials; ZooKeeper's persistent recursive watches (addWatch, 3.6+), which name the new child, "+
-		"would save one of them but are not in the Go client (see SCALING.md).")
+		"same trials, and beside a third session holding a persistent recursive watch on the service "+
+		"(addWatch, ZooKeeper 3.6+, sent through zkclient.PersistentWatches since the Go client has no call for it): "+
+		"its event names the new child, which it reads in one round trip. zkdns does not use such watches yet: on "+
+		"ZooKeeper 3.8 a session's persistent recursive watch on a path silences its own child watch there (see SCALING.md).")
 
 	if b.opts.fixture == "" {
 		sec.skipped("SIGKILL of the owner → removal from DNS", "≤ timeout + 250ms", "no -fixture binary")
@@ -131,17 +151,33 @@ func (b *bench) propagation(ctx context.Context, fl *fleet) (*section, error) {
 	return sec, nil
 }
 
-// propagationTrial makes one change with op and times both witnesses
-// from the moment the call starts.
-//
-// For a creation the watcher then does what any watcher of this client
-// must before it can serve the new child: list the children and read the
-// new one. viaRead is when that read returned; for a deletion, which
-// needs no read, it is viaWatch.
-func (b *bench) propagationTrial(ctx context.Context, watcher *zk.Conn, probe *dnsClient, svc, name string, present bool, op func() error) (viaDNS, viaWatch, viaRead time.Duration, err error) {
+// trialTimes are one trial's times from the call.
+type trialTimes struct {
+	dns   time.Duration // zkdns's first answer that reflects the change
+	watch time.Duration // the raw child watch's event
+	// read is when the raw watcher, after its child event, had listed
+	// the children and read the new one: what any watcher of this client
+	// must do before it can serve a new child. For a deletion, which
+	// needs no read, it is watch.
+	read time.Duration
+	// recursiveRead is when the session with a persistent recursive
+	// watch had read the new child its event named; creations only.
+	recursiveRead time.Duration
+}
+
+// propagationTrial makes one change with op and times the witnesses from
+// the moment the call starts.
+func (b *bench) propagationTrial(ctx context.Context, watcher *zk.Conn, recursive *recursiveWatcher, probe *dnsClient, svc, name string, present bool, op func() error) (trialTimes, error) {
 	before, _, events, err := watcher.ChildrenW(svc)
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("watch %s: %w", svc, err)
+		return trialTimes{}, fmt.Errorf("watch %s: %w", svc, err)
+	}
+	recursive.drain()
+	readByRecursive := make(chan time.Time, 1)
+	if present {
+		go func() { readByRecursive <- recursive.readCreated() }()
+	} else {
+		readByRecursive <- time.Time{}
 	}
 	start := time.Now()
 	type witness struct {
@@ -170,17 +206,106 @@ func (b *bench) propagationTrial(ctx context.Context, watcher *zk.Conn, probe *d
 	seen, probeErr := probeUntil(ctx, probe, name, present, settle)
 	opErr := <-done
 	w := <-witnessed
+	recursiveAt := <-readByRecursive
 	switch {
 	case opErr != nil:
-		return 0, 0, 0, fmt.Errorf("change %s: %w", svc, opErr)
+		return trialTimes{}, fmt.Errorf("change %s: %w", svc, opErr)
 	case probeErr != nil:
-		return 0, 0, 0, probeErr
+		return trialTimes{}, probeErr
 	case w.watched.IsZero():
-		return 0, 0, 0, fmt.Errorf("no child watch event on %s within %s", svc, settle)
+		return trialTimes{}, fmt.Errorf("no child watch event on %s within %s", svc, settle)
 	case w.err != nil:
-		return 0, 0, 0, w.err
+		return trialTimes{}, w.err
+	case present && recursiveAt.IsZero():
+		return trialTimes{}, fmt.Errorf("the persistent recursive watch on %s did not name the new child and read it within %s", svc, settle)
 	}
-	return seen.Sub(start), w.watched.Sub(start), w.read.Sub(start), nil
+	t := trialTimes{dns: seen.Sub(start), watch: w.watched.Sub(start), read: w.read.Sub(start)}
+	if present {
+		t.recursiveRead = recursiveAt.Sub(start)
+	}
+	return t, nil
+}
+
+// recursiveWatcher is a ZooKeeper session holding a persistent recursive
+// watch on one service.
+type recursiveWatcher struct {
+	conn    *zk.Conn
+	created chan string // znodes created below the service, as their events arrive
+}
+
+// watchRecursively opens a session and sets a persistent recursive watch
+// on svc, waiting for ZooKeeper to accept it.
+func watchRecursively(ctx context.Context, servers, svc string) (*recursiveWatcher, error) {
+	rw := &recursiveWatcher{created: make(chan string, 16)}
+	accepted := make(chan error, 1)
+	watches := &zkclient.PersistentWatches{Reply: func(_ string, err error) {
+		select {
+		case accepted <- err:
+		default:
+		}
+	}}
+	conn, _, err := zk.Connect(strings.Split(servers, ","), fleetSession,
+		zk.WithLogger(log.New(io.Discard, "", 0)),
+		zk.WithDialer(watches.Dialer(zkclient.CappedDialer(fleetSession*2/3))),
+		zk.WithEventCallback(func(ev zk.Event) {
+			if ev.Type == zk.EventNodeCreated {
+				select {
+				case rw.created <- ev.Path:
+				default: // the trial drains them
+				}
+			}
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("zkbench: connect to ZooKeeper %s: %w", servers, err)
+	}
+	rw.conn = conn
+	waitCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := zkclient.AwaitSession(waitCtx, conn); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("zkbench: connect to ZooKeeper %s: %w", servers, err)
+	}
+	if err := watches.Add(svc); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	select {
+	case err := <-accepted:
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("zkbench: persistent recursive watch on %s: %w", svc, err)
+		}
+	case <-waitCtx.Done():
+		conn.Close()
+		return nil, fmt.Errorf("zkbench: ZooKeeper did not answer the persistent recursive watch on %s", svc)
+	}
+	return rw, nil
+}
+
+// drain forgets creations reported before a trial.
+func (rw *recursiveWatcher) drain() {
+	for {
+		select {
+		case <-rw.created:
+		default:
+			return
+		}
+	}
+}
+
+// readCreated waits for the next creation event and reads the znode it
+// names, returning when the read came back; zero if none came within
+// settle or the read failed.
+func (rw *recursiveWatcher) readCreated() time.Time {
+	select {
+	case p := <-rw.created:
+		if _, _, err := rw.conn.Get(p); err != nil {
+			return time.Time{}
+		}
+		return time.Now()
+	case <-time.After(settle):
+		return time.Time{}
+	}
 }
 
 // readNewChild lists svc and reads the data of a child that was not in
