@@ -52,7 +52,7 @@ test-faults:
 # no crasher; go.dev/issue/75804, fixed in Go 1.27) when a loaded machine
 # holds a worker past it.
 FUZZTIME ?= 100000x
-FUZZ_TARGETS = dnsserver:FuzzAnswer dnsserver:FuzzFastPath dnsserver:FuzzRelay zkwatch:FuzzDecode zkwatch:FuzzJSONObject conf:FuzzParse cmd/zkdns:FuzzLoadRegisterConfig
+FUZZ_TARGETS = dnsserver:FuzzAnswer dnsserver:FuzzFastPath dnsserver:FuzzRelay zkwatch:FuzzDecode zkwatch:FuzzJSONObject conf:FuzzParse cmd/zkdns:FuzzLoadRegisterConfig internal/zkclient:FuzzSideConnFraming
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t##*:}; \

@@ -64,8 +64,8 @@ var errNoConnection = fmt.Errorf("zkclient: no ZooKeeper connection to set watch
 // The wire protocol's parts used here.
 const (
 	// sidebandXid marks the requests written here. The client numbers its
-	// own from 1 up and uses -1, -2, -4 and -8 for events, pings, auth and
-	// setWatches; ZooKeeper echoes any xid.
+	// own requests from 1 up and pings with -2, ZooKeeper marks watch
+	// events with -1, and it echoes any xid in the reply.
 	sidebandXid int32 = -16
 
 	opAddWatch                      = 106

@@ -1,8 +1,10 @@
 // Package zkclient holds what every ZooKeeper client in zkdns sets up the
 // same way: a dialer that keeps a hung server from stalling the client
 // past its session, a logger adapter for the client's chatter, Refusals,
-// which tells when no server will take the session back, and
-// AwaitSession, for tools that must not send before there is a session.
+// which tells when no server will take the session back, AwaitSession,
+// for tools that must not send before there is a session, and
+// PersistentWatches, which sends the persistent recursive watches the
+// client has no call for.
 package zkclient
 
 import (

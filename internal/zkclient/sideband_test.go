@@ -1,0 +1,150 @@
+package zkclient
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// These tests play the server's side of the wire protocol to check what
+// a real ZooKeeper 3.8 cannot show: the answer of a server without
+// addWatch, and frames the server should never send.
+
+// frame is a length-prefixed wire frame holding body.
+func frame(body []byte) []byte {
+	return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+}
+
+// reply is a reply frame with xid and error code, and payload after them.
+func reply(xid, code int32, payload []byte) []byte {
+	body := binary.BigEndian.AppendUint32(nil, uint32(xid))
+	body = binary.BigEndian.AppendUint64(body, 42) // zxid
+	body = binary.BigEndian.AppendUint32(body, uint32(code))
+	return frame(append(body, payload...))
+}
+
+func TestPersistentWatchesOnAServerWithoutThem(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	var replies []error
+	pw := &PersistentWatches{Reply: func(path string, err error) {
+		if path != "/svc" {
+			t.Errorf("reply for %q, want /svc", path)
+		}
+		replies = append(replies, err)
+	}}
+	conn, err := pw.Dialer(func(string, string, time.Duration) (net.Conn, error) { return client, nil })("tcp", "zk:2181", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = server.SetDeadline(time.Now().Add(10 * time.Second))
+
+	if err := pw.Add("/svc"); !errors.Is(err, errNoConnection) {
+		t.Fatalf("Add before the handshake: %v, want %v", err, errNoConnection)
+	}
+	handshake := frame(bytes.Repeat([]byte{7}, 36))
+	go func() { _, _ = server.Write(handshake) }()
+	got := make([]byte, len(handshake))
+	if _, err := io.ReadFull(conn, got); err != nil || !bytes.Equal(got, handshake) {
+		t.Fatalf("handshake read %x, %v; want %x", got, err, handshake)
+	}
+
+	answered := make(chan []byte, 1)
+	clientFrame := reply(7, 0, []byte("the client's"))
+	go func() {
+		req := make([]byte, 4+4+4+4+len("/svc")+4)
+		if _, err := io.ReadFull(server, req); err != nil {
+			answered <- nil
+			return
+		}
+		answered <- req
+		// As ZooKeeper 3.5 does: UNIMPLEMENTED, then the client's reply.
+		_, _ = server.Write(append(reply(sidebandXid, codeUnimplemented, nil), clientFrame...))
+	}()
+	if err := pw.Add("/svc"); err != nil {
+		t.Fatal(err)
+	}
+	want := frame([]byte("\xff\xff\xff\xf0\x00\x00\x00\x6a\x00\x00\x00\x04/svc\x00\x00\x00\x01"))
+	if req := <-answered; !bytes.Equal(req, want) {
+		t.Fatalf("addWatch request %x, want %x", req, want)
+	}
+	got = make([]byte, len(clientFrame))
+	if _, err := io.ReadFull(conn, got); err != nil || !bytes.Equal(got, clientFrame) {
+		t.Fatalf("read %q, %v; want only the client's frame %q", got, err, clientFrame)
+	}
+	if len(replies) != 1 || !errors.Is(replies[0], ErrPersistentWatchesUnsupported) {
+		t.Fatalf("replies %v, want one %v", replies, ErrPersistentWatchesUnsupported)
+	}
+	if err := pw.Add("/svc"); !errors.Is(err, ErrPersistentWatchesUnsupported) {
+		t.Fatalf("Add after the refusal: %v, want %v at once", err, ErrPersistentWatchesUnsupported)
+	}
+}
+
+// streamConn is a connection whose reads come from a byte stream.
+type streamConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c streamConn) Read(b []byte) (int, error) { return c.r.Read(b) }
+func (c streamConn) Close() error               { return nil }
+
+// FuzzSideConnFraming reads a server's byte stream through the frame
+// filter with no request sent: the client must get every byte up to the
+// first reply marked as the filter's own, and then an error, since such a
+// reply answers nothing.
+func FuzzSideConnFraming(f *testing.F) {
+	f.Add(append(frame(make([]byte, 36)), reply(3, 0, []byte("data"))...))
+	f.Add(append(frame(make([]byte, 36)), reply(sidebandXid, 0, nil)...))
+	f.Add(append(frame(make([]byte, 36)), frame([]byte{1, 2})...))
+	f.Add([]byte{0, 0, 0})
+	f.Fuzz(func(t *testing.T, stream []byte) {
+		var pw PersistentWatches
+		conn, err := pw.Dialer(func(string, string, time.Duration) (net.Conn, error) {
+			return streamConn{r: bytes.NewReader(stream)}, nil
+		})("tcp", "zk:2181", time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(io.LimitReader(conn, int64(len(stream))+1))
+		want, stray := passedThrough(stream)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("client read %x, want %x", got, want)
+		}
+		if stray != (err != nil) {
+			t.Fatalf("read error %v, want one: %v", err, stray)
+		}
+	})
+}
+
+// passedThrough is what the filter hands the client of stream: the first
+// frame whole, then every frame up to the first with the filter's xid;
+// stray says there was one.
+func passedThrough(stream []byte) (out []byte, stray bool) {
+	first := true
+	for len(stream) >= 4 {
+		n := 4 + int(binary.BigEndian.Uint32(stream))
+		if n < 4 { // a length past int32 on 32-bit platforms
+			n = len(stream)
+		}
+		if !first && n >= replyHeaderLen {
+			if len(stream) < replyHeaderLen {
+				return out, false
+			}
+			if int32(binary.BigEndian.Uint32(stream[4:])) == sidebandXid {
+				return out, len(stream) >= n
+			}
+		}
+		first = false
+		n = min(n, len(stream))
+		out = append(out, stream[:n]...)
+		stream = stream[n:]
+	}
+	return out, false
+}
