@@ -106,16 +106,16 @@ func (b *bench) propagation(ctx context.Context, fl *fleet) (*section, error) {
 			fmtDelta(z.p99-w.p99), "≤ raw + 2ms", z.p99 <= w.p99+2*time.Millisecond)
 	}
 	sec.details = append(sec.details, titledTable{title: "Latency from the call:", table: details})
-	zc, rc, w0 := summarize(viaDNS[0]), summarize(viaRead[0]), summarize(viaWatch[0])
+	zc, rc, wc := summarize(viaDNS[0]), summarize(viaRead[0]), summarize(viaWatch[0])
 	sec.info("Create → DNS answer, p50, beside the raw watcher having listed and read the new child", fmtDuration(zc.p50),
 		fmtDuration(rc.p50)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(zc.p50-rc.p50))
 	sec.info("Create → DNS answer, p99, beside the same", fmtDuration(zc.p99),
 		fmtDuration(rc.p99)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(zc.p99-rc.p99))
 	pc := summarize(viaRecursive)
 	sec.info("Create → the new child read, p50, by a raw watcher with a persistent recursive watch", fmtDuration(pc.p50),
-		fmtDuration(w0.p50)+" (raw ChildrenW); "+fmtDuration(rc.p50)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(pc.p50-w0.p50)+" over raw ChildrenW")
+		fmtDuration(wc.p50)+" (raw ChildrenW); "+fmtDuration(rc.p50)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(pc.p50-wc.p50)+" over raw ChildrenW")
 	sec.info("Create → the new child read, p99, by the same", fmtDuration(pc.p99),
-		fmtDuration(w0.p99)+" (raw ChildrenW); "+fmtDuration(rc.p99)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(pc.p99-w0.p99)+" over raw ChildrenW")
+		fmtDuration(wc.p99)+" (raw ChildrenW); "+fmtDuration(rc.p99)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(pc.p99-wc.p99)+" over raw ChildrenW")
 	sec.notes = append(sec.notes, "A child event names the parent, not the child: to serve a new instance any "+
 		"watcher using child watches must list the children and read the new one, two round trips after the "+
 		"notification that the raw ChildrenW column stops at (a deletion needs none: the instance's own data "+
@@ -258,13 +258,10 @@ func watchRecursively(ctx context.Context, servers, svc string) (*recursiveWatch
 	if err != nil {
 		return nil, fmt.Errorf("zkbench: connect to ZooKeeper %s: %w", servers, err)
 	}
-	rw.conn = conn
-	waitCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	if err := zkclient.AwaitSession(waitCtx, conn); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("zkbench: connect to ZooKeeper %s: %w", servers, err)
+	if conn, err = awaitSession(ctx, servers, conn); err != nil {
+		return nil, err
 	}
+	rw.conn = conn
 	if err := watches.Add(svc); err != nil {
 		conn.Close()
 		return nil, err
@@ -275,9 +272,9 @@ func watchRecursively(ctx context.Context, servers, svc string) (*recursiveWatch
 			conn.Close()
 			return nil, fmt.Errorf("zkbench: persistent recursive watch on %s: %w", svc, err)
 		}
-	case <-waitCtx.Done():
+	case <-time.After(settle):
 		conn.Close()
-		return nil, fmt.Errorf("zkbench: ZooKeeper did not answer the persistent recursive watch on %s", svc)
+		return nil, fmt.Errorf("zkbench: ZooKeeper did not answer the persistent recursive watch on %s within %s", svc, settle)
 	}
 	return rw, nil
 }

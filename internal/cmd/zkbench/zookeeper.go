@@ -65,6 +65,12 @@ func connectZK(ctx context.Context, servers string, session time.Duration) (*zk.
 	if err != nil {
 		return nil, fmt.Errorf("zkbench: connect to ZooKeeper %s: %w", servers, err)
 	}
+	return awaitSession(ctx, servers, conn)
+}
+
+// awaitSession waits until conn has a session; it closes conn if none
+// comes within 15 s.
+func awaitSession(ctx context.Context, servers string, conn *zk.Conn) (*zk.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := zkclient.AwaitSession(ctx, conn); err != nil {
