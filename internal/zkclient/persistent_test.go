@@ -1,7 +1,7 @@
 package zkclient_test
 
 import (
-	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -127,16 +127,74 @@ func TestPersistentWatches(t *testing.T) {
 	}
 }
 
-// TestPersistentWatchesBetweenConnections checks that a request with no
-// connection to go to fails at once with an error that says so.
-func TestPersistentWatchesBetweenConnections(t *testing.T) {
-	var pw zkclient.PersistentWatches
-	err := pw.Add("/svc")
-	if !zkclient.ConnectionEnded(err) {
-		t.Fatalf("Add with no connection: %v, want a connection error", err)
+// TestPersistentWatchTakesTheChildWatchsMode shows why zkwatch keeps to
+// child watches (see SCALING.md): the ZooKeeper the tests run keeps one
+// watch mode per session and path, so a persistent recursive watch set
+// after the session's child watch on a path silences that child watch,
+// and a child watch set after it takes the mode back. Each creation is
+// followed by a request of the watching session, whose reply comes after
+// any event of that creation on the same connection.
+func TestPersistentWatchTakesTheChildWatchsMode(t *testing.T) {
+	server := testutil.StartZooKeeperFor(t, testutil.ZooKeeperOptions{})
+	writer := testutil.ConnectZK(t, server.Addr(), 10*time.Second)
+	svc := testutil.TestRoot(t, writer) + "/svc"
+	testutil.MkdirAll(t, writer, svc)
+	rec := &watchRecorder{session: make(chan struct{}, 1)}
+	pw := &zkclient.PersistentWatches{Reply: rec.reply}
+	conn, _, err := zk.Connect([]string{server.Addr()}, 10*time.Second,
+		zk.WithLogger(quiet{}),
+		zk.WithEventCallback(rec.event),
+		zk.WithDialer(pw.Dialer(zkclient.CappedDialer(time.Second))))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if errors.Is(err, zkclient.ErrPersistentWatchesUnsupported) {
-		t.Fatalf("Add with no connection: %v, not an unsupported server", err)
+	defer conn.Close()
+	select {
+	case <-rec.session:
+	case <-time.After(time.Minute):
+		t.Fatal("no session within a minute")
+	}
+	create := func(name string) {
+		testutil.CreateZnode(t, writer, svc+"/"+name, "", 0)
+		if _, _, err := conn.Exists(svc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	namedByPersistentWatch := func(name string) bool {
+		events, _ := rec.take()
+		return slices.Contains(summarize(events), "EventNodeCreated "+svc+"/"+name)
+	}
+
+	_, _, before, err := conn.ChildrenW(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pw.Add(svc); err != nil {
+		t.Fatal(err)
+	}
+	create("a")
+	if !namedByPersistentWatch("a") {
+		t.Fatal("the persistent watch did not name the new child")
+	}
+	select {
+	case ev := <-before:
+		t.Errorf("the child watch set before the persistent watch fired (%v): this ZooKeeper keeps both modes on a path, "+
+			"and zkwatch could set persistent watches beside its child watches (see SCALING.md)", ev.Type)
+	default:
+	}
+
+	_, _, after, err := conn.ChildrenW(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create("b")
+	select {
+	case <-after:
+	default:
+		t.Error("the child watch set after the persistent watch did not fire")
+	}
+	if !namedByPersistentWatch("b") {
+		t.Error("the persistent watch no longer names new children once a child watch is set after it")
 	}
 }
 

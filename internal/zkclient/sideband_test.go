@@ -45,8 +45,10 @@ func TestPersistentWatchesOnAServerWithoutThem(t *testing.T) {
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	_ = server.SetDeadline(time.Now().Add(10 * time.Second))
 
-	if err := pw.Add("/svc"); !errors.Is(err, errNoConnection) {
-		t.Fatalf("Add before the handshake: %v, want %v", err, errNoConnection)
+	// A request with no connection to go to fails at once, as one whose
+	// connection ended: the caller sends it again on the next one.
+	if err := pw.Add("/svc"); !errors.Is(err, errNoConnection) || !ConnectionEnded(err) || errors.Is(err, ErrPersistentWatchesUnsupported) {
+		t.Fatalf("Add before the handshake: %v, want %v, a connection error", err, errNoConnection)
 	}
 	handshake := frame(bytes.Repeat([]byte{7}, 36))
 	go func() { _, _ = server.Write(handshake) }()
