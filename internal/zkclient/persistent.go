@@ -163,7 +163,8 @@ type sideConn struct {
 func (c *sideConn) send(path string) error {
 	frame := make([]byte, 0, 4+4+4+4+len(path)+4)
 	frame = binary.BigEndian.AppendUint32(frame, 0) // length, below
-	xid := sidebandXid                              // converted at run time: a negative constant has no uint32
+	// A variable, since a negative constant does not convert to uint32.
+	xid := sidebandXid
 	frame = binary.BigEndian.AppendUint32(frame, uint32(xid))
 	frame = binary.BigEndian.AppendUint32(frame, opAddWatch)
 	frame = binary.BigEndian.AppendUint32(frame, uint32(len(path)))
