@@ -56,19 +56,18 @@ func (r *watchRecorder) take() (events []zk.Event, replies []string) {
 	return events, replies
 }
 
-// TestPersistentWatches sets a persistent recursive watch through the
-// client's connection on a real ZooKeeper, and checks that its events
-// name the znode that changed and that the client's own requests and
-// watches carry on beside it.
-func TestPersistentWatches(t *testing.T) {
+// startPersistentWatching starts a ZooKeeper with a service path, and
+// returns a session to write with, the path, and a session whose
+// connection carries PersistentWatches and whose events and replies rec
+// collects. The sessions close when the test ends.
+func startPersistentWatching(t *testing.T) (writer *zk.Conn, svc string, conn *zk.Conn, pw *zkclient.PersistentWatches, rec *watchRecorder) {
+	t.Helper()
 	server := testutil.StartZooKeeperFor(t, testutil.ZooKeeperOptions{})
-	writer := testutil.ConnectZK(t, server.Addr(), 10*time.Second)
-	base := testutil.TestRoot(t, writer)
-	svc := base + "/svc"
+	writer = testutil.ConnectZK(t, server.Addr(), 10*time.Second)
+	svc = testutil.TestRoot(t, writer) + "/svc"
 	testutil.MkdirAll(t, writer, svc)
-
-	rec := &watchRecorder{session: make(chan struct{}, 1)}
-	pw := &zkclient.PersistentWatches{Reply: rec.reply}
+	rec = &watchRecorder{session: make(chan struct{}, 1)}
+	pw = &zkclient.PersistentWatches{Reply: rec.reply}
 	conn, _, err := zk.Connect([]string{server.Addr()}, 10*time.Second,
 		zk.WithLogger(quiet{}),
 		zk.WithEventCallback(rec.event),
@@ -76,13 +75,21 @@ func TestPersistentWatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(conn.Close)
 	select {
 	case <-rec.session:
 	case <-time.After(time.Minute):
 		t.Fatal("no session within a minute")
 	}
+	return writer, svc, conn, pw, rec
+}
 
+// TestPersistentWatches sets a persistent recursive watch through the
+// client's connection on a real ZooKeeper, and checks that its events
+// name the znode that changed and that the client's own requests and
+// watches carry on beside it.
+func TestPersistentWatches(t *testing.T) {
+	writer, svc, conn, pw, rec := startPersistentWatching(t)
 	if err := pw.Add(svc); err != nil {
 		t.Fatal(err)
 	}
@@ -135,25 +142,7 @@ func TestPersistentWatches(t *testing.T) {
 // followed by a request of the watching session, whose reply comes after
 // any event of that creation on the same connection.
 func TestPersistentWatchTakesTheChildWatchsMode(t *testing.T) {
-	server := testutil.StartZooKeeperFor(t, testutil.ZooKeeperOptions{})
-	writer := testutil.ConnectZK(t, server.Addr(), 10*time.Second)
-	svc := testutil.TestRoot(t, writer) + "/svc"
-	testutil.MkdirAll(t, writer, svc)
-	rec := &watchRecorder{session: make(chan struct{}, 1)}
-	pw := &zkclient.PersistentWatches{Reply: rec.reply}
-	conn, _, err := zk.Connect([]string{server.Addr()}, 10*time.Second,
-		zk.WithLogger(quiet{}),
-		zk.WithEventCallback(rec.event),
-		zk.WithDialer(pw.Dialer(zkclient.CappedDialer(time.Second))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	select {
-	case <-rec.session:
-	case <-time.After(time.Minute):
-		t.Fatal("no session within a minute")
-	}
+	writer, svc, conn, pw, rec := startPersistentWatching(t)
 	create := func(name string) {
 		testutil.CreateZnode(t, writer, svc+"/"+name, "", 0)
 		if _, _, err := conn.Exists(svc); err != nil {
