@@ -25,16 +25,20 @@ import (
 // It rides on the connection: the client dials through Dialer, the
 // requests are written between the client's own under an xid the client
 // never uses, and their replies are taken out of what the client reads.
-// ZooKeeper drops a connection's watches with the connection, and the
-// client does not give these back after a reconnect as it does its own:
-// add them again on every new connection (every zk.StateHasSession).
+// ZooKeeper drops a connection's watches with the connection, so every
+// path added is set again on each new connection, as soon as its
+// handshake is answered: before the client writes anything else on it,
+// its own watches (setWatches) included.
 //
-// ZooKeeper 3.8 keeps one mode per session and path: a persistent
-// recursive watch set on a path after a child watch of the same session
-// silences that child watch, which fires again only once a read sets it
-// anew. zkwatch, whose child watches are what keeps its instance sets
-// right, does not use these watches for that reason (see SCALING.md);
-// the bench measures what they would save.
+// ZooKeeper 3.8 keeps one mode per session, path and kind of watch: a
+// persistent recursive watch set on a path after a child watch of the
+// same session silences that child watch, and an exists or data watch set
+// on the path after it takes its place for the path's own events (until
+// that watch fires, when the path has no watch left to name new
+// children). A child watch set after it takes the mode back for child
+// events only, and the persistent watch goes on naming new znodes. So set
+// the persistent watch on a path before any other watch of the session
+// on it, as the handshake does, and Rearm it after an exists watch.
 //
 // Make one per zk.Conn. Its zero value is ready to use, with no Reply.
 type PersistentWatches struct {
@@ -43,12 +47,21 @@ type PersistentWatches struct {
 	// (zk.ErrNoAuth, ...). It runs on the client's receive goroutine and
 	// must not block. A request whose connection ends first gets no reply.
 	Reply func(path string, err error)
+	// Sent, when set, is told how many requests were written, each time
+	// some are. It runs on the goroutine that wrote them, the client's
+	// own at a handshake, and must not block.
+	Sent func(requests int)
 
-	// mu guards conn: the latest connection whose session handshake is
-	// done, the only one requests may be written to.
-	mu          sync.Mutex
-	conn        *sideConn
-	unsupported atomic.Bool
+	// mu guards the fields below and orders the writes of requests: a
+	// handshake's burst is whole before any other request.
+	mu sync.Mutex
+	// conn is the latest connection whose session handshake is done, the
+	// only one requests may be written to.
+	conn *sideConn
+	// paths are the paths added and not removed: what each new
+	// connection gets. onConn are those the current connection has.
+	paths, onConn map[string]bool
+	unsupported   atomic.Bool
 }
 
 // ErrPersistentWatchesUnsupported is the reply of a ZooKeeper server older
@@ -56,10 +69,6 @@ type PersistentWatches struct {
 // connection (the client reconnects, keeping its session); after it,
 // Add fails at once with this error.
 var ErrPersistentWatchesUnsupported = errors.New("zkclient: this ZooKeeper server has no persistent watches (they need ZooKeeper 3.6 or later)")
-
-// errNoConnection is what Add returns between connections: the
-// caller adds its watches again once there is a session.
-var errNoConnection = fmt.Errorf("zkclient: no ZooKeeper connection to set watches on: %w", zk.ErrConnectionClosed)
 
 // The wire protocol's parts used here.
 const (
@@ -90,26 +99,78 @@ func (p *PersistentWatches) Dialer(dial zk.Dialer) zk.Dialer {
 	}
 }
 
-// Add sets a persistent recursive watch on path on the current
-// connection. It only writes the request; Reply gets the outcome.
+// Add sets a persistent recursive watch on path, on the current
+// connection unless it has one there already, and on every connection
+// after it until Remove. It only writes the request; Reply gets the
+// outcome. Between connections it writes nothing and returns nil: the
+// next connection's handshake sets the watch.
 func (p *PersistentWatches) Add(path string) error {
+	return p.set(path, false)
+}
+
+// Rearm sets the watch on path again on the current connection, whether
+// it has it or not: after the session set an exists or data watch on path
+// itself, which took the path's place from the persistent watch. It adds
+// path as Add does.
+func (p *PersistentWatches) Rearm(path string) error {
+	return p.set(path, true)
+}
+
+func (p *PersistentWatches) set(path string, again bool) error {
 	if p.unsupported.Load() {
 		return ErrPersistentWatchesUnsupported
 	}
 	p.mu.Lock()
-	c := p.conn
-	p.mu.Unlock()
-	if c == nil {
-		return errNoConnection
+	defer p.mu.Unlock()
+	if p.paths == nil {
+		p.paths = map[string]bool{}
 	}
-	return c.send(path)
+	p.paths[path] = true
+	if p.conn == nil || (p.onConn[path] && !again) {
+		return nil
+	}
+	p.onConn[path] = true
+	err := p.conn.send([]string{path})
+	if err == nil && p.Sent != nil {
+		p.Sent(1)
+	}
+	return err
 }
 
-// handshook makes c the connection requests go to.
+// Remove stops setting the watch on path on new connections. The current
+// connection keeps it until it ends (the events of a path no longer
+// wanted are the caller's to ignore): setting it again on the same
+// connection would silence a child watch set since.
+func (p *PersistentWatches) Remove(path string) {
+	p.mu.Lock()
+	delete(p.paths, path)
+	p.mu.Unlock()
+}
+
+// handshook makes c the connection requests go to, and sets every path
+// on it before the client, which waits for this read, writes anything.
 func (p *PersistentWatches) handshook(c *sideConn) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.conn = c
-	p.mu.Unlock()
+	p.onConn = make(map[string]bool, len(p.paths))
+	if len(p.paths) == 0 || p.unsupported.Load() {
+		return
+	}
+	paths := make([]string, 0, len(p.paths))
+	for path := range p.paths {
+		paths = append(paths, path)
+		p.onConn[path] = true
+	}
+	if err := c.send(paths); err != nil {
+		// The client finds the connection broken at its next write, and
+		// the next connection gets the watches.
+		_ = c.Conn.Close()
+		return
+	}
+	if p.Sent != nil {
+		p.Sent(len(paths))
+	}
 }
 
 // ended forgets c when it is still the current connection.
@@ -151,41 +212,76 @@ type sideConn struct {
 	handshook bool // the first frame, the handshake's answer, is past
 	left      int  // bytes of the current frame the client has still to read
 
-	// writeMu keeps the order of sent (the paths of the requests written)
-	// in step with the order of writes, which is the order of the
-	// replies; sentMu guards sent alone, so the receive goroutine never
-	// waits on a write.
-	writeMu sync.Mutex
-	sentMu  sync.Mutex
-	sent    []string
+	// sent are the paths of the requests written, in the order of
+	// writes, which is the order of the replies: the owner's mu orders
+	// the writes, and sentMu guards sent alone, so the receive goroutine
+	// never waits on a write.
+	sentMu sync.Mutex
+	sent   []string
 }
 
-func (c *sideConn) send(path string) error {
-	frame := make([]byte, 0, 4+4+4+4+len(path)+4)
-	frame = binary.BigEndian.AppendUint32(frame, 0) // length, below
+// burstWriteTimeout bounds the write of a handshake's requests, which
+// the client's own deadlines do not cover.
+const burstWriteTimeout = 30 * time.Second
+
+// send writes a request per path, in as few writes as their size allows.
+// Called with the owner's mu held, which orders the writes.
+func (c *sideConn) send(paths []string) error {
 	// A variable, since a negative constant does not convert to uint32.
 	xid := sidebandXid
-	frame = binary.BigEndian.AppendUint32(frame, uint32(xid))
-	frame = binary.BigEndian.AppendUint32(frame, opAddWatch)
-	frame = binary.BigEndian.AppendUint32(frame, uint32(len(path)))
-	frame = append(frame, path...)
-	frame = binary.BigEndian.AppendUint32(frame, addWatchModePersistentRecursive)
-	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
-
-	c.writeMu.Lock()
-	defer c.writeMu.Unlock()
-	c.sentMu.Lock()
-	c.sent = append(c.sent, path)
-	c.sentMu.Unlock()
-	// A Write is whole: the client's own frames, each one Write, never
-	// interleave with this one.
-	if _, err := c.Conn.Write(frame); err != nil {
-		// The connection is failing; the client sees it too and
-		// reconnects. Nothing more goes to it.
-		c.owner.ended(c)
-		return fmt.Errorf("zkclient: send a persistent watch on %s: %w", path, err)
+	const chunk = 64 << 10
+	buf := make([]byte, 0, min(chunk, len(paths)*64))
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		// A Write is whole: the client's own frames, each one Write, never
+		// interleave with this one.
+		_, err := c.Conn.Write(buf)
+		buf = buf[:0]
+		return err
+	}
+	if len(paths) > 1 {
+		// The client sets and clears its own write deadline around each
+		// of its writes, none of which runs during a handshake's burst.
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(burstWriteTimeout))
+		defer func() { _ = c.Conn.SetWriteDeadline(time.Time{}) }()
+	}
+	for _, path := range paths {
+		start := len(buf)
+		buf = binary.BigEndian.AppendUint32(buf, 0) // length, below
+		buf = binary.BigEndian.AppendUint32(buf, uint32(xid))
+		buf = binary.BigEndian.AppendUint32(buf, opAddWatch)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(len(path)))
+		buf = append(buf, path...)
+		buf = binary.BigEndian.AppendUint32(buf, addWatchModePersistentRecursive)
+		binary.BigEndian.PutUint32(buf[start:], uint32(len(buf)-start-4))
+		// Recorded before the write: the reply may be read before Write
+		// returns.
+		c.sentMu.Lock()
+		c.sent = append(c.sent, path)
+		c.sentMu.Unlock()
+		if len(buf) >= chunk {
+			if err := flush(); err != nil {
+				return c.failed(err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return c.failed(err)
 	}
 	return nil
+}
+
+// failed reports a write that failed: the connection is failing, the
+// client sees it too and reconnects, and nothing more goes to it.
+func (c *sideConn) failed(err error) error {
+	if c.owner.conn == c {
+		c.owner.conn = nil // mu is held
+	}
+	// Wrapped as the client's own requests are then, so callers tell a
+	// connection that ended from a refusal by ConnectionEnded.
+	return fmt.Errorf("zkclient: send persistent watches: %w: %w", zk.ErrConnectionClosed, err)
 }
 
 // Read hands the client the connection's bytes, less the replies to the

@@ -1,6 +1,7 @@
 package zkclient_test
 
 import (
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -56,11 +57,48 @@ func (r *watchRecorder) take() (events []zk.Event, replies []string) {
 	return events, replies
 }
 
+// watchRecorder.awaitSession waits for the watching session to be
+// (re)established.
+func (r *watchRecorder) awaitSession(t *testing.T) {
+	t.Helper()
+	select {
+	case <-r.session:
+	case <-time.After(time.Minute):
+		t.Fatal("no session within a minute")
+	}
+}
+
+// lastConn keeps the latest connection a dialer made, to cut it.
+type lastConn struct {
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func (l *lastConn) dialer(dial zk.Dialer) zk.Dialer {
+	return func(network, address string, timeout time.Duration) (net.Conn, error) {
+		c, err := dial(network, address, timeout)
+		if err == nil {
+			l.mu.Lock()
+			l.conn = c
+			l.mu.Unlock()
+		}
+		return c, err
+	}
+}
+
+// cut closes the latest connection: the client reconnects, keeping its
+// session.
+func (l *lastConn) cut() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_ = l.conn.Close()
+}
+
 // startPersistentWatching starts a ZooKeeper with a service path, and
 // returns a session to write with, the path, and a session whose
 // connection carries PersistentWatches and whose events and replies rec
-// collects. The sessions close when the test ends.
-func startPersistentWatching(t *testing.T) (writer *zk.Conn, svc string, conn *zk.Conn, pw *zkclient.PersistentWatches, rec *watchRecorder) {
+// collects, and which conns can cut. The sessions close when the test ends.
+func startPersistentWatching(t *testing.T) (writer *zk.Conn, svc string, conn *zk.Conn, pw *zkclient.PersistentWatches, rec *watchRecorder, conns *lastConn) {
 	t.Helper()
 	server := testutil.StartZooKeeperFor(t, testutil.ZooKeeperOptions{})
 	writer = testutil.ConnectZK(t, server.Addr(), 10*time.Second)
@@ -68,20 +106,17 @@ func startPersistentWatching(t *testing.T) (writer *zk.Conn, svc string, conn *z
 	testutil.MkdirAll(t, writer, svc)
 	rec = &watchRecorder{session: make(chan struct{}, 1)}
 	pw = &zkclient.PersistentWatches{Reply: rec.reply}
+	conns = &lastConn{}
 	conn, _, err := zk.Connect([]string{server.Addr()}, 10*time.Second,
 		zk.WithLogger(quiet{}),
 		zk.WithEventCallback(rec.event),
-		zk.WithDialer(pw.Dialer(zkclient.CappedDialer(time.Second))))
+		zk.WithDialer(pw.Dialer(conns.dialer(zkclient.CappedDialer(time.Second)))))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(conn.Close)
-	select {
-	case <-rec.session:
-	case <-time.After(time.Minute):
-		t.Fatal("no session within a minute")
-	}
-	return writer, svc, conn, pw, rec
+	rec.awaitSession(t)
+	return writer, svc, conn, pw, rec, conns
 }
 
 // TestPersistentWatches sets a persistent recursive watch through the
@@ -89,7 +124,7 @@ func startPersistentWatching(t *testing.T) (writer *zk.Conn, svc string, conn *z
 // name the znode that changed and that the client's own requests and
 // watches carry on beside it.
 func TestPersistentWatches(t *testing.T) {
-	writer, svc, conn, pw, rec := startPersistentWatching(t)
+	writer, svc, conn, pw, rec, _ := startPersistentWatching(t)
 	if err := pw.Add(svc); err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +177,7 @@ func TestPersistentWatches(t *testing.T) {
 // followed by a request of the watching session, whose reply comes after
 // any event of that creation on the same connection.
 func TestPersistentWatchTakesTheChildWatchsMode(t *testing.T) {
-	writer, svc, conn, pw, rec := startPersistentWatching(t)
+	writer, svc, conn, pw, rec, _ := startPersistentWatching(t)
 	create := func(name string) {
 		testutil.CreateZnode(t, writer, svc+"/"+name, "", 0)
 		if _, _, err := conn.Exists(svc); err != nil {
@@ -184,6 +219,45 @@ func TestPersistentWatchTakesTheChildWatchsMode(t *testing.T) {
 	}
 	if !namedByPersistentWatch("b") {
 		t.Error("the persistent watch no longer names new children once a child watch is set after it")
+	}
+}
+
+// TestPersistentWatchesComeBackOnEveryConnection cuts the watching
+// session's connection: the client reconnects to the same session, and
+// ZooKeeper, which dropped the connection's watches with it, gets the
+// persistent watch again at the handshake, before the client gives back
+// its own child watch. So both name what happens next: the persistent
+// watch did not silence the child watch.
+func TestPersistentWatchesComeBackOnEveryConnection(t *testing.T) {
+	writer, svc, conn, pw, rec, conns := startPersistentWatching(t)
+	if err := pw.Add(svc); err != nil {
+		t.Fatal(err)
+	}
+	_, _, childEvents, err := conn.ChildrenW(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conns.cut()
+	rec.awaitSession(t)
+	testutil.CreateZnode(t, writer, svc+"/a", "", 0)
+	select {
+	case ev := <-childEvents:
+		if ev.Type != zk.EventNodeChildrenChanged {
+			t.Errorf("the child watch given back after the reconnect fired %v", ev.Type)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the child watch given back after the reconnect did not fire")
+	}
+	// A request after the creation: its reply comes after any event of it.
+	if _, _, err := conn.Exists(svc); err != nil {
+		t.Fatal(err)
+	}
+	events, replies := rec.take()
+	if !slices.Contains(summarize(events), "EventNodeCreated "+svc+"/a") {
+		t.Errorf("events %v after the reconnect, want the persistent watch naming %s/a", summarize(events), svc)
+	}
+	if want := []string{"addWatch " + svc + ": ok", "addWatch " + svc + ": ok"}; !slices.Equal(replies, want) {
+		t.Errorf("replies %q, want %q: one per connection", replies, want)
 	}
 }
 

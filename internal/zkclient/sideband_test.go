@@ -31,12 +31,16 @@ func TestPersistentWatchesOnAServerWithoutThem(t *testing.T) {
 	client, server := net.Pipe()
 	defer server.Close()
 	var replies []error
-	pw := &PersistentWatches{Reply: func(path string, err error) {
-		if path != "/svc" {
-			t.Errorf("reply for %q, want /svc", path)
-		}
-		replies = append(replies, err)
-	}}
+	sent := 0
+	pw := &PersistentWatches{
+		Reply: func(path string, err error) {
+			if path != "/svc" {
+				t.Errorf("reply for %q, want /svc", path)
+			}
+			replies = append(replies, err)
+		},
+		Sent: func(n int) { sent += n },
+	}
 	conn, err := pw.Dialer(func(string, string, time.Duration) (net.Conn, error) { return client, nil })("tcp", "zk:2181", time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -45,21 +49,17 @@ func TestPersistentWatchesOnAServerWithoutThem(t *testing.T) {
 	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	_ = server.SetDeadline(time.Now().Add(10 * time.Second))
 
-	// A request with no connection to go to fails at once, as one whose
-	// connection ended: the caller sends it again on the next one.
-	if err := pw.Add("/svc"); !errors.Is(err, errNoConnection) || !ConnectionEnded(err) || errors.Is(err, ErrPersistentWatchesUnsupported) {
-		t.Fatalf("Add before the handshake: %v, want %v, a connection error", err, errNoConnection)
+	// Added with no connection to go to, the watch waits for the next
+	// handshake, and is written as soon as its answer is read: before
+	// the client can write anything else.
+	if err := pw.Add("/svc"); err != nil {
+		t.Fatalf("Add before the handshake: %v", err)
 	}
 	handshake := frame(bytes.Repeat([]byte{7}, 36))
-	go func() { _, _ = server.Write(handshake) }()
-	got := make([]byte, len(handshake))
-	if _, err := io.ReadFull(conn, got); err != nil || !bytes.Equal(got, handshake) {
-		t.Fatalf("handshake read %x, %v; want %x", got, err, handshake)
-	}
-
 	answered := make(chan []byte, 1)
 	clientFrame := reply(7, 0, []byte("the client's"))
 	go func() {
+		_, _ = server.Write(handshake)
 		req := make([]byte, 4+4+4+4+len("/svc")+4)
 		if _, err := io.ReadFull(server, req); err != nil {
 			answered <- nil
@@ -69,12 +69,20 @@ func TestPersistentWatchesOnAServerWithoutThem(t *testing.T) {
 		// As ZooKeeper 3.5 does: UNIMPLEMENTED, then the client's reply.
 		_, _ = server.Write(append(reply(sidebandXid, codeUnimplemented, nil), clientFrame...))
 	}()
-	if err := pw.Add("/svc"); err != nil {
-		t.Fatal(err)
+	got := make([]byte, len(handshake))
+	if _, err := io.ReadFull(conn, got); err != nil || !bytes.Equal(got, handshake) {
+		t.Fatalf("handshake read %x, %v; want %x", got, err, handshake)
 	}
 	want := frame([]byte("\xff\xff\xff\xf0\x00\x00\x00\x6a\x00\x00\x00\x04/svc\x00\x00\x00\x01"))
 	if req := <-answered; !bytes.Equal(req, want) {
 		t.Fatalf("addWatch request %x, want %x", req, want)
+	}
+	if sent != 1 {
+		t.Errorf("Sent told of %d requests, want 1", sent)
+	}
+	// Added again on the same connection, it is not written again.
+	if err := pw.Add("/svc"); err != nil || sent != 1 {
+		t.Fatalf("Add of a path the connection has: %v, %d requests told, want nil and still 1", err, sent)
 	}
 	got = make([]byte, len(clientFrame))
 	if _, err := io.ReadFull(conn, got); err != nil || !bytes.Equal(got, clientFrame) {
@@ -83,8 +91,19 @@ func TestPersistentWatchesOnAServerWithoutThem(t *testing.T) {
 	if len(replies) != 1 || !errors.Is(replies[0], ErrPersistentWatchesUnsupported) {
 		t.Fatalf("replies %v, want one %v", replies, ErrPersistentWatchesUnsupported)
 	}
-	if err := pw.Add("/svc"); !errors.Is(err, ErrPersistentWatchesUnsupported) {
+	if err := pw.Add("/other"); !errors.Is(err, ErrPersistentWatchesUnsupported) {
 		t.Fatalf("Add after the refusal: %v, want %v at once", err, ErrPersistentWatchesUnsupported)
+	}
+
+	// A write that fails takes the connection out of use: a request
+	// after it waits for the next handshake.
+	server.Close()
+	pw.unsupported.Store(false)
+	if err := pw.Rearm("/svc"); err == nil || !ConnectionEnded(err) {
+		t.Fatalf("Rearm on a closed connection: %v, want a connection error", err)
+	}
+	if err := pw.Rearm("/svc"); err != nil {
+		t.Fatalf("Rearm between connections: %v, want nil (the next handshake sets it)", err)
 	}
 }
 
