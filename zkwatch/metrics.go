@@ -17,7 +17,7 @@ type Metrics struct {
 	expirations   prometheus.Counter
 	reconnects    prometheus.Counter
 	resyncs       prometheus.Counter
-	eventsByKind  [3]prometheus.Counter // indexed by kindIndex
+	eventsByKind  [4]prometheus.Counter // children, data, deleted, created
 	requestsByOp  map[string]prometheus.Counter
 	sessionEvents prometheus.Counter
 }
@@ -28,6 +28,11 @@ const (
 	opExistsWatch   = "exists_watch"
 	opGetWatch      = "get_watch"
 	opSync          = "sync"
+	// Persistent recursive watches set, one per service path on each
+	// connection (zkclient.PersistentWatches).
+	opAddWatch = "add_watch"
+	// Those taken off the path of a service no longer watched.
+	opRemoveWatches = "remove_watches"
 	// Reads of a path whose watch is still armed (see Watcher.armed).
 	opChildren = "children"
 	opGet      = "get"
@@ -38,7 +43,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		watchEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zkdns_zookeeper_watch_events_total",
-			Help: "ZooKeeper watch events received, by type (children, data, deleted, session).",
+			Help: "ZooKeeper watch events received, by type (children, data, deleted, created, session).",
 		}, []string{"type"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zkdns_zookeeper_requests_total",
@@ -78,14 +83,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, err
 		}
 	}
-	m.eventsByKind = [3]prometheus.Counter{
+	m.eventsByKind = [4]prometheus.Counter{
 		m.watchEvents.WithLabelValues("children"),
 		m.watchEvents.WithLabelValues("data"),
 		m.watchEvents.WithLabelValues("deleted"),
+		m.watchEvents.WithLabelValues("created"),
 	}
 	m.sessionEvents = m.watchEvents.WithLabelValues("session")
 	m.requestsByOp = map[string]prometheus.Counter{}
-	for _, op := range []string{opChildrenWatch, opExistsWatch, opGetWatch, opSync, opChildren, opGet} {
+	for _, op := range []string{opChildrenWatch, opExistsWatch, opGetWatch, opSync, opChildren, opGet, opAddWatch, opRemoveWatches} {
 		m.requestsByOp[op] = m.requests.WithLabelValues(op)
 	}
 	return m, nil
@@ -102,6 +108,8 @@ func (m *Metrics) event(kind eventKind) {
 		m.eventsByKind[1].Inc()
 	case evDeleted:
 		m.eventsByKind[2].Inc()
+	case evCreated:
+		m.eventsByKind[3].Inc()
 	}
 }
 
@@ -111,9 +119,12 @@ func (m *Metrics) sessionEvent() {
 	}
 }
 
-func (m *Metrics) request(op string) {
+func (m *Metrics) request(op string) { m.countRequests(op, 1) }
+
+// countRequests counts n requests of op.
+func (m *Metrics) countRequests(op string, n int) {
 	if m != nil {
-		m.requestsByOp[op].Inc()
+		m.requestsByOp[op].Add(float64(n))
 	}
 }
 

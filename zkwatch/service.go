@@ -17,6 +17,9 @@ type service struct {
 	discoveredBy string
 	exists       bool
 	denied       bool // an ACL refuses the service path itself
+	// rewatch is set when a listing set an exists watch on the path: the
+	// next listing sets the path's persistent watch again first.
+	rewatch bool
 
 	// instances are the children whose payload decoded, sorted by ID (the
 	// child's name). The slice is what ServiceState.Instances publishes, so

@@ -149,6 +149,9 @@ type Watcher struct {
 	wake           chan struct{} // capacity 1: "something is pending"
 
 	status atomic.Pointer[Status]
+	// noPersistent is set once a server turned persistent watches down
+	// as unknown, which is logged once.
+	noPersistent atomic.Bool
 	// closed is set before the connection is closed. The client reports
 	// its disconnection after Run has returned; that must not reach the
 	// metrics, which the daemon shares with the watcher replacing this one.
@@ -176,7 +179,11 @@ type Watcher struct {
 	// Everything below is changed with stepMu held, but for the services
 	// in busy, which the run loop's reads change while it has let stepMu
 	// go; conn is replaced only by the run loop.
-	conn        *zk.Conn
+	conn *zk.Conn
+	// persistent sets conn's persistent recursive watches, one per
+	// watched service path, whose NodeCreated events name a new instance:
+	// it is read at once, without waiting for its service's listing.
+	persistent  *zkclient.PersistentWatches
 	current     Spec
 	services    map[string]*service // by name
 	byPath      map[string]*service // by full path
@@ -191,6 +198,10 @@ type Watcher struct {
 	// instances (NODATA) until they are listed, by name.
 	unlisted      map[string]ServiceSpec
 	requestsLimit chan struct{}
+	// dormant are the paths of services no longer watched whose persistent
+	// watch stays on the connection until their child watch fires (see
+	// unwatch).
+	dormant map[string]bool
 	// beforeResync holds, while a resync is incomplete, the services
 	// watched before it, by name.
 	beforeResync map[string]*service
@@ -245,6 +256,7 @@ const (
 	evChildren eventKind = 1 << iota // child list or existence of a service/discover path changed
 	evData                           // an instance znode's data changed
 	evDeleted                        // a znode was deleted
+	evCreated                        // a znode was created: a service or root path, or an instance (named by a persistent watch)
 )
 
 type root struct {
@@ -294,6 +306,7 @@ func New(opts Options, spec Spec) (*Watcher, error) {
 		retry:         make(map[string]eventKind),
 		badLogged:     make(map[string]int64),
 		armed:         make(map[watchKey]struct{}),
+		dormant:       make(map[string]bool),
 		requestsLimit: make(chan struct{}, opts.Concurrency),
 	}
 	w.status.Store(&Status{State: zk.StateDisconnected, DisconnectedSince: time.Now()})
@@ -379,11 +392,24 @@ func (w *Watcher) connect() error {
 	// Events of a connection that was replaced are dropped (see onEvent).
 	gen := w.connGen.Add(1)
 	refusals := zkclient.NewRefusals(w.opts.SessionTimeout)
+	persistent := &zkclient.PersistentWatches{
+		Reply: func(path string, err error) { w.persistentReply(gen, path, err) },
+		Sent: func(op string, n int) {
+			if w.connGen.Load() != gen || w.closed.Load() {
+				return
+			}
+			if op == zkclient.OpRemoveWatches {
+				w.opts.Metrics.countRequests(opRemoveWatches, n)
+			} else {
+				w.opts.Metrics.countRequests(opAddWatch, n)
+			}
+		},
+	}
 	conn, _, err := zk.Connect(w.opts.Servers, w.opts.SessionTimeout,
 		zk.WithEventCallback(func(ev zk.Event) { w.onEvent(gen, refusals, ev) }),
 		zk.WithLogger(zkclient.Logger{L: w.logger, WatchesLost: w.onWatchesLost, HandshakeFailed: refusals.HandshakeFailed, Warnings: w.warnings}),
 		zk.WithMaxBufferSize(w.opts.MaxBufferSize),
-		zk.WithDialer(w.dialer()),
+		zk.WithDialer(persistent.Dialer(w.dialer())),
 		zk.WithHostProvider(&zkclient.HostProvider{Logger: w.logger}),
 	)
 	if err != nil {
@@ -395,7 +421,27 @@ func (w *Watcher) connect() error {
 	}
 	w.disarmAll()
 	w.conn = conn
+	w.persistent = persistent
 	return nil
+}
+
+// persistentReply reports what ZooKeeper made of a persistent watch:
+// nothing when it took it. Without it, a new instance is read after its
+// service's listing, one round trip later, which is worth a line but
+// changes nothing else.
+func (w *Watcher) persistentReply(gen int64, path string, err error) {
+	if err == nil || w.connGen.Load() != gen || w.closed.Load() {
+		return
+	}
+	if errors.Is(err, zkclient.ErrPersistentWatchesUnsupported) {
+		if !w.noPersistent.Swap(true) {
+			w.logger.Info("this ZooKeeper has no persistent watches (they need 3.6 or later): new instances are read after their service's listing, one round trip later",
+				"err", err)
+		}
+		return
+	}
+	w.logger.Warn("zookeeper refused a persistent watch: new instances of this path are read after its listing, one round trip later",
+		"path", path, "err", err)
 }
 
 // renew replaces a zk.Conn that no server will take back (see
@@ -452,8 +498,10 @@ func (w *Watcher) onEvent(gen int64, refusals *zkclient.Refusals, ev zk.Event) {
 	w.fired(ev)
 	var kind eventKind
 	switch ev.Type {
-	case zk.EventNodeChildrenChanged, zk.EventNodeCreated:
+	case zk.EventNodeChildrenChanged:
 		kind = evChildren
+	case zk.EventNodeCreated:
+		kind = evCreated
 	case zk.EventNodeDataChanged:
 		kind = evData
 	case zk.EventNodeDeleted:
@@ -556,6 +604,14 @@ func (w *Watcher) arm(path string, kind uint8) bool {
 	}
 	w.armed[k] = struct{}{}
 	return true
+}
+
+// isArmed reports whether a watch of kind is armed on path.
+func (w *Watcher) isArmed(path string, kind uint8) bool {
+	w.armedMu.Lock()
+	defer w.armedMu.Unlock()
+	_, ok := w.armed[watchKey{path, kind}]
+	return ok
 }
 
 func (w *Watcher) disarm(path string, kind uint8) {
@@ -828,9 +884,11 @@ func (w *Watcher) resync(ctx context.Context) error {
 			// this resync recorded of them stays.
 			w.opts.Metrics.forgetService(name)
 		default:
+			_ = w.persistent.Remove(s.full)
 			w.forget(s)
 		}
 	}
+	clear(w.dormant) // every watch was armed anew
 	w.beforeResync = nil
 	w.synced = true
 	w.updateStatus(func(st *Status) { st.Synced = true })
@@ -950,6 +1008,7 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 	}
 	ch.touched = map[string]*service{}
 	dataReads := map[string]*service{} // full path of an instance → its service
+	created := map[string]*service{}   // full path of a new instance → its service
 	gone := map[*service][]string{}    // instances whose znode was deleted
 	var rootEvents []string
 	for p, kind := range events {
@@ -958,20 +1017,34 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 			continue
 		}
 		if s, ok := w.byPath[p]; ok {
-			ch.listed[s.spec.Name] = s
+			// The service's persistent watch also reports changes to the
+			// data of its own znode, which no answer depends on.
+			if kind != evData {
+				ch.listed[s.spec.Name] = s
+			}
 			continue
 		}
 		s, name := w.knownInstance(p)
 		switch {
 		case s == nil:
-			// A watch on something no longer watched, or on an instance
-			// dropped already.
+			// A new instance, named by its service's persistent watch, is
+			// read at once; anything else is a watch on something no longer
+			// watched, or on an instance dropped already.
+			if kind&evCreated != 0 {
+				if s := w.newInstanceOf(p); s != nil {
+					created[p] = s
+				}
+			}
+			w.retire(p)
 		case kind&evDeleted != 0:
 			// The instance is gone: drop it now, without a round trip.
 			// The parent's child watch fires as well and re-arms.
 			gone[s] = append(gone[s], name)
 			w.forgetNode(p)
 			ch.touched[s.spec.Name] = s
+			if kind&evCreated != 0 {
+				created[p] = s // and registered again since
+			}
 		default:
 			dataReads[p] = s
 		}
@@ -1020,17 +1093,21 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 	// rather than wait for them: stepMu is let go, and busy names the
 	// services the reads change, whose deletions stay pending for the
 	// next step (listService's takeDeletions counts on seeing them there).
-	reading := len(listed)+len(dataReads) > 0
+	reading := len(listed)+len(dataReads)+len(created) > 0
 	if reading {
-		w.busy = make(map[*service]bool, len(listed)+len(dataReads))
+		w.busy = make(map[*service]bool, len(listed)+len(dataReads)+len(created))
 		for _, s := range listed {
 			w.busy[s] = true
 		}
 		for _, s := range dataReads {
 			w.busy[s] = true
 		}
+		for _, s := range created {
+			w.busy[s] = true
+		}
 		w.stepMu.Unlock()
 	}
+	w.readCreated(ctx, created, eventTime)
 	_ = w.runAll(ctx, len(listed), func(i int) error {
 		if err := w.listService(ctx, listed[i]); err != nil {
 			failed.Store(listed[i].full, err)
@@ -1086,6 +1163,58 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 	w.publishTouched(ch.touched, ch.removed, eventTime, readTime)
 }
 
+// readCreated reads the new instances that persistent watches named, and
+// publishes them before the listings of their services: the child event
+// that follows each creation then finds the instance known, and its
+// listing only sets the child watch again, so a new instance costs one
+// round trip to be served and still two requests. Called by process with
+// stepMu let go and the services in busy; it takes stepMu to publish.
+func (w *Watcher) readCreated(ctx context.Context, created map[string]*service, eventTime time.Time) {
+	if len(created) == 0 {
+		return
+	}
+	paths := make([]string, 0, len(created))
+	for p := range created {
+		paths = append(paths, p)
+	}
+	results := make([]nodeRead, len(paths))
+	errs := make([]error, len(paths))
+	_ = w.runAll(ctx, len(paths), func(i int) error {
+		results[i], errs[i] = w.readNode(paths[i], created[paths[i]].spec)
+		return nil
+	})
+	readTime := time.Now()
+	w.stepMu.Lock()
+	defer w.stepMu.Unlock()
+	read := map[*service][]nodeRead{}
+	for i, p := range paths {
+		switch {
+		case errs[i] == nil:
+			read[created[p]] = append(read[created[p]], results[i])
+		case errors.Is(errs[i], zk.ErrNoNode):
+			// Gone again already; its deletion was reported too.
+		default:
+			w.requeue(errs[i], func() { w.retry[p] |= evCreated })
+		}
+	}
+	touched := make(map[string]*service, len(read))
+	for s, reads := range read {
+		s.update(nil, reads)
+		touched[s.spec.Name] = s
+	}
+	w.publishTouched(touched, nil, eventTime, readTime)
+}
+
+// newInstanceOf returns the watched service that full would be an
+// instance znode of, or nil.
+func (w *Watcher) newInstanceOf(full string) *service {
+	s, ok := w.byPath[path.Dir(full)]
+	if !ok || w.services[s.spec.Name] != s {
+		return nil
+	}
+	return s
+}
+
 // publishTouched publishes the current state of the touched services that
 // are still watched and changed since they were last published, and the
 // removals, as one update.
@@ -1119,7 +1248,7 @@ func (w *Watcher) publishTouched(touched map[string]*service, removed []string, 
 func (w *Watcher) listRoot(r *root) error {
 	w.acquire()
 	defer w.release()
-	children, exists, err := w.childrenOrExists(r.full, true)
+	children, exists, _, err := w.childrenOrExists(r.full, true)
 	if isDenied(err) {
 		w.deny(r.full, "", err)
 		r.exists, r.children = true, nil
@@ -1149,12 +1278,21 @@ func (w *Watcher) listRoot(r *root) error {
 // an exists watch while the path is missing), then reads every child that
 // is new, and drops the ones that left.
 func (w *Watcher) listService(ctx context.Context, s *service) error {
+	if s.rewatch {
+		// The exists watch of an earlier listing took the path's place
+		// from its persistent watch (see zkclient.PersistentWatches): set
+		// that again, and then a child watch, which it would silence.
+		_ = w.persistent.Rearm(s.full)
+		w.disarm(s.full, watchChild)
+		s.rewatch = false
+	}
 	w.acquire()
 	// A discovered service's creation is seen by its root's child watch;
 	// an exists watch on its missing path would outlive the service (this
 	// client cannot remove watches), one per service that ever left.
-	children, exists, err := w.childrenOrExists(s.full, s.discoveredBy == "")
+	children, exists, existsWatched, err := w.childrenOrExists(s.full, s.discoveredBy == "")
 	w.release()
+	s.rewatch = existsWatched
 	if isDenied(err) {
 		// Served as an existing service with no instances (NODATA), so
 		// the other services keep serving and this one answers cleanly.
@@ -1250,29 +1388,31 @@ func (w *Watcher) takeDeletions(dir string, names []string) map[string]bool {
 
 // childrenOrExists lists path under a child watch; a missing path gets an
 // exists watch instead when watchCreation is set, so its creation is seen.
-func (w *Watcher) childrenOrExists(full string, watchCreation bool) ([]string, bool, error) {
+// existsWatched reports that it set one.
+func (w *Watcher) childrenOrExists(full string, watchCreation bool) (children []string, exists, existsWatched bool, err error) {
 	for range 3 {
-		children, err := w.children(full)
-		if err == nil {
-			return children, true, nil
+		listed, listErr := w.children(full)
+		if listErr == nil {
+			return listed, true, existsWatched, nil
 		}
-		if !errors.Is(err, zk.ErrNoNode) {
-			return nil, false, fmt.Errorf("zkwatch: list %s: %w", full, err)
+		if !errors.Is(listErr, zk.ErrNoNode) {
+			return nil, false, existsWatched, fmt.Errorf("zkwatch: list %s: %w", full, listErr)
 		}
 		if !watchCreation {
-			return nil, false, nil
+			return nil, false, existsWatched, nil
 		}
 		w.opts.Metrics.request(opExistsWatch)
-		ok, _, _, err := w.conn.ExistsW(full)
-		if err != nil {
-			return nil, false, fmt.Errorf("zkwatch: watch %s for creation: %w", full, err)
+		ok, _, _, existsErr := w.conn.ExistsW(full)
+		if existsErr != nil {
+			return nil, false, existsWatched, fmt.Errorf("zkwatch: watch %s for creation: %w", full, existsErr)
 		}
+		existsWatched = true
 		if !ok {
-			return nil, false, nil
+			return nil, false, true, nil
 		}
 		// Created between the two calls: list it again.
 	}
-	return nil, false, fmt.Errorf("zkwatch: list %s: path keeps appearing and vanishing", full)
+	return nil, false, existsWatched, fmt.Errorf("zkwatch: list %s: path keeps appearing and vanishing", full)
 }
 
 // children lists path under a child watch, unless one is armed already.
@@ -1472,6 +1612,16 @@ func (w *Watcher) addService(ws wantedService) *service {
 	}
 	w.services[s.spec.Name] = s
 	w.byPath[s.full] = s
+	// Before the service's first listing, whose child watch must come
+	// after it to keep its mode (see zkclient.PersistentWatches). A
+	// dropped service of the same path may have left both armed; a child
+	// watch set before a new persistent watch is set anew after it. With
+	// no connection the next one sets the persistent watch; on a server
+	// without such watches, new instances are read after their listing.
+	delete(w.dormant, s.full)
+	if wrote, _ := w.persistent.Add(s.full); wrote {
+		w.disarm(s.full, watchChild)
+	}
 	return s
 }
 
@@ -1482,8 +1632,33 @@ func (w *Watcher) dropService(s *service) {
 	delete(w.services, s.spec.Name)
 	if w.byPath[s.full] == s {
 		delete(w.byPath, s.full)
+		w.unwatch(s.full)
 	}
 	w.forget(s)
+}
+
+// unwatch takes the persistent watch off the path of a service no longer
+// watched. While the path's child watch is armed, it stays, dormant, until
+// that fires (retire): a service of the same path added back meanwhile
+// takes both as they are, where a new persistent watch would silence the
+// child watch and call for a new one, and reloads that drop a service and
+// add it back would pile up child watches in the client.
+func (w *Watcher) unwatch(full string) {
+	if w.isArmed(full, watchChild) {
+		w.persistent.Forget(full)
+		w.dormant[full] = true
+		return
+	}
+	_ = w.persistent.Remove(full) // a connection that ended took it along
+}
+
+// retire takes off the dormant persistent watch of full, a path no longer
+// watched, once its child watch has fired.
+func (w *Watcher) retire(full string) {
+	if w.dormant[full] && !w.isArmed(full, watchChild) {
+		delete(w.dormant, full)
+		_ = w.persistent.Remove(full)
+	}
 }
 
 // forget drops what is remembered about a service no longer watched: its

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"runtime"
@@ -1073,11 +1074,77 @@ func TestWatcherDeletionDuringRead(t *testing.T) {
 	rec.mu.Lock()
 	got := ids(rec.services["b"])
 	rec.mu.Unlock()
-	if got != "1" {
-		t.Errorf("b = %q while its listing was held, want 1: a deletion in the service being listed must wait for the listing", got)
+	// b/2 was read as its persistent watch named it, before the listing.
+	if got != "1,2" {
+		t.Errorf("b = %q while its listing was held, want 1,2: a deletion in the service being listed must wait for the listing", got)
 	}
 	close(hold.release)
 	rec.waitFor(t, "b settled by its listing", hasIDs("b", "2"))
+}
+
+// TestWatcherReadsANewInstanceBeforeItsListing holds every listing of a
+// service while instances join it: each must be served as its service's
+// persistent watch names it, one round trip after it joined, and not wait
+// for the listing its child watch asks for, which then only sets the child
+// watch again. That holds too for a service whose path did not exist when
+// it was first listed: the exists watch set on it then took the path's
+// place from the persistent watch, which must be set again before the
+// path's listing. A new instance still costs two requests, the child
+// watch's and the read's.
+func TestWatcherReadsANewInstanceBeforeItsListing(t *testing.T) {
+	conn := testutil.ConnectZK(t, zkServer.Addr(), 10*time.Second)
+	base := testutil.TestRoot(t, conn)
+	a, late := base+"/a", base+"/late"
+	testutil.CreateZnode(t, conn, a+"/1", "192.0.2.1:80", zk.FlagEphemeral)
+	holdA, holdLate := newListingHolder(a), newListingHolder(late)
+	proxyAddr := proxyThrough(t, holdA, holdLate)
+	sw := startSecuredWatcher(t, Options{Servers: []string{proxyAddr}, SessionTimeout: 8 * time.Second}, Spec{Services: []ServiceSpec{
+		{Name: "a", Path: a, Format: "hostport"},
+		{Name: "late", Path: late, Format: "hostport"},
+	}}, nil)
+	sw.rec.waitFor(t, "first sync", func(m map[string]ServiceState) bool {
+		return ids(m["a"]) == "1" && m["late"].Instances != nil && !m["late"].Exists
+	})
+	if n := counterValue(t, sw.metrics.requestsByOp[opAddWatch]); n != 2 {
+		t.Errorf("%v persistent watches set at the first sync, want 2: one per service path", n)
+	}
+
+	requests := func() map[string]float64 {
+		out := map[string]float64{}
+		for op, c := range sw.metrics.requestsByOp {
+			if v := counterValue(t, c); v != 0 {
+				out[op] = v
+			}
+		}
+		return out
+	}
+	before := requests()
+	holdA.armed.Store(true)
+	testutil.CreateZnode(t, conn, a+"/2", "192.0.2.2:80", zk.FlagEphemeral)
+	holdA.waitHeld(t, "a/2 joined")
+	sw.rec.waitWithin(t, "a/2 served while a's listing is held", 3*time.Second, hasIDs("a", "1,2"))
+	close(holdA.release)
+	eventually(t, "a's listing answered", func() bool { return requests()[opChildrenWatch] > before[opChildrenWatch] })
+	after := requests()
+	for op := range after {
+		after[op] -= before[op]
+		if after[op] == 0 {
+			delete(after, op)
+		}
+	}
+	if want := map[string]float64{opChildrenWatch: 1, opGetWatch: 1}; !maps.Equal(after, want) {
+		t.Errorf("requests for one new instance %v, want %v", after, want)
+	}
+
+	// The late service's path appears; its first listing sets the
+	// persistent watch again, then the child watch.
+	testutil.MkdirAll(t, conn, late)
+	sw.rec.waitFor(t, "late's path seen", func(m map[string]ServiceState) bool { return m["late"].Exists })
+	holdLate.armed.Store(true)
+	testutil.CreateZnode(t, conn, late+"/1", "192.0.2.3:80", zk.FlagEphemeral)
+	holdLate.waitHeld(t, "late/1 joined")
+	sw.rec.waitWithin(t, "late/1 served while late's listing is held", 3*time.Second, hasIDs("late", "1"))
+	close(holdLate.release)
 }
 
 // listingTrap relays ZooKeeper frames. Once armed, it catches the next

@@ -47,10 +47,11 @@ type PersistentWatches struct {
 	// (zk.ErrNoAuth, ...). It runs on the client's receive goroutine and
 	// must not block. A request whose connection ends first gets no reply.
 	Reply func(path string, err error)
-	// Sent, when set, is told how many requests were written, each time
-	// some are. It runs on the goroutine that wrote them, the client's
-	// own at a handshake, and must not block.
-	Sent func(requests int)
+	// Sent, when set, is told how many requests were written, and of
+	// which kind (OpAddWatch or OpRemoveWatches), each time some are. It
+	// runs on the goroutine that wrote them, the client's own at a
+	// handshake, and must not block.
+	Sent func(op string, requests int)
 
 	// mu guards the fields below and orders the writes of requests: a
 	// handshake's burst is whole before any other request.
@@ -70,6 +71,12 @@ type PersistentWatches struct {
 // Add fails at once with this error.
 var ErrPersistentWatchesUnsupported = errors.New("zkclient: this ZooKeeper server has no persistent watches (they need ZooKeeper 3.6 or later)")
 
+// The kinds of request Sent reports, as ZooKeeper names them.
+const (
+	OpAddWatch      = "addWatch"
+	OpRemoveWatches = "removeWatches"
+)
+
 // The wire protocol's parts used here.
 const (
 	// sidebandXid marks the requests written here. The client numbers its
@@ -79,6 +86,8 @@ const (
 
 	opAddWatch                      = 106
 	addWatchModePersistentRecursive = 1
+	opRemoveWatches                 = 18
+	watcherTypeData                 = 2
 
 	codeUnimplemented = -6
 	codeNoNode        = -101
@@ -101,10 +110,11 @@ func (p *PersistentWatches) Dialer(dial zk.Dialer) zk.Dialer {
 
 // Add sets a persistent recursive watch on path, on the current
 // connection unless it has one there already, and on every connection
-// after it until Remove. It only writes the request; Reply gets the
-// outcome. Between connections it writes nothing and returns nil: the
-// next connection's handshake sets the watch.
-func (p *PersistentWatches) Add(path string) error {
+// after it until Remove or Forget. It only writes the request (wrote
+// says it did); Reply gets the outcome. Between connections it writes
+// nothing and returns nil: the next connection's handshake sets the
+// watch.
+func (p *PersistentWatches) Add(path string) (wrote bool, err error) {
 	return p.set(path, false)
 }
 
@@ -113,12 +123,13 @@ func (p *PersistentWatches) Add(path string) error {
 // itself, which took the path's place from the persistent watch. It adds
 // path as Add does.
 func (p *PersistentWatches) Rearm(path string) error {
-	return p.set(path, true)
+	_, err := p.set(path, true)
+	return err
 }
 
-func (p *PersistentWatches) set(path string, again bool) error {
+func (p *PersistentWatches) set(path string, again bool) (wrote bool, err error) {
 	if p.unsupported.Load() {
-		return ErrPersistentWatchesUnsupported
+		return false, ErrPersistentWatchesUnsupported
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -127,24 +138,48 @@ func (p *PersistentWatches) set(path string, again bool) error {
 	}
 	p.paths[path] = true
 	if p.conn == nil || (p.onConn[path] && !again) {
-		return nil
+		return false, nil
 	}
 	p.onConn[path] = true
-	err := p.conn.send([]string{path})
-	if err == nil && p.Sent != nil {
-		p.Sent(1)
+	if err := p.conn.send(opAddWatch, addWatchModePersistentRecursive, []string{path}); err != nil {
+		return false, err
 	}
-	return err
+	if p.Sent != nil {
+		p.Sent(OpAddWatch, 1)
+	}
+	return true, nil
 }
 
-// Remove stops setting the watch on path on new connections. The current
-// connection keeps it until it ends (the events of a path no longer
-// wanted are the caller's to ignore): setting it again on the same
-// connection would silence a child watch set since.
-func (p *PersistentWatches) Remove(path string) {
+// Forget stops setting the watch on path on new connections, and leaves
+// it on the current one: for a path whose child watch is still armed,
+// which a removal and a later Add would silence. Add takes it back as it
+// is; Remove takes it off.
+func (p *PersistentWatches) Forget(path string) {
 	p.mu.Lock()
 	delete(p.paths, path)
 	p.mu.Unlock()
+}
+
+// Remove takes the watch off path: off the current connection, and off
+// every later one. ZooKeeper 3.8 removes watches by kind, not by mode, so
+// this removes the session's data-kind watches on path, the persistent
+// one among them, and leaves its child watch, whose mode a child watch set
+// after the persistent one has taken back (see the type's doc). A path
+// added again afterwards gets a new request, which silences such a child
+// watch: set a new one after it.
+func (p *PersistentWatches) Remove(path string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.paths, path)
+	if p.conn == nil || !p.onConn[path] {
+		return nil
+	}
+	delete(p.onConn, path)
+	err := p.conn.send(opRemoveWatches, watcherTypeData, []string{path})
+	if err == nil && p.Sent != nil {
+		p.Sent(OpRemoveWatches, 1)
+	}
+	return err
 }
 
 // handshook makes c the connection requests go to, and sets every path
@@ -162,14 +197,14 @@ func (p *PersistentWatches) handshook(c *sideConn) {
 		paths = append(paths, path)
 		p.onConn[path] = true
 	}
-	if err := c.send(paths); err != nil {
+	if err := c.send(opAddWatch, addWatchModePersistentRecursive, paths); err != nil {
 		// The client finds the connection broken at its next write, and
 		// the next connection gets the watches.
 		_ = c.Conn.Close()
 		return
 	}
 	if p.Sent != nil {
-		p.Sent(len(paths))
+		p.Sent(OpAddWatch, len(paths))
 	}
 }
 
@@ -182,7 +217,14 @@ func (p *PersistentWatches) ended(c *sideConn) {
 	p.mu.Unlock()
 }
 
-func (p *PersistentWatches) replied(path string, code int32) {
+func (p *PersistentWatches) replied(req sentRequest, code int32) {
+	if req.op != opAddWatch {
+		// A removal that finds nothing to remove (the watch was never
+		// taken, or an exists watch that fired had taken its place) has
+		// done its job all the same.
+		return
+	}
+	path := req.path
 	var err error
 	switch code {
 	case 0:
@@ -217,16 +259,23 @@ type sideConn struct {
 	// the writes, and sentMu guards sent alone, so the receive goroutine
 	// never waits on a write.
 	sentMu sync.Mutex
-	sent   []string
+	sent   []sentRequest
+}
+
+// sentRequest is a request written here, awaiting its reply.
+type sentRequest struct {
+	op   int32
+	path string
 }
 
 // burstWriteTimeout bounds the write of a handshake's requests, which
 // the client's own deadlines do not cover.
 const burstWriteTimeout = 30 * time.Second
 
-// send writes a request per path, in as few writes as their size allows.
-// Called with the owner's mu held, which orders the writes.
-func (c *sideConn) send(paths []string) error {
+// send writes a request of op per path, each the path and arg (the layout
+// of both addWatch and removeWatches), in as few writes as their size
+// allows. Called with the owner's mu held, which orders the writes.
+func (c *sideConn) send(op, arg int32, paths []string) error {
 	// A variable, since a negative constant does not convert to uint32.
 	xid := sidebandXid
 	const chunk = 64 << 10
@@ -251,15 +300,15 @@ func (c *sideConn) send(paths []string) error {
 		start := len(buf)
 		buf = binary.BigEndian.AppendUint32(buf, 0) // length, below
 		buf = binary.BigEndian.AppendUint32(buf, uint32(xid))
-		buf = binary.BigEndian.AppendUint32(buf, opAddWatch)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(op))
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(path)))
 		buf = append(buf, path...)
-		buf = binary.BigEndian.AppendUint32(buf, addWatchModePersistentRecursive)
+		buf = binary.BigEndian.AppendUint32(buf, uint32(arg))
 		binary.BigEndian.PutUint32(buf[start:], uint32(len(buf)-start-4))
 		// Recorded before the write: the reply may be read before Write
 		// returns.
 		c.sentMu.Lock()
-		c.sent = append(c.sent, path)
+		c.sent = append(c.sent, sentRequest{op, path})
 		c.sentMu.Unlock()
 		if len(buf) >= chunk {
 			if err := flush(); err != nil {
@@ -337,10 +386,10 @@ func (c *sideConn) nextFrame() error {
 		c.sentMu.Unlock()
 		return fmt.Errorf("zkclient: ZooKeeper answered a request zkdns did not send (xid %d)", sidebandXid)
 	}
-	path := c.sent[0]
+	req := c.sent[0]
 	c.sent = c.sent[1:]
 	c.sentMu.Unlock()
-	c.owner.replied(path, code)
+	c.owner.replied(req, code)
 	return nil
 }
 

@@ -125,7 +125,7 @@ func startPersistentWatching(t *testing.T) (writer *zk.Conn, svc string, conn *z
 // watches carry on beside it.
 func TestPersistentWatches(t *testing.T) {
 	writer, svc, conn, pw, rec, _ := startPersistentWatching(t)
-	if err := pw.Add(svc); err != nil {
+	if _, err := pw.Add(svc); err != nil {
 		t.Fatal(err)
 	}
 	// A child watch of the client's own, on the same path.
@@ -169,13 +169,14 @@ func TestPersistentWatches(t *testing.T) {
 	}
 }
 
-// TestPersistentWatchTakesTheChildWatchsMode shows why zkwatch keeps to
-// child watches (see SCALING.md): the ZooKeeper the tests run keeps one
-// watch mode per session and path, so a persistent recursive watch set
-// after the session's child watch on a path silences that child watch,
-// and a child watch set after it takes the mode back. Each creation is
-// followed by a request of the watching session, whose reply comes after
-// any event of that creation on the same connection.
+// TestPersistentWatchTakesTheChildWatchsMode shows why zkwatch sets its
+// persistent watches before its child watches (see SCALING.md): the
+// ZooKeeper the tests run keeps one watch mode per session and path, so a
+// persistent recursive watch set after the session's child watch on a path
+// silences that child watch, and a child watch set after it takes the mode
+// back. Each creation is followed by a request of the watching session,
+// whose reply comes after any event of that creation on the same
+// connection.
 func TestPersistentWatchTakesTheChildWatchsMode(t *testing.T) {
 	writer, svc, conn, pw, rec, _ := startPersistentWatching(t)
 	create := func(name string) {
@@ -193,7 +194,7 @@ func TestPersistentWatchTakesTheChildWatchsMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pw.Add(svc); err != nil {
+	if _, err := pw.Add(svc); err != nil {
 		t.Fatal(err)
 	}
 	create("a")
@@ -203,7 +204,7 @@ func TestPersistentWatchTakesTheChildWatchsMode(t *testing.T) {
 	select {
 	case ev := <-before:
 		t.Errorf("the child watch set before the persistent watch fired (%v): this ZooKeeper keeps both modes on a path, "+
-			"and zkwatch could set persistent watches beside its child watches (see SCALING.md)", ev.Type)
+			"and zkwatch need not order its persistent watches before its child watches (see SCALING.md)", ev.Type)
 	default:
 	}
 
@@ -230,7 +231,7 @@ func TestPersistentWatchTakesTheChildWatchsMode(t *testing.T) {
 // watch did not silence the child watch.
 func TestPersistentWatchesComeBackOnEveryConnection(t *testing.T) {
 	writer, svc, conn, pw, rec, conns := startPersistentWatching(t)
-	if err := pw.Add(svc); err != nil {
+	if _, err := pw.Add(svc); err != nil {
 		t.Fatal(err)
 	}
 	_, _, childEvents, err := conn.ChildrenW(svc)

@@ -39,7 +39,12 @@ func TestPersistentWatchesOnAServerWithoutThem(t *testing.T) {
 			}
 			replies = append(replies, err)
 		},
-		Sent: func(n int) { sent += n },
+		Sent: func(op string, n int) {
+			if op != OpAddWatch {
+				t.Errorf("Sent told of %s, want only %s", op, OpAddWatch)
+			}
+			sent += n
+		},
 	}
 	conn, err := pw.Dialer(func(string, string, time.Duration) (net.Conn, error) { return client, nil })("tcp", "zk:2181", time.Second)
 	if err != nil {
@@ -52,8 +57,8 @@ func TestPersistentWatchesOnAServerWithoutThem(t *testing.T) {
 	// Added with no connection to go to, the watch waits for the next
 	// handshake, and is written as soon as its answer is read: before
 	// the client can write anything else.
-	if err := pw.Add("/svc"); err != nil {
-		t.Fatalf("Add before the handshake: %v", err)
+	if wrote, err := pw.Add("/svc"); err != nil || wrote {
+		t.Fatalf("Add before the handshake: wrote %v, %v; want nothing written, nil", wrote, err)
 	}
 	handshake := frame(bytes.Repeat([]byte{7}, 36))
 	answered := make(chan []byte, 1)
@@ -81,7 +86,7 @@ func TestPersistentWatchesOnAServerWithoutThem(t *testing.T) {
 		t.Errorf("Sent told of %d requests, want 1", sent)
 	}
 	// Added again on the same connection, it is not written again.
-	if err := pw.Add("/svc"); err != nil || sent != 1 {
+	if wrote, err := pw.Add("/svc"); err != nil || wrote || sent != 1 {
 		t.Fatalf("Add of a path the connection has: %v, %d requests told, want nil and still 1", err, sent)
 	}
 	got = make([]byte, len(clientFrame))
@@ -91,7 +96,7 @@ func TestPersistentWatchesOnAServerWithoutThem(t *testing.T) {
 	if len(replies) != 1 || !errors.Is(replies[0], ErrPersistentWatchesUnsupported) {
 		t.Fatalf("replies %v, want one %v", replies, ErrPersistentWatchesUnsupported)
 	}
-	if err := pw.Add("/other"); !errors.Is(err, ErrPersistentWatchesUnsupported) {
+	if _, err := pw.Add("/other"); !errors.Is(err, ErrPersistentWatchesUnsupported) {
 		t.Fatalf("Add after the refusal: %v, want %v at once", err, ErrPersistentWatchesUnsupported)
 	}
 

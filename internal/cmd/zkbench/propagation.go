@@ -262,7 +262,7 @@ func watchRecursively(ctx context.Context, servers, svc string) (*recursiveWatch
 		return nil, err
 	}
 	rw.conn = conn
-	if err := watches.Add(svc); err != nil {
+	if _, err := watches.Add(svc); err != nil {
 		conn.Close()
 		return nil, err
 	}

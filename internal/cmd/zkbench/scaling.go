@@ -83,6 +83,7 @@ type scalingData struct {
 	MeasuredChild, MeasuredData         string
 	ServerData                          string
 	WatchesPerHost, FleetWatches        string
+	FleetPersistent                     string
 	WatchesPerMember, WatchesPerObs     string
 	RecursiveFleetWatches               string
 	WatchRatio                          string
@@ -120,6 +121,7 @@ func (s *scaling) data(h header) scalingData {
 		MeasuredWatches: fmtCount(c.childWatches + c.dataWatches), ExpectedMeasured: fmtCount(watchesPerHost(c.services, c.instances)),
 		MeasuredChild: fmtCount(c.childWatches), MeasuredData: fmtCount(c.dataWatches), ServerData: fmtCount(c.serverDataWatches),
 		WatchesPerHost: fmtCount(perHost), FleetWatches: fmtCount(int64(perHost) * int64(s.hosts)),
+		FleetPersistent:       fmtCount(int64(s.services) * int64(s.hosts)),
 		WatchesPerMember:      fmtCount(int64(perHost) * int64(s.hosts) / int64(s.voters)),
 		WatchesPerObs:         fmtCount(int64(perHost) * int64(s.hosts) / int64(s.observers)),
 		RecursiveFleetWatches: fmtCount(s.hosts),

@@ -117,7 +117,8 @@ func TestScalingMarkdown(t *testing.T) {
 	for _, want := range []string{
 		"# Scaling zkdns: 10,000 hosts × 1,000 services",
 		"Run on 2026-01-02 03:04 UTC",
-		"**60,010,000** watch",
+		"**60,010,000** one-shot watch",
+		"and 10,000,000 persistent ones",
 		"| create | 2 × 10,000 = 20,000 | 1 × 10,000 = 10,000 |",
 		"**20.0µs** of server CPU per change",
 		"**10,000** for the fleet instead of",
