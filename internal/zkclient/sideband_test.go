@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"slices"
 	"testing"
 	"time"
 )
@@ -109,6 +111,96 @@ func TestPersistentWatchesOnAServerWithoutThem(t *testing.T) {
 	}
 	if err := pw.Rearm("/svc"); err != nil {
 		t.Fatalf("Rearm between connections: %v, want nil (the next handshake sets it)", err)
+	}
+}
+
+// TestPersistentWatchesForgetAndRemove checks the requests that keep a
+// connection's persistent watches in step with the paths wanted: Forget
+// writes nothing and leaves the watch for Add to take back as it is;
+// Remove writes a removeWatches of the data kind, whose refusal (nothing
+// to remove) is no error; a path added after its removal is set again.
+func TestPersistentWatchesForgetAndRemove(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	var replies []string
+	pw := &PersistentWatches{Reply: func(path string, err error) {
+		replies = append(replies, path+": "+fmt.Sprint(err))
+	}}
+	conn, err := pw.Dialer(func(string, string, time.Duration) (net.Conn, error) { return client, nil })("tcp", "zk:2181", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = server.SetDeadline(time.Now().Add(10 * time.Second))
+	request := func(op, arg int32, path string) []byte {
+		xid := sidebandXid
+		body := binary.BigEndian.AppendUint32(nil, uint32(xid))
+		body = binary.BigEndian.AppendUint32(body, uint32(op))
+		body = binary.BigEndian.AppendUint32(body, uint32(len(path)))
+		body = append(body, path...)
+		return frame(binary.BigEndian.AppendUint32(body, uint32(arg)))
+	}
+	// serve reads one request and answers it with code, then the
+	// client's own frame.
+	served := make(chan []byte, 1)
+	serve := func(n int, code int32, then []byte) {
+		go func() {
+			req := make([]byte, n)
+			if _, err := io.ReadFull(server, req); err != nil {
+				served <- nil
+				return
+			}
+			served <- req
+			_, _ = server.Write(append(reply(sidebandXid, code, nil), then...))
+		}()
+	}
+	clientFrame := reply(7, 0, []byte("the client's"))
+	readClientFrame := func(what string) {
+		t.Helper()
+		got := make([]byte, len(clientFrame))
+		if _, err := io.ReadFull(conn, got); err != nil || !bytes.Equal(got, clientFrame) {
+			t.Fatalf("%s: read %q, %v; want only the client's frame", what, got, err)
+		}
+	}
+
+	if _, err := pw.Add("/a"); err != nil {
+		t.Fatal(err)
+	}
+	handshake := frame(bytes.Repeat([]byte{7}, 36))
+	go func() { _, _ = server.Write(handshake) }()
+	serve(len(request(opAddWatch, 1, "/a")), 0, clientFrame)
+	if _, err := io.ReadFull(conn, make([]byte, len(handshake))); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := <-served, request(opAddWatch, 1, "/a"); !bytes.Equal(got, want) {
+		t.Fatalf("handshake's request %x, want addWatch %x", got, want)
+	}
+	readClientFrame("after the addWatch")
+
+	// Forgotten, the watch stays on the connection: Add writes nothing.
+	pw.Forget("/a")
+	if wrote, err := pw.Add("/a"); wrote || err != nil {
+		t.Fatalf("Add after Forget: wrote %v, %v; want nothing written", wrote, err)
+	}
+	serve(len(request(opRemoveWatches, 2, "/a")), -121, clientFrame) // NOWATCHER
+	if err := pw.Remove("/a"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := <-served, request(opRemoveWatches, 2, "/a"); !bytes.Equal(got, want) {
+		t.Fatalf("Remove's request %x, want removeWatches of the data kind %x", got, want)
+	}
+	readClientFrame("after the removeWatches")
+	serve(len(request(opAddWatch, 1, "/a")), 0, clientFrame)
+	if wrote, err := pw.Add("/a"); !wrote || err != nil {
+		t.Fatalf("Add after Remove: wrote %v, %v; want it written", wrote, err)
+	}
+	if got, want := <-served, request(opAddWatch, 1, "/a"); !bytes.Equal(got, want) {
+		t.Fatalf("request %x, want addWatch %x", got, want)
+	}
+	readClientFrame("after the second addWatch")
+	if want := []string{"/a: <nil>", "/a: <nil>"}; !slices.Equal(replies, want) {
+		t.Errorf("replies %q, want %q: the removal's refusal is not one", replies, want)
 	}
 }
 
