@@ -116,14 +116,15 @@ func (b *bench) propagation(ctx context.Context, fl *fleet) (*section, error) {
 		fmtDuration(wc.p50)+" (raw ChildrenW); "+fmtDuration(rc.p50)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(pc.p50-wc.p50)+" over raw ChildrenW")
 	sec.info("Create → the new child read, p99, by the same", fmtDuration(pc.p99),
 		fmtDuration(wc.p99)+" (raw ChildrenW); "+fmtDuration(rc.p99)+" (raw ChildrenW, then getChildren and getData)", fmtDelta(pc.p99-wc.p99)+" over raw ChildrenW")
-	sec.notes = append(sec.notes, "A child event names the parent, not the child: to serve a new instance any "+
-		"watcher using child watches must list the children and read the new one, two round trips after the "+
+	sec.notes = append(sec.notes, "A child event names the parent, not the child: to serve a new instance a "+
+		"watcher using child watches alone must list the children and read the new one, two round trips after the "+
 		"notification that the raw ChildrenW column stops at (a deletion needs none: the instance's own data "+
-		"watch fires). The reported rows set zkdns beside a raw watcher doing exactly those two reads in the "+
-		"same trials, and beside a third session holding a persistent recursive watch on the service "+
-		"(addWatch, ZooKeeper 3.6+, sent through zkclient.PersistentWatches since the Go client has no call for it): "+
-		"its event names the new child, which it reads in one round trip. zkdns does not use such watches yet: on "+
-		"ZooKeeper 3.8 a session's persistent recursive watch on a path silences its own child watch there (see SCALING.md).")
+		"watch fires). zkdns also holds a persistent recursive watch on each service path (addWatch, ZooKeeper "+
+		"3.6+, sent through zkclient.PersistentWatches since the Go client has no call for it), whose event names "+
+		"the new child: it reads it in one round trip and serves it, and the child event that follows only re-arms "+
+		"the child watch. The reported rows set zkdns beside a raw watcher doing the two reads in the same trials, "+
+		"and beside a third session holding a persistent recursive watch on the service, which reads the new child "+
+		"as its event arrives: the least any watcher can do, with nothing published.")
 
 	if b.opts.fixture == "" {
 		sec.skipped("SIGKILL of the owner → removal from DNS", "≤ timeout + 250ms", "no -fixture binary")
