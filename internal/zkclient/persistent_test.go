@@ -119,20 +119,27 @@ func startPersistentWatching(t *testing.T) (writer *zk.Conn, svc string, conn *z
 	return writer, svc, conn, pw, rec, conns
 }
 
+// watchBoth sets a persistent watch on svc, and then a child watch of the
+// client's own, which keeps its mode, and returns the child watch's events.
+func watchBoth(t *testing.T, conn *zk.Conn, pw *zkclient.PersistentWatches, svc string) <-chan zk.Event {
+	t.Helper()
+	if _, err := pw.Add(svc); err != nil {
+		t.Fatal(err)
+	}
+	_, _, events, err := conn.ChildrenW(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
 // TestPersistentWatches sets a persistent recursive watch through the
 // client's connection on a real ZooKeeper, and checks that its events
 // name the znode that changed and that the client's own requests and
 // watches carry on beside it.
 func TestPersistentWatches(t *testing.T) {
 	writer, svc, conn, pw, rec, _ := startPersistentWatching(t)
-	if _, err := pw.Add(svc); err != nil {
-		t.Fatal(err)
-	}
-	// A child watch of the client's own, on the same path.
-	_, _, childEvents, err := conn.ChildrenW(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	childEvents := watchBoth(t, conn, pw, svc)
 	testutil.CreateZnode(t, writer, svc+"/a", "one", 0)
 	if _, err := writer.Set(svc+"/a", []byte("two"), -1); err != nil {
 		t.Fatal(err)
@@ -231,13 +238,7 @@ func TestPersistentWatchTakesTheChildWatchsMode(t *testing.T) {
 // watch did not silence the child watch.
 func TestPersistentWatchesComeBackOnEveryConnection(t *testing.T) {
 	writer, svc, conn, pw, rec, conns := startPersistentWatching(t)
-	if _, err := pw.Add(svc); err != nil {
-		t.Fatal(err)
-	}
-	_, _, childEvents, err := conn.ChildrenW(svc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	childEvents := watchBoth(t, conn, pw, svc)
 	conns.cut()
 	rec.awaitSession(t)
 	testutil.CreateZnode(t, writer, svc+"/a", "", 0)

@@ -29,6 +29,20 @@ func reply(xid, code int32, payload []byte) []byte {
 	return frame(append(body, payload...))
 }
 
+// dialPipe dials through pw a connection whose other end, server, the
+// test plays; both close, and fail after ten seconds, when the test ends.
+func dialPipe(t *testing.T, pw *PersistentWatches, client, server net.Conn) net.Conn {
+	t.Helper()
+	conn, err := pw.Dialer(func(string, string, time.Duration) (net.Conn, error) { return client, nil })("tcp", "zk:2181", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	_ = server.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn
+}
+
 func TestPersistentWatchesOnAServerWithoutThem(t *testing.T) {
 	client, server := net.Pipe()
 	defer server.Close()
@@ -48,13 +62,7 @@ func TestPersistentWatchesOnAServerWithoutThem(t *testing.T) {
 			sent += n
 		},
 	}
-	conn, err := pw.Dialer(func(string, string, time.Duration) (net.Conn, error) { return client, nil })("tcp", "zk:2181", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	_ = server.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialPipe(t, pw, client, server)
 
 	// Added with no connection to go to, the watch waits for the next
 	// handshake, and is written as soon as its answer is read: before
@@ -126,13 +134,7 @@ func TestPersistentWatchesForgetAndRemove(t *testing.T) {
 	pw := &PersistentWatches{Reply: func(path string, err error) {
 		replies = append(replies, path+": "+fmt.Sprint(err))
 	}}
-	conn, err := pw.Dialer(func(string, string, time.Duration) (net.Conn, error) { return client, nil })("tcp", "zk:2181", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	_ = server.SetDeadline(time.Now().Add(10 * time.Second))
+	conn := dialPipe(t, pw, client, server)
 	request := func(op, arg int32, path string) []byte {
 		xid := sidebandXid
 		body := binary.BigEndian.AppendUint32(nil, uint32(xid))
