@@ -88,8 +88,12 @@ func zkOpName(op int32) string {
 // Pings and the connect handshake are counted apart from requests, so a
 // change's cost is not blurred by the session's keep-alive.
 type wireStats struct {
-	requests          map[int32]int // client → server, by opcode
-	requestBytes      int64
+	requests     map[int32]int // client → server, by opcode
+	requestBytes int64
+	// setWatchesBytes are those of requestBytes that gave watches back
+	// after a reconnect (setWatches, setWatches2): the part that grows
+	// with every watched path.
+	setWatchesBytes   int64
 	replies           int // server → client answers to requests
 	replyBytes        int64
 	notifications     int // server → client watch events
@@ -118,6 +122,7 @@ func (w wireStats) sub(earlier wireStats) wireStats {
 		}
 	}
 	d.requestBytes -= earlier.requestBytes
+	d.setWatchesBytes -= earlier.setWatchesBytes
 	d.replies -= earlier.replies
 	d.replyBytes -= earlier.replyBytes
 	d.notifications -= earlier.notifications
@@ -136,6 +141,7 @@ func (w wireStats) add(other wireStats) wireStats {
 		d.requests[op] += n
 	}
 	d.requestBytes += other.requestBytes
+	d.setWatchesBytes += other.setWatchesBytes
 	d.replies += other.replies
 	d.replyBytes += other.replyBytes
 	d.notifications += other.notifications
@@ -223,6 +229,9 @@ func (p *zkProxy) count(frame []byte, fromClient, first bool) {
 		}
 		s.requests[op]++
 		s.requestBytes += size
+		if op == 101 || op == 105 { // setWatches, setWatches2
+			s.setWatchesBytes += size
+		}
 		if watch, ok := setsWatch(frame, op); ok && watch {
 			if op == opGetChildren || op == opGetChildren2 {
 				s.childWatchSets++

@@ -146,6 +146,10 @@ func TestZKProxyCounts(t *testing.T) {
 	recv(2)
 	send(testutil.ZKFrame(int32(2), int32(opGetChildren2), "/s", true))
 	recv(2)
+	// setWatches: relative zxid, then data, exist and child paths.
+	setWatches := testutil.ZKFrame(int32(3), int32(101), int64(0), int32(0), int32(0), int32(1), "/s")
+	send(setWatches)
+	recv(2)
 	send(testutil.ZKFrame(int32(xidPing), int32(opPing)))
 	recv(1)
 
@@ -159,11 +163,12 @@ func TestZKProxyCounts(t *testing.T) {
 		{"getChildren2 requests", got.requests[opGetChildren2], 1},
 		{"ping requests are not requests", got.requests[opPing], 0},
 		{"pings both ways", got.pings, 2},
-		{"replies", got.replies, 2},
-		{"notifications", got.notifications, 2},
+		{"replies", got.replies, 3},
+		{"notifications", got.notifications, 3},
 		{"data watches set", got.dataWatchSets, 1},
 		{"child watches set", got.childWatchSets, 1},
-		{"request bytes", int(got.requestBytes), len(testutil.ZKFrame(int32(1), int32(opGetData), "/s/a", true)) + len(testutil.ZKFrame(int32(2), int32(opGetChildren2), "/s", true))},
+		{"request bytes", int(got.requestBytes), len(testutil.ZKFrame(int32(1), int32(opGetData), "/s/a", true)) + len(testutil.ZKFrame(int32(2), int32(opGetChildren2), "/s", true)) + len(setWatches)},
+		{"setWatches bytes", int(got.setWatchesBytes), len(setWatches)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -148,16 +148,17 @@ func (s *scaling) data(h header) scalingData {
 	}
 
 	// A reconnect within the session: the client re-sends every watched
-	// path in setWatches requests of at most setWatchesLimit bytes, and
-	// zkdns reads only what changed meanwhile (nothing, in the bench).
+	// path in setWatches requests of at most setWatchesLimit bytes; zkdns
+	// sets its persistent watches again, one per service, and reads only
+	// what changed meanwhile (nothing, in the bench).
 	r := c.reconnect
 	trials := float64(max(r.trials, 1))
 	measuredPaths := float64(watchesPerHost(c.services, c.instances))
-	bytesPerPath := float64(r.wire.requestBytes) / trials / measuredPaths
+	bytesPerPath := float64(r.wire.setWatchesBytes) / trials / measuredPaths
 	paths := float64(perHost)
 	bytesAtScale := bytesPerPath * paths
-	ownPerPath := r.metricTotal() / measuredPaths
-	atScale := math.Ceil(bytesAtScale/setWatchesLimit) + ownPerPath*paths
+	ownPerService := r.metricTotal() / float64(max(c.services, 1))
+	atScale := math.Ceil(bytesAtScale/setWatchesLimit) + ownPerService*float64(s.services)
 	d.ReconnectRequests = fmtPer(r.metricTotal())
 	d.ReconnectWire = r.wireRequests()
 	d.ReconnectBytes = fmtBytes(int64(float64(r.wire.requestBytes) / trials))

@@ -45,7 +45,7 @@ func TestRecursiveRequests(t *testing.T) {
 
 // measuredCosts is a cost target's result as zkdns should produce it: two
 // trials of each change, the minimum requests, and a reconnect that
-// re-arms through setWatches alone.
+// re-arms through setWatches, beside a persistent watch per service.
 func measuredCosts() *costMeasurements {
 	change := func(metrics map[string]float64, notes int, bytes int64) changeCost {
 		return changeCost{trials: 2, metrics: metrics, wire: wireStats{
@@ -59,8 +59,8 @@ func measuredCosts() *costMeasurements {
 			churnDelete:  change(map[string]float64{"children_watch": 2}, 4, 200),
 			churnSetData: change(map[string]float64{"get_watch": 2}, 2, 400),
 		},
-		reconnect: changeCost{trials: 1, metrics: map[string]float64{},
-			wire: wireStats{requests: map[int32]int{101: 1}, requestBytes: 2050}},
+		reconnect: changeCost{trials: 1, metrics: map[string]float64{"add_watch": 10},
+			wire: wireStats{requests: map[int32]int{101: 1, 106: 10}, requestBytes: 2050 + 10*40, setWatchesBytes: 2050}},
 		fanout: &fanout{watchers: 50, changes: 500, cpuAlone: time.Millisecond, cpuWithWatchers: 2 * time.Millisecond},
 	}
 }
@@ -89,8 +89,8 @@ func TestScalingData(t *testing.T) {
 		{"create: bytes per host", rows["create"].Bytes, "545 B"},
 		{"reconnect: bytes per watched path", d.ReconnectBytesPerPath, "50 B"},
 		{"reconnect: bytes at the scenario's size", d.ReconnectBytesAtScale, "293 KiB"},
-		{"reconnect: setWatches requests at the scenario's size", d.ReconnectAtScale, "3"},
-		{"reconnect: an observer's restart", d.MemberRestart, "1,500"},
+		{"reconnect: setWatches and addWatch requests at the scenario's size", d.ReconnectAtScale, "1,003"},
+		{"reconnect: an observer's restart", d.MemberRestart, "501,500"},
 		{"resync at the scenario's size", d.ResyncAtScale, "6,001"},
 		{"CPU per extra watcher", d.CPUPerWatcher, "20.0µs"},
 		{"fleet CPU per change", d.FleetCPUPerChange, "200ms"},
