@@ -884,11 +884,13 @@ func (w *Watcher) resync(ctx context.Context) error {
 			// this resync recorded of them stays.
 			w.opts.Metrics.forgetService(name)
 		default:
-			_ = w.persistent.Remove(s.full)
+			w.unwatch(s.full)
 			w.forget(s)
 		}
 	}
-	clear(w.dormant) // every watch was armed anew
+	// A watch left dormant before the resync went with its connection,
+	// or was taken off just now (no child watch is armed in between).
+	clear(w.dormant)
 	w.beforeResync = nil
 	w.synced = true
 	w.updateStatus(func(st *Status) { st.Synced = true })
@@ -1081,13 +1083,7 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 	for _, s := range ch.listed {
 		listed = append(listed, s)
 	}
-	reads := make([]string, 0, len(dataReads))
-	for p := range dataReads {
-		reads = append(reads, p)
-	}
 	var failed sync.Map
-	results := make([]nodeRead, len(reads))
-	errs := make([]error, len(reads))
 	// The reads wait on ZooKeeper round trips. Meanwhile a deletion in a
 	// service they leave alone is applied as it arrives (applyDeletion),
 	// rather than wait for them: stepMu is let go, and busy names the
@@ -1114,10 +1110,7 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 		}
 		return nil
 	})
-	_ = w.runAll(ctx, len(reads), func(i int) error {
-		results[i], errs[i] = w.readNode(reads[i], dataReads[reads[i]].spec)
-		return nil
-	})
+	reads, results, errs := w.readNodes(ctx, dataReads)
 	readTime := time.Now()
 	if reading {
 		w.stepMu.Lock()
@@ -1173,16 +1166,7 @@ func (w *Watcher) readCreated(ctx context.Context, created map[string]*service, 
 	if len(created) == 0 {
 		return
 	}
-	paths := make([]string, 0, len(created))
-	for p := range created {
-		paths = append(paths, p)
-	}
-	results := make([]nodeRead, len(paths))
-	errs := make([]error, len(paths))
-	_ = w.runAll(ctx, len(paths), func(i int) error {
-		results[i], errs[i] = w.readNode(paths[i], created[paths[i]].spec)
-		return nil
-	})
+	paths, results, errs := w.readNodes(ctx, created)
 	readTime := time.Now()
 	w.stepMu.Lock()
 	defer w.stepMu.Unlock()
@@ -1203,6 +1187,23 @@ func (w *Watcher) readCreated(ctx context.Context, created map[string]*service, 
 		touched[s.spec.Name] = s
 	}
 	w.publishTouched(touched, nil, eventTime, readTime)
+}
+
+// readNodes reads the instance znodes in nodes (full path → service), in
+// parallel, and returns their paths and, at the same index, what each
+// read gave.
+func (w *Watcher) readNodes(ctx context.Context, nodes map[string]*service) (paths []string, results []nodeRead, errs []error) {
+	paths = make([]string, 0, len(nodes))
+	for p := range nodes {
+		paths = append(paths, p)
+	}
+	results = make([]nodeRead, len(paths))
+	errs = make([]error, len(paths))
+	_ = w.runAll(ctx, len(paths), func(i int) error {
+		results[i], errs[i] = w.readNode(paths[i], nodes[paths[i]].spec)
+		return nil
+	})
+	return paths, results, errs
 }
 
 // newInstanceOf returns the watched service that full would be an
