@@ -11,6 +11,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/zkdns/zkdns/internal/testutil"
+	"github.com/zkdns/zkdns/internal/zkclient"
 )
 
 // servicesCounted returns the service label of every series c exports.
@@ -236,4 +237,29 @@ func TestWatcherReaddedServiceArmsNoNewWatches(t *testing.T) {
 		s := m["churn"]
 		return ids(s) == "c,d" && address(s, "d") == "192.0.2.5"
 	})
+}
+
+// TestPersistentWatchRefusalsLogOncePerConnection refuses every service's
+// persistent watch on two connections: a line for the first refusal of
+// each, not one per service; and a server without such watches is
+// reported once in all.
+func TestPersistentWatchRefusalsLogOncePerConnection(t *testing.T) {
+	logs := &logBuffer{}
+	w, err := New(Options{Servers: []string{"192.0.2.1:2181"}, Publish: func(Update) {}, Logger: logs.logger()}, Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for gen := int64(1); gen <= 2; gen++ {
+		w.connGen.Store(gen)
+		for i := range 100 {
+			w.persistentReply(gen, fmt.Sprintf("/svc-%d", i), zk.ErrNoAuth)
+			w.persistentReply(gen, fmt.Sprintf("/svc-%d", i), zkclient.ErrPersistentWatchesUnsupported)
+		}
+	}
+	if n := logs.count("refused a persistent watch"); n != 2 {
+		t.Errorf("%d lines for 200 refusals on 2 connections, want 2:\n%s", n, logs.String())
+	}
+	if n := logs.count("no persistent watches"); n != 1 {
+		t.Errorf("%d lines for a server without persistent watches, want 1", n)
+	}
 }

@@ -152,6 +152,9 @@ type Watcher struct {
 	// noPersistent is set once a server turned persistent watches down
 	// as unknown, which is logged once.
 	noPersistent atomic.Bool
+	// persistentRefusalLogged is the connection generation whose first
+	// refused persistent watch was logged.
+	persistentRefusalLogged atomic.Int64
 	// closed is set before the connection is closed. The client reports
 	// its disconnection after Run has returned; that must not reach the
 	// metrics, which the daemon shares with the watcher replacing this one.
@@ -440,8 +443,12 @@ func (w *Watcher) persistentReply(gen int64, path string, err error) {
 		}
 		return
 	}
-	w.logger.Warn("zookeeper refused a persistent watch: new instances of this path are read after its listing, one round trip later",
-		"path", path, "err", err)
+	// Once per connection: a server that refuses one path may refuse
+	// every service's, at every reconnect.
+	if w.persistentRefusalLogged.Swap(gen) != gen {
+		w.logger.Warn("zookeeper refused a persistent watch (further refusals on this connection are not logged): new instances of the path are read after its listing, one round trip later",
+			"path", path, "err", err)
+	}
 }
 
 // renew replaces a zk.Conn that no server will take back (see

@@ -197,7 +197,12 @@ func (p *PersistentWatches) handshook(c *sideConn) {
 		paths = append(paths, path)
 		p.onConn[path] = true
 	}
-	if err := c.send(opAddWatch, addWatchModePersistentRecursive, paths); err != nil {
+	// The client sets and clears its own write deadline around each of
+	// its writes, none of which runs while it waits for this read.
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(burstWriteTimeout))
+	err := c.send(opAddWatch, addWatchModePersistentRecursive, paths)
+	_ = c.Conn.SetWriteDeadline(time.Time{})
+	if err != nil {
 		// The client finds the connection broken at its next write, and
 		// the next connection gets the watches.
 		_ = c.Conn.Close()
@@ -289,12 +294,6 @@ func (c *sideConn) send(op, arg int32, paths []string) error {
 		_, err := c.Conn.Write(buf)
 		buf = buf[:0]
 		return err
-	}
-	if len(paths) > 1 {
-		// The client sets and clears its own write deadline around each
-		// of its writes, none of which runs during a handshake's burst.
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(burstWriteTimeout))
-		defer func() { _ = c.Conn.SetWriteDeadline(time.Time{}) }()
 	}
 	for _, path := range paths {
 		start := len(buf)
