@@ -322,6 +322,11 @@ func TestWatcherDeletionOnArrival(t *testing.T) {
 	}
 	runWatcher(t, w)
 	rec.waitFor(t, "first sync", hasIDs("svc", "a,b,c"))
+	// The first sync is seen from inside the step that publishes it; the
+	// loop is idle once that step lets stepMu go.
+	w.stepMu.Lock()
+	//lint:ignore SA2001 taking the lock is the wait; nothing runs under it
+	w.stepMu.Unlock()
 
 	// deletedBy returns whether the update that dropped id from svc was
 	// published on arrival.
