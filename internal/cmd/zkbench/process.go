@@ -22,10 +22,11 @@ type process struct {
 	done    chan struct{} // closed once the process has been reaped
 }
 
-// startProcess runs argv with stdout and stderr appended to logPath. With
-// core ≥ 0 it is pinned to that CPU with taskset, which execs the command,
-// so the PID is the command's own.
-func startProcess(name string, core int, logPath string, argv ...string) (*process, error) {
+// startProcess runs argv with stdout and stderr appended to logPath, and
+// env ("KEY=value") added to the bench's environment. With core ≥ 0 it is
+// pinned to that CPU with taskset, which execs the command, so the PID is
+// the command's own.
+func startProcess(name string, core int, logPath string, env []string, argv ...string) (*process, error) {
 	if core >= 0 {
 		argv = append([]string{"taskset", "-c", strconv.Itoa(core)}, argv...)
 	}
@@ -37,6 +38,9 @@ func startProcess(name string, core int, logPath string, argv ...string) (*proce
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("zkbench: start %s (%s): %w", name, strings.Join(argv, " "), err)

@@ -397,7 +397,7 @@ func (b *bench) sessionLoss(ctx context.Context, fl *fleet, watcher *zk.Conn, pr
 	var cmdline string
 	for trial := range b.plan.killTrials {
 		logPath := filepath.Join(dir, fmt.Sprintf("hold-%d.log", trial+1))
-		hold, err := startProcess("zkfixture hold", -1, logPath, b.opts.fixture, "hold",
+		hold, err := startProcess("zkfixture hold", -1, logPath, nil, b.opts.fixture, "hold",
 			"-servers", b.zk.Addr(), "-session", b.plan.killSession.String(),
 			inst+"="+string(fl.data.payload(0, 0, basePort)))
 		if err != nil {

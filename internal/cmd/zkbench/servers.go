@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,11 +26,21 @@ type dnsServer struct {
 	admin  string // zkdns's admin address; "" for the peers
 	proc   *process
 	config string // path of its config file, for the report
+	// notify is the NOTIFY_SOCKET zkdns reports READY=1 to; nil for the
+	// peers.
+	notify *net.UnixConn
 }
 
 func (s *dnsServer) stop() {
-	if s != nil && s.proc != nil {
+	if s == nil {
+		return
+	}
+	if s.proc != nil {
 		s.proc.stop()
+	}
+	if s.notify != nil {
+		s.notify.Close()
+		os.Remove(s.notify.LocalAddr().String())
 	}
 }
 
@@ -189,7 +199,7 @@ func startPeer(ctx context.Context, kind peerKind, binary, dir, zoneFile string,
 		if err := freshLog(logPath); err != nil {
 			return nil, err
 		}
-		proc, err := startProcess(kind.name, core, logPath, kind.argv(binary, confPath)...)
+		proc, err := startProcess(kind.name, core, logPath, nil, kind.argv(binary, confPath)...)
 		if err != nil {
 			return nil, err
 		}
@@ -239,11 +249,22 @@ func startZkdns(binary, dir string, core int, set zkdnsSettings) (*dnsServer, er
 	if err := os.WriteFile(confPath, []byte(zkdnsConfig(set)), 0o644); err != nil {
 		return nil, fmt.Errorf("zkbench: zkdns config: %w", err)
 	}
-	proc, err := startProcess("zkdns", core, filepath.Join(dir, zkdnsLog), binary, "serve", "-config", confPath)
+	// zkdns tells a NOTIFY_SOCKET when it is ready, as it tells systemd:
+	// the bench learns it then, without polling /readyz and taking the
+	// CPU from the very sync it times.
+	sockPath := filepath.Join(dir, "notify.sock")
+	_ = os.Remove(sockPath) // left by a run that was killed
+	notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
 	if err != nil {
+		return nil, fmt.Errorf("zkbench: zkdns notify socket: %w", err)
+	}
+	proc, err := startProcess("zkdns", core, filepath.Join(dir, zkdnsLog), []string{"NOTIFY_SOCKET=" + sockPath}, binary, "serve", "-config", confPath)
+	if err != nil {
+		notify.Close()
+		os.Remove(sockPath)
 		return nil, err
 	}
-	return &dnsServer{name: "zkdns", addr: set.dnsAddr, admin: set.adminAddr, proc: proc, config: confPath}, nil
+	return &dnsServer{name: "zkdns", addr: set.dnsAddr, admin: set.adminAddr, proc: proc, config: confPath, notify: notify}, nil
 }
 
 // zkdnsAddrs picks free DNS and admin addresses for a zkdns run.
@@ -266,7 +287,7 @@ func zkdnsAddrs() (dnsAddr, adminAddr string, err error) {
 // draw their local ports from the same range. So a zkdns that exits
 // because an address is in use is started again on new ones, with a fresh
 // log, up to three times; launched is when the one returned was started,
-// and ready when it answered /readyz.
+// and ready when it reported READY=1.
 func launchZkdns(ctx context.Context, binary, dir string, core int, set zkdnsSettings, limit time.Duration) (z *dnsServer, launched, ready time.Time, err error) {
 	for attempt := 1; ; attempt++ {
 		if set.dnsAddr, set.adminAddr, err = zkdnsAddrs(); err != nil {
@@ -290,33 +311,55 @@ func launchZkdns(ctx context.Context, binary, dir string, core int, set zkdnsSet
 	}
 }
 
-// waitReady polls zkdns's /readyz every millisecond until it answers 200,
-// and returns when it did. A millisecond is fine enough for a cold sync
-// measured in seconds, and cheap next to it.
+// waitReady waits until zkdns reports READY=1 on its NOTIFY_SOCKET and
+// returns when that came; /readyz must then answer 200 too. zkdns sends
+// READY=1 as its first full sync is served, the moment /readyz turns 200.
 func waitReady(ctx context.Context, s *dnsServer, limit time.Duration) (time.Time, error) {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(limit)
+	buf := make([]byte, 4096)
 	for {
 		if exited, how := s.proc.exited(); exited {
 			return time.Time{}, fmt.Errorf("zkbench: zkdns exited before it was ready (%s):\n%s", how, s.proc.logTail())
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.admin+"/readyz", nil)
-		if err != nil {
+		if err := ctx.Err(); err != nil {
 			return time.Time{}, err
 		}
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return time.Now(), nil
-			}
-		}
-		select {
-		case <-ctx.Done():
+		if time.Now().After(deadline) {
 			return time.Time{}, fmt.Errorf("zkbench: zkdns not ready within %s:\n%s", limit, s.proc.logTail())
-		case <-time.After(time.Millisecond):
 		}
+		// Short reads, so that an exit or the end of ctx is noticed.
+		if err := s.notify.SetReadDeadline(time.Now().Add(100 * time.Millisecond)); err != nil {
+			return time.Time{}, err
+		}
+		n, err := s.notify.Read(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return time.Time{}, fmt.Errorf("zkbench: read zkdns's notify socket: %w", err)
+		}
+		if !slices.Contains(strings.Split(string(buf[:n]), "\n"), "READY=1") {
+			continue // STATUS= lines
+		}
+		ready := time.Now()
+		if err := readyzOK(ctx, s.admin); err != nil {
+			return time.Time{}, err
+		}
+		return ready, nil
 	}
+}
+
+// readyzOK asks zkdns's /readyz once and wants 200.
+func readyzOK(ctx context.Context, admin string) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resp, err := getOK(ctx, "http://"+admin+"/readyz")
+	if err != nil {
+		return fmt.Errorf("zkbench: zkdns reported READY=1, but /readyz: %w", err)
+	}
+	resp.Body.Close()
+	return nil
 }
 
 // waitAnswers queries name until the server answers it with want records.

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -178,6 +181,72 @@ func TestStartPeerRetriesTakenPort(t *testing.T) {
 			}
 			if got := strings.Count(string(b), "\n"); got != tc.wantStart {
 				t.Errorf("started %d times, want %d", got, tc.wantStart)
+			}
+		})
+	}
+}
+
+// TestWaitReady checks that zkdns counts as ready when READY=1 reaches its
+// notify socket, past other sd_notify lines, and only if /readyz agrees;
+// and that a zkdns that exits or stays silent is reported as such.
+func TestWaitReady(t *testing.T) {
+	tests := []struct {
+		name    string
+		send    []string // datagrams, in order
+		readyz  int      // status /readyz answers
+		exits   bool     // the process ends at once
+		wantErr string   // "" for ready
+	}{
+		{name: "ready after a status line", send: []string{"STATUS=reading ZooKeeper", "READY=1\nSTATUS=serving"}, readyz: http.StatusOK},
+		{name: "ready but /readyz disagrees", send: []string{"READY=1"}, readyz: http.StatusServiceUnavailable, wantErr: "/readyz"},
+		{name: "status lines only", send: []string{"STATUS=reading ZooKeeper"}, readyz: http.StatusOK, wantErr: "not ready within"},
+		{name: "exits", exits: true, readyz: http.StatusOK, wantErr: "exited before it was ready"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != "/readyz" {
+					http.NotFound(w, r)
+					return
+				}
+				w.WriteHeader(tc.readyz)
+			}))
+			defer admin.Close()
+			sockPath := filepath.Join(dir, "notify.sock")
+			notify, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			argv := []string{"sleep", "30"}
+			if tc.exits {
+				argv = []string{"true"}
+			}
+			proc, err := startProcess("zkdns", -1, filepath.Join(dir, "log"), nil, argv...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			z := &dnsServer{name: "zkdns", admin: strings.TrimPrefix(admin.URL, "http://"), proc: proc, notify: notify}
+			defer z.stop()
+			sent := time.Now()
+			for _, line := range tc.send {
+				c, err := net.Dial("unixgram", sockPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Write([]byte(line)); err != nil {
+					t.Fatal(err)
+				}
+				c.Close()
+			}
+			ready, err := waitReady(context.Background(), z, time.Second)
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("waitReady = %v, want ready", err)
+			case tc.wantErr == "" && ready.Before(sent):
+				t.Errorf("ready at %v, before READY=1 was sent at %v", ready, sent)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("waitReady = %v, want an error saying %q", err, tc.wantErr)
 			}
 		})
 	}
