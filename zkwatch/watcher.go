@@ -17,7 +17,6 @@ import (
 	"github.com/go-zookeeper/zk"
 
 	"github.com/zkdns/zkdns/internal/zkclient"
-	"golang.org/x/sync/errgroup"
 )
 
 // ServiceSpec names one service to watch: the children of Path are its
@@ -760,7 +759,7 @@ func (w *Watcher) step(ctx context.Context) {
 		return
 	}
 	if w.needResync {
-		if err := w.resync(ctx); err != nil {
+		if err := w.resync(); err != nil {
 			w.logger.Warn("zookeeper resync incomplete; retrying on reconnect", "err", err)
 			return
 		}
@@ -775,10 +774,10 @@ func (w *Watcher) step(ctx context.Context) {
 	clear(w.retry)
 	if w.specDirty {
 		w.specDirty = false
-		w.applySpec(ctx, events)
+		w.applySpec(events)
 		return
 	}
-	w.process(ctx, events, nil, eventTime)
+	w.process(events, nil, eventTime)
 }
 
 // publishUnlisted publishes the configured services that are not watched
@@ -834,7 +833,7 @@ func (w *Watcher) takeUnlisted() []string {
 // resync reads every watched path afresh under new watches and publishes
 // the result as one full update, so a new session never shows a partial or
 // empty set in between.
-func (w *Watcher) resync(ctx context.Context) error {
+func (w *Watcher) resync() error {
 	// A service watched before and not found again is forgotten, as
 	// dropService forgets one, once the resync completes. They gather over
 	// attempts, since one that fails partway leaves a partial set that the
@@ -864,7 +863,7 @@ func (w *Watcher) resync(ctx context.Context) error {
 		w.roots[r.full] = r
 	}
 	roots := w.rootsOrdered()
-	if err := w.runAll(ctx, len(roots), func(i int) error {
+	if err := w.runAll(len(roots), func(i int) error {
 		return w.onlyConnectionErrors(w.listRoot(roots[i]))
 	}); err != nil {
 		return err
@@ -873,8 +872,9 @@ func (w *Watcher) resync(ctx context.Context) error {
 		w.addService(s)
 	}
 	all := w.servicesOrdered()
-	if err := w.runAll(ctx, len(all), func(i int) error {
-		return w.onlyConnectionErrors(w.listService(ctx, all[i]))
+	readers := w.readersEach(len(all))
+	if err := w.runAll(len(all), func(i int) error {
+		return w.onlyConnectionErrors(w.listService(all[i], readers))
 	}); err != nil {
 		return err
 	}
@@ -928,7 +928,7 @@ func (w *Watcher) catchUp() error {
 
 // applySpec moves from the running spec to w.current: new roots and
 // services are listed, removed ones dropped, changed ones re-listed.
-func (w *Watcher) applySpec(ctx context.Context, events map[string]eventKind) {
+func (w *Watcher) applySpec(events map[string]eventKind) {
 	// A root whose settings changed is dropped and added again; the new
 	// one starts from the old one's children, so that its services stay
 	// while its listing is pending (a lost connection keeps the last known
@@ -952,7 +952,7 @@ func (w *Watcher) applySpec(ctx context.Context, events map[string]eventKind) {
 			newRoots = append(newRoots, r)
 		}
 	}
-	if err := w.runAll(ctx, len(newRoots), func(i int) error { return w.listRoot(newRoots[i]) }); err != nil {
+	if err := w.runAll(len(newRoots), func(i int) error { return w.listRoot(newRoots[i]) }); err != nil {
 		w.requeue(err, func() {
 			for _, r := range newRoots {
 				w.retry[r.full] |= evChildren
@@ -963,7 +963,7 @@ func (w *Watcher) applySpec(ctx context.Context, events map[string]eventKind) {
 	// Those still configured are watched now, and published when listed;
 	// publishTouched leaves out of Removed every name that is watched.
 	ch.removed = append(ch.removed, w.takeUnlisted()...)
-	w.process(ctx, events, ch, time.Time{})
+	w.process(events, ch, time.Time{})
 }
 
 // reconcile makes w.services match the wanted set (configured services
@@ -1011,7 +1011,7 @@ type changes struct {
 // process handles watch events (and the spec changes in ch, if any) and
 // publishes one update for every service they touched. It is called with
 // stepMu held, and lets it go while it waits for its reads.
-func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *changes, eventTime time.Time) {
+func (w *Watcher) process(events map[string]eventKind, ch *changes, eventTime time.Time) {
 	if ch == nil {
 		ch = &changes{listed: map[string]*service{}, fresh: map[string]bool{}}
 	}
@@ -1110,14 +1110,15 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 		}
 		w.stepMu.Unlock()
 	}
-	w.readCreated(ctx, created, eventTime)
-	_ = w.runAll(ctx, len(listed), func(i int) error {
-		if err := w.listService(ctx, listed[i]); err != nil {
+	w.readCreated(created, eventTime)
+	readers := w.readersEach(len(listed))
+	_ = w.runAll(len(listed), func(i int) error {
+		if err := w.listService(listed[i], readers); err != nil {
 			failed.Store(listed[i].full, err)
 		}
 		return nil
 	})
-	reads, results, errs := w.readNodes(ctx, dataReads)
+	reads, results, errs := w.readNodes(dataReads)
 	readTime := time.Now()
 	if reading {
 		w.stepMu.Lock()
@@ -1169,11 +1170,11 @@ func (w *Watcher) process(ctx context.Context, events map[string]eventKind, ch *
 // listing only sets the child watch again, so a new instance costs one
 // round trip to be served and still two requests. Called by process with
 // stepMu let go and the services in busy; it takes stepMu to publish.
-func (w *Watcher) readCreated(ctx context.Context, created map[string]*service, eventTime time.Time) {
+func (w *Watcher) readCreated(created map[string]*service, eventTime time.Time) {
 	if len(created) == 0 {
 		return
 	}
-	paths, results, errs := w.readNodes(ctx, created)
+	paths, results, errs := w.readNodes(created)
 	readTime := time.Now()
 	w.stepMu.Lock()
 	defer w.stepMu.Unlock()
@@ -1199,14 +1200,14 @@ func (w *Watcher) readCreated(ctx context.Context, created map[string]*service, 
 // readNodes reads the instance znodes in nodes (full path → service), in
 // parallel, and returns their paths and, at the same index, what each
 // read gave.
-func (w *Watcher) readNodes(ctx context.Context, nodes map[string]*service) (paths []string, results []nodeRead, errs []error) {
+func (w *Watcher) readNodes(nodes map[string]*service) (paths []string, results []nodeRead, errs []error) {
 	paths = make([]string, 0, len(nodes))
 	for p := range nodes {
 		paths = append(paths, p)
 	}
 	results = make([]nodeRead, len(paths))
 	errs = make([]error, len(paths))
-	_ = w.runAll(ctx, len(paths), func(i int) error {
+	_ = w.runAll(len(paths), func(i int) error {
 		results[i], errs[i] = w.readNode(paths[i], nodes[paths[i]].spec)
 		return nil
 	})
@@ -1285,7 +1286,7 @@ func (w *Watcher) listRoot(r *root) error {
 // listService reads a service's child list (re-arming its child watch, or
 // an exists watch while the path is missing), then reads every child that
 // is new, and drops the ones that left.
-func (w *Watcher) listService(ctx context.Context, s *service) error {
+func (w *Watcher) listService(s *service, readers int) error {
 	if s.rewatch {
 		// The exists watch of an earlier listing took the path's place
 		// from its persistent watch (see zkclient.PersistentWatches): set
@@ -1347,7 +1348,7 @@ func (w *Watcher) listService(ctx context.Context, s *service) error {
 	}
 	results := make([]nodeRead, len(fresh))
 	errs := make([]error, len(fresh))
-	_ = w.runAll(ctx, len(fresh), func(i int) error {
+	_ = runOn(len(fresh), readers, func(i int) error {
 		results[i], errs[i] = w.readNode(s.full+"/"+fresh[i], s.spec)
 		return nil
 	})
@@ -1528,23 +1529,60 @@ func (w *Watcher) onlyConnectionErrors(err error) error {
 	return nil
 }
 
-// runAll runs f(0..n-1) concurrently, returning the first error. Requests
+// runAll calls f(0) … f(n-1) on up to Concurrency goroutines at once and
+// returns the first error a call returned; every call is made. Requests
 // share one connection; the client pipelines them.
-func (w *Watcher) runAll(ctx context.Context, n int, f func(i int) error) error {
-	switch n {
-	case 0:
-		return nil
-	case 1:
-		// Most events ask for one read: spare it the goroutine hand-off,
-		// which on a busy host costs more than the work.
-		return f(0)
+func (w *Watcher) runAll(n int, f func(i int) error) error {
+	return runOn(n, w.opts.Concurrency, f)
+}
+
+// runOn calls f(0) … f(n-1) on up to workers goroutines and returns the
+// first error a call returned; every call is made. With one worker (or
+// one call) they run on the caller's goroutine: most events ask for one
+// read, and the hand-off to another goroutine costs a busy host more
+// than the work. Each worker takes the next call as it finishes one, so
+// a sync's hundred thousand reads start a few dozen goroutines, whose
+// stacks grow once, instead of one goroutine per read, each growing its
+// stack for the payload decoder.
+func runOn(n, workers int, f func(i int) error) error {
+	workers = min(n, workers)
+	if workers <= 1 {
+		var first error
+		for i := range n {
+			if err := f(i); err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
 	}
-	g, _ := errgroup.WithContext(ctx)
-	g.SetLimit(w.opts.Concurrency)
-	for i := range n {
-		g.Go(func() error { return f(i) })
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		once  sync.Once
+		first error
+	)
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				if err := f(i); err != nil {
+					once.Do(func() { first = err })
+				}
+			}
+		})
 	}
-	return g.Wait()
+	wg.Wait()
+	return first
+}
+
+// readersEach is how many goroutines each of n services listed at once
+// reads its new instances with. The Concurrency goroutines that list them
+// are shared out: in a sync of thousands of services, each service's
+// instances are read one after another on the goroutine that listed it,
+// with Concurrency services, and as many reads, under way at once; a
+// single new service with hundreds of instances reads them Concurrency
+// at a time.
+func (w *Watcher) readersEach(n int) int {
+	return max(1, w.opts.Concurrency/max(1, min(n, w.opts.Concurrency)))
 }
 
 func (w *Watcher) acquire() { w.requestsLimit <- struct{}{} }
