@@ -52,35 +52,17 @@ func probeServer(t *testing.T) string {
 			replies[string(wq[12:])] = append(replies[string(wq[12:])], wire)
 		}
 	}
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	t.Cleanup(func() {
-		pc.Close()
-		<-done
-	})
-	go func() {
-		defer close(done)
-		buf := make([]byte, 512)
-		for {
-			n, from, err := pc.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			if n < 12 {
-				continue
-			}
-			id := binary.BigEndian.Uint16(buf)
-			for _, r := range replies[string(buf[12:n])] {
-				binary.BigEndian.PutUint16(r, id+binary.BigEndian.Uint16(r))
-				_, _ = pc.WriteToUDPAddrPort(r, from)
-				binary.BigEndian.PutUint16(r, binary.BigEndian.Uint16(r)-id)
-			}
+	return serveUDP(t, func(query []byte, send func([]byte)) {
+		if len(query) < 12 {
+			return
 		}
-	}()
-	return pc.LocalAddr().String()
+		id := binary.BigEndian.Uint16(query)
+		for _, r := range replies[string(query[12:])] {
+			binary.BigEndian.PutUint16(r, id+binary.BigEndian.Uint16(r))
+			send(r)
+			binary.BigEndian.PutUint16(r, binary.BigEndian.Uint16(r)-id)
+		}
+	})
 }
 
 func TestProbe(t *testing.T) {

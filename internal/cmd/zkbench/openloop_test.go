@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -63,13 +64,27 @@ func TestReadQueries(t *testing.T) {
 // except those drop says to ignore. It stops when the test ends.
 func echoDNS(t *testing.T, drop func(id uint16) bool) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	return serveUDP(t, func(query []byte, send func([]byte)) {
+		if len(query) < 12 || drop(binary.BigEndian.Uint16(query)) {
+			return
+		}
+		query[2] |= 0x80
+		send(query)
+	})
+}
+
+// serveUDP hands every datagram sent to a socket on 127.0.0.1 to answer,
+// which replies to its sender with send, until the test ends, and returns
+// the socket's address. Nothing is allocated per datagram.
+func serveUDP(t *testing.T, answer func(query []byte, send func(reply []byte))) string {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Room for a stall of the echo goroutine on a loaded machine; the
+	// Room for a stall of the serving goroutine on a loaded machine; the
 	// kernel caps it at net.core.rmem_max.
-	_ = pc.(*net.UDPConn).SetReadBuffer(4 << 20)
+	_ = pc.SetReadBuffer(4 << 20)
 	done := make(chan struct{})
 	t.Cleanup(func() {
 		pc.Close()
@@ -78,19 +93,17 @@ func echoDNS(t *testing.T, drop func(id uint16) bool) string {
 	go func() {
 		defer close(done)
 		buf := make([]byte, 512)
+		var from netip.AddrPort
+		send := func(reply []byte) { _, _ = pc.WriteToUDPAddrPort(reply, from) }
 		for {
+			// Stops by itself should the test not close it.
 			_ = pc.SetReadDeadline(time.Now().Add(10 * time.Second))
-			n, from, err := pc.ReadFrom(buf)
+			n, sender, err := pc.ReadFromUDPAddrPort(buf)
 			if err != nil {
 				return
 			}
-			if n < 12 || drop(binary.BigEndian.Uint16(buf)) {
-				continue
-			}
-			buf[2] |= 0x80
-			if _, err := pc.WriteTo(buf[:n], from); err != nil {
-				return
-			}
+			from = sender
+			answer(buf[:n], send)
 		}
 	}()
 	return pc.LocalAddr().String()
