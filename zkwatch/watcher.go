@@ -1285,7 +1285,8 @@ func (w *Watcher) listRoot(r *root) error {
 
 // listService reads a service's child list (re-arming its child watch, or
 // an exists watch while the path is missing), then reads every child that
-// is new, and drops the ones that left.
+// is new, on up to readers goroutines (see readersEach), and drops the
+// ones that left.
 func (w *Watcher) listService(s *service, readers int) error {
 	if s.rewatch {
 		// The exists watch of an earlier listing took the path's place
