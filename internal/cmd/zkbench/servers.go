@@ -38,10 +38,23 @@ func (s *dnsServer) stop() {
 	if s.proc != nil {
 		s.proc.stop()
 	}
-	if s.notify != nil {
-		s.notify.Close()
-		os.Remove(s.notify.LocalAddr().String())
+	s.closeNotify()
+}
+
+// closeNotify closes and removes zkdns's NOTIFY_SOCKET, once it has said
+// it is ready. zkdns goes on sending STATUS lines, one per change of its
+// instance count at most every 2 s, and a socket left unread would fill
+// up after ten of them and block zkdns's main loop on the next; with the
+// socket gone, each send fails at once and zkdns ignores it, as it would
+// without systemd.
+func (s *dnsServer) closeNotify() {
+	if s.notify == nil {
+		return
 	}
+	path := s.notify.LocalAddr().String()
+	s.notify.Close()
+	os.Remove(path)
+	s.notify = nil
 }
 
 // zkdnsSettings is what a bench run of zkdns is configured with.
@@ -312,8 +325,9 @@ func launchZkdns(ctx context.Context, binary, dir string, core int, set zkdnsSet
 }
 
 // waitReady waits until zkdns reports READY=1 on its NOTIFY_SOCKET and
-// returns when that came; /readyz must then answer 200 too. zkdns sends
-// READY=1 as its first full sync is served, the moment /readyz turns 200.
+// returns when that came, with the socket closed (see closeNotify);
+// /readyz must then answer 200 too. zkdns sends READY=1 as its first full
+// sync is served, the moment /readyz turns 200.
 func waitReady(ctx context.Context, s *dnsServer, limit time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(limit)
 	buf := make([]byte, 4096)
@@ -343,6 +357,7 @@ func waitReady(ctx context.Context, s *dnsServer, limit time.Duration) (time.Tim
 			continue // STATUS= lines
 		}
 		ready := time.Now()
+		s.closeNotify()
 		if err := readyzOK(ctx, s.admin); err != nil {
 			return time.Time{}, err
 		}

@@ -248,6 +248,14 @@ func TestWaitReady(t *testing.T) {
 			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
 				t.Errorf("waitReady = %v, want an error saying %q", err, tc.wantErr)
 			}
+			if err == nil {
+				// Nobody reads the socket after READY=1: zkdns's later
+				// STATUS lines must find it gone, not fill it and block.
+				if c, err := net.Dial("unixgram", sockPath); err == nil {
+					c.Close()
+					t.Error("the notify socket still takes datagrams after READY=1")
+				}
+			}
 		})
 	}
 }
