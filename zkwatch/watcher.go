@@ -868,9 +868,12 @@ func (w *Watcher) resync() error {
 	}); err != nil {
 		return err
 	}
-	for _, s := range w.wanted() {
-		w.addService(s)
+	want := w.wanted()
+	added := make([]*service, 0, len(want))
+	for _, s := range want {
+		added = append(added, w.addService(s))
 	}
+	w.watchAdded(added)
 	all := w.servicesOrdered()
 	readers := w.readersEach(len(all))
 	if err := w.runAll(len(all), func(i int) error {
@@ -973,6 +976,7 @@ func (w *Watcher) reconcile() *changes {
 	ch := &changes{listed: map[string]*service{}, fresh: map[string]bool{}}
 	want := w.wanted()
 	wanted := make(map[string]bool, len(want))
+	var added []*service
 	for _, spec := range want {
 		wanted[spec.spec.Name] = true
 		old, ok := w.services[spec.spec.Name]
@@ -989,6 +993,7 @@ func (w *Watcher) reconcile() *changes {
 		}
 		s := w.addService(spec)
 		ch.listed[s.spec.Name] = s
+		added = append(added, s)
 	}
 	for name, s := range w.services {
 		if !wanted[name] {
@@ -996,6 +1001,7 @@ func (w *Watcher) reconcile() *changes {
 			ch.removed = append(ch.removed, name)
 		}
 	}
+	w.watchAdded(added)
 	return ch
 }
 
@@ -1659,17 +1665,26 @@ func (w *Watcher) addService(ws wantedService) *service {
 	}
 	w.services[s.spec.Name] = s
 	w.byPath[s.full] = s
-	// Before the service's first listing, whose child watch must come
-	// after it to keep its mode (see zkclient.PersistentWatches). A
-	// dropped service of the same path may have left both armed; a child
-	// watch set before a new persistent watch is set anew after it. With
-	// no connection the next one sets the persistent watch; on a server
-	// without such watches, new instances are read after their listing.
-	delete(w.dormant, s.full)
-	if wrote, _ := w.persistent.Add(s.full); wrote {
-		w.disarm(s.full, watchChild)
-	}
 	return s
+}
+
+// watchAdded sets the persistent watches of services just added, before
+// their first listing, whose child watch must come after them to keep its
+// mode (see zkclient.PersistentWatches); a sync's thousands go out in a
+// few writes. A dropped service of the same path may have left both
+// armed; a child watch set before a new persistent watch is set anew
+// after it. With no connection the next one sets the persistent watches;
+// on a server without them, new instances are read after their listing.
+func (w *Watcher) watchAdded(added []*service) {
+	paths := make([]string, 0, len(added))
+	for _, s := range added {
+		delete(w.dormant, s.full)
+		paths = append(paths, s.full)
+	}
+	wrote, _ := w.persistent.AddAll(paths)
+	for _, p := range wrote {
+		w.disarm(p, watchChild)
+	}
 }
 
 // dropService forgets a service. ZooKeeper 3.8's one-shot watches on it

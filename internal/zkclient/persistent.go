@@ -115,7 +115,15 @@ func (p *PersistentWatches) Dialer(dial zk.Dialer) zk.Dialer {
 // nothing and returns nil: the next connection's handshake sets the
 // watch.
 func (p *PersistentWatches) Add(path string) (wrote bool, err error) {
-	return p.set(path, false)
+	written, err := p.set([]string{path}, false)
+	return len(written) > 0, err
+}
+
+// AddAll adds every path as Add does, with their requests in as few
+// writes as their size allows, and returns the paths it wrote requests
+// for.
+func (p *PersistentWatches) AddAll(paths []string) (wrote []string, err error) {
+	return p.set(paths, false)
 }
 
 // Rearm sets the watch on path again on the current connection, whether
@@ -123,31 +131,38 @@ func (p *PersistentWatches) Add(path string) (wrote bool, err error) {
 // itself, which took the path's place from the persistent watch. It adds
 // path as Add does.
 func (p *PersistentWatches) Rearm(path string) error {
-	_, err := p.set(path, true)
+	_, err := p.set([]string{path}, true)
 	return err
 }
 
-func (p *PersistentWatches) set(path string, again bool) (wrote bool, err error) {
+func (p *PersistentWatches) set(paths []string, again bool) (wrote []string, err error) {
 	if p.unsupported.Load() {
-		return false, ErrPersistentWatchesUnsupported
+		return nil, ErrPersistentWatchesUnsupported
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.paths == nil {
 		p.paths = map[string]bool{}
 	}
-	p.paths[path] = true
-	if p.conn == nil || (p.onConn[path] && !again) {
-		return false, nil
+	for _, path := range paths {
+		p.paths[path] = true
+		if p.conn != nil && (again || !p.onConn[path]) {
+			wrote = append(wrote, path)
+		}
 	}
-	p.onConn[path] = true
-	if err := p.conn.send(opAddWatch, addWatchModePersistentRecursive, []string{path}); err != nil {
-		return false, err
+	if len(wrote) == 0 {
+		return nil, nil
+	}
+	for _, path := range wrote {
+		p.onConn[path] = true
+	}
+	if err := p.conn.send(opAddWatch, addWatchModePersistentRecursive, wrote); err != nil {
+		return nil, err
 	}
 	if p.Sent != nil {
-		p.Sent(OpAddWatch, 1)
+		p.Sent(OpAddWatch, len(wrote))
 	}
-	return true, nil
+	return wrote, nil
 }
 
 // Forget stops setting the watch on path on new connections, and leaves
@@ -329,7 +344,7 @@ func (c *sideConn) failed(err error) error {
 	}
 	// Wrapped as the client's own requests are then, so callers tell a
 	// connection that ended from a refusal by ConnectionEnded.
-	return fmt.Errorf("zkclient: send persistent watches: %w: %w", zk.ErrConnectionClosed, err)
+	return fmt.Errorf("zkclient: send watch requests: %w: %w", zk.ErrConnectionClosed, err)
 }
 
 // Read hands the client the connection's bytes, less the replies to the

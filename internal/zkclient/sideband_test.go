@@ -204,6 +204,26 @@ func TestPersistentWatchesForgetAndRemove(t *testing.T) {
 	if want := []string{"/a: <nil>", "/a: <nil>"}; !slices.Equal(replies, want) {
 		t.Errorf("replies %q, want %q: the removal's refusal is not one", replies, want)
 	}
+
+	// AddAll writes the paths the connection lacks, in one write: a pipe
+	// hands one read no more than one write.
+	batch := append(request(opAddWatch, 1, "/b"), request(opAddWatch, 1, "/c")...)
+	go func() {
+		buf := make([]byte, 4*len(batch))
+		n, err := server.Read(buf)
+		if err != nil {
+			served <- nil
+			return
+		}
+		served <- buf[:n]
+		_, _ = io.Copy(io.Discard, server) // whatever a second write holds
+	}()
+	if wrote, err := pw.AddAll([]string{"/a", "/b", "/c"}); err != nil || !slices.Equal(wrote, []string{"/b", "/c"}) {
+		t.Fatalf("AddAll beside /a: wrote %q, %v; want /b and /c", wrote, err)
+	}
+	if got := <-served; !bytes.Equal(got, batch) {
+		t.Fatalf("one read got %x, want both requests %x", got, batch)
+	}
 }
 
 // streamConn is a connection whose reads come from a byte stream.
