@@ -447,13 +447,8 @@ func TestDiscoveredServiceComesBack(t *testing.T) {
 	// gone service's persistent watch was taken off as it went; ZooKeeper
 	// may not have read that request yet.
 	want := []string{base + "/root/other", base + "/root/other/o"}
-	var got []string
-	for deadline := time.Now().Add(waitLimit); ; time.Sleep(20 * time.Millisecond) {
-		if got = testutil.DataWatches(t, zkServer.Addr(), w.Status().SessionID); slices.Equal(got, want) || time.Now().After(deadline) {
-			break
-		}
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("data, exists and persistent watches after the service left: %v, want only %v", got, want)
-	}
+	testutil.Eventually(t, waitLimit, fmt.Sprintf("data, exists and persistent watches after the service left to be only %v", want), func() (bool, string) {
+		got := testutil.DataWatches(t, zkServer.Addr(), w.Status().SessionID)
+		return slices.Equal(got, want), fmt.Sprint(got)
+	})
 }

@@ -21,6 +21,8 @@ const (
 	opGetChildren  = 8
 	opPing         = 11
 	opGetChildren2 = 12
+	opSetWatches   = 101
+	opSetWatches2  = 105
 )
 
 // setsWatch reports, for a read request frame, whether it asks the
@@ -72,9 +74,9 @@ func zkOpName(op int32) string {
 		return "create2"
 	case 100:
 		return "auth"
-	case 101:
+	case opSetWatches:
 		return "setWatches"
-	case 105:
+	case opSetWatches2:
 		return "setWatches2"
 	case 106:
 		return "addWatch"
@@ -229,7 +231,7 @@ func (p *zkProxy) count(frame []byte, fromClient, first bool) {
 		}
 		s.requests[op]++
 		s.requestBytes += size
-		if op == 101 || op == 105 { // setWatches, setWatches2
+		if op == opSetWatches || op == opSetWatches2 {
 			s.setWatchesBytes += size
 		}
 		if watch, ok := setsWatch(frame, op); ok && watch {

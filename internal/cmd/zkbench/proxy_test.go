@@ -147,7 +147,7 @@ func TestZKProxyCounts(t *testing.T) {
 	send(testutil.ZKFrame(int32(2), int32(opGetChildren2), "/s", true))
 	recv(2)
 	// setWatches: relative zxid, then data, exist and child paths.
-	setWatches := testutil.ZKFrame(int32(3), int32(101), int64(0), int32(0), int32(0), int32(1), "/s")
+	setWatches := testutil.ZKFrame(int32(3), int32(opSetWatches), int64(0), int32(0), int32(0), int32(1), "/s")
 	send(setWatches)
 	recv(2)
 	send(testutil.ZKFrame(int32(xidPing), int32(opPing)))
