@@ -269,6 +269,13 @@ func TestSighupReadsThroughTheWatcher(t *testing.T) {
 	testutil.Eventually(t, waitLimit, "the watcher's first read", func() (bool, string) {
 		return strings.Contains(d.logs.String(), `msg="config file holds the config loaded at start"`), d.logs.String()
 	})
+	// The services a reload adds are logged one by one only once the first
+	// sync is served; one that comes before it is part of that sync, which
+	// is logged as a whole. A slow ZooKeeper handshake must not make the
+	// test wait for a line that will never come.
+	testutil.Eventually(t, waitLimit, "the first sync", func() (bool, string) {
+		return strings.Contains(d.logs.String(), `msg="ready: first full sync from ZooKeeper done`), d.logs.String()
+	})
 	saveConfig(t, d.path, strings.Replace(orig, `name = "absent"`, `name = "transient"`, 1))
 	reload <- struct{}{}
 	testutil.Eventually(t, waitLimit, "the SIGHUP's reload", func() (bool, string) {
