@@ -419,3 +419,59 @@ func TestPublisherLogsLabels(t *testing.T) {
 		t.Errorf("the taker goes: want %q in:\n%s", want, out)
 	}
 }
+
+// TestLogMembership: an update logs a line per instance that joined, left
+// or changed health, and none for instances whose payload alone changed,
+// nor when the log level leaves its lines out.
+func TestLogMembership(t *testing.T) {
+	inst := func(id string, port uint16, healthy bool) zkwatch.Instance {
+		return zkwatch.Instance{ID: id, Format: "hostport", Address: "192.0.2.1", Port: port, Weight: 1, Healthy: healthy}
+	}
+	state := func(in ...zkwatch.Instance) zkwatch.ServiceState {
+		return zkwatch.ServiceState{ServiceSpec: zkwatch.ServiceSpec{Name: "payments", Path: "/services/payments"}, Instances: in}
+	}
+	a, b := inst("a", 80, true), inst("b", 80, true)
+	for _, tc := range []struct {
+		name     string
+		old, cur zkwatch.ServiceState
+		level    slog.Level
+		want     []string
+	}{
+		{name: "a port moved", old: state(a, b), cur: state(a, inst("b", 81, true))},
+		{name: "unchanged", old: state(a, b), cur: state(a, b)},
+		{name: "joined", old: state(a), cur: state(a, b),
+			want: []string{`msg="instance joined" service=payments id=b address=192.0.2.1 port=80 healthy=true`}},
+		{name: "left", old: state(a, b), cur: state(b),
+			want: []string{`msg="instance left" service=payments id=a address=192.0.2.1 port=80`}},
+		{name: "health changed", old: state(a, b), cur: state(a, inst("b", 80, false)),
+			want: []string{`msg="instance health changed" service=payments id=b address=192.0.2.1 healthy=false`}},
+		{name: "one replaced by another", old: state(a), cur: state(b), want: []string{
+			`msg="instance joined" service=payments id=b`, `msg="instance left" service=payments id=a`}},
+		{name: "joined, at warn level", old: state(a), cur: state(a, b), level: slog.LevelWarn},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &testutil.LogBuffer{}
+			logMembership(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: tc.level})), tc.old, tc.cur)
+			out := logs.String()
+			if got := strings.Count(out, "\n"); got != len(tc.want) {
+				t.Errorf("logged %d lines, want %d:\n%s", got, len(tc.want), out)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(out, want) {
+					t.Errorf("want %q in:\n%s", want, out)
+				}
+			}
+		})
+	}
+	// The lines due are worked out on every update: one that changes no
+	// membership must not pay for it.
+	logger := slog.New(slog.NewTextHandler(&testutil.LogBuffer{}, nil))
+	var old, cur zkwatch.ServiceState
+	for i := range 10 {
+		old.Instances = append(old.Instances, inst(fmt.Sprint(i), 80, true))
+		cur.Instances = append(cur.Instances, inst(fmt.Sprint(i), uint16(81+i), true))
+	}
+	if n := testing.AllocsPerRun(100, func() { logMembership(logger, old, cur) }); n != 0 {
+		t.Errorf("an update that changes no membership allocated %v times", n)
+	}
+}

@@ -304,6 +304,9 @@ func logMembership(logger *slog.Logger, old, cur zkwatch.ServiceState) {
 	if !logger.Enabled(context.Background(), slog.LevelInfo) {
 		return // spare the comparison on every update when its lines are not wanted
 	}
+	if sameMembers(old.Instances, cur.Instances) {
+		return // most updates: a payload changed, not who is in the service
+	}
 	before := make(map[string]zkwatch.Instance, len(old.Instances))
 	for _, in := range old.Instances {
 		before[in.ID] = in
@@ -321,6 +324,13 @@ func logMembership(logger *slog.Logger, old, cur zkwatch.ServiceState) {
 	for _, in := range before {
 		logger.Info("instance left", "service", cur.Name, "id", in.ID, "address", in.Address, "port", in.Port)
 	}
+}
+
+// sameMembers reports whether a and b list the same instances, by ID and
+// in the same order, with the same health: then no line is due, and the
+// comparison costs no allocation.
+func sameMembers(a, b []zkwatch.Instance) bool {
+	return slices.EqualFunc(a, b, func(x, y zkwatch.Instance) bool { return x.ID == y.ID && x.Healthy == y.Healthy })
 }
 
 // rewarm rebuilds the services whose instances are warming (or have just
