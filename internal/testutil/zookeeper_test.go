@@ -38,9 +38,24 @@ func readZnode(conn *zk.Conn, path string) (string, error) {
 	return string(data), err
 }
 
+// askServing sends a four-letter word to a server that is serving, asking
+// again until it answers or ctx ends: fourLetterWord gives one try a
+// second, and on a loaded machine a JVM can take longer than that.
+func askServing(ctx context.Context, addr, word string) (string, error) {
+	var reply string
+	var err error
+	if perr := pollUntil(ctx, nil, func() bool {
+		reply, err = fourLetterWord(ctx, addr, word)
+		return err == nil
+	}); perr != nil {
+		return "", fmt.Errorf("%s to %s: %w (last try: %v)", word, addr, perr, err)
+	}
+	return reply, nil
+}
+
 // serverConf returns the value of key in the server's `conf` reply.
 func serverConf(ctx context.Context, addr, key string) (string, error) {
-	reply, err := fourLetterWord(ctx, addr, "conf")
+	reply, err := askServing(ctx, addr, "conf")
 	if err != nil {
 		return "", err
 	}
@@ -109,7 +124,9 @@ func TestSharedZooKeeper(t *testing.T) {
 // test can put it in. The steps build on each other, so they run in order
 // and the first failure ends the test.
 func TestZooKeeperLifecycle(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	// The JVM starts three times here; on a loaded machine one start has
+	// taken ten seconds and more, so each gets a start's own bound.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*startTimeout)
 	defer cancel()
 	dir := t.TempDir()
 	server, err := StartZooKeeper(ctx, ZooKeeperOptions{TickTime: 100 * time.Millisecond, Dir: dir})
@@ -254,7 +271,7 @@ func (m *fakeM) Run() int {
 		m.addr = (*m.server).Addr()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		m.reply, _ = fourLetterWord(ctx, m.addr, "srvr")
+		m.reply, _ = askServing(ctx, m.addr, "srvr")
 	}
 	return m.code
 }
