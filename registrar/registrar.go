@@ -1001,8 +1001,8 @@ func (s *run) register() error {
 	if err := s.authenticate(); err != nil {
 		return err
 	}
-	if err := s.ensureParents(); err != nil {
-		return err
+	if err := zkclient.CreatePath(s.conn, s.r.opts.Path); err != nil {
+		return fmt.Errorf("registrar: service path: %w", err)
 	}
 	session := s.conn.SessionID()
 	if s.inService.IsZero() {
@@ -1127,26 +1127,6 @@ func (s *run) authenticate() error {
 		return fmt.Errorf("registrar: add %s auth to the session: %w", a.Scheme, err)
 	}
 	s.authed = true
-	return nil
-}
-
-// ensureParents creates the service path and its missing ancestors as
-// persistent znodes, open to all: other registrars share them.
-func (s *run) ensureParents() error {
-	p := s.r.opts.Path
-	if exists, _, err := s.conn.Exists(p); err != nil {
-		return fmt.Errorf("registrar: stat %s: %w", p, err)
-	} else if exists {
-		return nil
-	}
-	elems := strings.Split(p[1:], "/")
-	for i := range elems {
-		prefix := "/" + strings.Join(elems[:i+1], "/")
-		_, err := s.conn.Create(prefix, nil, 0, zk.WorldACL(zk.PermAll))
-		if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-			return fmt.Errorf("registrar: create parent %s: %w", prefix, err)
-		}
-	}
 	return nil
 }
 

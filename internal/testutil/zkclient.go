@@ -44,12 +44,8 @@ func ConnectZK(t testing.TB, addr string, sessionTimeout time.Duration) *zk.Conn
 // MkdirAll creates p and its missing parents as persistent znodes.
 func MkdirAll(t testing.TB, conn *zk.Conn, p string) {
 	t.Helper()
-	if p == "/" || p == "." || p == "" {
-		return
-	}
-	MkdirAll(t, conn, path.Dir(p))
-	if _, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-		t.Fatalf("create %s: %v", p, err)
+	if err := zkclient.CreatePath(conn, p); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -2,7 +2,8 @@
 // same way: a dialer that keeps a hung server from stalling the client
 // past its session, a logger adapter for the client's chatter, Refusals,
 // which tells when no server will take the session back, AwaitSession,
-// for tools that must not send before there is a session, and
+// for tools that must not send before there is a session, CreatePath,
+// which makes the persistent znodes a registration goes under, and
 // PersistentWatches, which sends the persistent recursive watches the
 // client has no call for.
 package zkclient

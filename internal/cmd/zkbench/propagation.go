@@ -43,8 +43,8 @@ func (b *bench) propagation(ctx context.Context, fl *fleet) (*section, error) {
 	sec.commands = append(sec.commands, z.proc.commandLine())
 
 	svc := fl.data.root + "/prop"
-	if err := ensurePath(fl.owner, svc); err != nil {
-		return sec, err
+	if err := zkclient.CreatePath(fl.owner, svc); err != nil {
+		return sec, fmt.Errorf("zkbench: %w", err)
 	}
 	watcher, err := connectZK(ctx, b.zk.Addr(), fleetSession)
 	if err != nil {
@@ -388,8 +388,8 @@ func (b *bench) sessionLoss(ctx context.Context, fl *fleet, watcher *zk.Conn, pr
 		return nil, "", err
 	}
 	svc := fl.data.root + "/kill"
-	if err := ensurePath(fl.owner, svc); err != nil {
-		return nil, "", err
+	if err := zkclient.CreatePath(fl.owner, svc); err != nil {
+		return nil, "", fmt.Errorf("zkbench: %w", err)
 	}
 	inst := svc + "/inst"
 	name := "inst.kill." + zone

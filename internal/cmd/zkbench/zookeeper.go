@@ -9,7 +9,6 @@ import (
 	"log"
 	"net"
 	"os"
-	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -80,26 +79,12 @@ func awaitSession(ctx context.Context, servers string, conn *zk.Conn) (*zk.Conn,
 	return conn, nil
 }
 
-// ensurePath creates p and its missing parents as persistent znodes.
-func ensurePath(conn *zk.Conn, p string) error {
-	if p == "/" || p == "" {
-		return nil
-	}
-	if err := ensurePath(conn, path.Dir(p)); err != nil {
-		return err
-	}
-	if _, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrNodeExists) {
-		return fmt.Errorf("zkbench: create %s: %w", p, err)
-	}
-	return nil
-}
-
 // createDataset registers d under conn's session: the services as
 // persistent znodes, the instances as ephemeral ones, pipelined
 // pipelineDepth deep on the one connection.
 func createDataset(ctx context.Context, conn *zk.Conn, d dataset) error {
-	if err := ensurePath(conn, d.root); err != nil {
-		return err
+	if err := zkclient.CreatePath(conn, d.root); err != nil {
+		return fmt.Errorf("zkbench: %w", err)
 	}
 	// Services first: an instance's parent must exist before it.
 	var g errgroup.Group

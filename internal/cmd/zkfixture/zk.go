@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -35,23 +34,10 @@ func connect(ctx context.Context, servers string, session time.Duration) (*zk.Co
 	return conn, nil
 }
 
-// ensurePath creates p and its missing parents as persistent znodes.
-func ensurePath(conn *zk.Conn, p string) error {
-	if p == "/" || p == "" {
-		return nil
-	}
-	if err := ensurePath(conn, path.Dir(p)); err != nil {
-		return err
-	}
-	_, err := conn.Create(p, nil, 0, zk.WorldACL(zk.PermAll))
-	if err != nil && !errors.Is(err, zk.ErrNodeExists) {
-		return fmt.Errorf("create %s: %w", p, err)
-	}
-	return nil
-}
-
+// ephemeral creates p holding data, owned by conn's session, and its
+// missing parents as persistent znodes.
 func ephemeral(conn *zk.Conn, p string, data []byte) error {
-	if err := ensurePath(conn, path.Dir(p)); err != nil {
+	if err := zkclient.CreatePath(conn, path.Dir(p)); err != nil {
 		return err
 	}
 	if _, err := conn.Create(p, data, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
