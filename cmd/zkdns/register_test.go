@@ -496,13 +496,20 @@ func TestRollingRestartLosesNoRequest(t *testing.T) {
 		reg     *runningRegistrar
 		pidfile string
 	}
+	var started []instance // every instance, for its registrar's log
 	startInstance := func(addr, pidfile string) instance {
 		svc := startHTTPService(t, addr, true)
-		reg := startRegistrar(t, "-servers", zkServer.Addr(), "-session-timeout", "2s",
+		// The stops are graceful and wait for no session timeout; a long
+		// one keeps a loaded machine, which can starve a registrar of CPU
+		// for seconds, from expiring the session of the instance that
+		// is meant to serve while the other restarts.
+		reg := startRegistrar(t, "-servers", zkServer.Addr(), "-session-timeout", "4s",
 			"-path", base, "-address", "127.0.0.1", "-port", svc.port(),
 			"-check", "http://"+svc.addr+"/health", "-interval", "100ms", "-rise", "1",
 			"-drain", drain, "-pidfile", pidfile)
-		return instance{svc: svc, reg: reg, pidfile: pidfile}
+		in := instance{svc: svc, reg: reg, pidfile: pidfile}
+		started = append(started, in)
+		return in
 	}
 	bothServed := func(a, b instance) {
 		t.Helper()
@@ -596,7 +603,11 @@ func TestRollingRestartLosesNoRequest(t *testing.T) {
 		t.Errorf("only %d requests were sent: the client did not run through the restarts", client.requests)
 	}
 	if client.failures != 0 {
-		t.Errorf("%d of %d requests failed; first: %s", client.failures, client.requests, strings.Join(client.firstFailures, "; "))
+		var logs strings.Builder
+		for _, in := range started {
+			fmt.Fprintf(&logs, "\n\nregistrar of port %s (pidfile %s):\n%s", in.svc.port(), filepath.Base(in.pidfile), in.reg.logText())
+		}
+		t.Errorf("%d of %d requests failed; first: %s%s", client.failures, client.requests, strings.Join(client.firstFailures, "; "), logs.String())
 	}
 }
 
