@@ -11,9 +11,11 @@ import (
 // ancestors as empty persistent znodes open to all, since every registrar
 // of a service shares them whatever its credentials. Znodes that exist
 // are left as they are, and a p that exists costs one request, which is
-// the common case for a service registered before.
+// the common case for a service registered before; the root, which always
+// exists, costs none. A p that is not absolute fails with
+// zk.ErrInvalidPath.
 func CreatePath(conn *zk.Conn, p string) error {
-	if p == "" || p == "/" {
+	if p == "/" {
 		return nil
 	}
 	if exists, _, err := conn.Exists(p); err != nil {

@@ -14,8 +14,8 @@ import (
 
 // TestCreatePath: the path and its missing ancestors come into being as
 // empty persistent znodes open to all, znodes that exist keep their data,
-// and an ancestor that cannot have children fails with ZooKeeper's error
-// and the path that failed.
+// an ancestor that cannot have children fails with ZooKeeper's error and
+// the path that failed, and a path that is not absolute is refused.
 func TestCreatePath(t *testing.T) {
 	z := testutil.StartZooKeeperFor(t, testutil.ZooKeeperOptions{})
 	conn := testutil.ConnectZK(t, z.Addr(), 10*time.Second)
@@ -30,13 +30,15 @@ func TestCreatePath(t *testing.T) {
 		created []string          // znodes that must now be empty, persistent and open to all
 		kept    map[string]string // znodes whose data must be as it was
 		wantErr error
-		errPath string // the znode a failure names
+		errHead string // how a failure's message starts
 	}{
 		{name: "root", path: "/"},
 		{name: "all missing", path: root + "/a/b/c", created: []string{root + "/a", root + "/a/b", root + "/a/b/c"}},
 		{name: "exists", path: root + "/kept/svc", kept: map[string]string{root + "/kept": "", root + "/kept/svc": "svc data"}},
 		{name: "ancestor exists", path: root + "/partial/x/y", created: []string{root + "/partial/x", root + "/partial/x/y"}, kept: map[string]string{root + "/partial": "partial data"}},
-		{name: "under an ephemeral", path: root + "/eph/x", wantErr: zk.ErrNoChildrenForEphemerals, errPath: root + "/eph/x"},
+		{name: "under an ephemeral", path: root + "/eph/x", wantErr: zk.ErrNoChildrenForEphemerals, errHead: "create " + root + "/eph/x: "},
+		{name: "empty", path: "", wantErr: zk.ErrInvalidPath, errHead: "stat : "},
+		{name: "relative", path: "a/b", wantErr: zk.ErrInvalidPath, errHead: "stat a/b: "},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -45,8 +47,8 @@ func TestCreatePath(t *testing.T) {
 				t.Fatalf("CreatePath(%s) = %v, want %v", tc.path, err, tc.wantErr)
 			}
 			if err != nil {
-				if want := "create " + tc.errPath + ": "; !strings.HasPrefix(err.Error(), want) {
-					t.Errorf("error %q does not start with %q", err, want)
+				if !strings.HasPrefix(err.Error(), tc.errHead) {
+					t.Errorf("error %q does not start with %q", err, tc.errHead)
 				}
 				return
 			}
